@@ -1,0 +1,146 @@
+#include "migrate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each entry is one version, applied in its own transaction. Never edit a released entry:
+ * add a new one. proto/schema.sql shows the result for people querying the database. */
+static const char *const MIGRATIONS[] = {
+    /* 1: events, run state, step state, epoch */
+    "CREATE TABLE adw_meta (\n"
+    "    key text PRIMARY KEY,\n"
+    "    value text NOT NULL\n"
+    ");\n"
+    "INSERT INTO adw_meta (key, value)\n"
+    "    VALUES ('epoch', (floor(random() * 9007199254740990) + 1)::bigint::text);\n"
+    "CREATE TABLE events (\n"
+    "    id bigint PRIMARY KEY,\n"
+    "    adw_id text NOT NULL,\n"
+    "    type text NOT NULL,\n"
+    "    step text,\n"
+    "    event_type text,\n"
+    "    event text,\n"
+    "    status text,\n"
+    "    ts timestamptz NOT NULL,\n"
+    "    received_at timestamptz NOT NULL,\n"
+    "    event_id text,\n"
+    "    doc jsonb NOT NULL\n"
+    ");\n"
+    "CREATE INDEX events_adw_id_id ON events (adw_id, id);\n"
+    "CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;\n"
+    "CREATE TABLE adw_runs (\n"
+    "    adw_id text PRIMARY KEY,\n"
+    "    status text NOT NULL,\n"
+    "    current_step text,\n"
+    "    event_count bigint NOT NULL,\n"
+    "    cost_usd double precision NOT NULL,\n"
+    "    tokens bigint NOT NULL,\n"
+    "    input_tokens bigint NOT NULL,\n"
+    "    output_tokens bigint NOT NULL,\n"
+    "    cache_read_tokens bigint NOT NULL,\n"
+    "    cache_creation_tokens bigint NOT NULL,\n"
+    "    first_ts timestamptz NOT NULL,\n"
+    "    last_ts timestamptz NOT NULL,\n"
+    "    first_id bigint NOT NULL,\n"
+    "    last_id bigint NOT NULL,\n"
+    "    updated_at timestamptz NOT NULL\n"
+    ");\n"
+    "CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);\n"
+    "CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);\n"
+    "CREATE TABLE adw_steps (\n"
+    "    adw_id text NOT NULL,\n"
+    "    step text NOT NULL,\n"
+    "    status text NOT NULL,\n"
+    "    event_count bigint NOT NULL,\n"
+    "    cost_usd double precision NOT NULL,\n"
+    "    tokens bigint NOT NULL,\n"
+    "    first_ts timestamptz NOT NULL,\n"
+    "    last_ts timestamptz NOT NULL,\n"
+    "    duration_ms bigint,\n"
+    "    first_id bigint NOT NULL,\n"
+    "    last_id bigint NOT NULL,\n"
+    "    PRIMARY KEY (adw_id, step)\n"
+    ");\n",
+};
+
+#define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+int migrate_latest(void)
+{
+    return NMIGRATIONS;
+}
+
+static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        snprintf(err, errlen, "%s", PQerrorMessage(conn));
+    PQclear(r);
+    return ok ? 0 : -EIO;
+}
+
+int migrate_apply(PGconn *conn, char *err, size_t errlen)
+{
+    if (exec_ok(conn,
+                "CREATE TABLE IF NOT EXISTS adw_schema_migrations (\n"
+                "    version integer PRIMARY KEY,\n"
+                "    applied_at timestamptz NOT NULL DEFAULT now())",
+                err, errlen))
+        return -EIO;
+    PGresult *r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM adw_schema_migrations");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(conn));
+        PQclear(r);
+        return -EIO;
+    }
+    int current = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (current > NMIGRATIONS) {
+        snprintf(err, errlen,
+                 "the database schema is version %d but this adw-ingest knows only up to %d: "
+                 "run a newer adw-ingest",
+                 current, NMIGRATIONS);
+        return -EPROTO;
+    }
+    for (int v = current + 1; v <= NMIGRATIONS; v++) {
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", v);
+        const char *params[1] = {ver};
+        if (exec_ok(conn, "BEGIN", err, errlen))
+            return -EIO;
+        if (exec_ok(conn, MIGRATIONS[v - 1], err, errlen))
+            goto fail;
+        r = PQexecParams(conn, "INSERT INTO adw_schema_migrations (version) VALUES ($1::int)", 1,
+                         NULL, params, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "%s", PQerrorMessage(conn));
+        PQclear(r);
+        if (!ok || exec_ok(conn, "COMMIT", err, errlen))
+            goto fail;
+    }
+    return 0;
+fail:;
+    char keep[256];
+    snprintf(keep, sizeof keep, "%s", err);
+    PQclear(PQexec(conn, "ROLLBACK"));
+    snprintf(err, errlen, "migration failed: %s", keep);
+    return -EIO;
+}
+
+int migrate_epoch(PGconn *conn, int64_t *epoch, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(conn, "SELECT value FROM adw_meta WHERE key = 'epoch'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        snprintf(err, errlen, "cannot read the epoch: %s", PQerrorMessage(conn));
+        PQclear(r);
+        return -EIO;
+    }
+    *epoch = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}

@@ -1,0 +1,313 @@
+#include "pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "log.h"
+#include <stdio.h>
+
+/* One of these per submission, in submission order. */
+struct pipeline_entry_t {
+    pipeline_entry_t *next;
+    store_req_t *req;        /* NULL for refusals */
+    pipeline_done_fn done;   /* NULL once cancelled */
+    void *ctx;
+    int finished;            /* outcome known */
+    pipeline_status_t status;
+    long index;
+    char error[160];
+};
+
+static const char *const REJECT_REASONS[] = {"bad_json",   "schema",       "too_large",
+                                             "batch_size", "unauthorized", "bad_request",
+                                             "database",   "unavailable",  "overloaded"};
+#define NREASONS (sizeof REJECT_REASONS / sizeof REJECT_REASONS[0])
+
+struct pipeline_t {
+    pipeline_options_t o;
+    pipeline_entry_t *head, *tail;
+    size_t waiting;
+    int stopping;
+    metric_t *m_rejected[NREASONS];
+    metric_t *m_received_http, *m_received_zmq, *m_pending;
+};
+
+static void on_store(loop_t *loop, int fd, int mask, void *arg);
+static int pipeline_hook(loop_t *loop, void *arg);
+
+pipeline_t *pipeline_new(const pipeline_options_t *o)
+{
+    pipeline_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->o = *o;
+    if (loop_watch(o->loop, store_fd(o->store), LOOP_READ, on_store, p) ||
+        loop_hook(o->loop, pipeline_hook, p)) {
+        free(p);
+        return NULL;
+    }
+    if (o->metrics) {
+        for (size_t i = 0; i < NREASONS; i++) {
+            char label[64];
+            snprintf(label, sizeof label, "reason=\"%s\"", REJECT_REASONS[i]);
+            p->m_rejected[i] = metrics_counter(o->metrics, "adw_ingest_rejected_total", label,
+                                               "Events or requests refused, by reason");
+        }
+        p->m_received_http = metrics_counter(o->metrics, "adw_ingest_received_total",
+                                             "transport=\"http\"", "Events received");
+        p->m_received_zmq = metrics_counter(o->metrics, "adw_ingest_received_total",
+                                            "transport=\"zmq\"", "Events received");
+        p->m_pending = metrics_gauge(o->metrics, "adw_ingest_pending_events", NULL,
+                                     "Events waiting for their commit");
+    }
+    return p;
+}
+
+void pipeline_destroy(pipeline_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    pipeline_t *p = *pp;
+    loop_unwatch(p->o.loop, store_fd(p->o.store));
+    pipeline_entry_t *e = p->head;
+    while (e) {
+        pipeline_entry_t *next = e->next;
+        /* Requests still inside the store are freed by the store. */
+        if (e->finished)
+            store_req_destroy(&e->req);
+        free(e);
+        e = next;
+    }
+    free(p);
+    *pp = NULL;
+}
+
+void pipeline_count_rejected(pipeline_t *p, const char *reason)
+{
+    for (size_t i = 0; i < NREASONS; i++)
+        if (!strcmp(reason, REJECT_REASONS[i]))
+            metric_add(p->m_rejected[i], 1);
+}
+
+void pipeline_count_received(pipeline_t *p, const char *transport, int64_t n)
+{
+    metric_add(!strcmp(transport, "zmq") ? p->m_received_zmq : p->m_received_http, n);
+}
+
+static void append(pipeline_t *p, pipeline_entry_t *e)
+{
+    if (p->tail)
+        p->tail->next = e;
+    else
+        p->head = e;
+    p->tail = e;
+    p->waiting++;
+}
+
+/* Answers finished entries from the head, stopping at the first one still in flight. */
+static void release(pipeline_t *p)
+{
+    while (p->head && p->head->finished) {
+        pipeline_entry_t *e = p->head;
+        p->head = e->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->waiting--;
+        if (e->done) {
+            pipeline_outcome_t o = {.status = e->status,
+                                    .error = e->error[0] ? e->error : NULL,
+                                    .index = e->index,
+                                    .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
+                                    .nids = e->req ? e->req->nevents : 0};
+            e->done(e->ctx, &o);
+        }
+        store_req_destroy(&e->req);
+        free(e);
+    }
+}
+
+pipeline_status_t pipeline_admission(const pipeline_t *p)
+{
+    if (p->stopping)
+        return PIPELINE_STOPPING;
+    if (store_state(p->o.store) != STORE_READY)
+        return PIPELINE_UNAVAILABLE;
+    if (store_pending_events(p->o.store) >= p->o.max_pending)
+        return PIPELINE_OVERLOADED;
+    return PIPELINE_OK;
+}
+
+static const char *admission_error(pipeline_status_t st)
+{
+    switch (st) {
+    case PIPELINE_UNAVAILABLE: return "database unavailable, retry later";
+    case PIPELINE_OVERLOADED: return "overloaded: too many events waiting for commit, retry later";
+    case PIPELINE_STOPPING: return "shutting down, retry later";
+    default: return "refused";
+    }
+}
+
+pipeline_entry_t *pipeline_refuse(pipeline_t *p, pipeline_status_t status, const char *error,
+                                  long index, pipeline_done_fn done, void *ctx)
+{
+    pipeline_entry_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->done = done;
+    e->ctx = ctx;
+    e->finished = 1;
+    e->status = status;
+    e->index = index;
+    snprintf(e->error, sizeof e->error, "%s", error ? error : admission_error(status));
+    if (status == PIPELINE_UNAVAILABLE)
+        pipeline_count_rejected(p, "unavailable");
+    else if (status == PIPELINE_OVERLOADED || status == PIPELINE_STOPPING)
+        pipeline_count_rejected(p, "overloaded");
+    append(p, e);
+    /* Refusals are answered on the next turn, so a callback never runs inside submit. */
+    loop_wake(p->o.loop);
+    return e;
+}
+
+pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done, void *ctx)
+{
+    pipeline_status_t adm = pipeline_admission(p);
+    if (adm != PIPELINE_OK) {
+        store_req_destroy(&r);
+        return pipeline_refuse(p, adm, NULL, -1, done, ctx);
+    }
+    pipeline_entry_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        store_req_destroy(&r);
+        return NULL;
+    }
+    e->req = r;
+    e->done = done;
+    e->ctx = ctx;
+    e->index = -1;
+    r->ctx = e;
+    append(p, e);
+    store_submit(p->o.store, r);
+    metric_set(p->m_pending, store_pending_events(p->o.store));
+    return e;
+}
+
+void pipeline_cancel(pipeline_entry_t *e)
+{
+    if (e)
+        e->done = NULL;
+}
+
+void pipeline_stop(pipeline_t *p)
+{
+    p->stopping = 1;
+}
+
+size_t pipeline_waiting(const pipeline_t *p)
+{
+    return p->waiting;
+}
+
+/* Publishes a committed request's fresh events, in id order. */
+static void publish_req(pipeline_t *p, store_req_t *r)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < r->nevents; i++) {
+        if (!r->fresh[i])
+            continue;
+        size_t end = r->frame_end[i];
+        publish_event(p->o.publish, r->events[i].adw_id, r->ids[i], r->frames.data + start,
+                      end - start);
+        start = end;
+    }
+}
+
+static void on_store(loop_t *loop, int fd, int mask, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)mask;
+    pipeline_t *p = arg;
+    store_req_t *r = store_completed(p->o.store);
+    int published = 0;
+    while (r) {
+        store_req_t *next = r->next;
+        pipeline_entry_t *e = r->ctx;
+        e->finished = 1;
+        switch (r->status) {
+        case STORE_STATUS_OK:
+            e->status = PIPELINE_OK;
+            publish_req(p, r);
+            published = 1;
+            break;
+        case STORE_STATUS_UNAVAILABLE:
+            e->status = PIPELINE_UNAVAILABLE;
+            snprintf(e->error, sizeof e->error, "%s", r->err);
+            pipeline_count_rejected(p, "unavailable");
+            break;
+        case STORE_STATUS_REJECTED:
+            e->status = PIPELINE_INVALID;
+            snprintf(e->error, sizeof e->error, "%s", r->err);
+            pipeline_count_rejected(p, "database");
+            break;
+        }
+        r = next;
+    }
+    if (published && store_pending_events(p->o.store) == 0)
+        publish_heartbeat(p->o.publish, store_epoch(p->o.store));
+    metric_set(p->m_pending, store_pending_events(p->o.store));
+    release(p);
+}
+
+int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch,
+                   char *err, size_t errlen, long *index)
+{
+    *index = -1;
+    *is_batch = json_is_array(value);
+    if (!json_is_object(value) && !json_is_array(value)) {
+        snprintf(err, errlen, "expected an event object or an array of events");
+        return -EINVAL;
+    }
+    size_t n = *is_batch ? json_array_size(value) : 1;
+    if (n == 0) {
+        snprintf(err, errlen, "empty batch: send at least one event");
+        return -EINVAL;
+    }
+    if (n > ADW_BATCH_MAX) {
+        snprintf(err, errlen, "batch of %zu events is over the limit of %d", n, ADW_BATCH_MAX);
+        return -E2BIG;
+    }
+    store_req_t *r = store_req_new(n);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *doc = *is_batch ? json_array_get(value, i) : value;
+        char why[EVENT_ERR_LEN];
+        if (event_from_json(doc, received_us, &r->events[i], why, sizeof why)) {
+            if (*is_batch) {
+                snprintf(err, errlen, "event %zu: %s", i, why);
+                *index = (long)i;
+            } else {
+                snprintf(err, errlen, "%s", why);
+            }
+            store_req_destroy(&r);
+            return -EINVAL;
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+/* Before each wait: answers refusals queued since the last turn. */
+static int pipeline_hook(loop_t *loop, void *arg)
+{
+    (void)loop;
+    pipeline_t *p = arg;
+    if (p->head && p->head->finished)
+        release(p);
+    return 0;
+}

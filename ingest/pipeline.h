@@ -1,0 +1,91 @@
+/* pipeline: the one place an event is accepted. Submissions from HTTP and ZeroMQ enter here
+ * already validated; the pipeline admits them (or refuses with 503 semantics when the database
+ * is unavailable or the queue is full), hands them to the store, publishes what was committed
+ * in id order, and then answers each submitter, in submission order.
+ *
+ * Loop thread only.
+ */
+#ifndef ADW_PIPELINE_H
+#define ADW_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "metrics.h"
+#include "publish.h"
+#include "store.h"
+
+#include <jansson.h>
+
+typedef enum pipeline_status {
+    PIPELINE_OK = 0,      /* committed (or found stored): ids are valid */
+    PIPELINE_INVALID,     /* refused before storing: bad input (HTTP 400) */
+    PIPELINE_UNAVAILABLE, /* the database is unavailable or this ingest is a standby (503) */
+    PIPELINE_OVERLOADED,  /* too many events waiting for commit (503) */
+    PIPELINE_STOPPING,    /* shutting down (503) */
+} pipeline_status_t;
+
+/* What a submitter is told, once. Pointers are valid during the callback only. */
+typedef struct pipeline_outcome_t {
+    pipeline_status_t status;
+    const char *error;     /* reason when not OK */
+    long index;            /* the event the error is about, or -1 */
+    const int64_t *ids;    /* OK: one id per event */
+    size_t nids;
+} pipeline_outcome_t;
+
+typedef void (*pipeline_done_fn)(void *ctx, const pipeline_outcome_t *o);
+
+typedef struct pipeline_t pipeline_t;
+typedef struct pipeline_entry_t pipeline_entry_t;
+
+typedef struct pipeline_options_t {
+    loop_t *loop;
+    store_t *store;
+    publish_t *publish;
+    int64_t max_pending;  /* events waiting for commit before submissions are refused */
+    metrics_t *metrics;
+} pipeline_options_t;
+
+/* Returns a pipeline watching the store's completions, or NULL. */
+pipeline_t *pipeline_new(const pipeline_options_t *o);
+
+/* Frees the pipeline; entries still waiting are dropped without their callbacks.
+ * Accepts NULL and sets *p to NULL. */
+void pipeline_destroy(pipeline_t **p);
+
+/* Submits a request of validated events (the pipeline takes ownership of r). done is called
+ * exactly once, later, from the loop. Returns a handle for pipeline_cancel, or NULL when out of
+ * memory (then r was freed and done is never called). */
+pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done,
+                                  void *ctx);
+
+/* Queues a refusal, answered after every earlier submission (replies keep request order).
+ * Same returns as pipeline_submit. */
+pipeline_entry_t *pipeline_refuse(pipeline_t *p, pipeline_status_t status, const char *error,
+                                  long index, pipeline_done_fn done, void *ctx);
+
+/* The submitter went away: the outcome still happens, but done will not be called. */
+void pipeline_cancel(pipeline_entry_t *e);
+
+/* Whether submissions are admitted now (database ready, queue below its bound). */
+pipeline_status_t pipeline_admission(const pipeline_t *p);
+
+/* Validates a decoded submission (one event object, or an array of 1..ADW_BATCH_MAX of them)
+ * and builds a store request of it (caller owns *out). Returns 0, or -EINVAL with the reason in
+ * err and the failing event's position in *index (-1 when about the whole submission). */
+int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch,
+                   char *err, size_t errlen, long *index);
+
+/* Stops admitting; what is in flight completes and is answered. */
+void pipeline_stop(pipeline_t *p);
+
+/* Entries not yet answered. */
+size_t pipeline_waiting(const pipeline_t *p);
+
+/* Records a refused event (the reason label is one of the fixed set in proto/). */
+void pipeline_count_rejected(pipeline_t *p, const char *reason);
+void pipeline_count_received(pipeline_t *p, const char *transport, int64_t n);
+
+#endif

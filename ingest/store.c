@@ -1,0 +1,1169 @@
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "jsonw.h"
+#include "log.h"
+#include "migrate.h"
+#include "timefmt.h"
+
+#define STORE_LOCK_KEY "7161046289740080"                /* pg advisory lock: one writer */
+#define STORE_PING_MS 1000
+
+/* One of these per (run) or (run, step) touched by a batch: the batch's contribution. */
+typedef struct agg {
+    const char *adw_id;
+    const char *step;         /* NULL for the run row */
+    const char *status;       /* last explicit status in the batch, or NULL */
+    const char *current_step; /* run: step of the last event that had one */
+    int64_t n, tokens, itok, otok, crtok, cctok;
+    double cost;
+    int64_t first_ts, last_ts, first_id, last_id, updated_us;
+    int64_t duration_ms;
+    int has_duration;
+} agg_t;
+
+typedef struct agg_map {
+    agg_t *slots;
+    size_t cap; /* power of two */
+    size_t used;
+} agg_map_t;
+
+struct store_t {
+    store_options_t opts;
+    char conninfo[1024];
+    pthread_t thread;
+    int thread_started;
+    int evfd;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    store_req_t *q_head, *q_tail; /* submitted, not taken */
+    store_req_t *d_head, *d_tail; /* completed, not collected */
+    int stopping;
+    char last_error[256];
+
+    _Atomic int state;
+    _Atomic int64_t last_id;
+    _Atomic int64_t epoch;
+    _Atomic int64_t pending;
+    _Atomic int stopped;
+
+    /* Writer thread only. */
+    PGconn *conn;
+    int64_t last_ping_ms;
+    buf_t copy;   /* COPY stream of a batch */
+    buf_t tmp;    /* one event's JSON */
+    buf_t arrays[16];
+    agg_map_t runs, steps;
+
+    metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
+    metric_t *m_state, *m_reconnects;
+};
+
+static int64_t mono_ms(void)
+{
+    return timefmt_mono_us() / 1000;
+}
+
+store_req_t *store_req_new(size_t n)
+{
+    store_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->events = calloc(n ? n : 1, sizeof *r->events);
+    r->ids = calloc(n ? n : 1, sizeof *r->ids);
+    r->fresh = calloc(n ? n : 1, 1);
+    r->frame_end = calloc(n ? n : 1, sizeof *r->frame_end);
+    buf_init(&r->frames, 0);
+    r->nevents = n;
+    if (!r->events || !r->ids || !r->fresh || !r->frame_end) {
+        store_req_destroy(&r);
+        return NULL;
+    }
+    return r;
+}
+
+void store_req_destroy(store_req_t **rp)
+{
+    if (!rp || !*rp)
+        return;
+    store_req_t *r = *rp;
+    if (r->events)
+        for (size_t i = 0; i < r->nevents; i++)
+            event_clear(&r->events[i]);
+    free(r->events);
+    free(r->ids);
+    free(r->fresh);
+    free(r->frame_end);
+    buf_free(&r->frames);
+    free(r);
+    *rp = NULL;
+}
+
+const char *store_state_name(store_state_t st)
+{
+    switch (st) {
+    case STORE_CONNECTING: return "connecting";
+    case STORE_STANDBY: return "standby";
+    case STORE_READY: return "ready";
+    case STORE_FATAL: return "fatal";
+    }
+    return "unknown";
+}
+
+static void set_error(store_t *s, const char *msg)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store_last_error(store_t *s, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(out, outlen, "%s", s->last_error);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void set_state(store_t *s, store_state_t st)
+{
+    int old = atomic_exchange(&s->state, (int)st);
+    if (old != (int)st) {
+        log_info("store: %s -> %s", store_state_name((store_state_t)old), store_state_name(st));
+        metric_set(s->m_state, st);
+    }
+}
+
+/* ---- completion ---- */
+
+static void complete(store_t *s, store_req_t *r)
+{
+    atomic_fetch_sub(&s->pending, (int64_t)r->nevents);
+    r->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->d_tail)
+        s->d_tail->next = r;
+    else
+        s->d_head = r;
+    s->d_tail = r;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    ssize_t rc = write(s->evfd, &one, sizeof one);
+    (void)rc;
+}
+
+static void complete_unavailable(store_t *s, store_req_t *r, const char *why)
+{
+    r->status = STORE_STATUS_UNAVAILABLE;
+    snprintf(r->err, sizeof r->err, "%s", why);
+    complete(s, r);
+}
+
+/* Completes every queued request as unavailable (called while not READY). */
+static void drain_queue(store_t *s, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    store_req_t *r = s->q_head;
+    s->q_head = s->q_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (r) {
+        store_req_t *next = r->next;
+        complete_unavailable(s, r, why);
+        r = next;
+    }
+}
+
+/* ---- connection ---- */
+
+static void disconnect(store_t *s)
+{
+    if (s->conn)
+        PQfinish(s->conn);
+    s->conn = NULL;
+}
+
+static PGresult *exec1(store_t *s, const char *sql, int nparams, const char *const *params)
+{
+    return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
+/* Connects, takes the writer lock, migrates, reads epoch and last id.
+ * Returns 0 when READY, 1 when standing by (connected, lock held elsewhere), -1 on error. */
+static int connect_step(store_t *s)
+{
+    char err[512];
+    if (!s->conn) {
+        const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle",
+                              "keepalives_interval", "keepalives_count", "dbname", NULL};
+        const char *vals[] = {"5", "adw-ingest", "5", "2", "3", s->conninfo, NULL};
+        s->conn = PQconnectdbParams(keys, vals, 1);
+        if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+            snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s",
+                     s->conn ? PQerrorMessage(s->conn) : "out of memory");
+            char *nl = strchr(err, '\n');
+            if (nl)
+                *nl = '\0';
+            set_error(s, err);
+            disconnect(s);
+            return -1;
+        }
+        metric_add(s->m_reconnects, 1);
+        PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
+    }
+    const char *params[1] = {STORE_LOCK_KEY};
+    PGresult *r = exec1(s, "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, sizeof err, "advisory lock: %s", PQerrorMessage(s->conn));
+        PQclear(r);
+        set_error(s, err);
+        disconnect(s);
+        return -1;
+    }
+    int locked = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    if (!locked) {
+        set_state(s, STORE_STANDBY);
+        return 1;
+    }
+    int rc = migrate_apply(s->conn, err, sizeof err);
+    if (rc == -EPROTO) {
+        set_error(s, err);
+        log_error("store: %s", err);
+        set_state(s, STORE_FATAL);
+        disconnect(s);
+        return -1;
+    }
+    int64_t epoch = 0;
+    if (rc || migrate_epoch(s->conn, &epoch, err, sizeof err)) {
+        set_error(s, err);
+        disconnect(s);
+        return -1;
+    }
+    r = exec1(s, "SELECT coalesce(max(id), 0) FROM events", 0, NULL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, sizeof err, "reading the last id: %s", PQerrorMessage(s->conn));
+        PQclear(r);
+        set_error(s, err);
+        disconnect(s);
+        return -1;
+    }
+    atomic_store(&s->last_id, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+    PQclear(r);
+    atomic_store(&s->epoch, epoch);
+    s->last_ping_ms = mono_ms();
+    log_info("store: writer lock held; epoch %" PRId64 ", last id %" PRId64, epoch,
+             atomic_load(&s->last_id));
+    set_state(s, STORE_READY);
+    return 0;
+}
+
+/* ---- aggregation ---- */
+
+static uint64_t hash_key(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    if (b)
+        for (; *b; b++)
+            h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+    return h;
+}
+
+static int agg_reset(agg_map_t *m, size_t expect)
+{
+    size_t cap = 16;
+    while (cap < expect * 2)
+        cap *= 2;
+    if (cap > m->cap) {
+        agg_t *slots = realloc(m->slots, cap * sizeof *slots);
+        if (!slots)
+            return -ENOMEM;
+        m->slots = slots;
+        m->cap = cap;
+    }
+    memset(m->slots, 0, m->cap * sizeof *m->slots);
+    m->used = 0;
+    return 0;
+}
+
+/* Finds or adds the aggregate of (adw_id, step); the map was sized for every event. */
+static agg_t *agg_get(agg_map_t *m, const char *adw_id, const char *step)
+{
+    size_t i = (size_t)hash_key(adw_id, step) & (m->cap - 1);
+    for (;;) {
+        agg_t *a = &m->slots[i];
+        if (!a->adw_id) {
+            a->adw_id = adw_id;
+            a->step = step;
+            m->used++;
+            return a;
+        }
+        if (!strcmp(a->adw_id, adw_id) && ((!a->step && !step) || (a->step && step &&
+                                                                    !strcmp(a->step, step))))
+            return a;
+        i = (i + 1) & (m->cap - 1);
+    }
+}
+
+/* The status a system event implies for its run when it carries none. */
+static const char *implied_run_status(const adw_event_t *e)
+{
+    if (e->status)
+        return e->status;
+    if (!e->is_system || !e->event)
+        return NULL;
+    if (!strcmp(e->event, "adw_complete"))
+        return "completed";
+    if (!strcmp(e->event, "adw_failed"))
+        return "failed";
+    return NULL;
+}
+
+static const char *implied_step_status(const adw_event_t *e)
+{
+    if (e->status)
+        return e->status;
+    if (!e->event)
+        return NULL;
+    if (!strcmp(e->event, "step_start"))
+        return "running";
+    if (!strcmp(e->event, "step_complete"))
+        return "completed";
+    if (!strcmp(e->event, "step_failed"))
+        return "failed";
+    return NULL;
+}
+
+static void agg_add(agg_t *a, const adw_event_t *e)
+{
+    if (a->n == 0) {
+        a->first_ts = a->last_ts = e->ts_us;
+        a->first_id = e->id;
+    }
+    a->n++;
+    a->cost += e->cost_usd;
+    a->tokens += e->tokens;
+    a->itok += e->input_tokens;
+    a->otok += e->output_tokens;
+    a->crtok += e->cache_read_tokens;
+    a->cctok += e->cache_creation_tokens;
+    if (e->ts_us < a->first_ts)
+        a->first_ts = e->ts_us;
+    if (e->ts_us > a->last_ts)
+        a->last_ts = e->ts_us;
+    a->last_id = e->id;
+    a->updated_us = e->received_us;
+}
+
+/* ---- text-format helpers ---- */
+
+/* Appends s escaped for COPY's text format (NULL -> \N). */
+static int copy_text(buf_t *b, const char *s, size_t len)
+{
+    if (!s)
+        return buf_append(b, "\\N", 2);
+    int rc = buf_reserve(b, len * 2);
+    if (rc)
+        return rc;
+    char *o = b->data + b->len;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        switch (c) {
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        default: *o++ = c;
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int copy_str(buf_t *b, const char *s)
+{
+    return copy_text(b, s, s ? strlen(s) : 0);
+}
+
+/* Array literals for unnest($n::type[]). */
+static void arr_text(buf_t *b, const char *s)
+{
+    buf_putc(b, b->len ? ',' : '{');
+    if (!s) {
+        buf_puts(b, "NULL");
+        return;
+    }
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}
+
+static void arr_int(buf_t *b, int64_t v)
+{
+    buf_putc(b, b->len ? ',' : '{');
+    buf_printf(b, "%" PRId64, v);
+}
+
+static void arr_ts(buf_t *b, int64_t us)
+{
+    char t[TIMEFMT_LEN];
+    timefmt_format(us, t);
+    arr_text(b, t);
+}
+
+static void arr_close(buf_t *b)
+{
+    if (!b->len)
+        buf_putc(b, '{');
+    buf_putc(b, '}');
+}
+
+/* ---- the batch ---- */
+
+typedef enum { TX_OK, TX_NOT_COMMITTED, TX_UNKNOWN, TX_DATA_ERROR } tx_result_t;
+
+static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(err, errlen, "%s", PQerrorMessage(s->conn));
+    char *nl = strchr(err, '\n');
+    if (nl)
+        *nl = '\0';
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return TX_NOT_COMMITTED;
+    if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) ||
+                  !strncmp(state, "54", 2)))
+        return TX_DATA_ERROR;
+    return TX_NOT_COMMITTED;
+}
+
+static int exec_ok(store_t *s, const char *sql, char *err, size_t errlen, tx_result_t *res)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        PQclear(r);
+        return 0;
+    }
+    *res = classify(s, r, err, errlen);
+    PQclear(r);
+    return -1;
+}
+
+static const char RUNS_UPSERT[] =
+    "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+    " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
+    " $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::timestamptz[])"
+    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
+    " last_ts, first_id, last_id, updated_at))"
+    " INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd, tokens,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts,"
+    " first_id, last_id, updated_at)"
+    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM b"
+    " ON CONFLICT (adw_id) DO UPDATE SET"
+    " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
+    " current_step = coalesce(excluded.current_step, r.current_step),"
+    " event_count = r.event_count + excluded.event_count,"
+    " cost_usd = r.cost_usd + excluded.cost_usd,"
+    " tokens = r.tokens + excluded.tokens,"
+    " input_tokens = r.input_tokens + excluded.input_tokens,"
+    " output_tokens = r.output_tokens + excluded.output_tokens,"
+    " cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,"
+    " cache_creation_tokens = r.cache_creation_tokens + excluded.cache_creation_tokens,"
+    " first_ts = least(r.first_ts, excluded.first_ts),"
+    " last_ts = greatest(r.last_ts, excluded.last_ts),"
+    " last_id = greatest(r.last_id, excluded.last_id),"
+    " updated_at = excluded.updated_at";
+
+static const char STEPS_UPSERT[] =
+    "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+    " $5::float8[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::bigint[],"
+    " $10::bigint[], $11::bigint[])"
+    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
+    " last_id))"
+    " INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens, first_ts,"
+    " last_ts, duration_ms, first_id, last_id)"
+    " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
+    " duration_ms, first_id, last_id FROM b"
+    " ON CONFLICT (adw_id, step) DO UPDATE SET"
+    " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id"
+    " AND b.step = excluded.step), s.status),"
+    " event_count = s.event_count + excluded.event_count,"
+    " cost_usd = s.cost_usd + excluded.cost_usd,"
+    " tokens = s.tokens + excluded.tokens,"
+    " first_ts = least(s.first_ts, excluded.first_ts),"
+    " last_ts = greatest(s.last_ts, excluded.last_ts),"
+    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
+    " last_id = greatest(s.last_id, excluded.last_id)";
+
+static int run_upsert(store_t *s, int steps, char *err, size_t errlen, tx_result_t *res)
+{
+    agg_map_t *m = steps ? &s->steps : &s->runs;
+    int ncols = steps ? 11 : 15;
+    for (int c = 0; c < ncols; c++)
+        buf_reset(&s->arrays[c]);
+    for (size_t i = 0; i < m->cap; i++) {
+        agg_t *a = &m->slots[i];
+        if (!a->adw_id)
+            continue;
+        buf_t *A = s->arrays;
+        int c = 0;
+        arr_text(&A[c++], a->adw_id);
+        if (steps)
+            arr_text(&A[c++], a->step);
+        arr_text(&A[c++], a->status);
+        if (!steps)
+            arr_text(&A[c++], a->current_step);
+        arr_int(&A[c++], a->n);
+        buf_putc(&A[c], A[c].len ? ',' : '{');
+        buf_printf(&A[c++], "%.17g", a->cost);
+        arr_int(&A[c++], a->tokens);
+        if (!steps) {
+            arr_int(&A[c++], a->itok);
+            arr_int(&A[c++], a->otok);
+            arr_int(&A[c++], a->crtok);
+            arr_int(&A[c++], a->cctok);
+        }
+        arr_ts(&A[c++], a->first_ts);
+        arr_ts(&A[c++], a->last_ts);
+        if (steps) {
+            if (a->has_duration)
+                arr_int(&A[c++], a->duration_ms);
+            else
+                arr_text(&A[c++], NULL);
+        }
+        arr_int(&A[c++], a->first_id);
+        arr_int(&A[c++], a->last_id);
+        if (!steps)
+            arr_ts(&A[c++], a->updated_us);
+    }
+    const char *params[16];
+    for (int c = 0; c < ncols; c++) {
+        arr_close(&s->arrays[c]);
+        params[c] = s->arrays[c].data;
+    }
+    PGresult *r = exec1(s, steps ? STEPS_UPSERT : RUNS_UPSERT, ncols, params);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        PQclear(r);
+        return 0;
+    }
+    *res = classify(s, r, err, errlen);
+    PQclear(r);
+    return -1;
+}
+
+/* Looks up which event_ids of the batch are stored already; marks those events not fresh with
+ * their stored ids. Returns 0 or -1 with *res set. */
+static int find_duplicates(store_t *s, store_req_t **reqs, size_t nreqs, char *err,
+                           size_t errlen, tx_result_t *res)
+{
+    buf_t *keys = &s->arrays[0];
+    buf_reset(keys);
+    size_t nkeys = 0;
+    for (size_t q = 0; q < nreqs; q++)
+        for (size_t i = 0; i < reqs[q]->nevents; i++)
+            if (reqs[q]->events[i].event_id) {
+                arr_text(keys, reqs[q]->events[i].event_id);
+                nkeys++;
+            }
+    if (!nkeys)
+        return 0;
+    arr_close(keys);
+    const char *params[1] = {keys->data};
+    PGresult *r =
+        exec1(s, "SELECT event_id, id FROM events WHERE event_id = ANY($1::text[])", 1, params);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        *res = classify(s, r, err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    int n = PQntuples(r);
+    for (int row = 0; row < n; row++) {
+        const char *eid = PQgetvalue(r, row, 0);
+        int64_t id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+        for (size_t q = 0; q < nreqs; q++)
+            for (size_t i = 0; i < reqs[q]->nevents; i++) {
+                adw_event_t *e = &reqs[q]->events[i];
+                if (e->event_id && !reqs[q]->ids[i] && !strcmp(e->event_id, eid)) {
+                    reqs[q]->ids[i] = id;
+                    reqs[q]->fresh[i] = 0;
+                }
+            }
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Finds an earlier fresh event of this batch with the same event_id; returns its id or 0. */
+static int64_t batch_duplicate(store_req_t **reqs, size_t q_end, size_t i_end, const char *eid,
+                               agg_map_t *seen)
+{
+    (void)reqs;
+    (void)q_end;
+    (void)i_end;
+    size_t i = (size_t)hash_key(eid, NULL) & (seen->cap - 1);
+    for (;;) {
+        agg_t *a = &seen->slots[i];
+        if (!a->adw_id)
+            return 0;
+        if (!strcmp(a->adw_id, eid))
+            return a->first_id;
+        i = (i + 1) & (seen->cap - 1);
+    }
+}
+
+/* Encodes one fresh event for publishing: a msgpack map of id, received_at, then its keys. */
+static int encode_frame(store_req_t *r, size_t i, const char *received)
+{
+    adw_event_t *e = &r->events[i];
+    int rc = codec_msgpack_event(&r->frames, e->doc, e->id, received);
+    r->frame_end[i] = r->frames.len;
+    return rc;
+}
+
+/* Runs one transaction for reqs. Returns the outcome; on TX_OK every request's ids, fresh
+ * flags and frames are filled. */
+static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, char *err,
+                                size_t errlen)
+{
+    tx_result_t res = TX_NOT_COMMITTED;
+    size_t total = 0;
+    for (size_t q = 0; q < nreqs; q++) {
+        total += reqs[q]->nevents;
+        memset(reqs[q]->ids, 0, reqs[q]->nevents * sizeof(int64_t));
+        memset(reqs[q]->fresh, 0, reqs[q]->nevents);
+        buf_reset(&reqs[q]->frames);
+    }
+    int64_t t0 = timefmt_mono_us();
+    if (agg_reset(&s->runs, total) || agg_reset(&s->steps, total)) {
+        snprintf(err, errlen, "out of memory");
+        return TX_NOT_COMMITTED;
+    }
+    if (exec_ok(s, "BEGIN", err, errlen, &res))
+        return res;
+    if (find_duplicates(s, reqs, nreqs, err, errlen, &res))
+        goto rollback;
+
+    /* Assign ids; duplicates inside the batch reuse the first one's id. The steps map doubles
+     * as the event_id index until the aggregation below resets it. */
+    agg_map_t *seen = &s->steps;
+    int64_t next = atomic_load(&s->last_id);
+    size_t nfresh = 0;
+    for (size_t q = 0; q < nreqs; q++) {
+        store_req_t *r = reqs[q];
+        for (size_t i = 0; i < r->nevents; i++) {
+            adw_event_t *e = &r->events[i];
+            if (r->ids[i])
+                continue; /* stored before */
+            if (e->event_id) {
+                int64_t dup = batch_duplicate(reqs, q, i, e->event_id, seen);
+                if (dup) {
+                    r->ids[i] = dup;
+                    continue;
+                }
+                agg_t *a = agg_get(seen, e->event_id, NULL);
+                a->first_id = next + 1;
+            }
+            r->ids[i] = ++next;
+            r->fresh[i] = 1;
+            e->id = next;
+            nfresh++;
+        }
+    }
+    if (agg_reset(&s->steps, total)) {
+        snprintf(err, errlen, "out of memory");
+        goto rollback;
+    }
+    if (nfresh) {
+        buf_reset(&s->copy);
+        for (size_t q = 0; q < nreqs; q++) {
+            store_req_t *r = reqs[q];
+            for (size_t i = 0; i < r->nevents; i++) {
+                if (!r->fresh[i])
+                    continue;
+                adw_event_t *e = &r->events[i];
+                char received[TIMEFMT_LEN], ts[TIMEFMT_LEN], prefix[96];
+                timefmt_format(e->received_us, received);
+                timefmt_format(e->ts_us, ts);
+                snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"",
+                         e->id, received);
+                buf_reset(&s->tmp);
+                if (jsonw_object_with(&s->tmp, e->doc, prefix) || encode_frame(r, i, received)) {
+                    snprintf(err, errlen, "cannot serialize event (out of memory)");
+                    goto rollback;
+                }
+                buf_t *c = &s->copy;
+                buf_printf(c, "%" PRId64 "\t", e->id);
+                copy_str(c, e->adw_id);
+                buf_putc(c, '\t');
+                copy_str(c, e->type);
+                buf_putc(c, '\t');
+                copy_str(c, e->step);
+                buf_putc(c, '\t');
+                copy_str(c, e->event_type);
+                buf_putc(c, '\t');
+                copy_str(c, e->event);
+                buf_putc(c, '\t');
+                copy_str(c, e->status);
+                buf_printf(c, "\t%s\t%s\t", ts, received);
+                copy_str(c, e->event_id);
+                buf_putc(c, '\t');
+                if (copy_text(c, s->tmp.data, s->tmp.len) || buf_putc(c, '\n')) {
+                    snprintf(err, errlen, "cannot build the COPY stream (out of memory)");
+                    goto rollback;
+                }
+
+                agg_t *run = agg_get(&s->runs, e->adw_id, NULL);
+                agg_add(run, e);
+                if (e->step)
+                    run->current_step = e->step;
+                const char *rs = e->is_system ? implied_run_status(e) : NULL;
+                if (rs)
+                    run->status = rs;
+                if (e->step) {
+                    agg_t *st = agg_get(&s->steps, e->adw_id, e->step);
+                    agg_add(st, e);
+                    const char *ss = e->is_system ? implied_step_status(e) : NULL;
+                    if (ss)
+                        st->status = ss;
+                    if (e->is_system && (e->has & EVENT_HAS_DURATION) && e->event &&
+                        !strncmp(e->event, "step_", 5) && strcmp(e->event, "step_start")) {
+                        st->duration_ms = e->duration_ms;
+                        st->has_duration = 1;
+                    }
+                }
+            }
+        }
+        PGresult *r = PQexec(s->conn, "COPY events (id, adw_id, type, step, event_type, event,"
+                                      " status, ts, received_at, event_id, doc) FROM STDIN");
+        if (PQresultStatus(r) != PGRES_COPY_IN) {
+            res = classify(s, r, err, errlen);
+            PQclear(r);
+            goto rollback;
+        }
+        PQclear(r);
+        if (PQputCopyData(s->conn, s->copy.data, (int)s->copy.len) != 1 ||
+            PQputCopyEnd(s->conn, NULL) != 1) {
+            res = classify(s, NULL, err, errlen);
+            goto rollback;
+        }
+        r = PQgetResult(s->conn);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            res = classify(s, r, err, errlen);
+            PQclear(r);
+            while ((r = PQgetResult(s->conn)))
+                PQclear(r);
+            goto rollback;
+        }
+        PQclear(r);
+        while ((r = PQgetResult(s->conn)))
+            PQclear(r);
+        if (run_upsert(s, 0, err, errlen, &res) ||
+            (s->steps.used && run_upsert(s, 1, err, errlen, &res)))
+            goto rollback;
+    }
+    PGresult *r = PQexec(s->conn, "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        res = classify(s, r, err, errlen);
+        PQclear(r);
+        /* A COMMIT whose answer was lost may or may not have happened. */
+        if (PQstatus(s->conn) != CONNECTION_OK)
+            return nfresh ? TX_UNKNOWN : TX_NOT_COMMITTED;
+        return res;
+    }
+    PQclear(r);
+    atomic_store(&s->last_id, next);
+    metric_add(s->m_stored, (int64_t)nfresh);
+    metric_add(s->m_dupes, (int64_t)(total - nfresh));
+    metric_add(s->m_batches, 1);
+    metric_observe(s->m_batch_size, (double)total);
+    metric_observe(s->m_commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
+    return TX_OK;
+
+rollback:
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    return res;
+}
+
+/* After a COMMIT whose outcome was lost: reconnects and reads back the batch's first and last
+ * fresh rows. Returns 1 when committed, 0 when not, -1 when it cannot tell (stopping). */
+static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
+{
+    int64_t first_id = 0, last_id = 0, first_us = 0, last_us = 0;
+    for (size_t q = 0; q < nreqs; q++)
+        for (size_t i = 0; i < reqs[q]->nevents; i++)
+            if (reqs[q]->fresh[i]) {
+                if (!first_id) {
+                    first_id = reqs[q]->ids[i];
+                    first_us = reqs[q]->events[i].received_us;
+                }
+                last_id = reqs[q]->ids[i];
+                last_us = reqs[q]->events[i].received_us;
+            }
+    int64_t backoff = 100;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        disconnect(s);
+        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+        const char *vals[] = {"5", "adw-ingest", s->conninfo, NULL};
+        s->conn = PQconnectdbParams(keys, vals, 1);
+        if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+            char a[24], b[24];
+            snprintf(a, sizeof a, "%" PRId64, first_id);
+            snprintf(b, sizeof b, "%" PRId64, last_id);
+            const char *params[2] = {a, b};
+            PGresult *r = exec1(s,
+                                "SELECT id, (extract(epoch from received_at) * 1000000)::bigint"
+                                " FROM events WHERE id = $1::bigint OR id = $2::bigint",
+                                2, params);
+            if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+                int found = 0;
+                for (int row = 0; row < PQntuples(r); row++) {
+                    int64_t id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+                    int64_t us = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+                    if ((id == first_id && us == first_us) || (id == last_id && us == last_us))
+                        found++;
+                }
+                PQclear(r);
+                disconnect(s); /* the writer lock is taken afresh by connect_step */
+                int committed = found == (first_id == last_id ? 1 : 2);
+                log_warn("store: a commit's outcome was lost; ids %" PRId64 "..%" PRId64
+                         " are %s",
+                         first_id, last_id, committed ? "stored" : "not stored");
+                return committed;
+            }
+            PQclear(r);
+        }
+        if (stopping)
+            return -1;
+        struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+}
+
+static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
+{
+    for (size_t q = 0; q < nreqs; q++) {
+        reqs[q]->status = STORE_STATUS_OK;
+        complete(s, reqs[q]);
+    }
+}
+
+/* Commits reqs, isolating a request PostgreSQL refuses so the others still commit. */
+static void process(store_t *s, store_req_t **reqs, size_t nreqs)
+{
+    char err[256];
+    tx_result_t res = commit_batch(s, reqs, nreqs, err, sizeof err);
+    switch (res) {
+    case TX_OK:
+        finish_ok(s, reqs, nreqs);
+        return;
+    case TX_DATA_ERROR:
+        if (nreqs > 1) {
+            for (size_t q = 0; q < nreqs; q++)
+                process(s, &reqs[q], 1);
+            return;
+        }
+        log_warn("store: PostgreSQL refused a request: %s", err);
+        reqs[0]->status = STORE_STATUS_REJECTED;
+        snprintf(reqs[0]->err, sizeof reqs[0]->err, "refused by the database: %s", err);
+        complete(s, reqs[0]);
+        return;
+    case TX_UNKNOWN: {
+        set_state(s, STORE_CONNECTING);
+        int committed = resolve_unknown(s, reqs, nreqs);
+        if (committed == 1) {
+            int64_t last = 0;
+            for (size_t q = 0; q < nreqs; q++)
+                for (size_t i = 0; i < reqs[q]->nevents; i++)
+                    if (reqs[q]->fresh[i] && reqs[q]->ids[i] > last)
+                        last = reqs[q]->ids[i];
+            atomic_store(&s->last_id, last);
+            finish_ok(s, reqs, nreqs);
+            return;
+        }
+        for (size_t q = 0; q < nreqs; q++)
+            complete_unavailable(s, reqs[q], "database unavailable, retry later");
+        return;
+    }
+    case TX_NOT_COMMITTED:
+        log_warn("store: transaction failed: %s", err);
+        set_error(s, err);
+        for (size_t q = 0; q < nreqs; q++)
+            complete_unavailable(s, reqs[q], "database unavailable, retry later");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            disconnect(s);
+            set_state(s, STORE_CONNECTING);
+        }
+        return;
+    }
+}
+
+static void *store_main(void *arg)
+{
+    store_t *s = arg;
+    int64_t backoff = 100;
+    store_req_t **batch = NULL;
+    size_t batch_cap = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping)
+            break;
+        store_state_t st = (store_state_t)atomic_load(&s->state);
+        if (st == STORE_FATAL)
+            break;
+        if (st != STORE_READY) {
+            int rc = connect_step(s);
+            if (rc == 0) {
+                backoff = 100;
+                continue;
+            }
+            if (atomic_load(&s->state) == STORE_FATAL)
+                break;
+            if (rc < 0)
+                set_state(s, STORE_CONNECTING);
+            drain_queue(s, rc > 0 ? "standby: another ingest is the writer"
+                                  : "database unavailable, retry later");
+            pthread_mutex_lock(&s->mu);
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            int64_t wait_ms = rc > 0 ? 1000 : backoff;
+            until.tv_sec += wait_ms / 1000;
+            until.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            if (!s->stopping)
+                pthread_cond_timedwait(&s->cond, &s->mu, &until);
+            pthread_mutex_unlock(&s->mu);
+            if (rc < 0)
+                backoff = backoff < 2000 ? backoff * 2 : 2000;
+            continue;
+        }
+
+        /* READY: gather whatever is queued, up to the batch bound. */
+        pthread_mutex_lock(&s->mu);
+        if (!s->q_head && !s->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->cond, &s->mu, &until);
+        }
+        size_t n = 0, events = 0;
+        while (s->q_head && (n == 0 || events + s->q_head->nevents <=
+                                           (size_t)s->opts.max_batch_events)) {
+            if (n == batch_cap) {
+                size_t cap = batch_cap ? batch_cap * 2 : 64;
+                store_req_t **nb = realloc(batch, cap * sizeof *nb);
+                if (!nb)
+                    break;
+                batch = nb;
+                batch_cap = cap;
+            }
+            store_req_t *r = s->q_head;
+            s->q_head = r->next;
+            if (!s->q_head)
+                s->q_tail = NULL;
+            r->next = NULL;
+            batch[n++] = r;
+            events += r->nevents;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (n) {
+            process(s, batch, n);
+            s->last_ping_ms = mono_ms();
+        } else if (mono_ms() - s->last_ping_ms >= STORE_PING_MS) {
+            /* Idle: notice a lost server now rather than at the next submission. */
+            PGresult *r = PQexec(s->conn, "SELECT 1");
+            int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+            PQclear(r);
+            s->last_ping_ms = mono_ms();
+            if (!ok) {
+                char err[256];
+                snprintf(err, sizeof err, "lost PostgreSQL: %s", PQerrorMessage(s->conn));
+                set_error(s, err);
+                log_warn("store: %s", err);
+                disconnect(s);
+                set_state(s, STORE_CONNECTING);
+            }
+        }
+    }
+    drain_queue(s, "shutting down");
+    disconnect(s);
+    free(batch);
+    atomic_store(&s->stopped, 1);
+    return NULL;
+}
+
+store_t *store_new(const store_options_t *o)
+{
+    store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->opts = *o;
+    if (s->opts.max_batch_events <= 0)
+        s->opts.max_batch_events = 2000;
+    snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
+    s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    buf_init(&s->copy, 0);
+    buf_init(&s->tmp, 0);
+    for (int i = 0; i < 16; i++)
+        buf_init(&s->arrays[i], 0);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (s->evfd < 0)
+        goto fail;
+    metrics_t *m = o->metrics;
+    if (m) {
+        s->m_stored = metrics_counter(m, "adw_ingest_stored_total", NULL,
+                                      "Events committed to PostgreSQL");
+        s->m_dupes = metrics_counter(m, "adw_ingest_duplicates_total", NULL,
+                                     "Events answered with an earlier event's id (event_id)");
+        s->m_batches = metrics_counter(m, "adw_ingest_batches_total", NULL,
+                                       "Transactions committed");
+        static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+        s->m_batch_size = metrics_histogram(m, "adw_ingest_batch_size", NULL,
+                                            "Events per committed transaction", sizes, 12);
+        s->m_commit_latency = metrics_histogram(
+            m, "adw_ingest_commit_seconds", NULL, "Time from BEGIN to the COMMIT's answer",
+            METRICS_LATENCY_BOUNDS, METRICS_LATENCY_NBOUNDS);
+        s->m_state = metrics_gauge(m, "adw_ingest_store_state", NULL,
+                                   "0 connecting, 1 standby, 2 ready, 3 fatal");
+        s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,
+                                          "Connections made to PostgreSQL");
+    }
+    if (pthread_create(&s->thread, NULL, store_main, s))
+        goto fail;
+    s->thread_started = 1;
+    return s;
+fail:
+    store_destroy(&s);
+    return NULL;
+}
+
+void store_shutdown(store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store_destroy(store_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    store_t *s = *sp;
+    if (s->thread_started) {
+        store_shutdown(s);
+        pthread_join(s->thread, NULL);
+    }
+    store_req_t *r = store_completed(s);
+    while (r) {
+        store_req_t *next = r->next;
+        store_req_destroy(&r);
+        r = next;
+    }
+    disconnect(s);
+    if (s->evfd >= 0)
+        close(s->evfd);
+    buf_free(&s->copy);
+    buf_free(&s->tmp);
+    for (int i = 0; i < 16; i++)
+        buf_free(&s->arrays[i]);
+    free(s->runs.slots);
+    free(s->steps.slots);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+    *sp = NULL;
+}
+
+int store_fd(const store_t *s)
+{
+    return s->evfd;
+}
+
+void store_submit(store_t *s, store_req_t *r)
+{
+    r->next = NULL;
+    r->status = STORE_STATUS_OK;
+    r->err[0] = '\0';
+    atomic_fetch_add(&s->pending, (int64_t)r->nevents);
+    pthread_mutex_lock(&s->mu);
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+store_req_t *store_completed(store_t *s)
+{
+    uint64_t v;
+    ssize_t rc = read(s->evfd, &v, sizeof v);
+    (void)rc;
+    pthread_mutex_lock(&s->mu);
+    store_req_t *r = s->d_head;
+    s->d_head = s->d_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+store_state_t store_state(const store_t *s)
+{
+    return (store_state_t)atomic_load(&((store_t *)s)->state);
+}
+
+int64_t store_last_id(const store_t *s)
+{
+    return atomic_load(&((store_t *)s)->last_id);
+}
+
+int64_t store_epoch(const store_t *s)
+{
+    return atomic_load(&((store_t *)s)->epoch);
+}
+
+int64_t store_pending_events(const store_t *s)
+{
+    return atomic_load(&((store_t *)s)->pending);
+}
+
+int store_stopped(const store_t *s)
+{
+    return atomic_load(&((store_t *)s)->stopped);
+}

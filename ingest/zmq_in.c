@@ -1,0 +1,234 @@
+#include "zmq_in.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "log.h"
+#include "timefmt.h"
+
+#define ZMQ_IN_MAX_PARTS 8   /* envelope frames plus the body */
+#define ZMQ_IN_BURST 256     /* requests read per turn before yielding to other work */
+
+struct zmq_in_t {
+    zmq_in_options_t o;
+    void *sock;
+    int fd;
+    int paused;
+};
+
+/* One of these per request awaiting its reply: the envelope to send it back through. */
+typedef struct pending_reply {
+    zmq_in_t *z;
+    int is_batch;
+    size_t nparts;
+    size_t len[ZMQ_IN_MAX_PARTS];
+    char *part[ZMQ_IN_MAX_PARTS];
+} pending_reply_t;
+
+static void reply_free(pending_reply_t *pr)
+{
+    for (size_t i = 0; i < pr->nparts; i++)
+        free(pr->part[i]);
+    free(pr);
+}
+
+static void send_reply(pending_reply_t *pr, const pipeline_outcome_t *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (o->status == PIPELINE_OK) {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "ok", 2);
+        msgpack_pack_true(&pk);
+        msgpack_pack_str_with_body(&pk, "ids", 3);
+        msgpack_pack_array(&pk, o->nids);
+        for (size_t i = 0; i < o->nids; i++)
+            msgpack_pack_int64(&pk, o->ids[i]);
+    } else {
+        int with_index = o->index >= 0;
+        int retry = o->status != PIPELINE_INVALID;
+        msgpack_pack_map(&pk, 2 + with_index + retry);
+        msgpack_pack_str_with_body(&pk, "ok", 2);
+        msgpack_pack_false(&pk);
+        msgpack_pack_str_with_body(&pk, "error", 5);
+        const char *err = o->error ? o->error : "refused";
+        msgpack_pack_str_with_body(&pk, err, strlen(err));
+        if (with_index) {
+            msgpack_pack_str_with_body(&pk, "index", 5);
+            msgpack_pack_int64(&pk, o->index);
+        }
+        if (retry) {
+            msgpack_pack_str_with_body(&pk, "retry", 5);
+            msgpack_pack_true(&pk);
+        }
+    }
+    zmq_in_t *z = pr->z;
+    for (size_t i = 0; i < pr->nparts; i++)
+        zmq_send(z->sock, pr->part[i], pr->len[i], ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (zmq_send(z->sock, sb.data, sb.size, ZMQ_DONTWAIT) < 0)
+        log_debug("zmq_in: reply dropped: %s", zmq_strerror(errno));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void on_done(void *ctx, const pipeline_outcome_t *o)
+{
+    pending_reply_t *pr = ctx;
+    send_reply(pr, o);
+    reply_free(pr);
+}
+
+/* Handles one received message; parts[last] is the body. */
+static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
+{
+    pending_reply_t *pr = calloc(1, sizeof *pr);
+    if (!pr)
+        return;
+    pr->z = z;
+    pr->nparts = nparts - 1;
+    for (size_t i = 0; i + 1 < nparts; i++) {
+        pr->len[i] = zmq_msg_size(&parts[i]);
+        pr->part[i] = malloc(pr->len[i] ? pr->len[i] : 1);
+        if (!pr->part[i]) {
+            pr->nparts = i;
+            reply_free(pr);
+            return;
+        }
+        memcpy(pr->part[i], zmq_msg_data(&parts[i]), pr->len[i]);
+    }
+    zmq_msg_t *body = &parts[nparts - 1];
+    pipeline_t *p = z->o.pipeline;
+    char err[256];
+    json_t *value = NULL;
+    if (codec_msgpack_decode(zmq_msg_data(body), zmq_msg_size(body), &value, err, sizeof err)) {
+        pipeline_count_rejected(p, "bad_json");
+        pipeline_refuse(p, PIPELINE_INVALID, err, -1, on_done, pr);
+        return;
+    }
+    int64_t now = timefmt_now_us();
+    store_req_t *r = NULL;
+    long index = -1;
+    int rc = pipeline_build(value, now, &r, &pr->is_batch, err, sizeof err, &index);
+    pipeline_count_received(p, "zmq", json_is_array(value) ? (int64_t)json_array_size(value) : 1);
+    json_decref(value);
+    if (rc) {
+        pipeline_count_rejected(p, rc == -E2BIG ? "batch_size" : "schema");
+        pipeline_refuse(p, PIPELINE_INVALID, err, index, on_done, pr);
+        return;
+    }
+    if (!pipeline_submit(p, r, on_done, pr))
+        reply_free(pr);
+}
+
+/* Reads up to a burst of requests. Returns 1 when more may be waiting. */
+static int drain(zmq_in_t *z)
+{
+    if (z->paused)
+        return 0;
+    for (int n = 0; n < ZMQ_IN_BURST; n++) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) || !(events & ZMQ_POLLIN))
+            return 0;
+        zmq_msg_t parts[ZMQ_IN_MAX_PARTS];
+        size_t nparts = 0;
+        int more = 1, ok = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, z->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                ok = 0;
+                break;
+            }
+            more = zmq_msg_more(&m);
+            if (nparts < ZMQ_IN_MAX_PARTS)
+                parts[nparts++] = m;
+            else {
+                zmq_msg_close(&m);
+                ok = 0; /* too many frames: drop the whole message */
+            }
+        }
+        if (ok && nparts >= 2)
+            handle(z, parts, nparts);
+        else if (nparts)
+            log_debug("zmq_in: dropped a malformed message of %zu frames", nparts);
+        for (size_t i = 0; i < nparts; i++)
+            zmq_msg_close(&parts[i]);
+    }
+    return 1;
+}
+
+static void on_fd(loop_t *loop, int fd, int mask, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)mask;
+    drain(arg);
+}
+
+static int on_hook(loop_t *loop, void *arg)
+{
+    (void)loop;
+    return drain(arg);
+}
+
+zmq_in_t *zmq_in_new(const zmq_in_options_t *o, char *err, size_t errlen)
+{
+    zmq_in_t *z = calloc(1, sizeof *z);
+    if (!z) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    z->o = *o;
+    z->sock = zmq_socket(o->zctx, ZMQ_ROUTER);
+    if (!z->sock) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int64_t maxmsg = o->max_msg;
+    int linger = 1000, hwm = 10000;
+    zmq_setsockopt(z->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(z->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(z->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(z->sock, o->endpoint)) {
+        snprintf(err, errlen, "cannot bind the ZeroMQ submission socket to %s: %s", o->endpoint,
+                 zmq_strerror(errno));
+        goto fail;
+    }
+    size_t sz = sizeof z->fd;
+    if (zmq_getsockopt(z->sock, ZMQ_FD, &z->fd, &sz) ||
+        loop_watch(o->loop, z->fd, LOOP_READ, on_fd, z) || loop_hook(o->loop, on_hook, z)) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ socket");
+        goto fail;
+    }
+    return z;
+fail:
+    if (z->sock)
+        zmq_close(z->sock);
+    free(z);
+    return NULL;
+}
+
+void zmq_in_pause(zmq_in_t *z)
+{
+    z->paused = 1;
+}
+
+void zmq_in_destroy(zmq_in_t **zp)
+{
+    if (!zp || !*zp)
+        return;
+    zmq_in_t *z = *zp;
+    loop_unwatch(z->o.loop, z->fd);
+    zmq_close(z->sock);
+    free(z);
+    *zp = NULL;
+}
