@@ -250,6 +250,12 @@ static int derive_framing(const http1_headers_t *h, int version_minor, framing_t
     return 0;
 }
 
+/* A raw byte of a request-target: printable ASCII but '#'. */
+static int is_target_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '#';
+}
+
 /* Request-target: origin-form, or "*" for OPTIONS; printable ASCII without '#', every '%'
  * followed by two hex digits. */
 static int check_target(http1_str_t method, http1_str_t t, http1_error_t *err)
@@ -263,7 +269,7 @@ static int check_target(http1_str_t method, http1_str_t t, http1_error_t *err)
         return set_error(err, 400, "request target not in origin-form");
     for (size_t i = 0; i < t.len; i++) {
         unsigned char c = (unsigned char)t.p[i];
-        if (c <= 0x20 || c >= 0x7f || c == '#')
+        if (!is_target_char(c))
             return set_error(err, 400, "invalid character in request target");
         if (c == '%') {
             if (i + 2 >= t.len || hex_value((unsigned char)t.p[i + 1]) < 0 ||
@@ -535,6 +541,8 @@ static int chunked_byte(http1_chunked_t *c, unsigned char ch, const buf_t *out, 
     case CH_TRAILER_START:
         if (ch == '\r')
             c->state = CH_FINAL_LF;
+        else if (ch == '\n')
+            return chunk_error(c, err, 400, "bare LF in trailers");
         else if (is_ows(ch))
             return chunk_error(c, err, 400, "obsolete line folding in trailer");
         else if (is_tchar(ch))
@@ -616,7 +624,7 @@ int http1_chunked_feed(http1_chunked_t *c, const char *data, size_t len, size_t 
 /* ---- query strings and paths ---- */
 
 /* Decodes the next byte of s[*i..len): returns 1 with *out, 0 at the end, -EINVAL on a
- * malformed or %00 escape. */
+ * malformed or %00 escape or a raw byte a request-target cannot hold. */
 static int pct_next(const char *s, size_t len, size_t *i, int plus_is_space, unsigned char *out)
 {
     if (*i >= len)
@@ -632,13 +640,16 @@ static int pct_next(const char *s, size_t len, size_t *i, int plus_is_space, uns
         *i += 3;
         return 1;
     }
+    if (!is_target_char(c))
+        return -EINVAL;
     *out = (plus_is_space && c == '+') ? ' ' : c;
     *i += 1;
     return 1;
 }
 
-/* Decodes s[0..len) into out (NUL-terminated). With out == NULL it only validates. Returns 0,
- * -EINVAL or -ENOSPC (a malformed escape anywhere wins over truncation). */
+/* Decodes s[0..len) into out (NUL-terminated). With out == NULL it writes nothing (validation
+ * with size SIZE_MAX). Returns 0, -EINVAL or -ENOSPC (a malformed escape anywhere wins over
+ * truncation). */
 static int decode_into(const char *s, size_t len, int plus_is_space, char *out, size_t size,
                        size_t *out_len)
 {
@@ -652,15 +663,13 @@ static int decode_into(const char *s, size_t len, int plus_is_space, char *out, 
     }
     if (rc < 0)
         return rc;
-    if (!out)
-        return 0;
-    if (size == 0)
-        return -ENOSPC;
-    if (n + 1 > size) {
-        out[size - 1] = '\0';
+    if (n >= size) {
+        if (out && size)
+            out[size - 1] = '\0';
         return -ENOSPC;
     }
-    out[n] = '\0';
+    if (out)
+        out[n] = '\0';
     if (out_len)
         *out_len = n;
     return 0;
@@ -738,7 +747,7 @@ int http1_query_get(http1_str_t query, const char *key, char *val, size_t val_si
             return m;
         if (m)
             return decode_into(v.p, v.len, 1, val, val_size, val_len);
-        int rc = decode_into(v.p, v.len, 1, NULL, 0, NULL);
+        int rc = decode_into(v.p, v.len, 1, NULL, SIZE_MAX, NULL);
         if (rc)
             return rc;
     }

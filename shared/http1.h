@@ -153,9 +153,10 @@ void http1_query_iter_init(http1_query_iter_t *it, http1_str_t query);
 /* Decodes the next pair into key and val: pairs split on '&', key and value on the first '=',
  * '+' is a space, %XX a byte; empty pairs are skipped, a pair without '=' has an empty value.
  * Both outputs are NUL-terminated; their lengths go to *key_len and *val_len (either may be
- * NULL). Returns 0 with a pair, -ENOENT at the end, -EINVAL on a malformed or %00 escape,
- * -ENOSPC when a key or value (plus its NUL) does not fit its buffer. On an error the iterator
- * has still moved past the pair. The buffers are the caller's. */
+ * NULL). Returns 0 with a pair, -ENOENT at the end, -EINVAL on a malformed or %00 escape or a
+ * raw byte that a request-target cannot hold (controls, space, '#', non-ASCII), -ENOSPC when a
+ * key or value (plus its NUL) does not fit its buffer. On an error the iterator has still moved
+ * past the pair. The buffers are the caller's. */
 int http1_query_next(http1_query_iter_t *it, char *key, size_t key_size, size_t *key_len, char *val,
                      size_t val_size, size_t *val_len);
 
@@ -165,8 +166,9 @@ int http1_query_get(http1_str_t query, const char *key, char *val, size_t val_si
                     size_t *val_len);
 
 /* Percent-decodes a path into out (NUL-terminated, length to *out_len when not NULL); '+' stays
- * itself, %2F becomes '/'. Returns 0, -EINVAL on a malformed or %00 escape, -ENOSPC when the
- * result plus its NUL does not fit out_size. out is the caller's. */
+ * itself, %2F becomes '/'. Returns 0, -EINVAL on a malformed or %00 escape or a raw byte that
+ * a request-target cannot hold, -ENOSPC when the result plus its NUL does not fit out_size. out
+ * is the caller's. */
 int http1_path_decode(http1_str_t path, char *out, size_t out_size, size_t *out_len);
 
 /* Returns the standard reason phrase of status ("OK", "Payload Too Large"), or "" for a status
