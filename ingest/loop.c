@@ -154,10 +154,11 @@ int64_t loop_now_ms(const loop_t *l)
     return l->now_ms;
 }
 
-void loop_run(loop_t *l, volatile int *stop)
+/* One turn: timers, hooks, then a wait of at most max_wait_ms and the handlers. */
+static void loop_turn(loop_t *l, int max_wait_ms, volatile int *stop)
 {
     struct epoll_event events[256];
-    while (!*stop) {
+    {
         l->now_ms = mono_ms();
         for (int i = 0; i < l->ntimers; i++) {
             timer_t_ *t = &l->timers[i];
@@ -169,9 +170,9 @@ void loop_run(loop_t *l, volatile int *stop)
         int busy = 0;
         for (int i = 0; i < l->nhooks; i++)
             busy |= l->hooks[i].fn(l, l->hooks[i].arg);
-        if (*stop)
-            break;
-        int timeout = 1000;
+        if (stop && *stop)
+            return;
+        int timeout = max_wait_ms;
         if (busy) {
             timeout = 0;
         } else {
@@ -182,11 +183,8 @@ void loop_run(loop_t *l, volatile int *stop)
             }
         }
         int n = epoll_wait(l->epfd, events, 256, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
+        if (n < 0)
+            return;
         l->now_ms = mono_ms();
         for (int i = 0; i < n; i++) {
             int fd = events[i].data.fd;
@@ -209,4 +207,15 @@ void loop_run(loop_t *l, volatile int *stop)
                 l->watches[fd].fn(l, fd, mask, l->watches[fd].arg);
         }
     }
+}
+
+void loop_run(loop_t *l, volatile int *stop)
+{
+    while (!*stop)
+        loop_turn(l, 1000, stop);
+}
+
+void loop_run_once(loop_t *l)
+{
+    loop_turn(l, 100, NULL);
 }

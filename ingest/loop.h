@@ -43,6 +43,9 @@ int loop_hook(loop_t *l, loop_hook_fn fn, void *arg);
 /* Runs until *stop becomes non-zero (checked every turn and after signals). */
 void loop_run(loop_t *l, volatile int *stop);
 
+/* Runs one turn, waiting at most 100 ms. */
+void loop_run_once(loop_t *l);
+
 /* Wakes the loop from another thread or a signal handler. */
 void loop_wake(loop_t *l);
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "adw_limits.h"
 #include "log.h"
 #include <stdio.h>
 
@@ -30,6 +30,7 @@ struct pipeline_t {
     pipeline_entry_t *head, *tail;
     size_t waiting;
     int stopping;
+    int synced; /* the publisher's last id was read from the store since it became ready */
     metric_t *m_rejected[NREASONS];
     metric_t *m_received_http, *m_received_zmq, *m_pending;
 };
@@ -132,7 +133,7 @@ pipeline_status_t pipeline_admission(const pipeline_t *p)
 {
     if (p->stopping)
         return PIPELINE_STOPPING;
-    if (store_state(p->o.store) != STORE_READY)
+    if (store_state(p->o.store) != STORE_READY || !p->synced)
         return PIPELINE_UNAVAILABLE;
     if (store_pending_events(p->o.store) >= p->o.max_pending)
         return PIPELINE_OVERLOADED;
@@ -203,6 +204,11 @@ void pipeline_cancel(pipeline_entry_t *e)
 void pipeline_stop(pipeline_t *p)
 {
     p->stopping = 1;
+}
+
+int pipeline_synced(const pipeline_t *p)
+{
+    return p->synced;
 }
 
 size_t pipeline_waiting(const pipeline_t *p)
@@ -307,6 +313,14 @@ static int pipeline_hook(loop_t *loop, void *arg)
 {
     (void)loop;
     pipeline_t *p = arg;
+    if (store_state(p->o.store) == STORE_READY) {
+        if (!p->synced) {
+            publish_set_last(p->o.publish, store_last_id(p->o.store));
+            p->synced = 1;
+        }
+    } else {
+        p->synced = 0;
+    }
     if (p->head && p->head->finished)
         release(p);
     return 0;

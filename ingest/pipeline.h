@@ -81,6 +81,9 @@ int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *i
 /* Stops admitting; what is in flight completes and is answered. */
 void pipeline_stop(pipeline_t *p);
 
+/* Whether the publisher follows the store (ready, last id read): heartbeats may go out. */
+int pipeline_synced(const pipeline_t *p);
+
 /* Entries not yet answered. */
 size_t pipeline_waiting(const pipeline_t *p);
 

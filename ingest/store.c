@@ -890,7 +890,7 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
         }
         log_warn("store: PostgreSQL refused a request: %s", err);
         reqs[0]->status = STORE_STATUS_REJECTED;
-        snprintf(reqs[0]->err, sizeof reqs[0]->err, "refused by the database: %s", err);
+        snprintf(reqs[0]->err, sizeof reqs[0]->err, "refused by the database: %.130s", err);
         complete(s, reqs[0]);
         return;
     case TX_UNKNOWN: {

@@ -1,24 +1,6 @@
 #include "codec.h"
 
 #include <limits.h>
-/* shared/limits.h (the contract's limits) shadows the C library's <limits.h> on the project's
- * include path, and msgpack's packer needs CHAR_MIN and the integer maxima from it. Both gcc
- * and clang predefine the values; this is inert wherever the real header was reached. */
-#ifndef CHAR_MIN
-#ifdef __CHAR_UNSIGNED__
-#define CHAR_MIN 0
-#else
-#define CHAR_MIN (-__SCHAR_MAX__ - 1)
-#endif
-#define SHRT_MAX __SHRT_MAX__
-#define INT_MAX __INT_MAX__
-#define LONG_MAX __LONG_MAX__
-#define LLONG_MAX __LONG_LONG_MAX__
-#define USHRT_MAX (__SHRT_MAX__ * 2U + 1U)
-#define UINT_MAX (__INT_MAX__ * 2U + 1U)
-#define ULONG_MAX (__LONG_MAX__ * 2UL + 1UL)
-#define ULLONG_MAX (__LONG_LONG_MAX__ * 2ULL + 1ULL)
-#endif
 #include <msgpack.h>
 
 #include <errno.h>
@@ -29,7 +11,7 @@
 #include <string.h>
 
 #include "jsonw.h"
-#include "limits.h" /* ADW_JSON_DEPTH_MAX */
+#include "adw_limits.h" /* ADW_JSON_DEPTH_MAX */
 #include "utf8.h"
 
 #define CODEC__STR(x) #x
@@ -455,6 +437,37 @@ int codec_msgpack_to_buf(buf_t *out, const json_t *v)
             out->len = len;
             out->data[len] = '\0';
         }
+    }
+    return rc;
+}
+
+int codec_msgpack_event(buf_t *out, const json_t *doc, int64_t id, const char *received_at)
+{
+    codec__bufw_t w = {.buf = out, .rc = 0};
+    msgpack_packer pk;
+    size_t len = out->len;
+    const char *key;
+    json_t *value;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, &w, codec__buf_write);
+    msgpack_pack_map(&pk, json_object_size(doc) + 2);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_int64(&pk, id);
+    msgpack_pack_str_with_body(&pk, "received_at", 11);
+    msgpack_pack_str_with_body(&pk, received_at, strlen(received_at));
+    json_object_foreach((json_t *)doc, key, value)
+    {
+        msgpack_pack_str_with_body(&pk, key, strlen(key));
+        rc = codec__pack(&pk, value, 1);
+        if (rc)
+            break;
+    }
+    if (w.rc)
+        rc = w.rc;
+    if (rc && out->data) {
+        out->len = len;
+        out->data[len] = '\0';
     }
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -50,6 +51,11 @@ int codec_msgpack_to_buf(buf_t *out, const json_t *v);
  * empty or only whitespace is refused as "empty body". The reason carries jansson's text
  * with line and column. Returns 0 and sets *out to a new value (owned by the caller,
  * json_decref), or -EINVAL or -ENOMEM with *out set to NULL and the reason in err. */
+/* Appends a stored event as a msgpack map: "id", "received_at", then doc's own members in their
+ * order (the frame ingest publishes). doc is borrowed. Returns 0, -ENOMEM or -E2BIG; on error
+ * out is unchanged. */
+int codec_msgpack_event(buf_t *out, const json_t *doc, int64_t id, const char *received_at);
+
 int codec_json_parse(const char *buf, size_t len, json_t **out, char *err, size_t errlen);
 
 #endif

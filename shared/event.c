@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "jsonw.h"
-#include "limits.h"
+#include "adw_limits.h"
 #include "timefmt.h"
 
 int event_adw_id_valid(const char *s, size_t len)

@@ -1,6 +1,6 @@
 /* limits: every bound of the external contract, in one place (proto/limits.md mirrors it). */
-#ifndef ADW_LIMITS_H
-#define ADW_LIMITS_H
+#ifndef ADW_ADW_LIMITS_H
+#define ADW_ADW_LIMITS_H
 
 #define ADW_ADW_ID_MAX 64          /* adw_id: 1..64 chars of [A-Za-z0-9._:-] */
 #define ADW_STEP_MAX 64            /* bytes */
