@@ -62,7 +62,7 @@
 
 #include <jansson.h>
 
-#include "limits.h"
+#include "adw_limits.h"
 
 /* How many characters of session_id stand in for a missing adw_id. */
 #define HOOK_SESSION_ID_PREFIX 8

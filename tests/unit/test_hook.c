@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "hook.h"
-#include "limits.h"
+#include "adw_limits.h"
 
 #define SESSION_PREFIX "abc12345"
 #define MARK "\xe2\x80\xa6[truncated "
