@@ -48,6 +48,9 @@
 
 typedef struct streamjson_t streamjson_t;
 
+/* How many tool_use ids the mapper remembers to name later tool results. */
+#define STREAMJSON_TOOL_MEMORY 256
+
 /* Creates a mapper for one run.
  * adw_id: the run id (copied); NULL or "": the first 8 characters of the stream's session_id
  *   (each line's, else the last one seen).
@@ -69,8 +72,5 @@ void streamjson_destroy(streamjson_t **sj);
  * name tool results, and the last session_id. */
 int streamjson_line(streamjson_t *sj, const char *line, size_t len, json_t **events_out, char *err,
                     size_t errlen);
-
-/* How many tool_use ids the mapper remembers to name later tool results. */
-#define STREAMJSON_TOOL_MEMORY 256
 
 #endif
