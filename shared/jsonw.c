@@ -172,7 +172,10 @@ static int jsonw__real(jsonw__sink_t *s, double d)
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp - 2, "%.*g", prec, d);
         double back = strtod(tmp, NULL);
-        if (memcmp(&back, &d, sizeof d) == 0)
+        uint64_t a, b; /* bit for bit: -0.0 must not pass for 0.0 */
+        memcpy(&a, &back, sizeof a);
+        memcpy(&b, &d, sizeof b);
+        if (a == b)
             break;
     }
     if (n <= 0 || (size_t)n >= sizeof tmp - 2)

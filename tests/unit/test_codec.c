@@ -65,7 +65,7 @@ static void decode_fails(const void *p, size_t n, const char *want)
     assert_null(v);
 }
 
-#define DECODE_FAILS(lit, want) decode_fails(lit, sizeof lit - 1, want)
+#define DECODE_FAILS(lit, want) decode_fails(lit, sizeof(lit) - 1, want)
 
 static json_t *decode_ok(const void *p, size_t n)
 {
@@ -77,7 +77,7 @@ static json_t *decode_ok(const void *p, size_t n)
     return v;
 }
 
-#define DECODE_OK(lit) decode_ok(lit, sizeof lit - 1)
+#define DECODE_OK(lit) decode_ok(lit, sizeof(lit) - 1)
 
 static void encode_is(json_t *v, const char *want, size_t wantlen)
 {
@@ -90,7 +90,7 @@ static void encode_is(json_t *v, const char *want, size_t wantlen)
     json_decref(v);
 }
 
-#define ENCODE_IS(v, lit) encode_is(v, lit, sizeof lit - 1)
+#define ENCODE_IS(v, lit) encode_is(v, lit, sizeof(lit) - 1)
 
 /* ---- round trips ---- */
 
@@ -575,7 +575,7 @@ static void json_fails(const char *text, size_t len, const char *want)
     assert_null(v);
 }
 
-#define JSON_FAILS(lit, want) json_fails(lit, sizeof lit - 1, want)
+#define JSON_FAILS(lit, want) json_fails(lit, sizeof(lit) - 1, want)
 
 static char *nested_text(size_t depth)
 {
