@@ -138,11 +138,11 @@ static const char *round_trip_docs[] = {
     "{}",
     "[[[]]]",
     "[1,\"a\",null,true,false,1.5,{},[]]",
-    "{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
-    "\"event_type\":\"ToolUseBlock\",\"timestamp\":\"2026-01-01T14:30:00Z\","
-    "\"received_at\":\"2026-11-26T06:00:00.123456Z\",\"summary\":\"Writing auth middleware\","
-    "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/middleware/auth.py\","
-    "\"duration_ms\":45,\"cost_usd\":0.0123,\"tokens\":[1,2,3]}}",
+    ("{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
+     "\"event_type\":\"ToolUseBlock\",\"timestamp\":\"2026-01-01T14:30:00Z\","
+     "\"received_at\":\"2026-11-26T06:00:00.123456Z\",\"summary\":\"Writing auth middleware\","
+     "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/middleware/auth.py\","
+     "\"duration_ms\":45,\"cost_usd\":0.0123,\"tokens\":[1,2,3]}}"),
     "{\"z\":1,\"a\":2,\"m\":3,\"\":4,\"\xc3\xa9\":5}",
     "{\"nested\":{\"deeper\":{\"deepest\":[{\"k\":[null]}]}}}",
 };

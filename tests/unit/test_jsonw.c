@@ -262,8 +262,8 @@ static void test_matches_jansson(void **state)
 {
     (void)state;
     static const char *docs[] = {
-        "{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
-        "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/auth.py\",\"n\":[1,2,[]]}}",
+        ("{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
+         "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/auth.py\",\"n\":[1,2,[]]}}"),
         "[\"\xC3\xA9\\\"\\\\\",{},[],null,true,false,-9223372036854775808]",
         "\"just a string\"",
     };
