@@ -31,9 +31,9 @@ static void codec__set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static void codec__set_err(char *err, size_t errlen, const char *fmt, ...)
 {
+    va_list ap;
     if (!err || !errlen)
         return;
-    va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);

@@ -744,7 +744,6 @@ int hook_event_new(const hook_event_parts_t *parts, json_t *payload, json_t **ev
         }
     }
 
-    rc = -ENOMEM;
     ev = json_object();
     if (!ev)
         goto nomem;
@@ -765,12 +764,10 @@ int hook_event_new(const hook_event_parts_t *parts, json_t *payload, json_t **ev
     if (parts->summary && json_object_set_new(ev, "summary", json_string(parts->summary)) != 0)
         goto nomem;
     if (payload) {
-        rc = json_object_set_new(ev, "payload", payload);
+        int set = json_object_set_new(ev, "payload", payload);
         payload = NULL; /* taken, also on failure */
-        if (rc != 0) {
-            rc = -ENOMEM;
+        if (set != 0)
             goto nomem;
-        }
     }
     *event_out = ev;
     return 0;

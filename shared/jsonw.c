@@ -37,8 +37,17 @@ static const unsigned char jsonw__esc_len[256] = {
 
 static int jsonw__put(jsonw__sink_t *s, const char *p, size_t n)
 {
-    if (s->buf)
-        return buf_append(s->buf, p, n);
+    buf_t *b = s->buf;
+    if (b) {
+        /* Room already there (with the trailing NUL) and under the cap: copy in place. */
+        if (b->cap - b->len > n && (!b->max || n <= b->max - b->len)) {
+            memcpy(b->data + b->len, p, n);
+            b->len += n;
+            b->data[b->len] = '\0';
+            return 0;
+        }
+        return buf_append(b, p, n);
+    }
     if (n > s->limit - s->count)
         return -E2BIG;
     s->count += n;
@@ -50,33 +59,55 @@ static int jsonw__putc(jsonw__sink_t *s, char c)
     return jsonw__put(s, &c, 1);
 }
 
+#define JSONW_ONES 0x0101010101010101ULL
+#define JSONW_HIGHS 0x8080808080808080ULL
+
+/* Number of leading bytes of p that are copied as they are: eight at a time while no byte
+ * is below 0x20, '"' or '\\'. */
+static size_t jsonw__plain_prefix(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (len - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t quote = x ^ (JSONW_ONES * '"');
+        uint64_t bslash = x ^ (JSONW_ONES * '\\');
+        /* A byte below 0x20, or a zero byte in quote or bslash, sets its high bit. */
+        uint64_t hit = ((x - JSONW_ONES * 0x20) & ~x) | ((quote - JSONW_ONES) & ~quote) |
+                       ((bslash - JSONW_ONES) & ~bslash);
+        if (hit & JSONW_HIGHS)
+            break;
+        i += 8;
+    }
+    while (i < len && jsonw__esc_len[p[i]] == 1)
+        i++;
+    return i;
+}
+
 static int jsonw__string(jsonw__sink_t *s, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)str;
     int rc;
 
-    if (!s->buf) {
+    if (s->buf) {
+        /* At least len + 2 bytes; reserving once makes the common case a single growth. */
+        if (len < SIZE_MAX - 2 && (rc = buf_reserve(s->buf, len + 2)))
+            return rc;
+    } else if (s->limit - s->count < 2 || len > s->limit - s->count - 2) {
         /* Counting: every byte takes at least one, so a long string fails without a scan. */
-        if (s->limit - s->count < 2 || len > s->limit - s->count - 2)
-            return -E2BIG;
-        size_t n = 2;
-        for (size_t i = 0; i < len; i++)
-            n += jsonw__esc_len[p[i]];
-        return jsonw__put(s, NULL, n);
+        return -E2BIG;
     }
-    /* At least len + 2 bytes; reserving once makes the common case a single growth. */
-    if (len < SIZE_MAX - 2 && (rc = buf_reserve(s->buf, len + 2)))
-        return rc;
     if ((rc = jsonw__putc(s, '"')))
         return rc;
-    size_t run = 0; /* start of the pending run of bytes copied as they are */
-    for (size_t i = 0; i < len; i++) {
-        if (jsonw__esc_len[p[i]] == 1)
-            continue;
-        if (i > run && (rc = jsonw__put(s, str + run, i - run)))
+    size_t i = 0;
+    for (;;) {
+        size_t run = jsonw__plain_prefix(p + i, len - i);
+        if (run && (rc = jsonw__put(s, str + i, run)))
             return rc;
-        run = i + 1;
+        i += run;
+        if (i == len)
+            break;
         char esc[6] = {'\\', 0, '0', '0', 0, 0};
         size_t n = 2;
         switch (p[i]) {
@@ -110,9 +141,8 @@ static int jsonw__string(jsonw__sink_t *s, const char *str, size_t len)
         }
         if ((rc = jsonw__put(s, esc, n)))
             return rc;
+        i++;
     }
-    if (len > run && (rc = jsonw__put(s, str + run, len - run)))
-        return rc;
     return jsonw__putc(s, '"');
 }
 
@@ -142,7 +172,10 @@ static int jsonw__real(jsonw__sink_t *s, double d)
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp - 2, "%.*g", prec, d);
         double back = strtod(tmp, NULL);
-        if (memcmp(&back, &d, sizeof d) == 0)
+        uint64_t a, b; /* bit for bit: -0.0 must not pass for 0.0 */
+        memcpy(&a, &back, sizeof a);
+        memcpy(&b, &d, sizeof b);
+        if (a == b)
             break;
     }
     if (n <= 0 || (size_t)n >= sizeof tmp - 2)

@@ -50,7 +50,7 @@ static void decode_fails(const void *p, size_t n, const char *want)
     assert_null(v);
 }
 
-#define DECODE_FAILS(lit, want) decode_fails(lit, sizeof lit - 1, want)
+#define DECODE_FAILS(lit, want) decode_fails(lit, sizeof(lit) - 1, want)
 
 static json_t *decode_ok(const void *p, size_t n)
 {
@@ -62,7 +62,7 @@ static json_t *decode_ok(const void *p, size_t n)
     return v;
 }
 
-#define DECODE_OK(lit) decode_ok(lit, sizeof lit - 1)
+#define DECODE_OK(lit) decode_ok(lit, sizeof(lit) - 1)
 
 static void encode_is(json_t *v, const char *want, size_t wantlen)
 {
@@ -75,7 +75,7 @@ static void encode_is(json_t *v, const char *want, size_t wantlen)
     json_decref(v);
 }
 
-#define ENCODE_IS(v, lit) encode_is(v, lit, sizeof lit - 1)
+#define ENCODE_IS(v, lit) encode_is(v, lit, sizeof(lit) - 1)
 
 /* ---- round trips ---- */
 
@@ -123,11 +123,11 @@ static const char *round_trip_docs[] = {
     "{}",
     "[[[]]]",
     "[1,\"a\",null,true,false,1.5,{},[]]",
-    "{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
-    "\"event_type\":\"ToolUseBlock\",\"timestamp\":\"2026-01-01T14:30:00Z\","
-    "\"received_at\":\"2026-11-26T06:00:00.123456Z\",\"summary\":\"Writing auth middleware\","
-    "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/middleware/auth.py\","
-    "\"duration_ms\":45,\"cost_usd\":0.0123,\"tokens\":[1,2,3]}}",
+    ("{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
+     "\"event_type\":\"ToolUseBlock\",\"timestamp\":\"2026-01-01T14:30:00Z\","
+     "\"received_at\":\"2026-11-26T06:00:00.123456Z\",\"summary\":\"Writing auth middleware\","
+     "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/middleware/auth.py\","
+     "\"duration_ms\":45,\"cost_usd\":0.0123,\"tokens\":[1,2,3]}}"),
     "{\"z\":1,\"a\":2,\"m\":3,\"\":4,\"\xc3\xa9\":5}",
     "{\"nested\":{\"deeper\":{\"deepest\":[{\"k\":[null]}]}}}",
 };
@@ -560,7 +560,7 @@ static void json_fails(const char *text, size_t len, const char *want)
     assert_null(v);
 }
 
-#define JSON_FAILS(lit, want) json_fails(lit, sizeof lit - 1, want)
+#define JSON_FAILS(lit, want) json_fails(lit, sizeof(lit) - 1, want)
 
 static char *nested_text(size_t depth)
 {

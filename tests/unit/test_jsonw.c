@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,65 @@ static void test_escaping(void **state)
     }
 }
 
+/* The slow reference escaper, byte by byte. */
+static void ref_escape(const unsigned char *s, size_t len, char *out)
+{
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\n') {
+            o += sprintf(o, "\\n");
+        } else if (c == '\t') {
+            o += sprintf(o, "\\t");
+        } else if (c == '\r') {
+            o += sprintf(o, "\\r");
+        } else if (c == '\b') {
+            o += sprintf(o, "\\b");
+        } else if (c == '\f') {
+            o += sprintf(o, "\\f");
+        } else if (c < 0x20) {
+            o += sprintf(o, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+}
+
+/* Each byte value at each position of a 40-byte string, so that every lane of the
+ * eight-at-a-time scan meets every special byte, next to bytes that must pass as they are. */
+static void test_escaping_every_position(void **state)
+{
+    (void)state;
+    unsigned char s[40];
+    char want[40 * 6 + 3];
+    buf_t b;
+    buf_init(&b, 0);
+    for (unsigned c = 0; c < 256; c++) {
+        for (size_t at = 0; at < sizeof s; at++) {
+            /* Filler that passes as is: printable ASCII short of '"' and '\\', and high bytes. */
+            for (size_t i = 0; i < sizeof s; i++)
+                s[i] = (unsigned char)(i % 3 ? 0x23 + i * 7 % 0x39 : 0x80 + i);
+            s[at] = (unsigned char)c;
+            ref_escape(s, sizeof s, want);
+            buf_reset(&b);
+            assert_int_equal(jsonw_string(&b, (const char *)s, sizeof s), 0);
+            assert_string_equal(b.data, want);
+            size_t n = 0;
+            json_t *v = json_stringn_nocheck((const char *)s, sizeof s);
+            assert_int_equal(jsonw_size(v, SIZE_MAX, &n), 0);
+            assert_int_equal(n, strlen(want));
+            json_decref(v);
+        }
+    }
+    buf_free(&b);
+}
+
 static void test_containers(void **state)
 {
     (void)state;
@@ -202,8 +262,8 @@ static void test_matches_jansson(void **state)
 {
     (void)state;
     static const char *docs[] = {
-        "{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
-        "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/auth.py\",\"n\":[1,2,[]]}}",
+        ("{\"id\":1042,\"type\":\"adw_event\",\"adw_id\":\"a1b2c3d4\",\"step\":\"build\","
+         "\"payload\":{\"tool_name\":\"Write\",\"file_path\":\"/src/auth.py\",\"n\":[1,2,[]]}}"),
         "[\"\xC3\xA9\\\"\\\\\",{},[],null,true,false,-9223372036854775808]",
         "\"just a string\"",
     };
@@ -371,11 +431,17 @@ static void test_depth_guard(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),          cmocka_unit_test(test_reals_shortest),
-        cmocka_unit_test(test_reals_round_trip), cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_containers),       cmocka_unit_test(test_matches_jansson),
-        cmocka_unit_test(test_object_with),      cmocka_unit_test(test_cap_rolls_back),
-        cmocka_unit_test(test_size_limit),       cmocka_unit_test(test_depth_guard),
+        cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_reals_shortest),
+        cmocka_unit_test(test_reals_round_trip),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_escaping_every_position),
+        cmocka_unit_test(test_containers),
+        cmocka_unit_test(test_matches_jansson),
+        cmocka_unit_test(test_object_with),
+        cmocka_unit_test(test_cap_rolls_back),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_depth_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,8 +59,8 @@ static void expect_invalid(const char *s, size_t len)
     assert_int_equal(utf8_validate(s, len), -EILSEQ);
 }
 
-#define VALID(lit) expect_valid(lit, sizeof lit - 1)
-#define INVALID(lit) expect_invalid(lit, sizeof lit - 1)
+#define VALID(lit) expect_valid(lit, sizeof(lit) - 1)
+#define INVALID(lit) expect_invalid(lit, sizeof(lit) - 1)
 
 static void test_boundaries(void **state)
 {
