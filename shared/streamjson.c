@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hook.h"
-#include "limits.h"
+#include "adw_limits.h"
 
 /* One of these per run being watched. */
 struct streamjson_t {

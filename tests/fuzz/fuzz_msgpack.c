@@ -7,21 +7,6 @@
  * json_t -> JSON text -> json_t with the same value and the same text.
  */
 #include <limits.h>
-#ifndef CHAR_MIN /* shared/limits.h shadows <limits.h>; see shared/codec.c */
-#ifdef __CHAR_UNSIGNED__
-#define CHAR_MIN 0
-#else
-#define CHAR_MIN (-__SCHAR_MAX__ - 1)
-#endif
-#define SHRT_MAX __SHRT_MAX__
-#define INT_MAX __INT_MAX__
-#define LONG_MAX __LONG_MAX__
-#define LLONG_MAX __LONG_LONG_MAX__
-#define USHRT_MAX (__SHRT_MAX__ * 2U + 1U)
-#define UINT_MAX (__INT_MAX__ * 2U + 1U)
-#define ULONG_MAX (__LONG_MAX__ * 2UL + 1UL)
-#define ULLONG_MAX (__LONG_LONG_MAX__ * 2ULL + 1ULL)
-#endif
 #include <msgpack.h>
 
 #include <errno.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hook.h"
-#include "limits.h"
+#include "adw_limits.h"
 #include "streamjson.h"
 
 static int count_cb(const char *buffer, size_t size, void *data)

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "hook.h"
-#include "limits.h"
+#include "adw_limits.h"
 #include "streamjson.h"
 
 #define SID "5f0c8a1e-2b7d-4c11-9e3a-0d6f1b2c3d4e"
