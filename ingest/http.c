@@ -40,28 +40,28 @@ typedef struct conn {
     http_server_t *srv;
     int fd;
     conn_state_t state;
-    buf_t in;            /* bytes received and not yet consumed */
-    buf_t out;           /* bytes to send */
-    size_t out_off;      /* bytes of out already sent */
-    buf_t body;          /* a decoded chunked body */
+    buf_t in;       /* bytes received and not yet consumed */
+    buf_t out;      /* bytes to send */
+    size_t out_off; /* bytes of out already sent */
+    buf_t body;     /* a decoded chunked body */
     http1_request_t req;
     http1_chunked_t chunked;
-    size_t consumed;     /* bytes of `in` the current request uses (head + raw body) */
+    size_t consumed; /* bytes of `in` the current request uses (head + raw body) */
     int keep_alive;
     route_t route;
     int ndjson;
     char adw_id[ADW_ADW_ID_MAX + 2];
     char step[ADW_STEP_MAX + 2];
-    int64_t started_ms;  /* first byte of the current request, or 0 when none yet */
+    int64_t started_ms; /* first byte of the current request, or 0 when none yet */
     int64_t idle_since_ms;
     pipeline_entry_t *pending;
-    int mask;            /* what the loop watches for: LOOP_READ | LOOP_WRITE */
+    int mask; /* what the loop watches for: LOOP_READ | LOOP_WRITE */
 } conn_t;
 
 struct http_server_t {
     http_options_t o;
     int lfd;
-    int reserve_fd;      /* spare descriptor, given up to refuse a connection on EMFILE */
+    int reserve_fd; /* spare descriptor, given up to refuse a connection on EMFILE */
     conn_t *conns;
     size_t nconns;
     int draining;
@@ -97,7 +97,8 @@ int http_listen(const char *hostport, char *err, size_t errlen)
     }
     if (!*h || !strcmp(h, "*"))
         h = NULL;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(h, colon + 1, &hints, &ai);
@@ -134,8 +135,12 @@ static const char *const ERROR_LABELS[] = {"400", "401", "404", "405", "413", "o
 
 static void count_status(http_server_t *s, int status)
 {
-    int i = status == 400 ? 0 : status == 401 ? 1 : status == 404 ? 2 : status == 405 ? 3
-            : status == 413 ? 4 : 5;
+    int i = status == 400   ? 0
+            : status == 401 ? 1
+            : status == 404 ? 2
+            : status == 405 ? 3
+            : status == 413 ? 4
+                            : 5;
     if (status >= 400)
         metric_add(s->m_errors[i], 1);
 }
@@ -369,11 +374,10 @@ static int content_type_ok(conn_t *c, const http1_request_t *req)
         return 1;
     if (n > 5 && !strncasecmp(mt.p + n - 5, "+json", 5))
         return 1;
-    if (c->route == ROUTE_EVENTS &&
-        (http1_str_eq_nocase(mt, "application/x-ndjson") ||
-         http1_str_eq_nocase(mt, "application/ndjson") ||
-         http1_str_eq_nocase(mt, "application/jsonl") ||
-         http1_str_eq_nocase(mt, "application/x-jsonlines"))) {
+    if (c->route == ROUTE_EVENTS && (http1_str_eq_nocase(mt, "application/x-ndjson") ||
+                                     http1_str_eq_nocase(mt, "application/ndjson") ||
+                                     http1_str_eq_nocase(mt, "application/jsonl") ||
+                                     http1_str_eq_nocase(mt, "application/x-jsonlines"))) {
         c->ndjson = 1;
         return 1;
     }
@@ -469,8 +473,8 @@ static int route(conn_t *c)
     }
     int is_get = http1_str_eq(req->method, "GET") || http1_str_eq(req->method, "HEAD");
     int is_post = http1_str_eq(req->method, "POST");
-    int get_route = !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
-                    !strcmp(path, "/metrics");
+    int get_route =
+        !strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics");
     int post_route = !strcmp(path, "/api/events") || !strcmp(path, "/api/events/broadcast") ||
                      !strcmp(path, "/api/hooks");
     int has_body = req->content_length > 0 || req->chunked;
@@ -498,8 +502,7 @@ static int route(conn_t *c)
     }
     if (req->content_length < 0 && !req->chunked) {
         pipeline_count_rejected(s->o.pipeline, "bad_request");
-        respond_error(c, 411, "a POST needs Content-Length or chunked transfer encoding", -1,
-                      1);
+        respond_error(c, 411, "a POST needs Content-Length or chunked transfer encoding", -1, 1);
         return 0;
     }
     if (req->content_length > s->o.max_body) {
@@ -513,8 +516,8 @@ static int route(conn_t *c)
     if (!content_type_ok(c, req)) {
         pipeline_count_rejected(s->o.pipeline, "bad_request");
         respond_error(c, 415,
-                      "unsupported Content-Type: use application/json or application/x-ndjson",
-                      -1, 1);
+                      "unsupported Content-Type: use application/json or application/x-ndjson", -1,
+                      1);
         return 0;
     }
     if (c->route == ROUTE_HOOKS && hook_params(c, req))
@@ -550,8 +553,8 @@ static void conn_process(conn_t *c)
             if (!c->started_ms)
                 c->started_ms = loop_now_ms(s->o.loop);
             http1_error_t herr;
-            int rc = http1_parse_request(&c->req, c->in.data, c->in.len, (size_t)s->o.head_max,
-                                         &herr);
+            int rc =
+                http1_parse_request(&c->req, c->in.data, c->in.len, (size_t)s->o.head_max, &herr);
             if (rc == -EAGAIN)
                 return;
             if (rc) {
@@ -819,8 +822,8 @@ http_server_t *http_new(const http_options_t *o, char *err, size_t errlen)
     if (o->metrics) {
         s->m_requests = metrics_counter(o->metrics, "adw_ingest_http_requests_total", NULL,
                                         "HTTP requests received");
-        s->m_connections = metrics_gauge(o->metrics, "adw_ingest_http_connections", NULL,
-                                         "Open HTTP connections");
+        s->m_connections =
+            metrics_gauge(o->metrics, "adw_ingest_http_connections", NULL, "Open HTTP connections");
         for (int i = 0; i < 6; i++) {
             char label[32];
             snprintf(label, sizeof label, "status=\"%s\"", ERROR_LABELS[i]);

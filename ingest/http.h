@@ -21,13 +21,13 @@ typedef struct http_server_t http_server_t;
 typedef int (*http_ready_fn)(void *arg, char *why, size_t whylen);
 
 typedef struct http_options_t {
-    const char *listen;        /* "host:port" */
-    const char *token;         /* bearer token every POST needs; NULL or "" for none */
-    int64_t max_body;          /* bytes; over it: 413 */
-    int64_t head_max;          /* bytes of a request head; over it: 431 */
+    const char *listen;         /* "host:port" */
+    const char *token;          /* bearer token every POST needs; NULL or "" for none */
+    int64_t max_body;           /* bytes; over it: 413 */
+    int64_t head_max;           /* bytes of a request head; over it: 431 */
     int64_t request_timeout_ms; /* a request must arrive whole within this; else 408 */
-    int64_t idle_timeout_ms;   /* an idle keep-alive connection is closed after this */
-    int64_t max_connections;   /* more are answered 503 and closed */
+    int64_t idle_timeout_ms;    /* an idle keep-alive connection is closed after this */
+    int64_t max_connections;    /* more are answered 503 and closed */
     loop_t *loop;
     pipeline_t *pipeline;
     metrics_t *metrics;

@@ -61,18 +61,17 @@ static const config_option_t OPTIONS[] = {
      10000000, 0, "events waiting for commit before submissions get 503"},
     {"pub-hwm", "ADW_INGEST_PUB_HWM", CONFIG_INT, "100000", OPT(pub_hwm), 1, 10000000, 0,
      "PUB high-water mark: messages queued per subscriber"},
-    {"heartbeat-ms", "ADW_INGEST_HEARTBEAT_MS", CONFIG_INT, "1000", OPT(heartbeat_ms), 10,
-     60000, 0, "interval of $hb heartbeats on the PUB socket"},
+    {"heartbeat-ms", "ADW_INGEST_HEARTBEAT_MS", CONFIG_INT, "1000", OPT(heartbeat_ms), 10, 60000, 0,
+     "interval of $hb heartbeats on the PUB socket"},
     {"request-timeout-ms", "ADW_INGEST_REQUEST_TIMEOUT_MS", CONFIG_INT, "10000",
      OPT(request_timeout_ms), 100, 3600000, 0,
      "time a client has to send a whole request (else 408)"},
     {"idle-timeout-ms", "ADW_INGEST_IDLE_TIMEOUT_MS", CONFIG_INT, "60000", OPT(idle_timeout_ms),
      100, 86400000, 0, "idle keep-alive connections are closed after this"},
-    {"max-connections", "ADW_INGEST_MAX_CONNECTIONS", CONFIG_INT, "10000",
-     OPT(max_connections), 1, 1000000, 0, "HTTP connections held at once (more get 503)"},
+    {"max-connections", "ADW_INGEST_MAX_CONNECTIONS", CONFIG_INT, "10000", OPT(max_connections), 1,
+     1000000, 0, "HTTP connections held at once (more get 503)"},
     {"shutdown-timeout-ms", "ADW_INGEST_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "10000",
-     OPT(shutdown_timeout_ms), 0, 600000, 0,
-     "on SIGTERM, how long to wait for requests in flight"},
+     OPT(shutdown_timeout_ms), 0, 600000, 0, "on SIGTERM, how long to wait for requests in flight"},
     {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
      "debug, info, warn or error"},
     {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
@@ -166,7 +165,8 @@ int main(int argc, char **argv)
     if (rc == CONFIG_EXIT)
         return 0;
     if (rc || log_init("adw-ingest", in.opt.log_level, in.opt.log_format)) {
-        fprintf(stderr, "adw-ingest: %s\n", rc ? err : "ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid");
+        fprintf(stderr, "adw-ingest: %s\n",
+                rc ? err : "ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -186,8 +186,8 @@ int main(int argc, char **argv)
     store_options_t so = {.conninfo = in.opt.database_url,
                           .max_batch_events = in.opt.max_batch,
                           .metrics = in.metrics};
-    publish_options_t po = {.zctx = in.zctx, .endpoint = in.opt.pub, .sndhwm = in.opt.pub_hwm,
-                            .metrics = in.metrics};
+    publish_options_t po = {
+        .zctx = in.zctx, .endpoint = in.opt.pub, .sndhwm = in.opt.pub_hwm, .metrics = in.metrics};
     in.publish = publish_new(&po, err, sizeof err);
     if (!in.publish) {
         log_error("%s", err);
@@ -198,26 +198,37 @@ int main(int argc, char **argv)
         log_error("cannot start the database writer");
         goto done;
     }
-    pipeline_options_t pl = {.loop = in.loop, .store = in.store, .publish = in.publish,
-                             .max_pending = in.opt.max_pending, .metrics = in.metrics};
+    pipeline_options_t pl = {.loop = in.loop,
+                             .store = in.store,
+                             .publish = in.publish,
+                             .max_pending = in.opt.max_pending,
+                             .metrics = in.metrics};
     in.pipeline = pipeline_new(&pl);
     if (!in.pipeline) {
         log_error("cannot start the pipeline");
         goto done;
     }
-    zmq_in_options_t zo = {.zctx = in.zctx, .endpoint = in.opt.zmq, .max_msg = in.opt.max_body,
-                           .loop = in.loop, .pipeline = in.pipeline};
+    zmq_in_options_t zo = {.zctx = in.zctx,
+                           .endpoint = in.opt.zmq,
+                           .max_msg = in.opt.max_body,
+                           .loop = in.loop,
+                           .pipeline = in.pipeline};
     in.zin = zmq_in_new(&zo, err, sizeof err);
     if (!in.zin) {
         log_error("%s", err);
         goto done;
     }
-    http_options_t ho = {.listen = in.opt.http, .token = in.opt.token,
-                         .max_body = in.opt.max_body, .head_max = in.opt.max_head,
+    http_options_t ho = {.listen = in.opt.http,
+                         .token = in.opt.token,
+                         .max_body = in.opt.max_body,
+                         .head_max = in.opt.max_head,
                          .request_timeout_ms = in.opt.request_timeout_ms,
                          .idle_timeout_ms = in.opt.idle_timeout_ms,
-                         .max_connections = in.opt.max_connections, .loop = in.loop,
-                         .pipeline = in.pipeline, .metrics = in.metrics, .ready = on_ready,
+                         .max_connections = in.opt.max_connections,
+                         .loop = in.loop,
+                         .pipeline = in.pipeline,
+                         .metrics = in.metrics,
+                         .ready = on_ready,
                          .ready_arg = &in};
     in.http = http_new(&ho, err, sizeof err);
     if (!in.http) {

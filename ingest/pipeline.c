@@ -11,10 +11,10 @@
 /* One of these per submission, in submission order. */
 struct pipeline_entry_t {
     pipeline_entry_t *next;
-    store_req_t *req;        /* NULL for refusals */
-    pipeline_done_fn done;   /* NULL once cancelled */
+    store_req_t *req;      /* NULL for refusals */
+    pipeline_done_fn done; /* NULL once cancelled */
     void *ctx;
-    int finished;            /* outcome known */
+    int finished; /* outcome known */
     pipeline_status_t status;
     long index;
     char error[160];
@@ -143,10 +143,14 @@ pipeline_status_t pipeline_admission(const pipeline_t *p)
 static const char *admission_error(pipeline_status_t st)
 {
     switch (st) {
-    case PIPELINE_UNAVAILABLE: return "database unavailable, retry later";
-    case PIPELINE_OVERLOADED: return "overloaded: too many events waiting for commit, retry later";
-    case PIPELINE_STOPPING: return "shutting down, retry later";
-    default: return "refused";
+    case PIPELINE_UNAVAILABLE:
+        return "database unavailable, retry later";
+    case PIPELINE_OVERLOADED:
+        return "overloaded: too many events waiting for commit, retry later";
+    case PIPELINE_STOPPING:
+        return "shutting down, retry later";
+    default:
+        return "refused";
     }
 }
 
@@ -267,8 +271,8 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
     release(p);
 }
 
-int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch,
-                   char *err, size_t errlen, long *index)
+int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch, char *err,
+                   size_t errlen, long *index)
 {
     *index = -1;
     *is_batch = json_is_array(value);

@@ -29,9 +29,9 @@ typedef enum pipeline_status {
 /* What a submitter is told, once. Pointers are valid during the callback only. */
 typedef struct pipeline_outcome_t {
     pipeline_status_t status;
-    const char *error;     /* reason when not OK */
-    long index;            /* the event the error is about, or -1 */
-    const int64_t *ids;    /* OK: one id per event */
+    const char *error;  /* reason when not OK */
+    long index;         /* the event the error is about, or -1 */
+    const int64_t *ids; /* OK: one id per event */
     size_t nids;
 } pipeline_outcome_t;
 
@@ -44,7 +44,7 @@ typedef struct pipeline_options_t {
     loop_t *loop;
     store_t *store;
     publish_t *publish;
-    int64_t max_pending;  /* events waiting for commit before submissions are refused */
+    int64_t max_pending; /* events waiting for commit before submissions are refused */
     metrics_t *metrics;
 } pipeline_options_t;
 
@@ -58,8 +58,7 @@ void pipeline_destroy(pipeline_t **p);
 /* Submits a request of validated events (the pipeline takes ownership of r). done is called
  * exactly once, later, from the loop. Returns a handle for pipeline_cancel, or NULL when out of
  * memory (then r was freed and done is never called). */
-pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done,
-                                  void *ctx);
+pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done, void *ctx);
 
 /* Queues a refusal, answered after every earlier submission (replies keep request order).
  * Same returns as pipeline_submit. */
@@ -75,8 +74,8 @@ pipeline_status_t pipeline_admission(const pipeline_t *p);
 /* Validates a decoded submission (one event object, or an array of 1..ADW_BATCH_MAX of them)
  * and builds a store request of it (caller owns *out). Returns 0, or -EINVAL with the reason in
  * err and the failing event's position in *index (-1 when about the whole submission). */
-int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch,
-                   char *err, size_t errlen, long *index);
+int pipeline_build(json_t *value, int64_t received_us, store_req_t **out, int *is_batch, char *err,
+                   size_t errlen, long *index);
 
 /* Stops admitting; what is in flight completes and is answered. */
 void pipeline_stop(pipeline_t *p);

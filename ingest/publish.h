@@ -15,10 +15,10 @@
 typedef struct publish_t publish_t;
 
 typedef struct publish_options_t {
-    void *zctx;          /* the ZeroMQ context */
+    void *zctx;           /* the ZeroMQ context */
     const char *endpoint; /* where to bind, e.g. tcp://0.0.0.0:5556 */
-    int64_t sndhwm;      /* messages queued per subscriber before it misses some */
-    metrics_t *metrics;  /* may be NULL */
+    int64_t sndhwm;       /* messages queued per subscriber before it misses some */
+    metrics_t *metrics;   /* may be NULL */
 } publish_options_t;
 
 /* Binds the PUB socket. Returns NULL with a reason in err. */

@@ -18,7 +18,7 @@
 #include "migrate.h"
 #include "timefmt.h"
 
-#define STORE_LOCK_KEY "7161046289740080"                /* pg advisory lock: one writer */
+#define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
 #define STORE_PING_MS 1000
 
 /* One of these per (run) or (run, step) touched by a batch: the batch's contribution. */
@@ -63,8 +63,8 @@ struct store_t {
     /* Writer thread only. */
     PGconn *conn;
     int64_t last_ping_ms;
-    buf_t copy;   /* COPY stream of a batch */
-    buf_t tmp;    /* one event's JSON */
+    buf_t copy; /* COPY stream of a batch */
+    buf_t tmp;  /* one event's JSON */
     buf_t arrays[16];
     agg_map_t runs, steps;
 
@@ -115,10 +115,14 @@ void store_req_destroy(store_req_t **rp)
 const char *store_state_name(store_state_t st)
 {
     switch (st) {
-    case STORE_CONNECTING: return "connecting";
-    case STORE_STANDBY: return "standby";
-    case STORE_READY: return "ready";
-    case STORE_FATAL: return "fatal";
+    case STORE_CONNECTING:
+        return "connecting";
+    case STORE_STANDBY:
+        return "standby";
+    case STORE_READY:
+        return "ready";
+    case STORE_FATAL:
+        return "fatal";
     }
     return "unknown";
 }
@@ -205,8 +209,13 @@ static int connect_step(store_t *s)
 {
     char err[512];
     if (!s->conn) {
-        const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle",
-                              "keepalives_interval", "keepalives_count", "dbname", NULL};
+        const char *keys[] = {"connect_timeout",
+                              "application_name",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "dbname",
+                              NULL};
         const char *vals[] = {"5", "adw-ingest", "5", "2", "3", s->conninfo, NULL};
         s->conn = PQconnectdbParams(keys, vals, 1);
         if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
@@ -312,8 +321,8 @@ static agg_t *agg_get(agg_map_t *m, const char *adw_id, const char *step)
             m->used++;
             return a;
         }
-        if (!strcmp(a->adw_id, adw_id) && ((!a->step && !step) || (a->step && step &&
-                                                                    !strcmp(a->step, step))))
+        if (!strcmp(a->adw_id, adw_id) &&
+            ((!a->step && !step) || (a->step && step && !strcmp(a->step, step))))
             return a;
         i = (i + 1) & (m->cap - 1);
     }
@@ -383,11 +392,24 @@ static int copy_text(buf_t *b, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         switch (c) {
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case '\r': *o++ = '\\'; *o++ = 'r'; break;
-        case '\t': *o++ = '\\'; *o++ = 't'; break;
-        default: *o++ = c;
+        case '\\':
+            *o++ = '\\';
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\';
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\';
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\';
+            *o++ = 't';
+            break;
+        default:
+            *o++ = c;
         }
     }
     b->len = (size_t)(o - b->data);
@@ -450,8 +472,7 @@ static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
         *nl = '\0';
     if (PQstatus(s->conn) != CONNECTION_OK)
         return TX_NOT_COMMITTED;
-    if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) ||
-                  !strncmp(state, "54", 2)))
+    if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) || !strncmp(state, "54", 2)))
         return TX_DATA_ERROR;
     return TX_NOT_COMMITTED;
 }
@@ -574,8 +595,8 @@ static int run_upsert(store_t *s, int steps, char *err, size_t errlen, tx_result
 
 /* Looks up which event_ids of the batch are stored already; marks those events not fresh with
  * their stored ids. Returns 0 or -1 with *res set. */
-static int find_duplicates(store_t *s, store_req_t **reqs, size_t nreqs, char *err,
-                           size_t errlen, tx_result_t *res)
+static int find_duplicates(store_t *s, store_req_t **reqs, size_t nreqs, char *err, size_t errlen,
+                           tx_result_t *res)
 {
     buf_t *keys = &s->arrays[0];
     buf_reset(keys);
@@ -705,8 +726,8 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
                 char received[TIMEFMT_LEN], ts[TIMEFMT_LEN], prefix[96];
                 timefmt_format(e->received_us, received);
                 timefmt_format(e->ts_us, ts);
-                snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"",
-                         e->id, received);
+                snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"", e->id,
+                         received);
                 buf_reset(&s->tmp);
                 if (jsonw_object_with(&s->tmp, e->doc, prefix) || encode_frame(r, i, received)) {
                     snprintf(err, errlen, "cannot serialize event (out of memory)");
@@ -850,8 +871,7 @@ static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
                 PQclear(r);
                 disconnect(s); /* the writer lock is taken afresh by connect_step */
                 int committed = found == (first_id == last_id ? 1 : 2);
-                log_warn("store: a commit's outcome was lost; ids %" PRId64 "..%" PRId64
-                         " are %s",
+                log_warn("store: a commit's outcome was lost; ids %" PRId64 "..%" PRId64 " are %s",
                          first_id, last_id, committed ? "stored" : "not stored");
                 return committed;
             }
@@ -977,8 +997,8 @@ static void *store_main(void *arg)
             pthread_cond_timedwait(&s->cond, &s->mu, &until);
         }
         size_t n = 0, events = 0;
-        while (s->q_head && (n == 0 || events + s->q_head->nevents <=
-                                           (size_t)s->opts.max_batch_events)) {
+        while (s->q_head &&
+               (n == 0 || events + s->q_head->nevents <= (size_t)s->opts.max_batch_events)) {
             if (n == batch_cap) {
                 size_t cap = batch_cap ? batch_cap * 2 : 64;
                 store_req_t **nb = realloc(batch, cap * sizeof *nb);
@@ -1046,18 +1066,18 @@ store_t *store_new(const store_options_t *o)
         goto fail;
     metrics_t *m = o->metrics;
     if (m) {
-        s->m_stored = metrics_counter(m, "adw_ingest_stored_total", NULL,
-                                      "Events committed to PostgreSQL");
+        s->m_stored =
+            metrics_counter(m, "adw_ingest_stored_total", NULL, "Events committed to PostgreSQL");
         s->m_dupes = metrics_counter(m, "adw_ingest_duplicates_total", NULL,
                                      "Events answered with an earlier event's id (event_id)");
-        s->m_batches = metrics_counter(m, "adw_ingest_batches_total", NULL,
-                                       "Transactions committed");
+        s->m_batches =
+            metrics_counter(m, "adw_ingest_batches_total", NULL, "Transactions committed");
         static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
         s->m_batch_size = metrics_histogram(m, "adw_ingest_batch_size", NULL,
                                             "Events per committed transaction", sizes, 12);
-        s->m_commit_latency = metrics_histogram(
-            m, "adw_ingest_commit_seconds", NULL, "Time from BEGIN to the COMMIT's answer",
-            METRICS_LATENCY_BOUNDS, METRICS_LATENCY_NBOUNDS);
+        s->m_commit_latency = metrics_histogram(m, "adw_ingest_commit_seconds", NULL,
+                                                "Time from BEGIN to the COMMIT's answer",
+                                                METRICS_LATENCY_BOUNDS, METRICS_LATENCY_NBOUNDS);
         s->m_state = metrics_gauge(m, "adw_ingest_store_state", NULL,
                                    "0 connecting, 1 standby, 2 ready, 3 fatal");
         s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,

@@ -36,13 +36,13 @@ typedef struct store_req_t {
     struct store_req_t *next; /* queue link; owned by whoever holds the request */
     adw_event_t *events;      /* the validated events; owned by the request */
     size_t nevents;
-    int64_t *ids;             /* out: the id of each event (new or the earlier one's) */
-    unsigned char *fresh;     /* out: 1 when this request stored the event (publish it) */
-    buf_t frames;             /* out: each fresh event as a msgpack map, back to back */
-    size_t *frame_end;        /* out: end offset in frames of each event's map (fresh only) */
-    store_status_t status;    /* out */
-    char err[160];            /* out: reason when status is not OK */
-    void *ctx;                /* the submitter's; the store never touches it */
+    int64_t *ids;          /* out: the id of each event (new or the earlier one's) */
+    unsigned char *fresh;  /* out: 1 when this request stored the event (publish it) */
+    buf_t frames;          /* out: each fresh event as a msgpack map, back to back */
+    size_t *frame_end;     /* out: end offset in frames of each event's map (fresh only) */
+    store_status_t status; /* out */
+    char err[160];         /* out: reason when status is not OK */
+    void *ctx;             /* the submitter's; the store never touches it */
 } store_req_t;
 
 typedef struct store_options_t {

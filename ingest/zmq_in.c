@@ -11,8 +11,8 @@
 #include "log.h"
 #include "timefmt.h"
 
-#define ZMQ_IN_MAX_PARTS 8   /* envelope frames plus the body */
-#define ZMQ_IN_BURST 256     /* requests read per turn before yielding to other work */
+#define ZMQ_IN_MAX_PARTS 8 /* envelope frames plus the body */
+#define ZMQ_IN_BURST 256   /* requests read per turn before yielding to other work */
 
 struct zmq_in_t {
     zmq_in_options_t o;

@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 typedef struct buf_t {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, not counting the trailing NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard cap on len; 0 means unlimited */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, not counting the trailing NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard cap on len; 0 means unlimited */
 } buf_t;
 
 /* Initialises an empty buffer that refuses to grow past max bytes (0: no cap). */

@@ -20,10 +20,17 @@ int config_parse_size(const char *s, int64_t *out)
     int64_t mul = 1;
     if (*end) {
         switch (tolower((unsigned char)*end)) {
-        case 'k': mul = 1024; break;
-        case 'm': mul = 1024 * 1024; break;
-        case 'g': mul = 1024LL * 1024 * 1024; break;
-        default: return -EINVAL;
+        case 'k':
+            mul = 1024;
+            break;
+        case 'm':
+            mul = 1024 * 1024;
+            break;
+        case 'g':
+            mul = 1024LL * 1024 * 1024;
+            break;
+        default:
+            return -EINVAL;
         }
         end++;
         if (*end == 'i' || *end == 'I')
@@ -111,7 +118,9 @@ void config_print_help(const config_program_t *prog, void *fp)
         const config_option_t *o = &prog->options[i];
         char flag[64];
         snprintf(flag, sizeof flag, "--%s%s", o->flag,
-                 o->type == CONFIG_BOOL ? "" : o->type == CONFIG_INT ? " N" : " VALUE");
+                 o->type == CONFIG_BOOL  ? ""
+                 : o->type == CONFIG_INT ? " N"
+                                         : " VALUE");
         fprintf(f, "  %-26s %s\n", flag, o->doc);
         fprintf(f, "  %-26s env %s, default %s\n", "", o->env ? o->env : "(none)",
                 o->def ? (*o->def ? o->def : "\"\"") : "unset");

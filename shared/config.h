@@ -17,14 +17,14 @@ typedef enum config_type {
 
 /* One of these per setting of a program. */
 typedef struct config_option_t {
-    const char *flag;    /* long flag without the dashes, e.g. "http" */
-    const char *env;     /* environment variable, or NULL for flag-only settings */
+    const char *flag; /* long flag without the dashes, e.g. "http" */
+    const char *env;  /* environment variable, or NULL for flag-only settings */
     config_type_t type;
-    const char *def;     /* default as text; NULL means unset (strings stay NULL) */
-    size_t offset;       /* offsetof(options struct, field) */
-    int64_t min, max;    /* bounds for CONFIG_INT (both 0: no bounds) */
-    int bytes;           /* CONFIG_INT: accept k/M/G suffixes */
-    const char *doc;     /* one line for --help */
+    const char *def;  /* default as text; NULL means unset (strings stay NULL) */
+    size_t offset;    /* offsetof(options struct, field) */
+    int64_t min, max; /* bounds for CONFIG_INT (both 0: no bounds) */
+    int bytes;        /* CONFIG_INT: accept k/M/G suffixes */
+    const char *doc;  /* one line for --help */
 } config_option_t;
 
 /* One of these per program. */

@@ -98,8 +98,7 @@ int event_from_json(json_t *doc, int64_t received_us, adw_event_t *ev, char *err
     if (get_string(doc, "adw_id", 1024, 1, &e.adw_id, err, errlen))
         return -EINVAL;
     if (!event_adw_id_valid(e.adw_id, strlen(e.adw_id))) {
-        snprintf(err, errlen, "adw_id must be 1-%d characters of [A-Za-z0-9._:-]",
-                 ADW_ADW_ID_MAX);
+        snprintf(err, errlen, "adw_id must be 1-%d characters of [A-Za-z0-9._:-]", ADW_ADW_ID_MAX);
         return -EINVAL;
     }
     if (get_string(doc, "step", ADW_STEP_MAX, 0, &e.step, err, errlen) ||
@@ -166,8 +165,8 @@ int event_from_json(json_t *doc, int64_t received_us, adw_event_t *ev, char *err
             get_total_int(payload, "output_tokens", &e.output_tokens, &parts, err, errlen) ||
             get_total_int(payload, "cache_read_tokens", &e.cache_read_tokens, &parts, err,
                           errlen) ||
-            get_total_int(payload, "cache_creation_tokens", &e.cache_creation_tokens, &parts,
-                          err, errlen))
+            get_total_int(payload, "cache_creation_tokens", &e.cache_creation_tokens, &parts, err,
+                          errlen))
             return -EINVAL;
         if (!tok && parts) {
             /* Saturating: four values each below 2^63 can overflow when added. */

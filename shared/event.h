@@ -23,9 +23,9 @@ enum {
 
 /* One of these per event accepted for storage. Plain data. */
 typedef struct adw_event_t {
-    json_t *doc;            /* owned reference: the event as submitted */
-    int is_system;          /* type == "system" */
-    const char *type;       /* the following point into doc; NULL when absent */
+    json_t *doc;      /* owned reference: the event as submitted */
+    int is_system;    /* type == "system" */
+    const char *type; /* the following point into doc; NULL when absent */
     const char *adw_id;
     const char *step;
     const char *event_type; /* adw_event's event_type */
@@ -33,14 +33,14 @@ typedef struct adw_event_t {
     const char *status;
     const char *event_id;
     const char *summary;
-    int64_t ts_us;          /* the event's timestamp; received_us when absent */
-    int64_t duration_ms;    /* when EVENT_HAS_DURATION */
-    double cost_usd;        /* payload.cost_usd, 0 when absent */
-    int64_t tokens;         /* payload.tokens, else the sum of the four kinds below */
+    int64_t ts_us;       /* the event's timestamp; received_us when absent */
+    int64_t duration_ms; /* when EVENT_HAS_DURATION */
+    double cost_usd;     /* payload.cost_usd, 0 when absent */
+    int64_t tokens;      /* payload.tokens, else the sum of the four kinds below */
     int64_t input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens;
-    unsigned has;           /* EVENT_HAS_* */
-    int64_t id;             /* assigned at commit; 0 before */
-    int64_t received_us;    /* time of receipt, set by event_from_json */
+    unsigned has;        /* EVENT_HAS_* */
+    int64_t id;          /* assigned at commit; 0 before */
+    int64_t received_us; /* time of receipt, set by event_from_json */
 } adw_event_t;
 
 /* Validates doc against every rule of the contract's event table and fills ev.

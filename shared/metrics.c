@@ -15,11 +15,11 @@ struct metric_t {
     char *name;
     char *labels; /* NULL or label text without braces */
     char *help;
-    _Atomic int64_t value;      /* counter or gauge */
-    double *bounds;             /* histogram upper bounds */
+    _Atomic int64_t value; /* counter or gauge */
+    double *bounds;        /* histogram upper bounds */
     size_t nbounds;
-    _Atomic uint64_t *buckets;  /* nbounds + 1 counts (last is +Inf), not cumulative */
-    _Atomic uint64_t sum_nano;  /* sum of observations x 1e9 */
+    _Atomic uint64_t *buckets; /* nbounds + 1 counts (last is +Inf), not cumulative */
+    _Atomic uint64_t sum_nano; /* sum of observations x 1e9 */
     _Atomic uint64_t count;
 };
 
@@ -28,9 +28,8 @@ struct metrics_t {
     metric_t *tail;
 };
 
-const double METRICS_LATENCY_BOUNDS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                         0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                         5,      10};
+const double METRICS_LATENCY_BOUNDS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                         0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const size_t METRICS_LATENCY_NBOUNDS = sizeof METRICS_LATENCY_BOUNDS / sizeof(double);
 
 metrics_t *metrics_new(void)

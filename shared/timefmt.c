@@ -78,8 +78,8 @@ int timefmt_parse(const char *s, size_t len, int64_t *us)
         i++;
     } else if (i + 6 == len && (s[i] == '+' || s[i] == '-')) {
         int oh, om;
-        if (digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || digits(s + i + 4, 2, &om) ||
-            oh > 23 || om > 59)
+        if (digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || digits(s + i + 4, 2, &om) || oh > 23 ||
+            om > 59)
             return -EINVAL;
         offset = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
         i += 6;
