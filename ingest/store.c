@@ -130,7 +130,9 @@ const char *store_state_name(store_state_t st)
 static void set_error(store_t *s, const char *msg)
 {
     pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    size_t n = strnlen(msg, sizeof s->last_error - 1);
+    memcpy(s->last_error, msg, n);
+    s->last_error[n] = '\0';
     pthread_mutex_unlock(&s->mu);
 }
 
