@@ -1,0 +1,638 @@
+// The swimlane dashboard in headless Chromium against the real stack (PostgreSQL, adw-ingest,
+// adw-gateway), started by tests/integration/test_dashboard.py, which runs this file with:
+//   ADW_GATEWAY_URL   http://127.0.0.1:P   the gateway serving the dashboard
+//   ADW_INGEST_URL    http://127.0.0.1:Q   where events are posted
+//   ADW_CONTROL_URL   http://127.0.0.1:R   POST /gateway/kill, POST /gateway/start (restarts
+//                                          the gateway on the same port)
+//   ADW_BROWSER_ARTIFACTS                  where screenshots go (default: ./artifacts)
+// Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded).
+//
+//   node tests/browser/dashboard.test.mjs
+
+import {after, afterEach, before, test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {chromium} from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const GATEWAY = need('ADW_GATEWAY_URL');
+const INGEST = need('ADW_INGEST_URL');
+const CONTROL = process.env.ADW_CONTROL_URL || '';
+const ARTIFACTS = process.env.ADW_BROWSER_ARTIFACTS || path.join(HERE, 'artifacts');
+const CHROMIUM = process.env.ADW_CHROMIUM || '/usr/bin/chromium';
+const RUN_TAG = Date.now().toString(36);
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${name} is not set (run through tests/integration/test_dashboard.py)`);
+    process.exit(2);
+  }
+  return v.replace(/\/$/, '');
+}
+
+let context;
+let userDir;
+
+before(async () => {
+  fs.mkdirSync(ARTIFACTS, {recursive: true});
+  userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'adw-chromium-'));
+  context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: {width: 1280, height: 720},
+    timeout: 60000,
+  });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], {origin: GATEWAY});
+});
+
+// Pages a test opened are closed after it, passed or failed.
+const openPages = [];
+afterEach(async () => {
+  for (const p of openPages.splice(0)) await p.close().catch(() => {});
+});
+
+after(async () => {
+  if (context) await context.close();
+  if (userDir) fs.rmSync(userDir, {recursive: true, force: true});
+});
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+let uidN = 0;
+function uid(what) {
+  uidN += 1;
+  return `${what}-${RUN_TAG}-${uidN}`;
+}
+
+// Posts one event or an array of them to ingest; returns the ids.
+async function post(events) {
+  const res = await fetch(`${INGEST}/api/events`, {
+    method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify(events),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(body)}`);
+  return Array.isArray(events) ? body.ids : [body.id];
+}
+
+async function control(what) {
+  assert.ok(CONTROL, 'ADW_CONTROL_URL is needed for this test');
+  const res = await fetch(`${CONTROL}/gateway/${what}`, {method: 'POST'});
+  const body = await res.text();
+  assert.equal(res.status, 200, `control ${what}: ${res.status} ${body}`);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Polls fn (sync or async) until it returns a truthy value; returns it. Generous by default:
+// the machine is shared and nothing here asserts on timing.
+async function until(fn, {timeout = 30000, interval = 100, what = 'condition'} = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      const w = typeof what === 'function' ? await what() : what;
+      throw new Error(`timed out after ${timeout} ms waiting for ${w} (last: ${last})`);
+    }
+    await sleep(interval);
+  }
+}
+
+// A page with every WebSocket frame it sends and receives recorded (parsed JSON).
+async function openPage(url, {viewport, colorScheme} = {}) {
+  const page = await context.newPage();
+  openPages.push(page);
+  if (viewport) await page.setViewportSize(viewport);
+  if (colorScheme) await page.emulateMedia({colorScheme});
+  const ws = {sockets: [], errors: []};
+  page.on('websocket', (sock) => {
+    const s = {url: sock.url(), sent: [], received: [], closed: false};
+    ws.sockets.push(s);
+    sock.on('framesent', (f) => s.sent.push(parse(f.payload)));
+    sock.on('framereceived', (f) => s.received.push(parse(f.payload)));
+    sock.on('close', () => {
+      s.closed = true;
+    });
+  });
+  page.on('pageerror', (e) => ws.errors.push(String(e)));
+  await page.goto(`${GATEWAY}/${url}`);
+  return {page, ws};
+}
+
+function parse(payload) {
+  try {
+    return JSON.parse(String(payload));
+  } catch {
+    return {unparsed: String(payload)};
+  }
+}
+
+function subscribes(ws) {
+  return ws.sockets.flatMap((s) => s.sent.filter((m) => m.action === 'subscribe' || m.type === 'subscribe'));
+}
+
+async function waitRunLoaded(page, count) {
+  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {timeout: 60000});
+  if (count !== undefined) {
+    await page.waitForFunction((n) => document.querySelector('.run-page').dataset.rendered === String(n),
+      count, {timeout: 120000, polling: 100});
+  }
+}
+
+async function laneSteps(page) {
+  return page.$$eval('.lane', (ls) => ls.map((l) => l.dataset.step));
+}
+
+async function laneIds(page, step) {
+  return page.$$eval(`.lane[data-step="${cssEsc(step)}"] .card`, (cs) => cs.map((c) => Number(c.dataset.eventId)));
+}
+
+function cssEsc(s) {
+  return s.replace(/["\\]/g, '\\$&');
+}
+
+function fmtCost(n) {
+  return n === 0 ? '$0.00' : `$${n.toFixed(n < 1 ? 4 : 2)}`;
+}
+
+function fmtInt(n) {
+  return new Intl.NumberFormat('en-US').format(n);
+}
+
+function agentEvent(adwId, step, eventType, summary, payload) {
+  const ev = {type: 'adw_event', adw_id: adwId, event_type: eventType, summary};
+  if (step !== null) ev.step = step;
+  if (payload) ev.payload = payload;
+  return ev;
+}
+
+function systemEvent(adwId, step, event, extra = {}) {
+  const ev = {type: 'system', adw_id: adwId, event, ...extra};
+  if (step !== null) ev.step = step;
+  return ev;
+}
+
+async function shot(page, name) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({path: file});
+  assert.ok(fs.statSync(file).size > 1000, `${file} is written`);
+  return file;
+}
+
+// ---- tests ------------------------------------------------------------------------------------
+
+test('run list and swimlanes: cards in the right lanes in order, totals, live updates', async () => {
+  const A = uid('lanes');
+  // Steps begin in the order zeta-plan, alpha-build, review (not alphabetical) and interleave.
+  const spec = [
+    systemEvent(A, null, 'adw_start', {summary: 'Feature: authentication middleware'}),
+    systemEvent(A, 'zeta-plan', 'step_start'),
+    agentEvent(A, 'zeta-plan', 'TextBlock', 'plan text 1', {input_tokens: 100, output_tokens: 20, cost_usd: 0.0125}),
+    agentEvent(A, 'zeta-plan', 'ThinkingBlock', 'plan thinking 2', {input_tokens: 50, output_tokens: 10, cache_read_tokens: 7}),
+    systemEvent(A, 'alpha-build', 'step_start'),
+    agentEvent(A, 'alpha-build', 'ToolUseBlock', 'Write /src/auth.py', {tool_name: 'Write', file_path: '/src/auth.py', cost_usd: 0.02, input_tokens: 300, output_tokens: 40, cache_creation_tokens: 3}),
+    agentEvent(A, 'zeta-plan', 'TextBlock', 'plan text 3 (late)', {output_tokens: 5}),
+    agentEvent(A, 'alpha-build', 'PreToolUse', 'Bash: npm test', {tool_name: 'Bash', hook_event_name: 'PreToolUse'}),
+    agentEvent(A, 'alpha-build', 'PostToolUse', 'Bash: npm test (ok)', {tool_name: 'Bash', hook_event_name: 'PostToolUse'}),
+    // No status: a system event's status would become the run's (proto/decisions.md).
+    systemEvent(A, 'alpha-build', 'step_complete', {duration_ms: 4500}),
+    systemEvent(A, 'review', 'step_start'),
+    agentEvent(A, 'review', 'Notification', 'Waiting for input', {hook_event_name: 'Notification'}),
+    agentEvent(A, 'review', 'TextBlock', 'review failed: 2 issues', null),
+  ];
+  spec[spec.length - 1].status = 'failed';
+  const ids = await post(spec);
+  const byStep = {};
+  spec.forEach((ev, i) => {
+    (byStep[ev.step ?? ''] ||= []).push(ids[i]);
+  });
+  const cost = 0.0125 + 0.02;
+  const tokens = 100 + 20 + 50 + 10 + 7 + 300 + 40 + 3 + 5;
+
+  const {page, ws} = await openPage('#/');
+  const row = page.locator(`tr[data-run-id="${A}"]`);
+  await row.waitFor({timeout: 30000});
+  assert.equal(await row.getAttribute('data-status'), 'running');
+  assert.match(await row.locator('.c-status').textContent(), /running/);
+  assert.equal(await row.locator('.c-status svg').count(), 1, 'status has an icon, not colour alone');
+  assert.equal(await row.locator('.c-step').textContent(), 'review');
+  assert.equal(await row.locator('.c-events').textContent(), String(spec.length));
+  assert.equal(await row.locator('.c-cost').textContent(), fmtCost(cost));
+  assert.equal(await row.locator('.c-tokens').textContent(), fmtInt(tokens));
+  assert.match(await row.locator('.c-age').textContent(), /ago|just now/);
+
+  // The list updates live.
+  await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
+  const [liveId] = await post(agentEvent(A, 'review', 'TextBlock', 'live in the list', {cost_usd: 0.5, input_tokens: 1000}));
+  await until(async () => (await row.locator('.c-events').textContent()) === String(spec.length + 1),
+    {what: 'the row counts the live event'});
+  assert.equal(await row.locator('.c-cost').textContent(), fmtCost(cost + 0.5));
+  assert.equal(await row.locator('.c-tokens').textContent(), fmtCompact(tokens + 1000));
+  (byStep.review ||= []).push(liveId);
+
+  // Open the run from the list (keyboard: the run link).
+  await row.locator('a').focus();
+  await page.keyboard.press('Enter');
+  await waitRunLoaded(page, spec.length + 1);
+  assert.match(page.url(), new RegExp(`#/runs/${A}$`));
+  assert.deepEqual(await laneSteps(page), ['', 'zeta-plan', 'alpha-build', 'review'], 'lanes in the order the steps began');
+  for (const [step, want] of Object.entries(byStep)) {
+    assert.deepEqual(await laneIds(page, step), want, `lane ${step || '(no step)'} holds its cards in id order`);
+  }
+  // An icon per event type.
+  const kinds = await page.$$eval('.card', (cs) => Object.fromEntries(cs.map((c) => [c.querySelector('.card-type').textContent, c.querySelector('svg').getAttribute('class')])));
+  assert.match(kinds.ToolUseBlock, /icon-tool/);
+  assert.match(kinds.TextBlock, /icon-text|icon-error/);
+  assert.match(kinds.ThinkingBlock, /icon-thinking/);
+  assert.match(kinds.PreToolUse, /icon-pre/);
+  assert.match(kinds.PostToolUse, /icon-post/);
+  assert.match(kinds.Notification, /icon-hook/);
+  assert.match(kinds.adw_start, /icon-start/);
+  assert.match(kinds.step_complete, /icon-complete/);
+  const failed = page.locator(`.card[data-event-id="${ids[ids.length - 1]}"]`);
+  assert.equal(await failed.getAttribute('data-kind'), 'error');
+  assert.match(await failed.textContent(), /failed/);
+  // The card shows the summary and the time.
+  const first = page.locator(`.card[data-event-id="${ids[2]}"]`);
+  assert.equal(await first.locator('.card-summary').textContent(), 'plan text 1');
+  assert.match(await first.locator('.card-time').textContent(), /^\d\d:\d\d:\d\d$/);
+
+  // The status panel: status, totals, per-step durations; the active lane marked.
+  const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
+  await until(async () => (await field('cost')) === fmtCost(cost + 0.5), {what: 'cost in the status panel'});
+  assert.equal(await field('status'), 'running');
+  assert.equal(await field('tokens'), fmtInt(tokens + 1000));
+  assert.equal(await field('input_tokens'), fmtInt(100 + 50 + 300 + 1000));
+  assert.equal(await field('output_tokens'), fmtInt(20 + 10 + 40 + 5));
+  assert.equal(await field('cache_read_tokens'), '7');
+  assert.equal(await field('cache_creation_tokens'), '3');
+  assert.equal(await field('event_count'), String(spec.length + 1));
+  assert.equal(await field('current_step'), 'review');
+  assert.equal(await page.locator('.status-panel tr[data-step="alpha-build"] [data-field="step_duration"]').textContent(), '4.5 s');
+  await until(async () => (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() === 'review',
+    {what: 'the review lane marked active'});
+  assert.match(await page.locator('.lane.is-active .lane-active').textContent(), /Active/);
+  await shot(page, 'run-view-1280x720');
+
+  // Live events land in their lanes; a new step gets a new lane at the end and becomes active.
+  const liveIds = await post([
+    agentEvent(A, 'alpha-build', 'ToolUseBlock', 'live build', {tool_name: 'Edit', cost_usd: 0.25}),
+    systemEvent(A, 'fix', 'step_start'),
+    agentEvent(A, 'fix', 'TextBlock', 'live fix', {output_tokens: 11}),
+  ]);
+  await until(async () => (await laneSteps(page)).join() === ',zeta-plan,alpha-build,review,fix', {what: 'the fix lane'});
+  await until(async () => (await laneIds(page, 'fix')).join() === liveIds.slice(1).join(), {what: 'fix cards'});
+  assert.deepEqual(await laneIds(page, 'alpha-build'), [...byStep['alpha-build'], liveIds[0]]);
+  await until(async () => (await field('cost')) === fmtCost(cost + 0.75), {what: 'the cost after live events'});
+  await until(async () => (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() === 'fix',
+    {what: 'the fix lane marked active'});
+
+  // Back in the list, a new run appears on top; a finished run shows completed.
+  const nsub = subscribes(ws).length;
+  await page.click('.run-head .back');
+  await page.locator(`tr[data-run-id="${A}"]`).waitFor();
+  await until(() => subscribes(ws).slice(nsub).some((m) => same(m.filters, {})),
+    {what: 'the list subscribes again without a filter'});
+  const B = uid('newrun');
+  await post(agentEvent(B, 'plan', 'TextBlock', 'hello from B', null));
+  await until(async () => (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId)))[0] === B,
+    {what: 'the new run on top'});
+  await post(systemEvent(A, null, 'adw_complete', {status: 'completed'}));
+  await until(async () => (await page.getAttribute(`tr[data-run-id="${A}"]`, 'data-status')) === 'completed',
+    {what: 'the run completed'});
+  assert.deepEqual((await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).slice(0, 2), [A, B],
+    'most recently active first');
+  assert.match(await page.locator(`tr[data-run-id="${A}"] .c-status`).textContent(), /completed/);
+  await shot(page, 'run-list-1280x720');
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+function fmtCompact(n) {
+  if (n < 10000) return fmtInt(n);
+  const k = Math.round((n / 1000) * 10) / 10;
+  return `${k.toFixed(k >= 100 ? 0 : 1).replace(/\.0$/, '')}K`;
+}
+
+test('filters are sent to the server as a subscribe message and kept in the URL', async () => {
+  const R = uid('filters');
+  const ids = await post([
+    agentEvent(R, 'plan', 'TextBlock', 'p1', null),
+    agentEvent(R, 'build', 'ToolUseBlock', 'b1', {tool_name: 'Write'}),
+    agentEvent(R, 'build', 'TextBlock', 'b2', null),
+    agentEvent(R, 'plan', 'ToolUseBlock', 'p2', {tool_name: 'Read'}),
+    systemEvent(R, 'build', 'step_complete', {status: 'completed'}),
+  ]);
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, 5);
+  assert.deepEqual(await laneSteps(page), ['plan', 'build']);
+  let sub = subscribes(ws).at(-1);
+  assert.deepEqual(sub.filters, {adw_id: R}, 'the run view subscribes to its run');
+  assert.ok(Number.isInteger(sub.since) && sub.since >= ids[4], `since is the last id held (${sub.since})`);
+
+  // Step filter.
+  await page.click('.chips .chip[data-step="build"]');
+  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build']})), {what: 'subscribe with steps=[build]'});
+  await until(async () => (await laneSteps(page)).join() === 'build', {what: 'only the build lane'});
+  await waitRunLoaded(page, 3);
+  assert.deepEqual(await laneIds(page, 'build'), [ids[1], ids[2], ids[4]]);
+  assert.match(page.url(), /#\/runs\/[^?]+\?step=build$/);
+  assert.equal(await page.getAttribute('.chips .chip[data-step="build"]', 'aria-pressed'), 'true');
+
+  // The server, not the page, leaves the plan events out.
+  const sockNow = ws.sockets.at(-1);
+  const mark = sockNow.received.length;
+  const [planLive, buildLive] = await post([
+    agentEvent(R, 'plan', 'TextBlock', 'plan live (filtered out by the server)', null),
+    agentEvent(R, 'build', 'TextBlock', 'build live', null),
+  ]);
+  await until(async () => (await laneIds(page, 'build')).includes(buildLive), {what: 'the live build card'});
+  const after = sockNow.received.slice(mark);
+  assert.ok(after.some((m) => m.id === buildLive));
+  assert.ok(!after.some((m) => m.id === planLive), 'the gateway did not send the plan event');
+  assert.equal(await page.locator(`.card[data-event-id="${planLive}"]`).count(), 0);
+
+  // Event type filter (a checkbox in the types menu), combined with the step filter.
+  await page.click('.menu > summary');
+  await page.click('.menu-item[data-type="ToolUseBlock"]');
+  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']})),
+    {what: 'subscribe with event_types=[ToolUseBlock]'});
+  await waitRunLoaded(page, 1);
+  assert.deepEqual(await laneIds(page, 'build'), [ids[1]]);
+  assert.match(page.url(), /\?step=build&type=ToolUseBlock$/);
+
+  // A link reopens the same view: same filters, sent to the server again.
+  const link = page.url();
+  const second = await openPage(link.slice(GATEWAY.length + 1));
+  await waitRunLoaded(second.page, 1);
+  assert.deepEqual(subscribes(second.ws).at(-1).filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']});
+  assert.deepEqual(await laneIds(second.page, 'build'), [ids[1]]);
+  assert.equal(await second.page.getAttribute('.chips .chip[data-step="build"]', 'aria-pressed'), 'true');
+  assert.ok(await second.page.$eval('.menu-item[data-type="ToolUseBlock"] input', (i) => i.checked));
+  await second.page.close();
+
+  // Kind of event (types), then clear everything.
+  await page.click('.seg-btn[data-kind="system"]');
+  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock'], types: ['system']})),
+    {what: 'subscribe with types=[system]'});
+  await waitRunLoaded(page, 0);
+  await page.click('.filters .btn-quiet');
+  await until(() => same(subscribes(ws).at(-1).filters, {adw_id: R}), {what: 'subscribe without filters'});
+  await waitRunLoaded(page, 7);
+  assert.deepEqual(await laneSteps(page), ['plan', 'build']);
+  assert.match(page.url(), new RegExp(`#/runs/${R}$`));
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+function same(a, b) {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+
+function sortKeys(o) {
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return o;
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortKeys(o[k])]));
+}
+
+test('event text is shown as text: markup in a summary does not run', async () => {
+  const R = uid('xss');
+  const evil = '<img src=x onerror=window.__xss=1>';
+  const evilStep = '<b onmouseover=window.__xss=3>s</b>';
+  const [id] = await post(agentEvent(R, evilStep, '<svg/onload=window.__xss=2>', evil,
+    {tool_name: '<img src=y onerror=window.__xss=4>', note: '<script>window.__xss=5</script>'}));
+  const {page, ws} = await openPage('#/');
+  const row = page.locator(`tr[data-run-id="${R}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator('.c-step').textContent(), evilStep);
+  await page.goto(`${GATEWAY}/#/runs/${R}`);
+  await waitRunLoaded(page, 1);
+  const card = page.locator(`.card[data-event-id="${id}"]`);
+  assert.equal(await card.locator('.card-summary').textContent(), evil);
+  assert.equal(await card.locator('.card-type').textContent(), '<svg/onload=window.__xss=2>');
+  assert.equal(await page.locator('.lane .lane-name').textContent(), evilStep);
+  await card.click();
+  await page.waitForSelector('dialog#detail[open]');
+  assert.equal(await page.locator('.detail-summary').textContent(), evil);
+  const shown = JSON.parse(await page.locator('.detail-json').textContent());
+  assert.equal(shown.summary, evil);
+  assert.equal(shown.payload.note, '<script>window.__xss=5</script>');
+  await page.keyboard.press('Escape');
+  await page.hover('.lane .lane-name');
+  await sleep(300);
+  assert.equal(await page.evaluate(() => window.__xss), undefined, 'no injected code ran');
+  assert.equal(await page.locator('#view img, #detail img, #view script, #detail script').count(), 0);
+  assert.equal(await page.locator('#view b, #detail b').count(), 0);
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+test('detail view: Enter opens a card, the whole event pretty-printed and copyable, Escape closes', async () => {
+  const R = uid('detail');
+  const ev = agentEvent(R, 'build', 'ToolUseBlock', 'Write /src/middleware/auth.py',
+    {tool_name: 'Write', file_path: '/src/middleware/auth.py', nested: {a: [1, 2, {b: 'c'}]}, cost_usd: 0.01});
+  ev.timestamp = '2026-01-01T14:30:00Z';
+  ev.custom_key = 'kept';
+  const ids = await post([ev, agentEvent(R, 'build', 'TextBlock', 'second', null), agentEvent(R, 'review', 'TextBlock', 'third', null)]);
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, 3);
+
+  // Keyboard: Tab reaches the cards; arrows move between them; Enter opens.
+  await page.focus(`.card[data-event-id="${ids[1]}"]`);
+  await page.keyboard.press('ArrowUp');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.eventId), String(ids[0]));
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.eventId), String(ids[2]));
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.eventId), String(ids[0]));
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog#detail[open]');
+  const text = await page.locator('.detail-json').textContent();
+  const shown = JSON.parse(text);
+  assert.equal(shown.id, ids[0]);
+  assert.equal(shown.summary, ev.summary);
+  assert.deepEqual(shown.payload, ev.payload);
+  assert.equal(shown.custom_key, 'kept');
+  assert.equal(shown.timestamp, ev.timestamp);
+  assert.ok(shown.received_at);
+  assert.ok(text.includes('\n  "'), 'pretty-printed');
+  assert.match(page.url(), new RegExp(`event=${ids[0]}`));
+  await shot(page, 'detail-1280x720');
+
+  await page.click('#detail button:has-text("Copy JSON")');
+  await until(async () => (await page.locator('.copy-msg').textContent()) === 'Copied', {what: 'Copied'});
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), text);
+
+  await page.keyboard.press('Escape');
+  await until(async () => !(await page.evaluate(() => document.getElementById('detail').open)), {what: 'the detail closed'});
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.eventId), String(ids[0]), 'focus back on the card');
+  assert.doesNotMatch(page.url(), /event=/);
+
+  // A link with the event reopens it.
+  const second = await openPage(`#/runs/${R}?event=${ids[2]}`);
+  await second.page.waitForSelector('dialog#detail[open]', {timeout: 30000});
+  assert.equal(JSON.parse(await second.page.locator('.detail-json').textContent()).id, ids[2]);
+  await second.page.close();
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+test('reconnect: the gateway is killed and restarted while events keep coming; each shows once', {skip: !CONTROL && 'no ADW_CONTROL_URL'}, async () => {
+  const R = uid('reconnect');
+  const posted = await post([0, 1, 2, 3, 4].map((i) => agentEvent(R, 'build', 'TextBlock', `seq ${i}`, null)));
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, 5);
+  await page.waitForSelector('#conn[data-state="live"]');
+
+  let seq = 5;
+  let stop = false;
+  const poster = (async () => {
+    while (!stop) {
+      const batch = [agentEvent(R, 'build', 'TextBlock', `seq ${seq}`, null)];
+      seq += 1;
+      posted.push(...await post(batch));
+      await sleep(120);
+    }
+  })();
+  await until(() => posted.length >= 10, {what: 'events posted while live'});
+  await until(async () => (await laneIds(page, 'build')).length >= 10, {what: 'live events shown'});
+  const firstSock = ws.sockets.at(-1);
+  await control('kill');
+  await page.waitForSelector('#conn[data-state="reconnecting"]', {timeout: 30000});
+  const lastBefore = Math.max(...firstSock.received.filter((m) => typeof m.id === 'number').map((m) => m.id));
+  await until(async () => /Reconnecting in \d+ s/.test(await page.locator('#conn').textContent()),
+    {what: 'the countdown to the next try'});
+  await shot(page, 'reconnecting-1280x720');
+  const countAtKill = posted.length;
+  await until(() => posted.length >= countAtKill + 12, {what: 'events posted while the gateway is down'});
+  await control('start');
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: 60000});
+  await until(() => posted.length >= countAtKill + 20, {what: 'events posted after the restart'});
+  stop = true;
+  await poster;
+
+  await until(async () => (await laneIds(page, 'build')).length >= posted.length, {timeout: 60000,
+    what: async () => `every event shown: ${JSON.stringify(await laneIds(page, 'build'))} of ${JSON.stringify(posted)}`});
+  await sleep(500);
+  const shownIds = await laneIds(page, 'build');
+  assert.deepEqual(shownIds, [...posted].sort((a, b) => a - b), 'every event exactly once, in order');
+  const summaries = await page.$$eval('.lane[data-step="build"] .card-summary', (s) => s.map((x) => x.textContent));
+  assert.deepEqual(summaries, Array.from({length: posted.length}, (_, i) => `seq ${i}`));
+
+  // The new connection resumed from the last id the page held.
+  assert.ok(ws.sockets.length >= 2, 'a second connection was opened');
+  const resumed = ws.sockets.slice(ws.sockets.indexOf(firstSock) + 1)
+    .flatMap((s) => s.sent).find((m) => m.action === 'subscribe');
+  assert.ok(resumed, 'the new connection subscribed');
+  assert.equal(resumed.filters.adw_id, R);
+  assert.ok(resumed.since >= lastBefore, `resumed with since=${resumed.since} >= ${lastBefore}`);
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+test('10,000 events in a run: the page stays responsive', async () => {
+  const R = uid('big');
+  const steps = ['plan', 'build', 'review', 'fix'];
+  const types = ['ToolUseBlock', 'TextBlock', 'ThinkingBlock', 'PreToolUse', 'PostToolUse'];
+  const N = 10000;
+  for (let b = 0; b < N / 1000; b++) {
+    const batch = [];
+    for (let i = 0; i < 1000; i++) {
+      const n = b * 1000 + i;
+      batch.push(agentEvent(R, steps[Math.floor(n / (N / 4))], types[n % types.length], `event ${n} ${'x'.repeat(n % 80)}`,
+        {tool_name: 'Bash', command: `echo ${n}`, input_tokens: 1, output_tokens: 1}));
+    }
+    await post(batch);
+  }
+  const t0 = Date.now();
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, N);
+  const loadMs = Date.now() - t0;
+  const perLane = await page.$$eval('.lane', (ls) => ls.map((l) => l.querySelectorAll('.card').length));
+  assert.equal(perLane.length, 4);
+  for (const n of perLane) assert.ok(n > 0 && n <= 300, `a lane renders a window of cards, not all (${n})`);
+  assert.match(await page.locator('.lane[data-step="build"] .lane-count').textContent(), /2,500/);
+
+  // A click on a card opens its detail view within a generous bound.
+  let t = Date.now();
+  await page.click('.lane[data-step="fix"] .card >> nth=-1');
+  await page.waitForSelector('dialog#detail[open]', {timeout: 10000});
+  const openMs = Date.now() - t;
+  assert.equal(JSON.parse(await page.locator('.detail-json').textContent()).summary.startsWith('event 9999'), true);
+  await page.keyboard.press('Escape');
+
+  // Still responsive while another 1,000 arrive live.
+  const live = [];
+  for (let i = 0; i < 1000; i++) live.push(agentEvent(R, steps[i % 4], 'TextBlock', `live ${i}`, null));
+  const posting = post(live);
+  t = Date.now();
+  await page.click('.lane[data-step="plan"] .card >> nth=0');
+  await page.waitForSelector('dialog#detail[open]', {timeout: 10000});
+  const openLiveMs = Date.now() - t;
+  await page.keyboard.press('Escape');
+  await posting;
+  await waitRunLoaded(page, N + 1000);
+  const frame = await page.evaluate(() => new Promise((r) => {
+    const s = performance.now();
+    requestAnimationFrame(() => r(performance.now() - s));
+  }));
+  assert.ok(frame < 1000, `a frame within a second (${frame} ms)`);
+
+  // Scrolling to the top of a lane pages older cards in.
+  const lane = page.locator('.lane[data-step="build"] .lane-cards');
+  const before = await lane.evaluate((l) => Number(l.firstElementChild.dataset.eventId));
+  await lane.evaluate((l) => {
+    l.scrollTop = 0;
+  });
+  await until(async () => (await lane.evaluate((l) => Number(l.firstElementChild.dataset.eventId))) < before, {what: 'older cards paged in'});
+  console.log(`# 10k: history loaded and rendered in ${loadMs} ms; detail opened in ${openMs} ms, ${openLiveMs} ms under live load; frame ${Math.round(frame)} ms`);
+  await shot(page, 'run-view-10k-1280x720');
+  assert.deepEqual(ws.errors, []);
+  await page.close();
+});
+
+test('screenshots: light and dark, desktop and phone', async () => {
+  const R = uid('demo');
+  const evs = [systemEvent(R, null, 'adw_start', {summary: 'Feature: authentication middleware'})];
+  const kinds = [['TextBlock', 'Created the implementation plan in specs/auth.md'], ['ThinkingBlock', 'JWT validation must allow for clock skew; refresh tokens rotate.'],
+    ['ToolUseBlock', 'Write /src/middleware/auth.py'], ['PreToolUse', 'Bash: pytest tests/test_auth.py'], ['PostToolUse', 'Bash: pytest tests/test_auth.py (ok)'],
+    ['ToolResultBlock', '12 passed in 0.84s']];
+  for (const [si, step] of ['plan', 'build', 'review'].entries()) {
+    evs.push(systemEvent(R, step, 'step_start'));
+    for (let i = 0; i < 6 + si; i++) {
+      const [t, s] = kinds[(i + si) % kinds.length];
+      evs.push(agentEvent(R, step, t, s, {tool_name: t.includes('Tool') ? 'Write' : undefined, cost_usd: 0.013, input_tokens: 900, output_tokens: 120, cache_read_tokens: 2000}));
+    }
+    if (step !== 'review') evs.push(systemEvent(R, step, 'step_complete', {duration_ms: 30000 + si * 12000}));
+  }
+  await post(evs);
+  for (const [name, viewport] of [['1280x720', {width: 1280, height: 720}], ['phone-390x844', {width: 390, height: 844}]]) {
+    for (const scheme of ['light', 'dark']) {
+      const {page, ws} = await openPage('#/', {viewport, colorScheme: scheme});
+      await page.locator(`tr[data-run-id="${R}"]`).waitFor();
+      await shot(page, `run-list-${name}-${scheme}`);
+      await page.goto(`${GATEWAY}/#/runs/${R}`);
+      await waitRunLoaded(page, evs.length);
+      await sleep(1200); // one chart tick
+      await shot(page, `run-view-${name}-${scheme}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling of the page at ${name} (${overflow}px)`);
+      assert.deepEqual(ws.errors, []);
+      await page.close();
+    }
+  }
+});
