@@ -36,6 +36,31 @@ void filter_move(filter_t *dst, filter_t *src)
     filter_init(src);
 }
 
+int filter_copy(filter_t *dst, const filter_t *src)
+{
+    filter_t nf;
+    filter_init(&nf);
+    for (int k = 0; k < FILTER_NKEYS; k++) {
+        const filter_list_t *l = &src->key[k];
+        if (!l->n)
+            continue;
+        nf.key[k].v = calloc(l->n, sizeof(char *));
+        if (!nf.key[k].v)
+            goto fail;
+        for (size_t i = 0; i < l->n; i++) {
+            nf.key[k].v[i] = strdup(l->v[i]);
+            if (!nf.key[k].v[i])
+                goto fail;
+            nf.key[k].n++;
+        }
+    }
+    filter_move(dst, &nf);
+    return 0;
+fail:
+    filter_free(&nf);
+    return -ENOMEM;
+}
+
 static int list_has(const filter_list_t *l, const char *s)
 {
     for (size_t i = 0; i < l->n; i++)

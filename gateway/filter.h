@@ -58,6 +58,10 @@ void filter_init(filter_t *f);
 /* Frees f's lists; f matches everything afterwards. Accepts a zeroed filter. */
 void filter_free(filter_t *f);
 
+/* Makes dst (whose old lists are freed) a deep copy of src (borrowed). Returns 0, or -ENOMEM
+ * leaving dst unchanged. */
+int filter_copy(filter_t *dst, const filter_t *src);
+
 /* Moves src's lists into dst (whose old lists are freed); src matches everything afterwards. */
 void filter_move(filter_t *dst, filter_t *src);
 
