@@ -8,7 +8,7 @@ import struct
 import adwtest
 import pytest
 from test_gateway_common import (assert_contiguous, connect, ev, hello, is_event, post,
-                                 recv_events, wait_type, ws_url)
+                                 recv_events, wait_delivered, wait_type, ws_url)
 
 pytestmark = pytest.mark.needs_bin("adw-ingest", "adw-gateway")
 
@@ -142,6 +142,7 @@ def test_subscribe_changes_filter_mid_stream(ingest, gateway):
 
 def test_subscribe_with_since_replays_then_continues_live(ingest, gateway):
     ids = post(ingest, [ev(adw_id="r1", summary=str(i)) for i in range(30)])
+    wait_delivered(gateway, ids[-1])  # so that all of them are replayed, none live
     ws = connect(gateway)
     ws.send({"action": "subscribe", "filters": {"adw_id": ["r1"]}, "since": ids[9]})
     assert wait_type(ws, "subscribed")["since"] == ids[9]
