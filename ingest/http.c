@@ -351,7 +351,7 @@ static void handle_body(conn_t *c, const char *body, size_t len)
     if (is_batch)
         c->ndjson = 1; /* from here on: answer with "ids" */
     c->state = CONN_WAIT;
-    c->pending = pipeline_submit(p, r, on_outcome, c);
+    c->pending = pipeline_submit(p, (uint64_t)(uintptr_t)c, r, on_outcome, c);
     if (!c->pending) {
         c->state = CONN_HEAD;
         respond_error(c, 503, "out of memory", -1, 1);

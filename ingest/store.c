@@ -511,72 +511,71 @@ static int exec_ok(store_t *s, const char *sql, char *err, size_t errlen, tx_res
     " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
     " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
 
-static const char
-    RUNS_UPSERT[] =
-        "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
-        " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
-        " $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::timestamptz[])"
-        " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-        " last_ts, first_id, last_id, updated_at))"
-        " INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd, tokens,"
-        " input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts,"
-        " first_id, last_id, updated_at)"
-        " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
-        " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM b"
-        " ON CONFLICT (adw_id) DO UPDATE SET"
-        " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
-        " current_step = coalesce(excluded.current_step, r.current_step),"
-        " event_count = r.event_count + excluded.event_count,"
-        " cost_usd =" SAT_FLOAT(
-            "r",
-            "cost_usd") ","
-                        " tokens =" SAT_BIGINT(
-                            "r",
-                            "tokens") ","
-                                      " input_tokens =" SAT_BIGINT(
-                                          "r",
-                                          "input_tokens") ","
-                                                          " output_tokens =" SAT_BIGINT(
-                                                              "r",
-                                                              "output_tokens") ","
-                                                                               " cache_read_tokens "
-                                                                               "=" SAT_BIGINT(
-                                                                                   "r",
-                                                                                   "cache_read_"
-                                                                                   "tokens") ","
-                                                                                             " cach"
-                                                                                             "e_"
-                                                                                             "creat"
-                                                                                             "ion_"
-                                                                                             "token"
-                                                                                             "s "
-                                                                                             "=" SAT_BIGINT(
-                                                                                                 "r",
-                                                                                                 "c"
-                                                                                                 "a"
-                                                                                                 "c"
-                                                                                                 "h"
-                                                                                                 "e"
-                                                                                                 "_"
-                                                                                                 "c"
-                                                                                                 "r"
-                                                                                                 "e"
-                                                                                                 "a"
-                                                                                                 "t"
-                                                                                                 "i"
-                                                                                                 "o"
-                                                                                                 "n"
-                                                                                                 "_"
-                                                                                                 "t"
-                                                                                                 "o"
-                                                                                                 "k"
-                                                                                                 "e"
-                                                                                                 "n"
-                                                                                                 "s") ","
-                                                                                                      " first_ts = least(r.first_ts, excluded.first_ts),"
-                                                                                                      " last_ts = greatest(r.last_ts, excluded.last_ts),"
-                                                                                                      " last_id = greatest(r.last_id, excluded.last_id),"
-                                                                                                      " updated_at = excluded.updated_at";
+static const char RUNS_UPSERT[] =
+    "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+    " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
+    " $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::timestamptz[])"
+    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
+    " last_ts, first_id, last_id, updated_at))"
+    " INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd, tokens,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts,"
+    " first_id, last_id, updated_at)"
+    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM b"
+    " ON CONFLICT (adw_id) DO UPDATE SET"
+    " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
+    " current_step = coalesce(excluded.current_step, r.current_step),"
+    " event_count = r.event_count + excluded.event_count,"
+    " cost_usd =" SAT_FLOAT(
+        "r",
+        "cost_usd") ","
+                    " tokens =" SAT_BIGINT(
+                        "r",
+                        "tokens") ","
+                                  " input_tokens =" SAT_BIGINT(
+                                      "r",
+                                      "input_tokens") ","
+                                                      " output_tokens =" SAT_BIGINT(
+                                                          "r",
+                                                          "output_tokens") ","
+                                                                           " cache_read_tokens "
+                                                                           "=" SAT_BIGINT(
+                                                                               "r",
+                                                                               "cache_read_"
+                                                                               "tokens") ","
+                                                                                         " cach"
+                                                                                         "e_"
+                                                                                         "creat"
+                                                                                         "ion_"
+                                                                                         "token"
+                                                                                         "s "
+                                                                                         "=" SAT_BIGINT(
+                                                                                             "r",
+                                                                                             "c"
+                                                                                             "a"
+                                                                                             "c"
+                                                                                             "h"
+                                                                                             "e"
+                                                                                             "_"
+                                                                                             "c"
+                                                                                             "r"
+                                                                                             "e"
+                                                                                             "a"
+                                                                                             "t"
+                                                                                             "i"
+                                                                                             "o"
+                                                                                             "n"
+                                                                                             "_"
+                                                                                             "t"
+                                                                                             "o"
+                                                                                             "k"
+                                                                                             "e"
+                                                                                             "n"
+                                                                                             "s") ","
+                                                                                                  " first_ts = least(r.first_ts, excluded.first_ts),"
+                                                                                                  " last_ts = greatest(r.last_ts, excluded.last_ts),"
+                                                                                                  " last_id = greatest(r.last_id, excluded.last_id),"
+                                                                                                  " updated_at = excluded.updated_at";
 
 static const char STEPS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
@@ -945,6 +944,8 @@ static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
         }
         if (stopping)
             return -1;
+        /* Requests queued meanwhile are not held up by this batch: they are refused now. */
+        drain_queue(s, "database unavailable, retry later");
         struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff = backoff < 2000 ? backoff * 2 : 2000;
