@@ -131,7 +131,8 @@ const char *store_state_name(store_state_t st)
 static void set_error(store_t *s, const char *msg)
 {
     pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    /* Cut to fit, deliberately (the precision keeps -Wformat-truncation quiet in Release). */
+    snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)sizeof s->last_error - 1, msg);
     pthread_mutex_unlock(&s->mu);
 }
 
