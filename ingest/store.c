@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -130,9 +131,8 @@ const char *store_state_name(store_state_t st)
 static void set_error(store_t *s, const char *msg)
 {
     pthread_mutex_lock(&s->mu);
-    size_t n = strnlen(msg, sizeof s->last_error - 1);
-    memcpy(s->last_error, msg, n);
-    s->last_error[n] = '\0';
+    /* Cut to fit, deliberately (the precision keeps -Wformat-truncation quiet in Release). */
+    snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)sizeof s->last_error - 1, msg);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -359,6 +359,18 @@ static const char *implied_step_status(const adw_event_t *e)
     return NULL;
 }
 
+/* Totals saturate at the top of their type rather than overflow (the SQL below does the same
+ * when adding a batch to the stored row). Both operands are non-negative. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
+static double sat_addf(double a, double b)
+{
+    return b > DBL_MAX - a ? DBL_MAX : a + b;
+}
+
 static void agg_add(agg_t *a, const adw_event_t *e)
 {
     if (a->n == 0) {
@@ -366,12 +378,12 @@ static void agg_add(agg_t *a, const adw_event_t *e)
         a->first_id = e->id;
     }
     a->n++;
-    a->cost += e->cost_usd;
-    a->tokens += e->tokens;
-    a->itok += e->input_tokens;
-    a->otok += e->output_tokens;
-    a->crtok += e->cache_read_tokens;
-    a->cctok += e->cache_creation_tokens;
+    a->cost = sat_addf(a->cost, e->cost_usd);
+    a->tokens = sat_add(a->tokens, e->tokens);
+    a->itok = sat_add(a->itok, e->input_tokens);
+    a->otok = sat_add(a->otok, e->output_tokens);
+    a->crtok = sat_add(a->crtok, e->cache_read_tokens);
+    a->cctok = sat_add(a->cctok, e->cache_creation_tokens);
     if (e->ts_us < a->first_ts)
         a->first_ts = e->ts_us;
     if (e->ts_us > a->last_ts)
@@ -492,6 +504,14 @@ static int exec_ok(store_t *s, const char *sql, char *err, size_t errlen, tx_res
     return -1;
 }
 
+/* Saturating sums of a stored total and a batch's (both non-negative). */
+#define SAT_BIGINT(t, col)                                                                         \
+    " CASE WHEN excluded." col " > 9223372036854775807 - " t "." col                               \
+    " THEN 9223372036854775807 ELSE " t "." col " + excluded." col " END"
+#define SAT_FLOAT(t, col)                                                                          \
+    " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
+    " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
+
 static const char RUNS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
     " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
@@ -507,16 +527,56 @@ static const char RUNS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
     " event_count = r.event_count + excluded.event_count,"
-    " cost_usd = r.cost_usd + excluded.cost_usd,"
-    " tokens = r.tokens + excluded.tokens,"
-    " input_tokens = r.input_tokens + excluded.input_tokens,"
-    " output_tokens = r.output_tokens + excluded.output_tokens,"
-    " cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,"
-    " cache_creation_tokens = r.cache_creation_tokens + excluded.cache_creation_tokens,"
-    " first_ts = least(r.first_ts, excluded.first_ts),"
-    " last_ts = greatest(r.last_ts, excluded.last_ts),"
-    " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at";
+    " cost_usd =" SAT_FLOAT(
+        "r",
+        "cost_usd") ","
+                    " tokens =" SAT_BIGINT(
+                        "r",
+                        "tokens") ","
+                                  " input_tokens =" SAT_BIGINT(
+                                      "r",
+                                      "input_tokens") ","
+                                                      " output_tokens =" SAT_BIGINT(
+                                                          "r",
+                                                          "output_tokens") ","
+                                                                           " cache_read_tokens "
+                                                                           "=" SAT_BIGINT(
+                                                                               "r",
+                                                                               "cache_read_"
+                                                                               "tokens") ","
+                                                                                         " cach"
+                                                                                         "e_"
+                                                                                         "creat"
+                                                                                         "ion_"
+                                                                                         "token"
+                                                                                         "s "
+                                                                                         "=" SAT_BIGINT(
+                                                                                             "r",
+                                                                                             "c"
+                                                                                             "a"
+                                                                                             "c"
+                                                                                             "h"
+                                                                                             "e"
+                                                                                             "_"
+                                                                                             "c"
+                                                                                             "r"
+                                                                                             "e"
+                                                                                             "a"
+                                                                                             "t"
+                                                                                             "i"
+                                                                                             "o"
+                                                                                             "n"
+                                                                                             "_"
+                                                                                             "t"
+                                                                                             "o"
+                                                                                             "k"
+                                                                                             "e"
+                                                                                             "n"
+                                                                                             "s") ","
+                                                                                                  " first_ts = least(r.first_ts, excluded.first_ts),"
+                                                                                                  " last_ts = greatest(r.last_ts, excluded.last_ts),"
+                                                                                                  " last_id = greatest(r.last_id, excluded.last_id),"
+                                                                                                  " updated_at = excluded.updated_at";
 
 static const char STEPS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
@@ -532,12 +592,16 @@ static const char STEPS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id"
     " AND b.step = excluded.step), s.status),"
     " event_count = s.event_count + excluded.event_count,"
-    " cost_usd = s.cost_usd + excluded.cost_usd,"
-    " tokens = s.tokens + excluded.tokens,"
-    " first_ts = least(s.first_ts, excluded.first_ts),"
-    " last_ts = greatest(s.last_ts, excluded.last_ts),"
-    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-    " last_id = greatest(s.last_id, excluded.last_id)";
+    " cost_usd =" SAT_FLOAT(
+        "s",
+        "cost_usd") ","
+                    " tokens =" SAT_BIGINT(
+                        "s",
+                        "tokens") ","
+                                  " first_ts = least(s.first_ts, excluded.first_ts),"
+                                  " last_ts = greatest(s.last_ts, excluded.last_ts),"
+                                  " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
+                                  " last_id = greatest(s.last_id, excluded.last_id)";
 
 static int run_upsert(store_t *s, int steps, char *err, size_t errlen, tx_result_t *res)
 {
@@ -881,6 +945,8 @@ static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
         }
         if (stopping)
             return -1;
+        /* Requests queued meanwhile are not held up by this batch: they are refused now. */
+        drain_queue(s, "database unavailable, retry later");
         struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff = backoff < 2000 ? backoff * 2 : 2000;
