@@ -49,10 +49,6 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
             goto fail;
     } else {
         const char *ep = o->zmq_endpoint && *o->zmq_endpoint ? o->zmq_endpoint : CLIENT_ZMQ_DEFAULT;
-        if (!strstr(ep, "://")) {
-            snprintf(err, errlen, "ZeroMQ endpoint '%s' must look like tcp://host:port", ep);
-            goto fail;
-        }
         /* A bind address (ingest's own ADW_INGEST_ZMQ, a wildcard host) means this host. */
         char local[512];
         for (size_t i = 0; i < sizeof CLIENT_ZMQ_WILDCARDS / sizeof CLIENT_ZMQ_WILDCARDS[0]; i++) {
@@ -63,11 +59,9 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
                 break;
             }
         }
-        c->zmq = client_zmq_new(ep, o->zmq_ctx);
-        if (!c->zmq) {
-            snprintf(err, errlen, "out of memory");
+        c->zmq = client_zmq_new(ep, err, errlen);
+        if (!c->zmq)
             goto fail;
-        }
     }
     if (o->spool_dir && *o->spool_dir) {
         c->spool = spool_open(o->spool_dir, o->spool_max);

@@ -1,7 +1,8 @@
 /* client: pushes ADW events to adw-ingest, for programs to embed (adw-send, adw-bench).
  *
  * Two transports, one per client:
- *   ZeroMQ  a DEALER socket connected to ingest's ROUTER; a request is one msgpack frame, an
+ *   ZeroMQ  a DEALER connected to ingest's ROUTER (ZMTP 3.0 spoken directly on a TCP or IPC
+ *           socket: no libzmq, no threads); a request is one msgpack frame, an
  *           array of event maps; the answer {"ok":true,"ids":[...]} or {"ok":false,"error":...,
  *           "index":i, "retry":true}.
  *   HTTP    POST <url>/api/events with a JSON array body over one keep-alive connection,
@@ -59,8 +60,6 @@ typedef struct client_options_t {
     const char *token;        /* HTTP bearer token; NULL or "": none (ZeroMQ has no token) */
     const char *spool_dir;    /* spool directory; NULL or "": no spool */
     size_t spool_max;         /* events the spool holds at most; 0: SPOOL_MAX_DEFAULT */
-    void *zmq_ctx;            /* ZeroMQ context to use (borrowed, must outlive the client);
-                                 NULL: the client makes its own when it first needs it */
 } client_options_t;
 
 /* What one client_submit() or client_drain() did. Plain data. */

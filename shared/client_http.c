@@ -1,16 +1,11 @@
 /* The HTTP transport of the client library (client_wire.h). */
-#include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "adw_limits.h"
@@ -182,102 +177,24 @@ void client_http_destroy(client_http_t **hp)
     *hp = NULL;
 }
 
-static int ms_left(int64_t deadline_us)
-{
-    int64_t left = deadline_us - timefmt_mono_us();
-    if (left <= 0)
-        return 0;
-    return (int)((left + 999) / 1000);
-}
-
-/* Waits for events on h->fd until the deadline. Returns 0, -ETIMEDOUT or a negative errno. */
-static int wait_fd(int fd, short events, int64_t deadline_us)
-{
-    for (;;) {
-        int wait = ms_left(deadline_us);
-        if (wait == 0)
-            return -ETIMEDOUT;
-        struct pollfd p = {fd, events, 0};
-        int n = poll(&p, 1, wait);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
-}
-
 /* Opens a connection. Returns 0, -ECONNREFUSED or -ETIMEDOUT with the reason in err. */
 static int hconnect(client_http_t *h, int64_t deadline_us, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int grc = getaddrinfo(h->host, h->port, &hints, &res);
-    if (grc) {
-        snprintf(err, errlen, "http: cannot resolve %s: %s", h->host, gai_strerror(grc));
-        return -ECONNREFUSED;
+    char why[CLIENT_ERR_LEN];
+    int fd = client_net_connect(h->host, h->port, deadline_us, why, sizeof why);
+    if (fd < 0) {
+        snprintf(err, errlen, "http: %s", why);
+        return fd;
     }
-    int rc = -ECONNREFUSED, e = ECONNREFUSED;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        int fd =
-            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) && errno != EINPROGRESS) {
-            e = errno;
-            close(fd);
-            continue;
-        }
-        int w = wait_fd(fd, POLLOUT, deadline_us);
-        socklen_t sl = sizeof e;
-        if (w == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) == 0 && e == 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            h->fd = fd;
-            h->used = 0;
-            rc = 0;
-            break;
-        }
-        close(fd);
-        if (w == -ETIMEDOUT) {
-            e = ETIMEDOUT;
-            rc = -ETIMEDOUT;
-            break;
-        }
-    }
-    freeaddrinfo(res);
-    if (rc)
-        snprintf(err, errlen, "http: cannot connect to %s: %s", h->hostport, strerror(e));
-    return rc;
+    h->fd = fd;
+    h->used = 0;
+    return 0;
 }
 
-/* Sends the head and body. Returns 0, -ETIMEDOUT or -ECONNRESET. */
+/* Sends the request (head and body, one buffer). Returns 0, -ETIMEDOUT or -ECONNRESET. */
 static int hsend(client_http_t *h, int64_t deadline_us)
 {
-    size_t off = 0, total = h->head.len + h->body.len;
-    while (off < total) {
-        struct iovec iov[2];
-        int n = 0;
-        if (off < h->head.len)
-            iov[n++] = (struct iovec){h->head.data + off, h->head.len - off};
-        size_t boff = off > h->head.len ? off - h->head.len : 0;
-        iov[n++] = (struct iovec){h->body.data + boff, h->body.len - boff};
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(h->fd, &msg, MSG_NOSIGNAL);
-        if (w >= 0) {
-            off += (size_t)w;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -ECONNRESET;
-        int rc = wait_fd(h->fd, POLLOUT, deadline_us);
-        if (rc)
-            return rc == -ETIMEDOUT ? rc : -ECONNRESET;
-    }
-    return 0;
+    return client_net_write(h->fd, h->head.data, h->head.len, deadline_us);
 }
 
 /* Reads one answer: its head into *res and its body into h->chunk. Returns 0, -ETIMEDOUT,
@@ -368,7 +285,7 @@ static int hrecv(client_http_t *h, http1_response_t *res, int64_t deadline_us, i
             snprintf(err, errlen, "http: %s: %s", h->hostport, strerror(errno));
             return -ECONNRESET;
         }
-        int rc = wait_fd(h->fd, POLLIN, deadline_us);
+        int rc = client_net_wait(h->fd, POLLIN, deadline_us);
         if (rc) {
             snprintf(err, errlen, "http: no answer from %s in time", h->hostport);
             return rc == -ETIMEDOUT ? rc : -ECONNRESET;
@@ -445,6 +362,8 @@ int client_http_request(client_http_t *h, const json_t *events, int64_t deadline
                     "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: adw-client/%s\r\n"
                     "Content-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
                     h->path, h->hostport, ADW_VERSION, h->body.len, h->auth ? h->auth : "");
+    if (rc == 0)
+        rc = buf_append(&h->head, h->body.data, h->body.len);
     if (rc)
         return -ENOMEM;
     for (int attempt = 0;; attempt++) {

@@ -15,16 +15,45 @@
 
 #include <jansson.h>
 
-/* ZeroMQ: a DEALER socket with a monitor, so that a refused or broken connection fails the
- * request at once instead of at the deadline. */
+#include "buf.h"
+
+/* ZeroMQ: a DEALER speaking ZMTP 3.0 (NULL security) itself over one TCP or IPC connection,
+ * without libzmq: no context, no I/O thread, a refused connection known at once. The greeting,
+ * the READY command and the first request go out in one write. */
 typedef struct client_zmq_t client_zmq_t;
 
-/* endpoint and ctx are borrowed (ctx NULL: the transport makes and owns one, on first use).
- * Returns NULL with errno ENOMEM. */
-client_zmq_t *client_zmq_new(const char *endpoint, void *ctx);
+/* endpoint: "tcp://host:port" or "ipc:///path" (copied). Returns NULL with the reason in err
+ * and errno EINVAL (another transport, a malformed endpoint) or ENOMEM. */
+client_zmq_t *client_zmq_new(const char *endpoint, char *err, size_t errlen);
 void client_zmq_destroy(client_zmq_t **z);
 int client_zmq_request(client_zmq_t *z, const json_t *events, int64_t deadline_us, int64_t *ids,
                        long *index, char *err, size_t errlen);
+
+/* ZMTP framing, no I/O (exposed for the unit tests). */
+#define CLIENT_ZMTP_GREETING 64
+/* Appends our greeting and READY command (Socket-Type DEALER) to out. Returns 0 or -ENOMEM. */
+int client_zmtp_hello(buf_t *out);
+/* Appends one final message frame holding len bytes of body. Returns 0, -ENOMEM or -E2BIG. */
+int client_zmtp_frame(buf_t *out, const void *body, size_t len);
+/* Checks the peer's greeting (the first CLIENT_ZMTP_GREETING bytes of p). Returns 0 or -EPROTO
+ * with the reason in err. */
+int client_zmtp_check_greeting(const unsigned char *p, char *err, size_t errlen);
+/* Parses the frame at p[0..len): returns -EAGAIN when incomplete, -EPROTO when malformed, or
+ * 0 with *flags (bit 0 more, bit 2 command), the body at *body (into p), *body_len, and
+ * *frame_len the bytes the whole frame took. max bounds the body. */
+int client_zmtp_parse_frame(const unsigned char *p, size_t len, size_t max, unsigned *flags,
+                            const unsigned char **body, size_t *body_len, size_t *frame_len);
+
+/* Sockets, shared by both transports. */
+/* Connects a non-blocking stream socket to host:port (tcp) or the unix socket path (host NULL,
+ * port the path) by the deadline. Returns the fd, or -ECONNREFUSED / -ETIMEDOUT with the
+ * reason in err. */
+int client_net_connect(const char *host, const char *port, int64_t deadline_us, char *err,
+                       size_t errlen);
+/* Waits for events on fd until the deadline. Returns 0, -ETIMEDOUT or a negative errno. */
+int client_net_wait(int fd, short events, int64_t deadline_us);
+/* Writes all of p[0..len) by the deadline. Returns 0, -ETIMEDOUT or -ECONNRESET. */
+int client_net_write(int fd, const void *p, size_t len, int64_t deadline_us);
 
 /* HTTP/1.1: one keep-alive connection; a request on a reused connection that the server had
  * closed meanwhile is sent again once on a new one. */
