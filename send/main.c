@@ -225,15 +225,15 @@ static int read_input(send_t *s, buf_t *in)
     buf_init(in, (size_t)s->opt.max_input);
     int rc = read_stdin(in, s->deadline_us);
     if (rc == -E2BIG)
-        log_error("stdin: input over %lld bytes (--max-input); nothing sent",
+        log_error("stdin: input over %lld bytes (--max-input); not sent",
                   (long long)s->opt.max_input);
     else if (rc == -ETIMEDOUT)
-        log_error("stdin: input did not end within --timeout-ms (%lld ms); nothing sent",
+        log_error("stdin: input did not end within --timeout-ms (%lld ms); not sent",
                   (long long)s->opt.timeout_ms);
     else if (rc)
-        log_error("stdin: %s; nothing sent", strerror(-rc));
+        log_error("stdin: %s; not sent", strerror(-rc));
     else if (in->len == 0)
-        log_error("stdin is empty: expected %s; nothing sent",
+        log_error("stdin is empty: expected %s; not sent",
                   s->opt.hook ? "a hook's JSON" : "events as JSON");
     if (rc || in->len == 0) {
         s->tally.invalid++;
@@ -276,7 +276,7 @@ static json_t *parse_events(send_t *s, const char *p, size_t len)
     json_t *probe = NULL;
     char why2[8];
     if (!nl || codec_json_parse(p + pos, first, &probe, why2, sizeof why2)) {
-        log_error("stdin is not JSON (an event, an array, or NDJSON): %s; nothing sent", why);
+        log_error("stdin is not JSON (an event, an array, or NDJSON): %s; not sent", why);
         s->tally.invalid++;
         return NULL;
     }
@@ -390,7 +390,7 @@ static int from_flags(send_t *s)
 {
     const send_options_t *o = &s->opt;
     if (!o->adw_id || !*o->adw_id) {
-        log_error("no adw_id: give --adw-id or set ADW_ID; nothing sent");
+        log_error("no adw_id: give --adw-id or set ADW_ID; not sent");
         s->tally.invalid++;
         return 0;
     }
@@ -410,7 +410,7 @@ static int from_flags(send_t *s)
         json_object_set_new(ev, "duration_ms", json_integer(o->duration_ms));
     put_text(ev, "summary", o->summary, "--summary", &bad);
     if (bad) {
-        log_error("%s is not valid UTF-8; nothing sent", bad);
+        log_error("%s is not valid UTF-8; not sent", bad);
         json_decref(ev);
         s->tally.invalid++;
         return 0;
@@ -420,7 +420,7 @@ static int from_flags(send_t *s)
         char why[256];
         if (codec_json_parse(o->payload, strlen(o->payload), &p, why, sizeof why) ||
             !json_is_object(p)) {
-            log_error("--payload must be a JSON object%s%s; nothing sent", p ? "" : ": ",
+            log_error("--payload must be a JSON object%s%s; not sent", p ? "" : ": ",
                       p ? "" : why);
             json_decref(p);
             json_decref(ev);
@@ -431,7 +431,7 @@ static int from_flags(send_t *s)
     }
     put_text(ev, "event_id", o->event_id, "--event-id", &bad);
     if (bad) {
-        log_error("%s is not valid UTF-8; nothing sent", bad);
+        log_error("%s is not valid UTF-8; not sent", bad);
         json_decref(ev);
         s->tally.invalid++;
         return 0;
@@ -482,14 +482,14 @@ static int from_hook(send_t *s)
     int rc = codec_json_parse(in.data, in.len, &hook, why, sizeof why);
     buf_free(&in);
     if (rc) {
-        log_error("hook input is not JSON: %s; nothing sent", why);
+        log_error("hook input is not JSON: %s; not sent", why);
         s->tally.invalid++;
         return 0;
     }
     json_t *ev = hook_to_event(hook, s->opt.adw_id, s->opt.step, why, sizeof why);
     json_decref(hook);
     if (!ev) {
-        log_error("hook input: %s; nothing sent", why);
+        log_error("hook input: %s; not sent", why);
         s->tally.invalid++;
         return 0;
     }
