@@ -366,6 +366,9 @@ static void deliver(send_t *s, json_t *events, int timeout_ms)
     if (rep.spooled)
         log_warn("%zu event(s) not delivered (%s); spooled (%zu waiting)", rep.spooled, rep.err,
                  rep.pending);
+    if (rep.lost)
+        log_error("%zu event(s) lost: not delivered (%s) and not spooled (%s)", rep.lost,
+                  rep.err[0] ? rep.err : "?", rep.lost_err);
     if (rep.sent)
         log_info("sent %zu event(s)", rep.sent);
 }
@@ -420,8 +423,7 @@ static int from_flags(send_t *s)
         char why[256];
         if (codec_json_parse(o->payload, strlen(o->payload), &p, why, sizeof why) ||
             !json_is_object(p)) {
-            log_error("--payload must be a JSON object%s%s; not sent", p ? "" : ": ",
-                      p ? "" : why);
+            log_error("--payload must be a JSON object%s%s; not sent", p ? "" : ": ", p ? "" : why);
             json_decref(p);
             json_decref(ev);
             s->tally.invalid++;

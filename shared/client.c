@@ -489,7 +489,7 @@ int client_submit(client_t *c, json_t *events, int timeout_ms, client_report_t *
         if (!c->spool)
             snprintf(why, sizeof why, "no spool");
         if (!rep->lost)
-            log_warn("event lost: %s (%s)", why, rep->err[0] ? rep->err : "not delivered");
+            snprintf(rep->lost_err, sizeof rep->lost_err, "%s", why);
         rep->lost++;
     }
     if (c->spool && (rep->spooled || blocked || rep->drained))

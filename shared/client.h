@@ -75,6 +75,7 @@ typedef struct client_report_t {
     int error;       /* the last failure to deliver (negative errno as client_send), or 0 */
     char err[CLIENT_ERR_LEN];         /* its reason, "" when none */
     char invalid_err[CLIENT_ERR_LEN]; /* the first invalid event's reason, "" when none */
+    char lost_err[CLIENT_ERR_LEN];    /* why events were lost (no spool, spool full), or "" */
 } client_report_t;
 
 /* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
