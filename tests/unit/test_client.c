@@ -497,7 +497,7 @@ static void test_zmq_send_and_every_kind_of_answer(void **state)
     int64_t t0 = timefmt_mono_us();
     assert_int_equal(client_send(c, one, 200, ids, NULL, err, sizeof err), -ETIMEDOUT);
     int64_t took = timefmt_mono_us() - t0;
-    assert_true(took >= 190000 && took < 2000000);
+    assert_true(took >= 190000 && took < 10000000); /* never long past the timeout */
     /* A new connection after the timeout; an answer without ids is a protocol error. */
     assert_int_equal(client_send(c, one, 5000, ids, NULL, err, sizeof err), -EPROTO);
     assert_int_equal(r.got, 6);
@@ -526,8 +526,8 @@ static void test_zmq_refused_at_once_and_not_a_zmq_peer(void **state)
     client_t *c = client_new(&o, err, sizeof err);
     json_t *e = event("x");
     int64_t t0 = timefmt_mono_us();
-    assert_int_equal(client_send(c, e, 5000, NULL, NULL, err, sizeof err), -ECONNREFUSED);
-    assert_true(timefmt_mono_us() - t0 < 1000000);
+    assert_int_equal(client_send(c, e, 20000, NULL, NULL, err, sizeof err), -ECONNREFUSED);
+    assert_true(timefmt_mono_us() - t0 < 5000000); /* at once, not at the 20 s timeout */
     /* Something that speaks another protocol. */
     listen(ls, 4);
     pid_t pid = fork();
