@@ -526,8 +526,19 @@ static int from_stream(send_t *s)
 {
     streamjson_t *sj = streamjson_new(s->opt.adw_id, s->opt.step);
     if (!sj) {
-        log_error("--stream-json: %s", errno == EINVAL ? "bad --adw-id or --step" : "no memory");
-        return -EINVAL;
+        /* Read on anyway: closing the pipe early could kill the agent writing into it. */
+        log_error("--stream-json: %s; nothing from this stream is sent",
+                  errno == EINVAL ? "--adw-id must be 1-64 of [A-Za-z0-9._:-] and --step at "
+                                    "most 64 bytes"
+                                  : "out of memory");
+        s->tally.invalid++;
+        char chunk[65536];
+        ssize_t r;
+        while (!stopping &&
+               ((r = read(STDIN_FILENO, chunk, sizeof chunk)) > 0 || (r < 0 && errno == EINTR)))
+            if (r > 0 && s->opt.tee && fwrite(chunk, 1, (size_t)r, stdout) == (size_t)r)
+                fflush(stdout);
+        return 0;
     }
     buf_t b;
     buf_init(&b, SEND_LINE_MAX + 1);

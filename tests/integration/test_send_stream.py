@@ -135,3 +135,13 @@ def test_a_line_over_the_limit_is_skipped(ingest, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "longer than" in r.stderr
     assert docs(ingest.pg)[-1]["event_type"] == "ResultMessage"
+
+
+def test_a_bad_adw_id_still_reads_the_whole_stream(ingest, tmp_path):
+    """Closing the pipe early would hand the agent writing into it a SIGPIPE."""
+    data = (STREAMS / "session.jsonl").read_bytes() * 50
+    r = run_send(["--zmq", ingest.zmq_endpoint, "--spool", tmp_path, "--stream-json",
+                  "--adw-id", "bad id!", "--tee"], input=data)
+    assert r.returncode == 0 and "--adw-id" in r.stderr
+    assert r.stdout == data
+    assert count(ingest.pg) == 0
