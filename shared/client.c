@@ -344,10 +344,8 @@ static int drain_locked(client_t *c, int64_t deadline_us, client_report_t *rep)
                     snprintf(why, sizeof why, "not a valid event: %s", verr);
                     json_decref(ev[k]);
                     ev[k] = NULL;
-                } else if (r != -EINVAL) {
-                    log_warn("%s", why);
-                    continue;
                 }
+                /* Not JSON, not an event, or unreadable: it would block the spool forever. */
                 refused(c, names + w, k, why, rep);
             }
             size_t done = 0;

@@ -24,7 +24,8 @@
  * the new events; whatever it could not deliver goes to the spool, and nothing new is sent
  * while older events wait there, so ingest sees events in the order they were made. A spooled
  * event leaves the spool only after ingest acknowledged it. Events ingest refuses as invalid
- * are not retried (a new one is dropped and counted, a spooled one moved to rejected/).
+ * are not retried (a new one is dropped and counted, a spooled one moved to rejected/, as is
+ * a spool file that cannot be read or holds no valid event).
  *
  * After a delivery failure client_submit() does not try again for a while (1 s, doubling up to
  * 30 s, reset by a success): new events go straight to the spool, so a stream of events does

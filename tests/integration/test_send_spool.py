@@ -98,6 +98,7 @@ def test_bad_files_in_the_spool_move_to_rejected_and_do_not_block(ingest, tmp_pa
                     "summary": "good old", "event_id": "old-1"}))
     (spool / "e-0000000000000000003-0000000001-00000000.json").write_text(
         json.dumps({"type": "nonsense", "adw_id": "sp"}))
+    (spool / "e-0000000000000000004-0000000001-00000000.json").mkdir()  # unreadable
     (spool / ".tmp-123-0-0").write_text("half written")
     r = one(["--zmq", ingest.zmq_endpoint], spool, "new", "--strict")
     assert r.returncode == 0, r.stderr
@@ -105,7 +106,8 @@ def test_bad_files_in_the_spool_move_to_rejected_and_do_not_block(ingest, tmp_pa
     assert spooled(spool) == []
     assert sorted(os.listdir(spool / "rejected")) == [
         "e-0000000000000000001-0000000001-00000000.json",
-        "e-0000000000000000003-0000000001-00000000.json"]
+        "e-0000000000000000003-0000000001-00000000.json",
+        "e-0000000000000000004-0000000001-00000000.json"]
     assert (spool / ".tmp-123-0-0").exists()  # fresh: maybe another writer's, left alone
 
 
