@@ -20,15 +20,15 @@ typedef struct fleet_thread fleet_thread_t;
 typedef struct fclient {
     fleet_thread_t *th;
     struct lws *wsi;
-    int half;            /* uses half_query */
-    int url;             /* index into the URL list */
+    int half; /* uses half_query */
+    int url;  /* index into the URL list */
     int connecting;
     int connected;
     int ever;
     int pong_due;
     int64_t last_id;
-    uint8_t *seen;       /* bitset over bench_seq, or NULL */
-    char *frag;          /* a message arriving in fragments */
+    uint8_t *seen; /* bitset over bench_seq, or NULL */
+    char *frag;    /* a message arriving in fragments */
     size_t frag_len;
 } fclient_t;
 
@@ -47,7 +47,7 @@ struct fleet_thread {
     size_t nclients;
     size_t next_connect; /* clients below this have been started */
     int in_flight;
-    pthread_mutex_t mu;  /* guards stats */
+    pthread_mutex_t mu; /* guards stats */
     fleet_stats_t st;
 };
 
@@ -76,8 +76,9 @@ static int parse_url(const char *s, size_t n, url_t *u)
         p += 7;
     const char *slash = strchr(p, '/');
     const char *colon = strchr(p, ':');
-    size_t hlen = (size_t)((colon && (!slash || colon < slash)) ? colon - p
-                                                                : (slash ? slash - p : (long)strlen(p)));
+    size_t hlen =
+        (size_t)((colon && (!slash || colon < slash)) ? colon - p
+                                                      : (slash ? slash - p : (long)strlen(p)));
     if (hlen == 0 || hlen >= sizeof u->host)
         return -EINVAL;
     memcpy(u->host, p, hlen);
@@ -272,8 +273,8 @@ static void connect_more(fleet_thread_t *th)
         url_t *u = &f->urls[c->url];
         char path[1024];
         const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
-        snprintf(path, sizeof path, "%s%s%s", u->path, q && *q ? (strchr(u->path, '?') ? "&" : "?") : "",
-                 q && *q ? q : "");
+        snprintf(path, sizeof path, "%s%s%s", u->path,
+                 q && *q ? (strchr(u->path, '?') ? "&" : "?") : "", q && *q ? q : "");
         char origin[160];
         snprintf(origin, sizeof origin, "http://%s:%d", u->host, u->port);
         struct lws_client_connect_info ci;

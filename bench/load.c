@@ -13,7 +13,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "adw_limits.h"
 #include "client.h"
@@ -50,8 +49,8 @@ typedef struct load_options_t {
 
 #define OPT(f) offsetof(load_options_t, f)
 static const config_option_t OPTIONS[] = {
-    {"gateway", "ADW_BENCH_GATEWAY", CONFIG_STRING, "ws://127.0.0.1:8080/ws/events",
-     OPT(gateways), 0, 0, 0, "gateway WebSocket URLs, comma-separated (clients spread over them)"},
+    {"gateway", "ADW_BENCH_GATEWAY", CONFIG_STRING, "ws://127.0.0.1:8080/ws/events", OPT(gateways),
+     0, 0, 0, "gateway WebSocket URLs, comma-separated (clients spread over them)"},
     {"clients", "ADW_BENCH_CLIENTS", CONFIG_INT, "100", OPT(clients), 0, 200000, 0,
      "WebSocket clients to hold"},
     {"query", "ADW_BENCH_QUERY", CONFIG_STRING, "", OPT(query), 0, 0, 0,
@@ -60,8 +59,7 @@ static const config_option_t OPTIONS[] = {
      "query string for every second client instead (e.g. adw_id=bench-0: half filtered)"},
     {"sources", "ADW_BENCH_SOURCES", CONFIG_STRING, NULL, OPT(sources), 0, 0, 0,
      "local addresses for client connections: a,b,c or 127.0.0.2-127.0.0.9"},
-    {"threads", "ADW_BENCH_THREADS", CONFIG_INT, "1", OPT(threads), 1, 64, 0,
-     "client threads"},
+    {"threads", "ADW_BENCH_THREADS", CONFIG_INT, "1", OPT(threads), 1, 64, 0, "client threads"},
     {"http", "ADW_INGEST_URL", CONFIG_STRING, NULL, OPT(http), 0, 0, 0,
      "publish over HTTP to this ingest URL (default: ZeroMQ)"},
     {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, "tcp://127.0.0.1:5555", OPT(zmq), 0, 0, 0,
@@ -86,8 +84,8 @@ static const config_option_t OPTIONS[] = {
      "seconds to wait for deliveries after the last publish"},
     {"connect-timeout", "ADW_BENCH_CONNECT_TIMEOUT", CONFIG_INT, "60", OPT(connect_timeout_s), 1,
      3600, 0, "seconds to wait for every client to connect"},
-    {"replay-since", "ADW_BENCH_REPLAY_SINCE", CONFIG_INT, "-1", OPT(replay_since), -1,
-     INT64_MAX, 0, "connect one more client with since=N and time its replay (-1: none)"},
+    {"replay-since", "ADW_BENCH_REPLAY_SINCE", CONFIG_INT, "-1", OPT(replay_since), -1, INT64_MAX,
+     0, "connect one more client with since=N and time its replay (-1: none)"},
     {"pids", "ADW_BENCH_PIDS", CONFIG_STRING, NULL, OPT(pids), 0, 0, 0,
      "processes to measure: name=PID,name=PID (peak RSS, CPU seconds)"},
     {"json", NULL, CONFIG_BOOL, "0", OPT(json), 0, 0, 0, "print one JSON object"},
@@ -136,7 +134,8 @@ static double proc_cpu(int pid)
     if (!p)
         return -1;
     unsigned long ut = 0, st = 0;
-    /* After ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    /* After ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+     */
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -188,18 +187,17 @@ typedef struct shared_pub {
     _Atomic int64_t failed;
     _Atomic int64_t retries;
     _Atomic int stop;
-    int64_t t0_us;        /* monotonic start */
-    int64_t deadline_us;  /* monotonic */
-    uint8_t *acked_bits;  /* over bench_seq */
+    int64_t t0_us;       /* monotonic start */
+    int64_t deadline_us; /* monotonic */
+    uint8_t *acked_bits; /* over bench_seq */
     pthread_mutex_t mu;
-    hist_t ack_latency;   /* request to acknowledgement */
+    hist_t ack_latency; /* request to acknowledgement */
     char err[CLIENT_ERR_LEN];
 } shared_pub_t;
 
 typedef struct pub_thread {
     shared_pub_t *sp;
     pthread_t tid;
-    void *zctx;
 } pub_thread_t;
 
 static json_t *bench_event(const load_options_t *o, int64_t seq)
@@ -207,10 +205,9 @@ static json_t *bench_event(const load_options_t *o, int64_t seq)
     char run[32];
     snprintf(run, sizeof run, "bench-%" PRId64, seq % o->runs);
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i}}", "type", "adw_event",
-                           "adw_id", run, "step", "build", "event_type", "ToolUseBlock",
-                           "summary", "Writing authentication middleware", "payload",
-                           "tool_name", "Write", "file_path", "/src/middleware/auth.py",
-                           "duration_ms", 45);
+                           "adw_id", run, "step", "build", "event_type", "ToolUseBlock", "summary",
+                           "Writing authentication middleware", "payload", "tool_name", "Write",
+                           "file_path", "/src/middleware/auth.py", "duration_ms", 45);
     return ev;
 }
 
@@ -220,8 +217,7 @@ static void *pub_main(void *arg)
     shared_pub_t *sp = pt->sp;
     const load_options_t *o = sp->o;
     char err[CLIENT_ERR_LEN];
-    client_options_t co = {.http_url = o->http, .zmq_endpoint = o->zmq, .token = o->token,
-                           .zmq_ctx = pt->zctx};
+    client_options_t co = {.http_url = o->http, .zmq_endpoint = o->zmq, .token = o->token};
     client_t *c = client_new(&co, err, sizeof err);
     if (!c) {
         pthread_mutex_lock(&sp->mu);
@@ -271,8 +267,8 @@ static void *pub_main(void *arg)
                 struct timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
                 nanosleep(&ts, NULL);
             }
-        } while (rc && (rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ECONNRESET) &&
-                 ++tries < 50 && !interrupted);
+        } while (rc && (rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ECONNRESET) && ++tries < 50 &&
+                 !interrupted);
         json_decref(arr);
         if (rc) {
             atomic_fetch_add(&sp->failed, n);
@@ -332,8 +328,8 @@ static void print_report(const load_options_t *o, const report_t *r)
                r->fs.deliveries, r->deliveries_per_s, r->expected, r->lost, r->fs.duplicates,
                r->fs.out_of_order, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
                hist_quantile(h, 0.999), h->max_us, h->count, hist_quantile(&r->ack, 0.5),
-               hist_quantile(&r->ack, 0.99), us_per_delivery, r->replay_ms,
-               r->fs.replayed_events, r->fs.closed, r->fs.last_close_code);
+               hist_quantile(&r->ack, 0.99), us_per_delivery, r->replay_ms, r->fs.replayed_events,
+               r->fs.closed, r->fs.last_close_code);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
@@ -347,20 +343,19 @@ static void print_report(const load_options_t *o, const report_t *r)
     }
     printf("adw-bench: %s, batch %" PRId64 ", concurrency %" PRId64 ", rate %s, %" PRId64
            " clients (%zu connected)\n",
-           o->http ? "HTTP" : "ZeroMQ", o->batch, o->concurrency,
-           o->rate ? "fixed" : "max", o->clients, r->fs.connected);
+           o->http ? "HTTP" : "ZeroMQ", o->batch, o->concurrency, o->rate ? "fixed" : "max",
+           o->clients, r->fs.connected);
     printf("  %-34s %" PRId64 " acknowledged, %" PRId64 " failed, %" PRId64 " retries\n",
            "published", r->acked, r->failed, r->retries);
     printf("  %-34s %.0f events/s over %.2f s\n", "stored (acknowledged after commit)",
            r->events_per_s, r->publish_s);
     printf("  %-34s p50 %.2f ms, p99 %.2f ms\n", "acknowledgement latency",
            hist_quantile(&r->ack, 0.5) / 1000, hist_quantile(&r->ack, 0.99) / 1000);
-    printf("  %-34s %" PRIu64 " of %" PRIu64 " expected, %.0f/s\n", "deliveries",
-           r->fs.deliveries, r->expected, r->deliveries_per_s);
+    printf("  %-34s %" PRIu64 " of %" PRIu64 " expected, %.0f/s\n", "deliveries", r->fs.deliveries,
+           r->expected, r->deliveries_per_s);
     printf("  %-34s p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
            "publish-to-receipt latency", hist_quantile(h, 0.5) / 1000,
-           hist_quantile(h, 0.99) / 1000, hist_quantile(h, 0.999) / 1000,
-           (double)h->max_us / 1000);
+           hist_quantile(h, 0.99) / 1000, hist_quantile(h, 0.999) / 1000, (double)h->max_us / 1000);
     printf("  %-34s lost %" PRIu64 ", duplicated %" PRIu64 ", out of order %" PRIu64 "\n",
            "integrity", r->lost, r->fs.duplicates, r->fs.out_of_order);
     if (r->fs.closed)
@@ -424,13 +419,14 @@ int load_main(int argc, char **argv)
     }
     fleet_t *fleet = NULL, *replay = NULL;
     if (o.clients > 0) {
-        fleet_options_t fo = {.urls = o.gateways, .clients = (size_t)o.clients,
-                              .query = o.query, .half_query = o.half_query,
-                              .sources = o.sources, .threads = (int)o.threads,
-                              .max_seq = (uint64_t)o.clients * (uint64_t)o.count / 8 <
-                                                 (512u << 20)
-                                             ? o.count
-                                             : 0};
+        fleet_options_t fo = {
+            .urls = o.gateways,
+            .clients = (size_t)o.clients,
+            .query = o.query,
+            .half_query = o.half_query,
+            .sources = o.sources,
+            .threads = (int)o.threads,
+            .max_seq = (uint64_t)o.clients * (uint64_t)o.count / 8 < (512u << 20) ? o.count : 0};
         fleet = fleet_new(&fo, err, sizeof err);
         if (!fleet) {
             fprintf(stderr, "adw-bench: %s\n", err);
@@ -440,8 +436,7 @@ int load_main(int argc, char **argv)
         fleet_stats_t st;
         for (;;) {
             fleet_stats(fleet, &st);
-            if ((int64_t)st.connected >= o.clients || interrupted ||
-                timefmt_mono_us() > until)
+            if ((int64_t)st.connected >= o.clients || interrupted || timefmt_mono_us() > until)
                 break;
             sleep_ms(50);
         }
@@ -474,13 +469,11 @@ int load_main(int argc, char **argv)
     sp.acked_bits = calloc((size_t)(o.count + 8) / 8 + 1, 1);
     sp.t0_us = timefmt_mono_us();
     sp.deadline_us = sp.t0_us + o.duration_s * 1000000;
-    void *zctx = zmq_ctx_new();
     pub_thread_t *pts = calloc((size_t)o.concurrency, sizeof *pts);
     int started = 0;
     if (o.count > 0 && pts && sp.acked_bits) {
         for (int i = 0; i < o.concurrency; i++) {
             pts[i].sp = &sp;
-            pts[i].zctx = zctx;
             if (!pthread_create(&pts[i].tid, NULL, pub_main, &pts[i]))
                 started++;
         }
@@ -569,6 +562,5 @@ int load_main(int argc, char **argv)
     free(sp.acked_bits);
     free(pts);
     pthread_mutex_destroy(&sp.mu);
-    zmq_ctx_term(zctx);
     return bad ? 1 : 0;
 }

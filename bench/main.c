@@ -1,5 +1,5 @@
-/* adw-bench: load generator and measurer for the whole pipeline. For now: --demo, a stream
- * of simulated ADW runs to watch on the dashboard. */
+/* adw-bench: load generator and measurer for the whole pipeline (load.c), and with --demo a
+ * stream of simulated ADW runs to watch on the dashboard (demo.c). */
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include "client.h"
 #include "config.h"
 #include "demo.h"
+#include "load.h"
 #include "log.h"
 
 typedef struct bench_options_t {
@@ -57,7 +58,7 @@ static const config_option_t OPTIONS[] = {
 
 static const config_program_t PROGRAM = {
     .name = "adw-bench",
-    .summary = "Load generator and measurer for the ADW pipeline (for now: --demo).",
+    .summary = "adw-bench --demo: plays simulated ADW runs through ingest, at a watchable pace.",
     .usage = "--demo [options]",
     .options = OPTIONS,
     .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
@@ -71,7 +72,8 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-int main(int argc, char **argv)
+/* The --demo command line. */
+static int demo_cli(int argc, char **argv)
 {
     bench_options_t opt = {0};
     char err[256];
@@ -84,10 +86,6 @@ int main(int argc, char **argv)
     }
     if (log_init("adw-bench", opt.log_level, opt.log_format)) {
         fprintf(stderr, "adw-bench: bad ADW_LOG_LEVEL or ADW_LOG_FORMAT\n");
-        return 64;
-    }
-    if (!opt.demo) {
-        fprintf(stderr, "adw-bench: only --demo is available so far (see --help)\n");
         return 64;
     }
     char *end = NULL;
@@ -125,4 +123,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     rc = demo_run(&d, &stopping);
     return rc == 0 ? 0 : rc == -EINVAL ? 64 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--demo") || !strncmp(argv[i], "--demo=", 7))
+            return demo_cli(argc, argv);
+    return load_main(argc, argv);
 }
