@@ -1,0 +1,56 @@
+/* db: the gateway's read-only PostgreSQL queries, on a blocking libpq connection owned by the
+ * calling thread (the subscriber's, or a dbpool worker's). Never on the event loop thread.
+ *
+ * Every query is parameterised. Connections are read-only (default_transaction_read_only) and
+ * bounded in time (connect_timeout, statement_timeout).
+ */
+#ifndef ADW_GATEWAY_DB_H
+#define ADW_GATEWAY_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filter.h"
+#include "frame.h"
+
+#define DB_CONNECT_TIMEOUT_S 5
+#define DB_STATEMENT_TIMEOUT_MS 30000
+
+/* Opens a connection to conninfo (borrowed; a libpq URI or key=value string, "" for libpq's
+ * PG* environment). Returns it (owned by the caller, PQfinish) or NULL with the reason in err. */
+PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
+
+/* Makes sure *conn is usable: connects when NULL, resets when the connection went bad.
+ * Returns 0, or -EIO with the reason in err (then *conn may be NULL). */
+int db_ensure(PGconn **conn, const char *conninfo, char *err, size_t errlen);
+
+/* Reads the newest event id (0 for none) and the database's epoch (0 when unknown). A database
+ * that ingest has not migrated yet counts as empty with an unknown epoch. Returns 0 or -EIO. */
+int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_t errlen);
+
+/* Runs "SELECT 1". Returns 0 or -EIO. */
+int db_ping(PGconn *conn, char *err, size_t errlen);
+
+/* One page of stored events, in id order. */
+typedef struct db_page_query_t {
+    int64_t after;          /* ids greater than this */
+    int64_t upto;           /* and at most this (0: no bound) */
+    const filter_t *filter; /* borrowed; NULL for every event */
+    int limit;              /* rows fetched at most (1..1000) */
+    size_t byte_budget;     /* stop adding frames once their payloads pass this (0: no budget) */
+} db_page_query_t;
+
+/* Fetches the page q describes and appends one frame per event to frames[0..cap) (cap >=
+ * q->limit), each owned by the caller. *n is the number of frames, *last the id of the last one
+ * (q->after when none), *more 1 when the page ended early (limit or budget reached, so more
+ * events may follow) and 0 when the range is exhausted. Returns 0, or -EIO (the query failed)
+ * or -ENOMEM, with the reason in err and no frames left to free. */
+int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, size_t cap, size_t *n,
+                   int64_t *last, int *more, char *err, size_t errlen);
+
+/* Appends to out the PostgreSQL text[] literal for l (borrowed): {"a","b"} with quotes and
+ * backslashes escaped. Returns 0 or -ENOMEM. */
+int db_text_array(buf_t *out, const filter_list_t *l);
+
+#endif

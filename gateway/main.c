@@ -1,0 +1,203 @@
+/* adw-gateway: subscribes to ingest's PUB socket and serves the events to WebSocket clients,
+ * with replay and history from PostgreSQL, the REST read API and the dashboard. */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "dbpool.h"
+#include "log.h"
+#include "metrics.h"
+#include "sub.h"
+#include "timefmt.h"
+#include "ws.h"
+
+#ifndef ADW_GATEWAY_WEB_SRC_DIR
+#define ADW_GATEWAY_WEB_SRC_DIR ""
+#endif
+#ifndef ADW_GATEWAY_WEB_INSTALL_DIR
+#define ADW_GATEWAY_WEB_INSTALL_DIR "/usr/local/share/adw/web"
+#endif
+
+typedef struct gateway_options_t {
+    const char *http;
+    const char *sub;
+    const char *database_url;
+    const char *token;
+    const char *origins;
+    const char *web_dir;
+    int64_t heartbeat_s;
+    int64_t max_queue;
+    int64_t max_clients;
+    int64_t sub_hwm;
+    int64_t db_threads;
+    int64_t shutdown_timeout_ms;
+    const char *log_level;
+    const char *log_format;
+} gateway_options_t;
+
+#define OPT(f) offsetof(gateway_options_t, f)
+static const config_option_t OPTIONS[] = {
+    {"http", "ADW_GATEWAY_HTTP", CONFIG_STRING, "0.0.0.0:8080", OPT(http), 0, 0, 0,
+     "HTTP and WebSocket listen address (host:port)"},
+    {"sub", "ADW_GATEWAY_SUB", CONFIG_STRING, "tcp://127.0.0.1:5556", OPT(sub), 0, 0, 0,
+     "ingest PUB endpoints to subscribe to (comma-separated)"},
+    {"database-url", "DATABASE_URL", CONFIG_STRING, "", OPT(database_url), 0, 0, 0,
+     "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
+    {"token", "ADW_GATEWAY_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
+     "token /ws/events and /api/* require (query token or Bearer; unset: none)"},
+    {"origins", "ADW_GATEWAY_ORIGINS", CONFIG_STRING, NULL, OPT(origins), 0, 0, 0,
+     "browser origins allowed to open a WebSocket, comma-separated, or * (unset: same origin "
+     "and localhost)"},
+    {"web-dir", "ADW_GATEWAY_WEB_DIR", CONFIG_STRING, NULL, OPT(web_dir), 0, 0, 0,
+     "directory served at / (unset: the source tree's gateway/web, "
+     "else " ADW_GATEWAY_WEB_INSTALL_DIR ")"},
+    {"heartbeat-s", "ADW_GATEWAY_HEARTBEAT_S", CONFIG_INT, "30", OPT(heartbeat_s), 1, 3600, 0,
+     "seconds between pings; a client silent for 3 times this is closed (4000)"},
+    {"max-queue", "ADW_GATEWAY_MAX_QUEUE", CONFIG_INT, "8M", OPT(max_queue), 4096, 1LL << 32, 1,
+     "unsent bytes per client before it is closed as a slow consumer (4008)"},
+    {"max-clients", "ADW_GATEWAY_MAX_CLIENTS", CONFIG_INT, "10000", OPT(max_clients), 1, 1000000, 0,
+     "WebSocket clients at once (more get 503)"},
+    {"sub-hwm", "ADW_GATEWAY_SUB_HWM", CONFIG_INT, "100000", OPT(sub_hwm), 1, 10000000, 0,
+     "SUB receive high-water mark, in messages (past it ZeroMQ drops; holes are filled from "
+     "PostgreSQL)"},
+    {"db-threads", "ADW_GATEWAY_DB_THREADS", CONFIG_INT, "2", OPT(db_threads), 1, 64, 0,
+     "threads (and PostgreSQL connections) for replays and the REST API"},
+    {"shutdown-timeout-ms", "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "5000",
+     OPT(shutdown_timeout_ms), 0, 600000, 0,
+     "on SIGTERM, how long to wait for clients to take their close frames"},
+    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
+     "debug, info, warn or error"},
+    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
+     "text or json"},
+};
+
+static const config_program_t PROGRAM = {
+    .name = "adw-gateway",
+    .summary = "Serves ADW events to WebSocket clients, with replay, the REST API and the "
+               "dashboard.",
+    .usage = "[options]",
+    .options = OPTIONS,
+    .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
+};
+
+static volatile sig_atomic_t signalled;
+static ws_server_t *volatile the_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    signalled = 1;
+    if (the_server)
+        ws_wake(the_server);
+}
+
+/* The dashboard directory: the option, else the source tree's, else the installed one. */
+static const char *web_dir(const char *opt)
+{
+    if (opt && *opt)
+        return opt;
+    struct stat st;
+    if (*ADW_GATEWAY_WEB_SRC_DIR && !stat(ADW_GATEWAY_WEB_SRC_DIR, &st) && S_ISDIR(st.st_mode))
+        return ADW_GATEWAY_WEB_SRC_DIR;
+    return ADW_GATEWAY_WEB_INSTALL_DIR;
+}
+
+int main(int argc, char **argv)
+{
+    gateway_options_t opt;
+    memset(&opt, 0, sizeof opt);
+    char err[512];
+    int rc = config_load(&PROGRAM, &opt, argc, argv, NULL, NULL, err, sizeof err);
+    if (rc == CONFIG_EXIT)
+        return 0;
+    if (rc || log_init("adw-gateway", opt.log_level, opt.log_format)) {
+        fprintf(stderr, "adw-gateway: %s\n",
+                rc ? err : "ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    int exit_code = 1;
+    metrics_t *metrics = metrics_new();
+    void *zctx = zmq_ctx_new();
+    ws_server_t *server = NULL;
+    sub_t *sub = NULL;
+    dbpool_t *pool = NULL;
+    if (!metrics || !zctx) {
+        log_error("out of memory");
+        goto done;
+    }
+    ws_options_t wo = {.listen = opt.http,
+                       .token = opt.token,
+                       .origins = opt.origins,
+                       .web_dir = web_dir(opt.web_dir),
+                       .heartbeat_s = (int)opt.heartbeat_s,
+                       .max_queue = (size_t)opt.max_queue,
+                       .max_clients = (int)opt.max_clients,
+                       .metrics = metrics};
+    server = ws_new(&wo, err, sizeof err);
+    if (!server) {
+        log_error("%s", err);
+        exit_code = 2;
+        goto done;
+    }
+    the_server = server;
+    sub_options_t so = {.zctx = zctx,
+                        .endpoints = opt.sub,
+                        .rcvhwm = (int)opt.sub_hwm,
+                        .conninfo = opt.database_url,
+                        .wake = ws_wake,
+                        .wake_arg = server,
+                        .metrics = metrics};
+    sub = sub_new(&so, err, sizeof err);
+    if (!sub) {
+        log_error("%s", err);
+        exit_code = 2;
+        goto done;
+    }
+    dbpool_options_t po = {.conninfo = opt.database_url,
+                           .threads = (int)opt.db_threads,
+                           .max_jobs = 10000,
+                           .wake = ws_wake,
+                           .wake_arg = server};
+    pool = dbpool_new(&po, err, sizeof err);
+    if (!pool || ws_attach(server, sub, pool)) {
+        log_error("%s", pool ? "out of memory" : err);
+        goto done;
+    }
+    log_info("listening: http %s, sub %s, heartbeat %llds, max queue %lld bytes%s", opt.http,
+             opt.sub, (long long)opt.heartbeat_s, (long long)opt.max_queue,
+             opt.token && *opt.token ? ", token required" : "");
+
+    while (!signalled)
+        ws_service(server);
+
+    log_info("shutting down: closing %zu clients", ws_clients(server));
+    ws_shutdown(server);
+    int64_t deadline = timefmt_mono_us() + opt.shutdown_timeout_ms * 1000;
+    while (ws_clients(server) && timefmt_mono_us() < deadline)
+        ws_service(server);
+    if (ws_clients(server))
+        log_warn("shutdown: %zu clients did not close in time", ws_clients(server));
+    exit_code = 0;
+done:
+    sub_destroy(&sub);
+    dbpool_destroy(&pool);
+    the_server = NULL;
+    ws_destroy(&server);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    metrics_destroy(&metrics);
+    if (exit_code == 0)
+        log_info("stopped");
+    return exit_code;
+}

@@ -1,0 +1,69 @@
+/* ws: the gateway's network side on libwebsockets: one event loop thread, one protocol callback
+ * serving the WebSocket endpoint /ws/events, the REST API (api.h), /healthz, /readyz,
+ * /metrics and the dashboard's static files.
+ *
+ * Threads: everything here runs on the thread that calls ws_service, except ws_wake, which any
+ * thread may call (the subscriber and the database workers do, after adding work for the loop).
+ *
+ * WebSocket behaviour (the contract's "adw-gateway" section): a hello first; the filter from
+ * the query string or a subscribe message; replay with since; {"type":"ping"} and a protocol
+ * ping every heartbeat_s; a client silent for 3 x heartbeat_s is closed with 4000; a client
+ * whose backlog passes max_queue is closed with 4008 (fanout.h); a client message over 64 KiB
+ * is closed with 1009; bad messages get {"type":"error"} and the connection stays; on shutdown
+ * every client is closed with 1001. Upgrades are refused before they complete: 404 off
+ * /ws/events, 401 without the token, 403 from an origin not allowed, 400 for bad parameters,
+ * 503 when full, not ready or shutting down.
+ */
+#ifndef ADW_GATEWAY_WS_H
+#define ADW_GATEWAY_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbpool.h"
+#include "metrics.h"
+#include "sub.h"
+
+#define WS_CLOSE_HEARTBEAT 4000
+#define WS_CLOSE_TOO_BIG 1009
+#define WS_CLOSE_GOING_AWAY 1001
+
+typedef struct ws_server_t ws_server_t;
+
+typedef struct ws_options_t {
+    const char *listen;  /* host:port (copied) */
+    const char *token;   /* required on /ws/events and the API (NULL or "": none) */
+    const char *origins; /* comma-separated browser origins allowed for WebSocket; NULL or "":
+                            same origin and http or https on localhost or 127.0.0.1, any port;
+                            "*": any. Same-origin requests are always allowed. */
+    const char *web_dir; /* directory served at / (NULL: none) */
+    int heartbeat_s;     /* seconds between pings */
+    size_t max_queue;    /* bytes of backlog per client */
+    int max_clients;     /* WebSocket clients at once */
+    metrics_t *metrics;  /* borrowed */
+} ws_options_t;
+
+/* Binds the listener and creates the loop. Returns NULL with a one-line reason in err (the
+ * address in use, a bad address, no resources). Nothing is served until ws_attach. */
+ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen);
+
+/* Connects the event source and the database workers (both borrowed; they must outlive the
+ * server's service calls and call ws_wake with the server as argument). Returns 0 or -ENOMEM. */
+int ws_attach(ws_server_t *s, sub_t *sub, dbpool_t *pool);
+
+/* Runs the loop once: waits for network activity, timers or a wake-up and handles it. */
+void ws_service(ws_server_t *s);
+
+/* Wakes the loop from any thread (and from a signal handler). arg is the ws_server_t. */
+void ws_wake(void *arg);
+
+/* Starts shutting down: new requests are refused and every client is closed with 1001. */
+void ws_shutdown(ws_server_t *s);
+
+/* WebSocket clients still connected. */
+size_t ws_clients(const ws_server_t *s);
+
+/* Closes every connection and frees the server. Accepts NULL; nulls *s. */
+void ws_destroy(ws_server_t **s);
+
+#endif
