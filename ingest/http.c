@@ -411,7 +411,7 @@ static int hook_params(conn_t *c, const http1_request_t *req)
         }
     }
     const http1_str_t *h = http1_header_get(&req->headers, "X-ADW-Id");
-    if (h && !c->adw_id[0]) {
+    if (h && h->len && !c->adw_id[0]) { /* empty: absent (an unset variable in a hook) */
         if (!event_adw_id_valid(h->p, h->len)) {
             respond_error(c, 400, "X-ADW-Id must be 1-64 characters of [A-Za-z0-9._:-]", -1, 1);
             return -1;
@@ -420,7 +420,7 @@ static int hook_params(conn_t *c, const http1_request_t *req)
         c->adw_id[h->len] = '\0';
     }
     h = http1_header_get(&req->headers, "X-ADW-Step");
-    if (h && !c->step[0]) {
+    if (h && h->len && !c->step[0]) {
         if (h->len > ADW_STEP_MAX) {
             respond_error(c, 400, "X-ADW-Step must be at most 64 bytes", -1, 1);
             return -1;

@@ -252,7 +252,7 @@ def test_topology_rolling_restart_under_load(topology):
         for g in gws:
             g.signal(signal.SIGTERM)
             assert g.wait(15) == 0, "a gateway must exit 0 on SIGTERM"
-            g.start_ready()
+            g.start_again().wait_ready(g.base_url + "/readyz", 20)
             time.sleep(0.5)
         pub.join(60)
         assert done, "publisher did not finish"
