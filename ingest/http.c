@@ -396,14 +396,14 @@ static int hook_params(conn_t *c, const http1_request_t *req)
     size_t n;
     if (req->query.p) {
         int rc = http1_query_get(req->query, "adw_id", c->adw_id, sizeof c->adw_id, &n);
-        if (rc == -ENOENT)
+        if (rc == -ENOENT || (rc == 0 && n == 0))
             c->adw_id[0] = '\0';
         else if (rc || !event_adw_id_valid(c->adw_id, n)) {
             respond_error(c, 400, "adw_id must be 1-64 characters of [A-Za-z0-9._:-]", -1, 1);
             return -1;
         }
         rc = http1_query_get(req->query, "step", c->step, sizeof c->step, &n);
-        if (rc == -ENOENT)
+        if (rc == -ENOENT || (rc == 0 && n == 0))
             c->step[0] = '\0';
         else if (rc || n > ADW_STEP_MAX) {
             respond_error(c, 400, "step must be at most 64 bytes", -1, 1);
