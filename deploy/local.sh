@@ -44,9 +44,14 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ -n "${OWN_PG:-}" ]; then pg_stop "$DATA/pg" >/dev/null 2>&1 || true; fi
-    echo "local.sh: stopped; data kept in ${OWN_PG:+$DATA/pg}${OWN_PG:-the external database}" >&2
+    if [ -n "${OWN_PG:-}" ]; then
+        echo "local.sh: stopped; data kept in $DATA/pg" >&2
+    else
+        echo "local.sh: stopped; data kept in the external database" >&2
+    fi
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 if [ -z "${DATABASE_URL:-}" ]; then
     # shellcheck source=../tests/lib/pg.sh
