@@ -982,23 +982,24 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
         case PGRES_PIPELINE_ABORTED:
             break;
         default:
-            if (!failed)
+            /* Only an error the server reports (it carries an SQLSTATE) proves that nothing
+             * was committed; one libpq makes up for a lost connection proves nothing. */
+            if (!failed && PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
                 res = classify(s, r, err, errlen);
-            failed = 1;
+                failed = 1;
+            }
         }
         PQclear(r);
     }
     if (synced)
         PQexitPipelineMode(s->conn);
-    if (!synced || PQstatus(s->conn) != CONNECTION_OK) {
+    if (!failed && (!synced || PQstatus(s->conn) != CONNECTION_OK)) {
         /* The connection went before the commit's answer: it may or may not have happened. */
-        if (!failed) {
-            snprintf(err, errlen, "connection lost during commit: %s", PQerrorMessage(s->conn));
-            char *nl = strchr(err, '\n');
-            if (nl)
-                *nl = '\0';
-        }
-        return failed ? TX_NOT_COMMITTED : TX_UNKNOWN;
+        snprintf(err, errlen, "connection lost during commit: %s", PQerrorMessage(s->conn));
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        return TX_UNKNOWN;
     }
     if (failed)
         goto rollback; /* with COPY the transaction block is still open, and failed */
