@@ -159,7 +159,7 @@ static void release(pipeline_t *p)
     if (!p->finished)
         return;
     size_t need = 16;
-    while (need < p->waiting * 2)
+    while (need < p->waiting * 2) /* at most half full */
         need *= 2;
     if (need > p->blocked_cap) {
         uint64_t *b = realloc(p->blocked, need * sizeof *b);
@@ -169,9 +169,13 @@ static void release(pipeline_t *p)
         p->blocked_cap = need;
     }
     memset(p->blocked, 0, p->blocked_cap * sizeof *p->blocked);
-    pipeline_entry_t **link = &p->head, *prev = NULL;
-    while (*link) {
+    /* Entries that callbacks append meanwhile wait for the next turn: the set was sized for
+     * the entries present now, and must never fill up. */
+    pipeline_entry_t **link = &p->head, *prev = NULL, *last = p->tail;
+    int more = last != NULL;
+    while (more && *link) {
         pipeline_entry_t *e = *link;
+        more = e != last;
         if (!e->finished) {
             blocked_add(p, e->channel, 1);
         } else if (!blocked_add(p, e->channel, 0)) {

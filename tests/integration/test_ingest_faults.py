@@ -278,8 +278,9 @@ def test_standby_takes_over_from_a_killed_leader(make_ingest, db):
     assert adwtest.post_json(leader.base_url + "/api/events", [ev(), ev()])[2]["ids"] == [1, 2]
     standby = make_ingest(name="standby", start=False)
     standby.start()
-    _, _, body = wait_status(standby, "/readyz", 503)
-    assert "standby" in body["reason"]
+    # Connecting first, then standing by.
+    adwtest.wait_for(lambda: "standby" in wait_status(standby, "/readyz", 503)[2]["reason"], 15,
+                     what="the second ingest standing by")
     st, h, body = adwtest.post_json(standby.base_url + "/api/events", ev())
     assert st == 503 and h.get("Retry-After") == "1"
     r = adwtest.zmq_submit(standby.zmq_endpoint, ev())
