@@ -275,15 +275,15 @@ static void connect_more(fleet_thread_t *th)
         const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
         snprintf(path, sizeof path, "%s%s%s", u->path,
                  q && *q ? (strchr(u->path, '?') ? "&" : "?") : "", q && *q ? q : "");
-        char origin[160];
-        snprintf(origin, sizeof origin, "http://%s:%d", u->host, u->port);
+        char origin[160]; /* libwebsockets writes "Origin: http://" before it */
+        snprintf(origin, sizeof origin, "%s:%d", u->host, u->port);
         struct lws_client_connect_info ci;
         memset(&ci, 0, sizeof ci);
         ci.context = th->ctx;
         ci.address = u->host;
         ci.port = u->port;
         ci.path = path;
-        ci.host = u->host;
+        ci.host = origin;
         ci.origin = origin;
         ci.ietf_version_or_minus_one = -1;
         ci.userdata = c;
@@ -342,7 +342,7 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "bad source addresses '%s'", o->sources);
         goto fail;
     }
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(getenv("ADW_BENCH_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_CLIENT : LLL_ERR, NULL);
     f->nthreads = f->o.threads;
     f->threads = calloc((size_t)f->nthreads, sizeof *f->threads);
     if (!f->threads)
