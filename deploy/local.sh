@@ -44,9 +44,14 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ -n "${OWN_PG:-}" ]; then pg_stop "$DATA/pg" >/dev/null 2>&1 || true; fi
-    echo "local.sh: stopped; data kept in ${OWN_PG:+$DATA/pg}${OWN_PG:-the external database}" >&2
+    if [ -n "${OWN_PG:-}" ]; then
+        echo "local.sh: stopped; data kept in $DATA/pg" >&2
+    else
+        echo "local.sh: stopped; data kept in the external database" >&2
+    fi
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 if [ -z "${DATABASE_URL:-}" ]; then
     # shellcheck source=../tests/lib/pg.sh
@@ -80,29 +85,18 @@ wait_ready "http://127.0.0.1:$INGEST_PORT/readyz" ingest
 HAPROXY=$(command -v haproxy || true)
 first_gw=$PORT
 [ -n "$HAPROXY" ] && first_gw=$((PORT + 1))
-servers=""
 for ((g = 0; g < GATEWAYS; g++)); do
     gp=$((first_gw + g))
     ADW_GATEWAY_HTTP=$BIND:$gp ADW_GATEWAY_SUB=tcp://127.0.0.1:$PUB_PORT \
         start "gateway$((g + 1))" "$BIN/adw-gateway"
-    servers+="    server gateway$((g + 1)) 127.0.0.1:$gp check"$'\n'
 done
 for ((g = 0; g < GATEWAYS; g++)); do
     wait_ready "http://127.0.0.1:$((first_gw + g))/readyz" "gateway$((g + 1))"
 done
 
 if [ -n "$HAPROXY" ]; then
-    # The compose configuration, rendered for loopback: our servers, no Docker resolver.
-    awk -v servers="$servers" -v bind="$BIND:$PORT" '
-        /^resolvers docker/ { skip = 1; next }
-        skip && /^[^ ]/ { skip = 0 }
-        skip { next }
-        /# @servers@/ { printf "%s", servers; drop = 1; next }
-        drop { drop = 0; next }
-        /^    bind \*:8080/ { print "    bind " bind; next }
-        /^    log stdout/ { next }
-        /^    log global/ { next }
-        { print }' deploy/haproxy.cfg >"$DATA/haproxy.cfg"
+    # The compose configuration, rendered for loopback.
+    deploy/render-haproxy.sh "$BIND:$PORT" $(seq "$first_gw" $((first_gw + GATEWAYS - 1))) >"$DATA/haproxy.cfg"
     start haproxy "$HAPROXY" -W -db -f "$DATA/haproxy.cfg"
     wait_ready "http://127.0.0.1:$PORT/readyz" haproxy
 fi
