@@ -498,6 +498,7 @@ test('reconnect: the gateway is killed and restarted while events keep coming; e
   await waitRunLoaded(page, 5);
   await page.waitForSelector('#conn[data-state="live"]');
 
+  // Post one event every ~120 ms throughout; kill the gateway, keep posting, restart it.
   let seq = 5;
   let stop = false;
   const poster = (async () => {
@@ -508,22 +509,26 @@ test('reconnect: the gateway is killed and restarted while events keep coming; e
       await sleep(120);
     }
   })();
-  await until(() => posted.length >= 10, {what: 'events posted while live'});
-  await until(async () => (await laneIds(page, 'build')).length >= 10, {what: 'live events shown'});
-  const firstSock = ws.sockets.at(-1);
-  await control('kill');
-  await page.waitForSelector('#conn[data-state="reconnecting"]', {timeout: 30000});
-  const lastBefore = Math.max(...firstSock.received.filter((m) => typeof m.id === 'number').map((m) => m.id));
-  await until(async () => /Reconnecting in \d+ s/.test(await page.locator('#conn').textContent()),
-    {what: 'the countdown to the next try'});
-  await shot(page, 'reconnecting-1280x720');
-  const countAtKill = posted.length;
-  await until(() => posted.length >= countAtKill + 12, {what: 'events posted while the gateway is down'});
-  await control('start');
-  await page.waitForSelector('#conn[data-state="live"]', {timeout: 60000});
-  await until(() => posted.length >= countAtKill + 20, {what: 'events posted after the restart'});
-  stop = true;
-  await poster;
+  let firstSock, lastBefore;
+  try {
+    await until(() => posted.length >= 10, {what: 'events posted while live'});
+    await until(async () => (await laneIds(page, 'build')).length >= 10, {what: 'live events shown'});
+    firstSock = ws.sockets.at(-1);
+    await control('kill');
+    await page.waitForSelector('#conn[data-state="reconnecting"]', {timeout: 30000});
+    lastBefore = Math.max(...firstSock.received.filter((m) => typeof m.id === 'number').map((m) => m.id));
+    await until(async () => /Reconnecting in \d+ s/.test(await page.locator('#conn').textContent()),
+      {what: 'the countdown to the next try'});
+    await shot(page, 'reconnecting-1280x720');
+    const countAtKill = posted.length;
+    await until(() => posted.length >= countAtKill + 12, {what: 'events posted while the gateway is down'});
+    await control('start');
+    await page.waitForSelector('#conn[data-state="live"]', {timeout: 60000});
+    await until(() => posted.length >= countAtKill + 20, {what: 'events posted after the restart'});
+  } finally {
+    stop = true;
+    await poster.catch(() => {});
+  }
 
   await until(async () => (await laneIds(page, 'build')).length >= posted.length, {timeout: 60000,
     what: async () => `every event shown: ${JSON.stringify(await laneIds(page, 'build'))} of ${JSON.stringify(posted)}`});
