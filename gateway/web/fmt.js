@@ -72,6 +72,14 @@ export function fmtClock(ms, withMs = false) {
   return withMs ? `${base}.${String(d.getMilliseconds()).padStart(3, '0')}` : base;
 }
 
+// "14:30:05" when it is today, else "2026-01-01 14:30".
+export function fmtWhen(ms) {
+  if (!Number.isFinite(ms)) return '–';
+  const d = new Date(ms), now = new Date();
+  if (d.toDateString() === now.toDateString()) return fmtClock(ms);
+  return fmtDateTime(ms).slice(0, 16);
+}
+
 // Local date and time "2026-01-01 14:30:05".
 export function fmtDateTime(ms) {
   if (!Number.isFinite(ms)) return '–';

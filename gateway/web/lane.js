@@ -17,7 +17,9 @@ const NEAR = 48; // px from an edge that counts as "at" it
 export function makeCard(ev) {
   const c = classify(ev);
   const t = eventTime(ev);
-  const tool = ev.payload && typeof ev.payload.tool_name === 'string' ? ev.payload.tool_name : null;
+  const summary = summaryText(ev);
+  let tool = ev.payload && typeof ev.payload.tool_name === 'string' ? ev.payload.tool_name : null;
+  if (tool && (tool === c.name || summary.startsWith(tool))) tool = null; // already said
   const failed = c.kind === 'error';
   return h('button', {
     type: 'button', class: `card kind-${c.kind}${failed ? ' is-failed' : ''}`,
@@ -26,10 +28,10 @@ export function makeCard(ev) {
   h('span', {class: 'card-head'},
     icon(c.kind, c.kindLabel),
     h('span', {class: 'card-type'}, c.name || c.kindLabel),
-    tool && tool !== c.name ? h('span', {class: 'card-tool'}, tool) : null,
     h('time', {class: 'card-time', datetime: Number.isFinite(t) ? new Date(t).toISOString() : null,
       title: fmtDateTime(t)}, fmtClock(t))),
-  h('span', {class: 'card-summary'}, summaryText(ev)),
+  h('span', {class: 'card-summary'}, tool ? h('span', {class: 'card-tool'}, tool) : null,
+    h('span', {class: 'card-text'}, summary)),
   failed ? h('span', {class: 'card-flag'}, icon('error'), ev.status ? String(ev.status) : 'error') : null);
 }
 
@@ -110,10 +112,10 @@ export class Lane {
     }
     const total = this.info && Number.isFinite(this.info.event_count) ? this.info.event_count : null;
     const held = this.events.length;
-    setText(this.countEl, total !== null && total !== held ? `${fmtInt(held)} of ${fmtInt(total)} events`
+    setText(this.countEl, total !== null && total > held ? `${fmtInt(held)} of ${fmtInt(total)} events`
       : `${fmtInt(held)} event${held === 1 ? '' : 's'}`);
     this.countEl.dataset.count = String(held);
-    setText(this.durEl, laneDuration(this.info, now));
+    setText(this.durEl, stepDuration(this.info, now));
   }
 
   // Brings the DOM up to date; cheap when nothing changed.
@@ -226,12 +228,12 @@ export class Lane {
   }
 }
 
-function laneDuration(step, now) {
+// A running step's time so far, else its duration (as reported, or first to last event).
+export function stepDuration(step, now) {
   if (!step) return '';
-  if (Number.isFinite(step.duration_ms)) return fmtDuration(step.duration_ms);
   const a = Date.parse(step.first_ts), b = Date.parse(step.last_ts);
-  if (!Number.isFinite(a)) return '';
-  if (step.status === 'running') return `${fmtDuration(Math.max(0, now - a))} so far`;
-  return Number.isFinite(b) ? fmtDuration(b - a) : '';
+  if (step.status === 'running' && Number.isFinite(a)) return `${fmtDuration(Math.max(0, now - a))} so far`;
+  if (Number.isFinite(step.duration_ms)) return fmtDuration(step.duration_ms);
+  return Number.isFinite(a) && Number.isFinite(b) ? fmtDuration(b - a) : '';
 }
 

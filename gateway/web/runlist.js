@@ -23,6 +23,7 @@ export class RunListView {
     this.buffer = [];
     this.gen = 0;
     this.orderDirty = false;
+    this.dirtyRows = new Set();
     this.raf = 0;
     this.build();
     this.ageTimer = setInterval(() => this.renderAges(), 1000);
@@ -138,15 +139,16 @@ export class RunListView {
       if (this.buffer.length < 100000) this.buffer.push(ev);
       return;
     }
-    let row = this.rows.get(ev.adw_id);
-    let run = row ? row.run : emptyRun(ev.adw_id);
+    const row = this.rows.get(ev.adw_id);
+    const run = row ? row.run : emptyRun(ev.adw_id);
     if ((run.last_id || 0) >= ev.id) return; // already counted
-    run = applyEventToRun(row ? run : run, ev);
+    applyEventToRun(run, ev);
     if (!this.matches(run)) {
       if (row) this.removeRow(ev.adw_id);
       return;
     }
-    this.setRun(run);
+    if (row) this.dirtyRows.add(row); // drawn with the next frame
+    else this.setRun(run);
     this.scheduleOrder();
   }
 
@@ -225,6 +227,8 @@ export class RunListView {
     this.orderDirty = true;
     this.raf = requestAnimationFrame(() => {
       this.orderDirty = false;
+      for (const row of this.dirtyRows) if (this.rows.get(row.run.adw_id) === row) this.renderRow(row);
+      this.dirtyRows.clear();
       const sorted = [...this.rows.values()].sort(byActivity);
       const tb = this.tbody;
       let node = tb.firstElementChild;

@@ -11,9 +11,9 @@
 import {h, replace, setText} from './dom.js';
 import {icon} from './icons.js';
 import {COMMON_EVENT_TYPES, classify, statusLook} from './events.js';
-import {fmtCost, fmtDateTime, fmtDuration, fmtInt, parseTs} from './fmt.js';
+import {fmtCost, fmtDateTime, fmtDuration, fmtInt, fmtWhen, parseTs} from './fmt.js';
 import {ActivityChart} from './chart.js';
-import {Lane} from './lane.js';
+import {Lane, stepDuration} from './lane.js';
 import {sameFilters} from './route.js';
 
 const PAGE_LIMIT = 1000;
@@ -40,6 +40,7 @@ export class RunView {
     this.types = seenTypes.get(this.runId);
     this.chart = new ActivityChart({seconds: 300, label: 'Events per second'});
     this.byId = new Map(); // id -> event: everything held, each id once
+    this.live = new WeakSet(); // events that arrived live (not history)
     this.lanes = new Map(); // step ('' for none) -> Lane
     this.build();
     this.reset();
@@ -150,7 +151,7 @@ export class RunView {
       onEvent: (ev) => {
         if (gen !== this.gen || ev.adw_id !== this.runId) return;
         if (ev.id > this.cursor) this.cursor = ev.id;
-        ev.__live = true;
+        this.live.add(ev);
         this.queue.push(ev);
         this.schedule();
       },
@@ -190,7 +191,7 @@ export class RunView {
         this.types.add(name);
         newType = true;
       }
-      this.chart.add(parseTs(ev.received_at), !!ev.__live);
+      this.chart.add(parseTs(ev.received_at), this.live.has(ev));
     }
     if (newLane) this.orderLanes();
     const now = Date.now();
@@ -481,7 +482,8 @@ export class RunView {
     setText(this.stCacheW, fmtInt(run ? Number(run.cache_creation_tokens) || 0 : NaN));
     setText(this.stEvents, fmtInt(run ? Number(run.event_count) || 0 : NaN));
     const started = run ? parseTs(run.first_ts) : NaN;
-    setText(this.stStarted, fmtDateTime(started));
+    setText(this.stStarted, fmtWhen(started));
+    this.stStarted.title = fmtDateTime(started);
     this.renderDuration();
 
     const steps = run && Array.isArray(run.steps) ? run.steps : [];
@@ -492,7 +494,7 @@ export class RunView {
         h('th', {scope: 'row'}, h('button', {type: 'button', class: 'link', on: {click: () => this.showLane(s.step)}}, s.step),
           active ? h('span', {class: 'sr-only'}, ' (active)') : null),
         h('td', {class: `status-${look.cls}`}, icon(look.icon), String(s.status || '–')),
-        h('td', {class: 'num', dataset: {field: 'step_duration'}}, stepDuration(s, Date.now())),
+        h('td', {class: 'num', dataset: {field: 'step_duration'}}, stepDuration(s, Date.now()) || '–'),
         h('td', {class: 'num'}, fmtInt(Number(s.event_count) || 0)));
     });
     this.stepsBody.replaceChildren(...rows);
@@ -606,12 +608,3 @@ function nearestCard(cards, y) {
   }
   return best;
 }
-
-function stepDuration(s, now) {
-  if (Number.isFinite(s.duration_ms)) return fmtDuration(s.duration_ms);
-  const a = parseTs(s.first_ts), b = parseTs(s.last_ts);
-  if (!Number.isFinite(a)) return '–';
-  if (s.status === 'running') return fmtDuration(Math.max(0, now - a));
-  return Number.isFinite(b) ? fmtDuration(b - a) : '–';
-}
-

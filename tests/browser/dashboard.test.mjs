@@ -4,6 +4,7 @@
 //   ADW_INGEST_URL    http://127.0.0.1:Q   where events are posted
 //   ADW_CONTROL_URL   http://127.0.0.1:R   POST /gateway/kill, POST /gateway/start (restarts
 //                                          the gateway on the same port)
+//   ADW_TOKEN_GATEWAY_URL, ADW_GATEWAY_TOKEN  a gateway that requires this token (optional)
 //   ADW_BROWSER_ARTIFACTS                  where screenshots go (default: ./artifacts)
 // Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded).
 //
@@ -23,6 +24,8 @@ const INGEST = need('ADW_INGEST_URL');
 const CONTROL = process.env.ADW_CONTROL_URL || '';
 const ARTIFACTS = process.env.ADW_BROWSER_ARTIFACTS || path.join(HERE, 'artifacts');
 const CHROMIUM = process.env.ADW_CHROMIUM || '/usr/bin/chromium';
+const TOKEN_GATEWAY = (process.env.ADW_TOKEN_GATEWAY_URL || '').replace(/\/$/, '');
+const TOKEN = process.env.ADW_GATEWAY_TOKEN || '';
 const RUN_TAG = Date.now().toString(36);
 
 function need(name) {
@@ -130,7 +133,7 @@ async function openPage(url, {viewport, colorScheme} = {}) {
     });
   });
   page.on('pageerror', (e) => ws.errors.push(String(e)));
-  await page.goto(`${GATEWAY}/${url}`);
+  await page.goto(/^https?:/.test(url) ? url : `${GATEWAY}/${url}`);
   return {page, ws};
 }
 
@@ -269,7 +272,7 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   assert.match(await failed.textContent(), /failed/);
   // The card shows the summary and the time.
   const first = page.locator(`.card[data-event-id="${ids[2]}"]`);
-  assert.equal(await first.locator('.card-summary').textContent(), 'plan text 1');
+  assert.equal(await first.locator('.card-text').textContent(), 'plan text 1');
   assert.match(await first.locator('.card-time').textContent(), /^\d\d:\d\d:\d\d$/);
 
   // The status panel: status, totals, per-step durations; the active lane marked.
@@ -315,8 +318,8 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   await post(systemEvent(A, null, 'adw_complete', {status: 'completed'}));
   await until(async () => (await page.getAttribute(`tr[data-run-id="${A}"]`, 'data-status')) === 'completed',
     {what: 'the run completed'});
-  assert.deepEqual((await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).slice(0, 2), [A, B],
-    'most recently active first');
+  await until(async () => (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).slice(0, 2).join() === [A, B].join(),
+    {what: 'most recently active first'});
   assert.match(await page.locator(`tr[data-run-id="${A}"] .c-status`).textContent(), /completed/);
   await shot(page, 'run-list-1280x720');
   assert.deepEqual(ws.errors, []);
@@ -422,7 +425,7 @@ test('event text is shown as text: markup in a summary does not run', async () =
   await page.goto(`${GATEWAY}/#/runs/${R}`);
   await waitRunLoaded(page, 1);
   const card = page.locator(`.card[data-event-id="${id}"]`);
-  assert.equal(await card.locator('.card-summary').textContent(), evil);
+  assert.equal(await card.locator('.card-text').textContent(), evil);
   assert.equal(await card.locator('.card-type').textContent(), '<svg/onload=window.__xss=2>');
   assert.equal(await page.locator('.lane .lane-name').textContent(), evilStep);
   await card.click();
@@ -535,7 +538,7 @@ test('reconnect: the gateway is killed and restarted while events keep coming; e
   await sleep(500);
   const shownIds = await laneIds(page, 'build');
   assert.deepEqual(shownIds, [...posted].sort((a, b) => a - b), 'every event exactly once, in order');
-  const summaries = await page.$$eval('.lane[data-step="build"] .card-summary', (s) => s.map((x) => x.textContent));
+  const summaries = await page.$$eval('.lane[data-step="build"] .card-text', (s) => s.map((x) => x.textContent));
   assert.deepEqual(summaries, Array.from({length: posted.length}, (_, i) => `seq ${i}`));
 
   // The new connection resumed from the last id the page held.
@@ -640,4 +643,23 @@ test('screenshots: light and dark, desktop and phone', async () => {
       await page.close();
     }
   }
+});
+
+test('a gateway token in the page URL goes to the WebSocket and the REST API', {skip: !TOKEN_GATEWAY && 'no ADW_TOKEN_GATEWAY_URL'}, async () => {
+  const R = uid('token');
+  await post(agentEvent(R, 'plan', 'TextBlock', 'behind a token', null));
+  const {page, ws} = await openPage(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/`);
+  await page.locator(`tr[data-run-id="${R}"]`).waitFor();
+  await page.waitForSelector('#conn[data-state="live"]');
+  assert.equal(new URL(ws.sockets[0].url).searchParams.get('token'), TOKEN);
+  await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
+  await post(agentEvent(R, 'plan', 'TextBlock', 'live behind a token', null));
+  await until(async () => (await page.locator(`tr[data-run-id="${R}"] .c-events`).textContent()) === '2', {what: 'the live update'});
+
+  // Without the token: the page says why and keeps trying.
+  const bare = await openPage(`${TOKEN_GATEWAY}/#/`);
+  await bare.page.waitForSelector('.banner-error:not([hidden])');
+  assert.match(await bare.page.locator('.banner-error').textContent(), /401/);
+  await bare.page.waitForSelector('#conn[data-state="reconnecting"]');
+  assert.deepEqual(ws.errors, []);
 });

@@ -4,7 +4,8 @@ Starts PostgreSQL, adw-ingest and adw-gateway (serving gateway/web/ from this tr
 tests/browser/dashboard.test.mjs (node:test, playwright-core driving Debian's /usr/bin/chromium)
 with ADW_GATEWAY_URL, ADW_INGEST_URL and ADW_CONTROL_URL, and asserts that it passes. The
 control URL is a small HTTP server here that kills and restarts the gateway on its port, for
-the reconnect test. Screenshots land in tests/browser/artifacts/ (gitignored).
+the reconnect test. A second gateway requires a token (ADW_TOKEN_GATEWAY_URL,
+ADW_GATEWAY_TOKEN): the page passes the one in its own URL on. Screenshots land in tests/browser/artifacts/ (gitignored).
 
 Needs node and npm (playwright-core is installed with `npm ci` in tests/browser when missing;
 no browser is ever downloaded) and chromium (deploy/install-deps.sh --test installs both).
@@ -27,6 +28,7 @@ BROWSER_DIR = adwtest.REPO / "tests" / "browser"
 WEB_DIR = adwtest.REPO / "gateway" / "web"
 CHROMIUM = os.environ.get("ADW_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_S = 900
+TOKEN = "dash-t0ken/+="  # characters that need escaping in a query string
 
 
 def _playwright_installed():
@@ -128,6 +130,8 @@ def test_dashboard_in_chromium(ingest, make_gateway, tmp_path):
     _npm_ci()
 
     gw = make_gateway(ingest, ADW_GATEWAY_WEB_DIR=str(WEB_DIR))
+    gw_token = make_gateway(ingest, ADW_GATEWAY_WEB_DIR=str(WEB_DIR), ADW_GATEWAY_TOKEN=TOKEN,
+                            name="gateway-token")
     control = _Control()
     thread = threading.Thread(target=control.serve_forever, name="dashboard-control", daemon=True)
     thread.start()
@@ -135,6 +139,8 @@ def test_dashboard_in_chromium(ingest, make_gateway, tmp_path):
                ADW_GATEWAY_URL=gw.base_url,
                ADW_INGEST_URL=ingest.base_url,
                ADW_CONTROL_URL=control.url,
+               ADW_TOKEN_GATEWAY_URL=gw_token.base_url,
+               ADW_GATEWAY_TOKEN=TOKEN,
                ADW_CHROMIUM=CHROMIUM,
                ADW_BROWSER_ARTIFACTS=str(BROWSER_DIR / "artifacts"))
     env.pop("NODE_OPTIONS", None)
