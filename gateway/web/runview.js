@@ -64,6 +64,7 @@ export class RunView {
     if (this.abort) this.abort.abort();
     this.chart.destroy();
     PHONE.removeEventListener('change', this.onPhone);
+    document.removeEventListener('click', this.onDocClick);
     this.ctx.conn.subscribe(null);
   }
 
@@ -105,6 +106,7 @@ export class RunView {
     this.historyDone = false;
     this.lanesEl.replaceChildren();
     this.chart.clear();
+    this.showError('');
     const ds = this.root.firstElementChild.dataset;
     ds.history = 'loading';
     delete ds.subscribed;
@@ -158,6 +160,7 @@ export class RunView {
       onSubscribed: ({reconnect}) => {
         if (gen !== this.gen) return;
         this.root.firstElementChild.dataset.subscribed = 'yes';
+        this.showError(''); // whatever REST missed, the replay brings
         if (reconnect) this.refreshRun();
       },
     });
@@ -392,6 +395,17 @@ export class RunView {
       if (card) this.openCard(card);
     });
     this.lanesEl.addEventListener('keydown', (e) => this.onKey(e));
+    // The types menu closes with Escape (focus back on its button) and on a click elsewhere.
+    this.typeMenu.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || !this.typeMenu.open) return;
+      e.preventDefault();
+      this.typeMenu.open = false;
+      this.typeMenu.querySelector('summary').focus();
+    });
+    this.onDocClick = (e) => {
+      if (this.typeMenu.open && !this.typeMenu.contains(e.target)) this.typeMenu.open = false;
+    };
+    document.addEventListener('click', this.onDocClick);
     this.renderFilters();
     this.renderStatus();
   }

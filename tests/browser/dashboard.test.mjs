@@ -373,11 +373,14 @@ test('filters are sent to the server as a subscribe message and kept in the URL'
   // Event type filter (a checkbox in the types menu), combined with the step filter.
   await page.click('.menu > summary');
   await page.click('.menu-item[data-type="ToolUseBlock"]');
+  assert.ok(await page.$eval('.menu', (m) => m.open), 'the menu stays open while choosing');
   await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']})),
     {what: 'subscribe with event_types=[ToolUseBlock]'});
   await waitRunLoaded(page, 1);
   assert.deepEqual(await laneIds(page, 'build'), [ids[1]]);
   assert.match(page.url(), /\?step=build&type=ToolUseBlock$/);
+  await page.keyboard.press('Escape');
+  assert.ok(!(await page.$eval('.menu', (m) => m.open)), 'Escape closes the menu');
 
   // A link reopens the same view: same filters, sent to the server again.
   const link = page.url();
