@@ -86,7 +86,7 @@ function renderConn() {
   else if (d.state === 'connecting') text = 'Connecting…';
   else if (d.retryAt) {
     const s = Math.max(0, Math.ceil((d.retryAt - Date.now()) / 1000));
-    text = `${d.state === 'offline' ? 'Offline' : 'Reconnecting'} in ${s} s`;
+    text = d.state === 'offline' ? `Offline · retrying in ${s} s` : `Reconnecting in ${s} s`;
   } else {
     text = d.state === 'offline' ? 'Offline' : 'Reconnecting…';
   }
