@@ -53,10 +53,18 @@ export class Api {
 
   // One page of events: -> {events, next_since}.
   async events(filters, since, limit, signal) {
-    const body = await this.get('/api/events', {
-      adw_id: filters.adw_id, steps: filters.steps, event_types: filters.event_types,
-      types: filters.types, since, limit,
-    }, signal);
+    const body = await this.get(
+      '/api/events',
+      {
+        adw_id: filters.adw_id,
+        steps: filters.steps,
+        event_types: filters.event_types,
+        types: filters.types,
+        since,
+        limit,
+      },
+      signal,
+    );
     const events = Array.isArray(body && body.events) ? body.events : [];
     let next = Number(body && body.next_since);
     if (!Number.isFinite(next)) next = events.length ? events[events.length - 1].id : since;

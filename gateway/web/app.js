@@ -47,13 +47,19 @@ function onRoute() {
   const next = parseRoute(location.hash);
   const prev = route;
   route = next;
-  if (view && prev && prev.view === next.view && (next.view === 'list' || prev.runId === next.runId)) {
+  if (
+    view &&
+    prev &&
+    prev.view === next.view &&
+    (next.view === 'list' || prev.runId === next.runId)
+  ) {
     view.update(next);
     return;
   }
   detail.close();
   if (view) view.destroy();
-  view = next.view === 'run' ? new RunView(viewRoot, ctx, next) : new RunListView(viewRoot, ctx, next);
+  view =
+    next.view === 'run' ? new RunView(viewRoot, ctx, next) : new RunListView(viewRoot, ctx, next);
   renderCrumbs(next);
   document.title = next.view === 'run' ? `${next.runId} · ADW swimlanes` : 'Runs · ADW swimlanes';
   if (prev) viewRoot.focus({preventScroll: true});
@@ -61,8 +67,12 @@ function onRoute() {
 
 function renderCrumbs(r) {
   if (r.view === 'run') {
-    replace(crumbs, h('a', {href: '#/'}, 'Runs'), h('span', {'aria-hidden': 'true'}, ' / '),
-      h('span', {'aria-current': 'page'}, r.runId));
+    replace(
+      crumbs,
+      h('a', {href: '#/'}, 'Runs'),
+      h('span', {'aria-hidden': 'true'}, ' / '),
+      h('span', {'aria-current': 'page'}, r.runId),
+    );
   } else {
     replace(crumbs, h('span', {'aria-current': 'page'}, 'Runs'));
   }
@@ -73,7 +83,11 @@ function renderCrumbs(r) {
 const connEl = document.getElementById('conn');
 const connIcon = h('span', {class: 'conn-icon'});
 const connText = h('span', {class: 'conn-text'});
-const retryBtn = h('button', {type: 'button', class: 'btn btn-small', hidden: true, on: {click: () => conn.retryNow()}}, 'Retry now');
+const retryBtn = h(
+  'button',
+  {type: 'button', class: 'btn btn-small', hidden: true, on: {click: () => conn.retryNow()}},
+  'Retry now',
+);
 replace(connEl, connIcon, connText, retryBtn);
 let connState = null;
 let countdown = 0;
@@ -91,7 +105,8 @@ function renderConn() {
     text = d.state === 'offline' ? 'Offline' : 'Reconnecting…';
   }
   setText(connText, text);
-  connEl.title = d.state === 'live' ? 'Receiving events live' : (d.reason ? `Last close: ${d.reason}` : '');
+  connEl.title =
+    d.state === 'live' ? 'Receiving events live' : d.reason ? `Last close: ${d.reason}` : '';
   retryBtn.hidden = !d.retryAt;
 }
 
@@ -123,6 +138,9 @@ onRoute();
 conn.start();
 
 // For tests and debugging in the console.
-window.__adw = {conn, get view() {
-  return view;
-}};
+window.__adw = {
+  conn,
+  get view() {
+    return view;
+  },
+};

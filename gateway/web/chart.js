@@ -51,7 +51,8 @@ export class ActivityChart {
   draw() {
     const c = this.canvas;
     if (!c.isConnected) return;
-    const w = c.clientWidth, hgt = c.clientHeight;
+    const w = c.clientWidth,
+      hgt = c.clientHeight;
     if (!w || !hgt) return;
     const dpr = window.devicePixelRatio || 1;
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(hgt * dpr)) {
@@ -61,7 +62,8 @@ export class ActivityChart {
     const now = Math.floor((Date.now() - (this.skew || 0)) / 1000);
     const first = now - this.seconds + 1;
     for (const k of this.counts.keys()) if (k < first - 60) this.counts.delete(k);
-    let peak = 0, total = 0;
+    let peak = 0,
+      total = 0;
     const vals = new Array(this.seconds);
     for (let i = 0; i < this.seconds; i++) {
       const v = this.counts.get(first + i) || 0;
@@ -80,7 +82,8 @@ export class ActivityChart {
     ctx.beginPath();
     ctx.moveTo(0, hgt - 0.5);
     ctx.lineTo(w, hgt - 0.5);
-    for (let m = 1; m * 60 < this.seconds; m++) { // a tick per minute
+    for (let m = 1; m * 60 < this.seconds; m++) {
+      // a tick per minute
       const x = Math.round(w - (m * 60 * w) / this.seconds) + 0.5;
       ctx.moveTo(x, hgt);
       ctx.lineTo(x, hgt - 4);

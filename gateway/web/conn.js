@@ -163,7 +163,8 @@ export class Connection extends EventTarget {
         this.attempt = 0;
         this.everLive = true;
         this.stats.connects += 1;
-        const epochChanged = this.epoch !== null && msg.epoch !== undefined && msg.epoch !== this.epoch;
+        const epochChanged =
+          this.epoch !== null && msg.epoch !== undefined && msg.epoch !== this.epoch;
         if (msg.epoch !== undefined) this.epoch = msg.epoch;
         this.setState('live');
         if (epochChanged) this.dispatchEvent(new CustomEvent('epoch', {detail: msg}));
@@ -206,11 +207,15 @@ export class Connection extends EventTarget {
 
   emitState() {
     const offline = navigator.onLine === false && this.state !== 'live';
-    this.dispatchEvent(new CustomEvent('state', {
-      detail: {
-        state: offline ? 'offline' : this.state, retryAt: this.retryAt, attempt: this.attempt,
-        reason: this.reason,
-      },
-    }));
+    this.dispatchEvent(
+      new CustomEvent('state', {
+        detail: {
+          state: offline ? 'offline' : this.state,
+          retryAt: this.retryAt,
+          attempt: this.attempt,
+          reason: this.reason,
+        },
+      }),
+    );
   }
 }

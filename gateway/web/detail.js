@@ -21,7 +21,8 @@ export class DetailView {
       if (back && back.isConnected) back.focus();
       if (ev && this.onClose) this.onClose(ev);
     });
-    dialog.addEventListener('click', (e) => { // a click on the backdrop closes
+    dialog.addEventListener('click', (e) => {
+      // a click on the backdrop closes
       if (e.target === dialog) dialog.close();
     });
   }
@@ -37,21 +38,40 @@ export class DetailView {
     const c = classify(ev);
     const json = JSON.stringify(ev, null, 2);
     const copyMsg = h('span', {class: 'copy-msg', role: 'status', 'aria-live': 'polite'});
-    const copyBtn = h('button', {type: 'button', class: 'btn', on: {click: () => copy(json, copyMsg)}},
-      icon('copy'), 'Copy JSON');
-    const closeBtn = h('button', {type: 'button', class: 'btn icon-btn', 'aria-label': 'Close',
-      title: 'Close (Esc)', on: {click: () => this.dialog.close()}}, icon('close'));
+    const copyBtn = h(
+      'button',
+      {type: 'button', class: 'btn', on: {click: () => copy(json, copyMsg)}},
+      icon('copy'),
+      'Copy JSON',
+    );
+    const closeBtn = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn icon-btn',
+        'aria-label': 'Close',
+        title: 'Close (Esc)',
+        on: {click: () => this.dialog.close()},
+      },
+      icon('close'),
+    );
     const t = eventTime(ev);
     const rows = [
       ['Event id', ev.id],
       ['Run', ev.adw_id],
       ['Step', ev.step],
       ['Type', ev.type],
-      [ev.type === 'system' ? 'Event' : 'Event type', ev.type === 'system' ? ev.event : ev.event_type],
+      [
+        ev.type === 'system' ? 'Event' : 'Event type',
+        ev.type === 'system' ? ev.event : ev.event_type,
+      ],
       ['Status', ev.status],
       ['Duration', Number.isFinite(ev.duration_ms) ? fmtDuration(ev.duration_ms) : null],
       ['Time', Number.isFinite(t) ? fmtDateTime(t) : null],
-      ['Received', ev.received_at ? `${fmtDateTime(parseTs(ev.received_at))} (${ev.received_at})` : null],
+      [
+        'Received',
+        ev.received_at ? `${fmtDateTime(parseTs(ev.received_at))} (${ev.received_at})` : null,
+      ],
       ['Event key', ev.event_id],
     ].filter(([, v]) => v !== null && v !== undefined && v !== '');
     const dl = h('dl', {class: 'detail-fields'});
@@ -65,17 +85,31 @@ export class DetailView {
       }
       dl.append(h('dt', null, k), dd);
     }
-    replace(this.dialog,
-      h('div', {class: `detail-head kind-${c.kind}`},
+    replace(
+      this.dialog,
+      h(
+        'div',
+        {class: `detail-head kind-${c.kind}`},
         icon(c.kind, c.kindLabel),
-        h('h2', {id: 'detail-title'}, c.name || c.kindLabel, h('span', {class: 'muted'}, ` #${ev.id}`)),
-        closeBtn),
-      h('div', {class: 'detail-body'},
+        h(
+          'h2',
+          {id: 'detail-title'},
+          c.name || c.kindLabel,
+          h('span', {class: 'muted'}, ` #${ev.id}`),
+        ),
+        closeBtn,
+      ),
+      h(
+        'div',
+        {class: 'detail-body'},
         typeof ev.summary === 'string' && ev.summary !== ''
-          ? h('p', {class: 'detail-summary'}, ev.summary) : null,
+          ? h('p', {class: 'detail-summary'}, ev.summary)
+          : null,
         dl,
         h('div', {class: 'detail-json-head'}, h('h3', null, 'Event JSON'), copyMsg, copyBtn),
-        h('pre', {class: 'detail-json', tabindex: '0', 'aria-label': 'Event JSON'}, json)));
+        h('pre', {class: 'detail-json', tabindex: '0', 'aria-label': 'Event JSON'}, json),
+      ),
+    );
     if (!this.dialog.open) this.dialog.showModal();
     closeBtn.focus();
   }
@@ -95,7 +129,8 @@ async function copy(text, msgEl) {
   } catch {
     ok = false;
   }
-  if (!ok) { // plain http on another host: the old way
+  if (!ok) {
+    // plain http on another host: the old way
     const ta = h('textarea', {class: 'sr-only', readonly: true});
     ta.value = text;
     msgEl.parentElement.appendChild(ta); // inside the dialog: the rest of the page is inert

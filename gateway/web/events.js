@@ -45,9 +45,22 @@ const BY_EVENT_TYPE = {
 
 // Event types offered in the type filter before any have been seen.
 export const COMMON_EVENT_TYPES = [
-  'ToolUseBlock', 'ToolResultBlock', 'TextBlock', 'ThinkingBlock', 'PreToolUse', 'PostToolUse',
-  'UserPromptSubmit', 'Notification', 'Stop', 'SubagentStop', 'SessionStart',
-  'adw_start', 'step_start', 'step_complete', 'adw_complete', 'adw_failed',
+  'ToolUseBlock',
+  'ToolResultBlock',
+  'TextBlock',
+  'ThinkingBlock',
+  'PreToolUse',
+  'PostToolUse',
+  'UserPromptSubmit',
+  'Notification',
+  'Stop',
+  'SubagentStop',
+  'SessionStart',
+  'adw_start',
+  'step_start',
+  'step_complete',
+  'adw_complete',
+  'adw_failed',
 ];
 
 function isFailure(s) {
@@ -58,7 +71,9 @@ function isFailure(s) {
 // a system event).
 export function classify(ev) {
   const system = ev.type === 'system';
-  const name = String((system ? ev.event : ev.event_type) ?? ev.event_type ?? ev.event ?? ev.type ?? '');
+  const name = String(
+    (system ? ev.event : ev.event_type) ?? ev.event_type ?? ev.event ?? ev.type ?? '',
+  );
   let kind;
   if (isFailure(ev.status) || /error|fail/i.test(name)) kind = 'error';
   else if (system) {
@@ -68,7 +83,8 @@ export function classify(ev) {
     else kind = 'system';
   } else {
     kind = BY_EVENT_TYPE[name] || (/Block$/.test(name) ? 'text' : 'other');
-    if (kind === 'other' && ev.payload && typeof ev.payload.hook_event_name === 'string') kind = 'hook';
+    if (kind === 'other' && ev.payload && typeof ev.payload.hook_event_name === 'string')
+      kind = 'hook';
   }
   return {kind, kindLabel: KIND_LABELS[kind], name};
 }
@@ -115,9 +131,20 @@ export function impliedRunStatus(ev) {
 // A run row for an adw_id first seen in an event.
 export function emptyRun(adwId) {
   return {
-    adw_id: adwId, status: 'running', current_step: null, event_count: 0, cost_usd: 0,
-    tokens: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0,
-    cache_creation_tokens: 0, first_ts: null, last_ts: null, first_id: null, last_id: 0,
+    adw_id: adwId,
+    status: 'running',
+    current_step: null,
+    event_count: 0,
+    cost_usd: 0,
+    tokens: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cache_creation_tokens: 0,
+    first_ts: null,
+    last_ts: null,
+    first_id: null,
+    last_id: 0,
     updated_at: null,
   };
 }
@@ -129,13 +156,17 @@ export function applyEventToRun(run, ev) {
   run.event_count = (run.event_count || 0) + 1;
   const cost = num(p.cost_usd);
   if (Number.isFinite(cost) && cost >= 0) run.cost_usd = (run.cost_usd || 0) + cost;
-  const it = nonNegInt(p.input_tokens), ot = nonNegInt(p.output_tokens);
-  const cr = nonNegInt(p.cache_read_tokens), cc = nonNegInt(p.cache_creation_tokens);
+  const it = nonNegInt(p.input_tokens),
+    ot = nonNegInt(p.output_tokens);
+  const cr = nonNegInt(p.cache_read_tokens),
+    cc = nonNegInt(p.cache_creation_tokens);
   run.input_tokens = (run.input_tokens || 0) + it;
   run.output_tokens = (run.output_tokens || 0) + ot;
   run.cache_read_tokens = (run.cache_read_tokens || 0) + cr;
   run.cache_creation_tokens = (run.cache_creation_tokens || 0) + cc;
-  run.tokens = (run.tokens || 0) + (Number.isInteger(p.tokens) && p.tokens >= 0 ? p.tokens : it + ot + cr + cc);
+  run.tokens =
+    (run.tokens || 0) +
+    (Number.isInteger(p.tokens) && p.tokens >= 0 ? p.tokens : it + ot + cr + cc);
   if (typeof ev.step === 'string' && ev.step) run.current_step = ev.step;
   const st = impliedRunStatus(ev);
   if (st) run.status = st;
@@ -154,7 +185,8 @@ export function applyEventToRun(run, ev) {
 // Status -> {icon, cls}: never colour alone, the text goes with it.
 export function statusLook(status) {
   const s = String(status || 'unknown');
-  if (s === 'running' || s === 'started' || s === 'in_progress') return {icon: 'running', cls: 'running'};
+  if (s === 'running' || s === 'started' || s === 'in_progress')
+    return {icon: 'running', cls: 'running'};
   if (s === 'completed' || s === 'complete' || s === 'success' || s === 'succeeded' || s === 'ok')
     return {icon: 'completed', cls: 'completed'};
   if (isFailure(s)) return {icon: 'failed', cls: 'failed'};

@@ -75,7 +75,8 @@ export function fmtClock(ms, withMs = false) {
 // "14:30:05" when it is today, else "2026-01-01 14:30".
 export function fmtWhen(ms) {
   if (!Number.isFinite(ms)) return '–';
-  const d = new Date(ms), now = new Date();
+  const d = new Date(ms),
+    now = new Date();
   if (d.toDateString() === now.toDateString()) return fmtClock(ms);
   return fmtDateTime(ms).slice(0, 16);
 }

@@ -21,18 +21,38 @@ export function makeCard(ev) {
   let tool = ev.payload && typeof ev.payload.tool_name === 'string' ? ev.payload.tool_name : null;
   if (tool && (tool === c.name || summary.startsWith(tool))) tool = null; // already said
   const failed = c.kind === 'error';
-  return h('button', {
-    type: 'button', class: `card kind-${c.kind}${failed ? ' is-failed' : ''}`,
-    dataset: {eventId: ev.id, kind: c.kind},
-  },
-  h('span', {class: 'card-head'},
-    icon(c.kind, c.kindLabel),
-    h('span', {class: 'card-type'}, c.name || c.kindLabel),
-    h('time', {class: 'card-time', datetime: Number.isFinite(t) ? new Date(t).toISOString() : null,
-      title: fmtDateTime(t)}, fmtClock(t))),
-  h('span', {class: 'card-summary'}, tool ? h('span', {class: 'card-tool'}, tool) : null,
-    h('span', {class: 'card-text'}, summary)),
-  failed ? h('span', {class: 'card-flag'}, icon('error'), ev.status ? String(ev.status) : 'error') : null);
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: `card kind-${c.kind}${failed ? ' is-failed' : ''}`,
+      dataset: {eventId: ev.id, kind: c.kind},
+    },
+    h(
+      'span',
+      {class: 'card-head'},
+      icon(c.kind, c.kindLabel),
+      h('span', {class: 'card-type'}, c.name || c.kindLabel),
+      h(
+        'time',
+        {
+          class: 'card-time',
+          datetime: Number.isFinite(t) ? new Date(t).toISOString() : null,
+          title: fmtDateTime(t),
+        },
+        fmtClock(t),
+      ),
+    ),
+    h(
+      'span',
+      {class: 'card-summary'},
+      tool ? h('span', {class: 'card-tool'}, tool) : null,
+      h('span', {class: 'card-text'}, summary),
+    ),
+    failed
+      ? h('span', {class: 'card-flag'}, icon('error'), ev.status ? String(ev.status) : 'error')
+      : null,
+  );
 }
 
 export class Lane {
@@ -54,17 +74,34 @@ export class Lane {
     this.statusEl = h('span', {class: 'lane-status'});
     this.countEl = h('span', {class: 'lane-count'});
     this.durEl = h('span', {class: 'lane-dur'});
-    this.olderBtn = h('button', {type: 'button', class: 'lane-page lane-older', hidden: true,
-      on: {click: () => this.pageOlder(true)}});
-    this.newerBtn = h('button', {type: 'button', class: 'lane-page lane-newer', hidden: true,
-      on: {click: () => this.jumpNewest(true)}});
+    this.olderBtn = h('button', {
+      type: 'button',
+      class: 'lane-page lane-older',
+      hidden: true,
+      on: {click: () => this.pageOlder(true)},
+    });
+    this.newerBtn = h('button', {
+      type: 'button',
+      class: 'lane-page lane-newer',
+      hidden: true,
+      on: {click: () => this.jumpNewest(true)},
+    });
     this.list = h('div', {class: 'lane-cards', 'aria-label': `${label || 'no step'}: events`});
     this.emptyEl = h('p', {class: 'lane-empty muted', hidden: true}, 'No events shown');
-    this.el = h('section', {class: 'lane', dataset: {step: key}},
-      h('header', {class: 'lane-head'},
+    this.el = h(
+      'section',
+      {class: 'lane', dataset: {step: key}},
+      h(
+        'header',
+        {class: 'lane-head'},
         h('div', {class: 'lane-title'}, this.nameEl, this.activeEl),
-        h('div', {class: 'lane-meta'}, this.statusEl, this.countEl, this.durEl)),
-      this.olderBtn, this.list, this.emptyEl, this.newerBtn);
+        h('div', {class: 'lane-meta'}, this.statusEl, this.countEl, this.durEl),
+      ),
+      this.olderBtn,
+      this.list,
+      this.emptyEl,
+      this.newerBtn,
+    );
     this.list.addEventListener('scroll', () => this.onScroll(), {passive: true});
   }
 
@@ -75,7 +112,8 @@ export class Lane {
     if (!a.length || a[a.length - 1].id < ev.id) {
       a.push(ev);
     } else {
-      let lo = 0, hi = a.length;
+      let lo = 0,
+        hi = a.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
         if (a[mid].id < ev.id) lo = mid + 1;
@@ -110,10 +148,15 @@ export class Lane {
       this.statusEl.replaceChildren();
       delete this.statusEl.dataset.status;
     }
-    const total = this.info && Number.isFinite(this.info.event_count) ? this.info.event_count : null;
+    const total =
+      this.info && Number.isFinite(this.info.event_count) ? this.info.event_count : null;
     const held = this.events.length;
-    setText(this.countEl, total !== null && total > held ? `${fmtInt(held)} of ${fmtInt(total)} events`
-      : `${fmtInt(held)} event${held === 1 ? '' : 's'}`);
+    setText(
+      this.countEl,
+      total !== null && total > held
+        ? `${fmtInt(held)} of ${fmtInt(total)} events`
+        : `${fmtInt(held)} event${held === 1 ? '' : 's'}`,
+    );
     this.countEl.dataset.count = String(held);
     setText(this.durEl, stepDuration(this.info, now));
   }
@@ -124,7 +167,7 @@ export class Lane {
     this.dirty = false;
     const n = this.events.length;
     const list = this.list;
-    if (this.full || this.end === 0 && n > 0) {
+    if (this.full || (this.end === 0 && n > 0)) {
       this.full = false;
       if (this.following || this.end > n) {
         this.end = n;
@@ -191,7 +234,8 @@ export class Lane {
       for (let i = 0; i < drop; i++) l.lastElementChild.remove();
       this.end -= drop;
     }
-    if (focus && firstOld && firstOld.previousElementSibling) firstOld.previousElementSibling.focus();
+    if (focus && firstOld && firstOld.previousElementSibling)
+      firstOld.previousElementSibling.focus();
     this.dirty = true;
     this.render();
   }
@@ -231,9 +275,10 @@ export class Lane {
 // A running step's time so far, else its duration (as reported, or first to last event).
 export function stepDuration(step, now) {
   if (!step) return '';
-  const a = Date.parse(step.first_ts), b = Date.parse(step.last_ts);
-  if (step.status === 'running' && Number.isFinite(a)) return `${fmtDuration(Math.max(0, now - a))} so far`;
+  const a = Date.parse(step.first_ts),
+    b = Date.parse(step.last_ts);
+  if (step.status === 'running' && Number.isFinite(a))
+    return `${fmtDuration(Math.max(0, now - a))} so far`;
   if (Number.isFinite(step.duration_ms)) return fmtDuration(step.duration_ms);
   return Number.isFinite(a) && Number.isFinite(b) ? fmtDuration(b - a) : '';
 }
-

@@ -53,38 +53,82 @@ export class RunListView {
   }
 
   build() {
-    this.select = h('select', {id: 'status-filter', on: {change: () => {
-      this.ctx.navigate({view: 'list', status: this.select.value}, {replace: true});
-    }}});
+    this.select = h('select', {
+      id: 'status-filter',
+      on: {
+        change: () => {
+          this.ctx.navigate({view: 'list', status: this.select.value}, {replace: true});
+        },
+      },
+    });
     for (const s of STATUSES) this.select.append(h('option', {value: s}, s || 'all'));
     this.select.value = this.status;
     this.countEl = h('span', {class: 'muted', role: 'status'});
     this.errorEl = h('p', {class: 'banner banner-error', hidden: true, role: 'alert'});
     this.tbody = h('tbody');
-    this.emptyEl = h('div', {class: 'empty', hidden: true},
+    this.emptyEl = h(
+      'div',
+      {class: 'empty', hidden: true},
       h('p', null, 'No runs yet. Send an event and it shows up here at once:'),
-      h('pre', {class: 'code'},
-        'curl -X POST http://127.0.0.1:8000/api/events -H \'Content-Type: application/json\' \\\n' +
-        '  -d \'{"type":"adw_event","adw_id":"demo1","step":"plan","event_type":"TextBlock","summary":"hello"}\''));
+      h(
+        'pre',
+        {class: 'code'},
+        "curl -X POST http://127.0.0.1:8000/api/events -H 'Content-Type: application/json' \\\n" +
+          '  -d \'{"type":"adw_event","adw_id":"demo1","step":"plan","event_type":"TextBlock","summary":"hello"}\'',
+      ),
+    );
     const th = (text, cls) => h('th', {scope: 'col', class: cls}, text);
-    this.table = h('table', {class: 'runs', 'aria-label': 'Runs, most recently active first'},
-      h('thead', null, h('tr', null,
-        th('Status'), th('Run'), th('Current step'), th('Cost', 'num'), th('Tokens', 'num'),
-        th('Events', 'num'), th('Started', 'col-started'), th('Last active'))),
-      this.tbody);
-    replace(this.root,
-      h('section', {class: 'page runs-page', 'aria-labelledby': 'runs-title'},
-        h('div', {class: 'page-head'},
+    this.table = h(
+      'table',
+      {class: 'runs', 'aria-label': 'Runs, most recently active first'},
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          th('Status'),
+          th('Run'),
+          th('Current step'),
+          th('Cost', 'num'),
+          th('Tokens', 'num'),
+          th('Events', 'num'),
+          th('Started', 'col-started'),
+          th('Last active'),
+        ),
+      ),
+      this.tbody,
+    );
+    replace(
+      this.root,
+      h(
+        'section',
+        {class: 'page runs-page', 'aria-labelledby': 'runs-title'},
+        h(
+          'div',
+          {class: 'page-head'},
           h('h1', {id: 'runs-title'}, 'Runs'),
-          h('div', {class: 'page-tools'},
-            h('label', {for: 'status-filter'}, 'Status'), this.select, this.countEl)),
+          h(
+            'div',
+            {class: 'page-tools'},
+            h('label', {for: 'status-filter'}, 'Status'),
+            this.select,
+            this.countEl,
+          ),
+        ),
         this.errorEl,
         h('div', {class: 'table-wrap'}, this.table),
-        this.emptyEl));
+        this.emptyEl,
+      ),
+    );
     this.tbody.addEventListener('click', (e) => {
       const tr = e.target.closest('tr[data-run-id]');
       if (!tr || e.target.closest('a')) return;
-      this.ctx.navigate({view: 'run', runId: tr.dataset.runId, filters: {steps: [], event_types: [], types: []}});
+      this.ctx.navigate({
+        view: 'run',
+        runId: tr.dataset.runId,
+        filters: {steps: [], event_types: [], types: []},
+      });
     });
   }
 
@@ -147,7 +191,8 @@ export class RunListView {
       if (row) this.removeRow(ev.adw_id);
       return;
     }
-    if (row) this.dirtyRows.add(row); // drawn with the next frame
+    if (row)
+      this.dirtyRows.add(row); // drawn with the next frame
     else this.setRun(run);
     this.scheduleOrder();
   }
@@ -155,7 +200,11 @@ export class RunListView {
   setRun(run) {
     let row = this.rows.get(run.adw_id);
     if (!row) {
-      const link = h('a', {href: formatRoute({view: 'run', runId: run.adw_id, filters: {}})}, run.adw_id);
+      const link = h(
+        'a',
+        {href: formatRoute({view: 'run', runId: run.adw_id, filters: {}})},
+        run.adw_id,
+      );
       const cells = {
         status: h('td', {class: 'c-status'}),
         id: h('td', {class: 'c-id'}, link),
@@ -199,7 +248,8 @@ export class RunListView {
     setText(cells.step, run.current_step || '–');
     setText(cells.cost, fmtCost(Number(run.cost_usd) || 0));
     setText(cells.tokens, fmtCompact(Number(run.tokens) || 0));
-    cells.tokens.title = `${fmtInt(run.tokens || 0)} tokens: input ${fmtInt(run.input_tokens || 0)}, ` +
+    cells.tokens.title =
+      `${fmtInt(run.tokens || 0)} tokens: input ${fmtInt(run.input_tokens || 0)}, ` +
       `output ${fmtInt(run.output_tokens || 0)}, cache read ${fmtInt(run.cache_read_tokens || 0)}, ` +
       `cache write ${fmtInt(run.cache_creation_tokens || 0)}`;
     setText(cells.events, fmtInt(Number(run.event_count) || 0));
@@ -227,7 +277,8 @@ export class RunListView {
     this.orderDirty = true;
     this.raf = requestAnimationFrame(() => {
       this.orderDirty = false;
-      for (const row of this.dirtyRows) if (this.rows.get(row.run.adw_id) === row) this.renderRow(row);
+      for (const row of this.dirtyRows)
+        if (this.rows.get(row.run.adw_id) === row) this.renderRow(row);
       this.dirtyRows.clear();
       const sorted = [...this.rows.values()].sort(byActivity);
       const tb = this.tbody;

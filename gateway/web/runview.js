@@ -31,6 +31,7 @@ export class RunView {
     this.runId = route.runId;
     this.filters = route.filters;
     this.eventId = route.eventId;
+    this.openPending = !!route.eventId; // open it once the history holds it
     this.run = null;
     this.gen = 0;
     this.raf = 0;
@@ -73,6 +74,7 @@ export class RunView {
     if (!sameFilters(route.filters, this.filters)) {
       this.filters = route.filters;
       this.eventId = route.eventId;
+      this.openPending = !!route.eventId;
       this.renderFilters();
       this.reset();
       this.load();
@@ -80,6 +82,7 @@ export class RunView {
     }
     if (route.eventId !== this.eventId) {
       this.eventId = route.eventId;
+      this.openPending = !!route.eventId;
       this.openFromRoute();
     }
   }
@@ -177,7 +180,9 @@ export class RunView {
     this.raf = 0;
     const gen = this.gen;
     const take = this.queue.length > BATCH ? this.queue.splice(0, BATCH) : this.queue.splice(0);
-    let newLane = false, newType = false, added = 0;
+    let newLane = false,
+      newType = false,
+      added = 0;
     for (const ev of take) {
       if (this.byId.has(ev.id)) continue; // once, whichever way it came
       this.byId.set(ev.id, ev);
@@ -206,7 +211,10 @@ export class RunView {
     }
     if (newType || newLane) this.renderFilters();
     if (this.queue.length) this.schedule();
-    else if (this.eventId && !this.ctx.detail.isOpen && this.historyDone) this.openFromRoute();
+    else if (this.openPending && this.historyDone) {
+      this.openFromRoute(); // once: an event the history does not hold is not waited for
+      this.openPending = false;
+    }
     if (gen === this.gen && this.historyDone && !this.queue.length)
       this.root.firstElementChild.dataset.rendered = String(this.byId.size);
   }
@@ -216,7 +224,8 @@ export class RunView {
     this.lanes.set(key, lane);
     const info = this.stepInfo(key);
     lane.setInfo(info, this.isActive(key));
-    if (info && Number.isFinite(info.first_id)) lane.firstId = Math.min(lane.firstId, info.first_id);
+    if (info && Number.isFinite(info.first_id))
+      lane.firstId = Math.min(lane.firstId, info.first_id);
     return lane;
   }
 
@@ -244,12 +253,16 @@ export class RunView {
   }
 
   isActive(key) {
-    return !!this.run && this.run.status === 'running' && key !== '' && this.run.current_step === key;
+    return (
+      !!this.run && this.run.status === 'running' && key !== '' && this.run.current_step === key
+    );
   }
 
   // Lanes in the order their steps began: the step's first id (from the server when known).
   orderLanes() {
-    const order = [...this.lanes.values()].sort((a, b) => a.firstId - b.firstId || (a.key < b.key ? -1 : 1));
+    const order = [...this.lanes.values()].sort(
+      (a, b) => a.firstId - b.firstId || (a.key < b.key ? -1 : 1),
+    );
     const box = this.lanesEl;
     let node = box.firstElementChild;
     for (const lane of order) {
@@ -288,7 +301,8 @@ export class RunView {
     if (gen === this.gen) this.ensureFilterLanes();
     for (const [key, lane] of this.lanes) {
       const info = this.stepInfo(key);
-      if (info && Number.isFinite(info.first_id)) lane.firstId = Math.min(lane.firstId, info.first_id);
+      if (info && Number.isFinite(info.first_id))
+        lane.firstId = Math.min(lane.firstId, info.first_id);
       lane.setInfo(info, this.isActive(key));
     }
     this.orderLanes();
@@ -305,7 +319,8 @@ export class RunView {
   // Scrolls the lanes sideways (only) so that `lane` is in view.
   revealLane(lane) {
     const box = this.lanesBox;
-    const l = lane.el.offsetLeft, r = l + lane.el.offsetWidth;
+    const l = lane.el.offsetLeft,
+      r = l + lane.el.offsetWidth;
     if (l < box.scrollLeft) box.scrollLeft = l - 12;
     else if (r > box.scrollLeft + box.clientWidth) box.scrollLeft = r - box.clientWidth + 12;
   }
@@ -323,14 +338,35 @@ export class RunView {
     this.stepChips = h('div', {class: 'chips', role: 'group', 'aria-label': 'Steps'});
     this.typeList = h('div', {class: 'menu-list'});
     this.typeSummary = h('span');
-    this.typeMenu = h('details', {class: 'menu'},
+    this.typeMenu = h(
+      'details',
+      {class: 'menu'},
       h('summary', {class: 'btn'}, icon('filter'), this.typeSummary),
-      h('div', {class: 'menu-pop', role: 'group', 'aria-label': 'Event types'}, this.typeList));
+      h('div', {class: 'menu-pop', role: 'group', 'aria-label': 'Event types'}, this.typeList),
+    );
     this.kindBtns = h('div', {class: 'seg', role: 'group', 'aria-label': 'Kind of event'});
-    this.clearBtn = h('button', {type: 'button', class: 'btn btn-quiet', on: {click: () => this.setFilters({steps: [], event_types: [], types: []})}}, icon('close'), 'Clear filters');
+    this.clearBtn = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn-quiet',
+        on: {click: () => this.setFilters({steps: [], event_types: [], types: []})},
+      },
+      icon('close'),
+      'Clear filters',
+    );
     this.lanesEl = h('div', {class: 'lanes-track'});
-    this.emptyLanes = h('p', {class: 'empty', hidden: true}, 'No events yet for this run and filter. They appear here as they arrive.');
-    this.lanesBox = h('div', {class: 'lanes', 'aria-label': 'Swimlanes, one per step'}, this.emptyLanes, this.lanesEl);
+    this.emptyLanes = h(
+      'p',
+      {class: 'empty', hidden: true},
+      'No events yet for this run and filter. They appear here as they arrive.',
+    );
+    this.lanesBox = h(
+      'div',
+      {class: 'lanes', 'aria-label': 'Swimlanes, one per step'},
+      this.emptyLanes,
+      this.lanesEl,
+    );
 
     this.stStatus = f('status', h('span', {class: 'badge'}));
     this.stStep = f('current_step', h('span'));
@@ -347,47 +383,106 @@ export class RunView {
     this.stepsBody = h('tbody');
     this.noRunEl = h('p', {class: 'muted', hidden: true});
     const kv = (label, el) => [h('dt', null, label), h('dd', null, el)];
-    this.panel = h('aside', {class: 'status-panel', 'aria-label': 'Run status'},
-      h('div', {class: 'panel-block'},
+    this.panel = h(
+      'aside',
+      {class: 'status-panel', 'aria-label': 'Run status'},
+      h(
+        'div',
+        {class: 'panel-block'},
         h('h2', {class: 'panel-title'}, 'Status'),
         this.noRunEl,
-        h('dl', {class: 'kv'},
-          kv('Status', this.stStatus), kv('Current step', this.stStep),
-          kv('Duration', this.stDuration), kv('Started', this.stStarted))),
-      h('div', {class: 'panel-block totals'},
+        h(
+          'dl',
+          {class: 'kv'},
+          kv('Status', this.stStatus),
+          kv('Current step', this.stStep),
+          kv('Duration', this.stDuration),
+          kv('Started', this.stStarted),
+        ),
+      ),
+      h(
+        'div',
+        {class: 'panel-block totals'},
         h('div', {class: 'total'}, h('span', {class: 'muted'}, 'Cost'), this.stCost),
         h('div', {class: 'total'}, h('span', {class: 'muted'}, 'Tokens'), this.stTokens),
-        h('dl', {class: 'kv kv-small'},
-          kv('Input', this.stIn), kv('Output', this.stOut), kv('Cache read', this.stCacheR),
-          kv('Cache write', this.stCacheW), kv('Events', this.stEvents), kv('Shown here', this.shownEl))),
-      this.more = h('details', {class: 'panel-more', open: !PHONE.matches},
+        h(
+          'dl',
+          {class: 'kv kv-small'},
+          kv('Input', this.stIn),
+          kv('Output', this.stOut),
+          kv('Cache read', this.stCacheR),
+          kv('Cache write', this.stCacheW),
+          kv('Events', this.stEvents),
+          kv('Shown here', this.shownEl),
+        ),
+      ),
+      (this.more = h(
+        'details',
+        {class: 'panel-more', open: !PHONE.matches},
         h('summary', {class: 'panel-more-toggle'}, 'Activity and steps'),
-        h('div', {class: 'panel-block'},
-          h('h2', {class: 'panel-title'}, 'Activity', h('span', {class: 'muted'}, ' · events/s, last 5 min')),
-          this.chart.el),
-        h('div', {class: 'panel-block'},
+        h(
+          'div',
+          {class: 'panel-block'},
+          h(
+            'h2',
+            {class: 'panel-title'},
+            'Activity',
+            h('span', {class: 'muted'}, ' · events/s, last 5 min'),
+          ),
+          this.chart.el,
+        ),
+        h(
+          'div',
+          {class: 'panel-block'},
           h('h2', {class: 'panel-title'}, 'Steps'),
-          h('table', {class: 'steps'},
-            h('thead', null, h('tr', null, h('th', {scope: 'col'}, 'Step'), h('th', {scope: 'col'}, 'Status'),
-              h('th', {scope: 'col', class: 'num'}, 'Time'), h('th', {scope: 'col', class: 'num'}, 'Events'))),
-            this.stepsBody))));
+          h(
+            'table',
+            {class: 'steps'},
+            h(
+              'thead',
+              null,
+              h(
+                'tr',
+                null,
+                h('th', {scope: 'col'}, 'Step'),
+                h('th', {scope: 'col'}, 'Status'),
+                h('th', {scope: 'col', class: 'num'}, 'Time'),
+                h('th', {scope: 'col', class: 'num'}, 'Events'),
+              ),
+            ),
+            this.stepsBody,
+          ),
+        ),
+      )),
+    );
     this.onPhone = () => {
       this.more.open = !PHONE.matches;
     };
     PHONE.addEventListener('change', this.onPhone);
 
-    const view = h('section', {class: 'page run-page', 'aria-labelledby': 'run-title', dataset: {runId: this.runId}},
-      h('div', {class: 'run-head'},
+    const view = h(
+      'section',
+      {class: 'page run-page', 'aria-labelledby': 'run-title', dataset: {runId: this.runId}},
+      h(
+        'div',
+        {class: 'run-head'},
         h('a', {class: 'btn btn-quiet back', href: '#/'}, icon('back'), 'Runs'),
         h('h1', {id: 'run-title'}, h('span', {class: 'muted'}, 'Run '), this.runId),
         this.titleStatus,
-        this.loadingEl),
-      h('div', {class: 'filters', role: 'search', 'aria-label': 'Filters (sent to the server)'},
-        h('span', {class: 'filters-label muted'}, 'Steps'), this.stepChips,
+        this.loadingEl,
+      ),
+      h(
+        'div',
+        {class: 'filters', role: 'search', 'aria-label': 'Filters (sent to the server)'},
+        h('span', {class: 'filters-label muted'}, 'Steps'),
+        this.stepChips,
         this.typeMenu,
-        this.kindBtns, this.clearBtn),
+        this.kindBtns,
+        this.clearBtn,
+      ),
       this.errorEl,
-      h('div', {class: 'run-body'}, this.lanesBox, this.panel));
+      h('div', {class: 'run-body'}, this.lanesBox, this.panel),
+    );
     replace(this.root, view);
 
     this.lanesEl.addEventListener('click', (e) => {
@@ -431,15 +526,29 @@ export class RunView {
       if (typeof s === 'string' && !steps.includes(s)) steps.push(s);
     };
     if (this.run && Array.isArray(this.run.steps)) this.run.steps.forEach((s) => add(s.step));
-    [...this.lanes.values()].sort((a, b) => a.firstId - b.firstId).forEach((l) => l.key && add(l.key));
+    [...this.lanes.values()]
+      .sort((a, b) => a.firstId - b.firstId)
+      .forEach((l) => l.key && add(l.key));
     f.steps.forEach(add);
     const chips = steps.map((s) => {
       const on = f.steps.includes(s);
-      return h('button', {type: 'button', class: 'chip', 'aria-pressed': on ? 'true' : 'false', dataset: {step: s},
-        on: {click: () => {
-          const next = on ? f.steps.filter((x) => x !== s) : [...f.steps, s];
-          this.setFilters({...f, steps: next});
-        }}}, on ? icon('completed') : null, s);
+      return h(
+        'button',
+        {
+          type: 'button',
+          class: 'chip',
+          'aria-pressed': on ? 'true' : 'false',
+          dataset: {step: s},
+          on: {
+            click: () => {
+              const next = on ? f.steps.filter((x) => x !== s) : [...f.steps, s];
+              this.setFilters({...f, steps: next});
+            },
+          },
+        },
+        on ? icon('completed') : null,
+        s,
+      );
     });
     if (!chips.length) chips.push(h('span', {class: 'muted'}, 'none yet'));
     this.stepChips.replaceChildren(...chips);
@@ -447,28 +556,60 @@ export class RunView {
     // Event types: those seen for this run, the chosen ones, then the common ones.
     const types = [...new Set([...this.types, ...f.event_types])].sort();
     for (const t of COMMON_EVENT_TYPES) if (!types.includes(t)) types.push(t);
-    const focusedType = document.activeElement && this.typeList.contains(document.activeElement)
-      ? document.activeElement.value : null;
-    this.typeList.replaceChildren(...types.map((t) => {
-      const cb = h('input', {type: 'checkbox', value: t, checked: f.event_types.includes(t),
-        on: {change: () => {
-          const next = cb.checked ? [...f.event_types, t] : f.event_types.filter((x) => x !== t);
-          this.setFilters({...f, event_types: next});
-        }}});
-      return h('label', {class: 'menu-item', dataset: {type: t}}, cb, t);
-    }));
+    const focusedType =
+      document.activeElement && this.typeList.contains(document.activeElement)
+        ? document.activeElement.value
+        : null;
+    this.typeList.replaceChildren(
+      ...types.map((t) => {
+        const cb = h('input', {
+          type: 'checkbox',
+          value: t,
+          checked: f.event_types.includes(t),
+          on: {
+            change: () => {
+              const next = cb.checked
+                ? [...f.event_types, t]
+                : f.event_types.filter((x) => x !== t);
+              this.setFilters({...f, event_types: next});
+            },
+          },
+        });
+        return h('label', {class: 'menu-item', dataset: {type: t}}, cb, t);
+      }),
+    );
     if (focusedType) {
-      const again = [...this.typeList.querySelectorAll('input')].find((i) => i.value === focusedType);
+      const again = [...this.typeList.querySelectorAll('input')].find(
+        (i) => i.value === focusedType,
+      );
       if (again) again.focus();
     }
-    setText(this.typeSummary, f.event_types.length ? `Event types: ${f.event_types.join(', ')}` : 'Event types: all');
+    setText(
+      this.typeSummary,
+      f.event_types.length ? `Event types: ${f.event_types.join(', ')}` : 'Event types: all',
+    );
 
-    const kinds = [['All', []], ['Agent', ['adw_event']], ['System', ['system']]];
-    this.kindBtns.replaceChildren(...kinds.map(([label, val]) => {
-      const on = f.types.length === val.length && val.every((v) => f.types.includes(v));
-      return h('button', {type: 'button', class: 'seg-btn', 'aria-pressed': on ? 'true' : 'false', dataset: {kind: label.toLowerCase()},
-        on: {click: () => this.setFilters({...f, types: val})}}, label);
-    }));
+    const kinds = [
+      ['All', []],
+      ['Agent', ['adw_event']],
+      ['System', ['system']],
+    ];
+    this.kindBtns.replaceChildren(
+      ...kinds.map(([label, val]) => {
+        const on = f.types.length === val.length && val.every((v) => f.types.includes(v));
+        return h(
+          'button',
+          {
+            type: 'button',
+            class: 'seg-btn',
+            'aria-pressed': on ? 'true' : 'false',
+            dataset: {kind: label.toLowerCase()},
+            on: {click: () => this.setFilters({...f, types: val})},
+          },
+          label,
+        );
+      }),
+    );
     this.clearBtn.hidden = !(f.steps.length || f.event_types.length || f.types.length);
   }
 
@@ -476,8 +617,10 @@ export class RunView {
     const run = this.run;
     this.noRunEl.hidden = !!run;
     if (!run) {
-      this.noRunEl.textContent = err && err.status === 404
-        ? 'No such run yet: it appears when its first event arrives.' : 'Loading…';
+      this.noRunEl.textContent =
+        err && err.status === 404
+          ? 'No such run yet: it appears when its first event arrives.'
+          : 'Loading…';
     }
     const st = run ? run.status || 'unknown' : 'unknown';
     for (const el of [this.stStatus, this.titleStatus]) {
@@ -504,12 +647,27 @@ export class RunView {
     const rows = steps.map((s) => {
       const look = statusLook(s.status);
       const active = this.isActive(s.step);
-      return h('tr', {dataset: {step: s.step}, class: active ? 'is-active' : null},
-        h('th', {scope: 'row'}, h('button', {type: 'button', class: 'link', on: {click: () => this.showLane(s.step)}}, s.step),
-          active ? h('span', {class: 'sr-only'}, ' (active)') : null),
+      return h(
+        'tr',
+        {dataset: {step: s.step}, class: active ? 'is-active' : null},
+        h(
+          'th',
+          {scope: 'row'},
+          h(
+            'button',
+            {type: 'button', class: 'link', on: {click: () => this.showLane(s.step)}},
+            s.step,
+          ),
+          active ? h('span', {class: 'sr-only'}, ' (active)') : null,
+        ),
         h('td', {class: `status-${look.cls}`}, icon(look.icon), String(s.status || '–')),
-        h('td', {class: 'num', dataset: {field: 'step_duration'}}, stepDuration(s, Date.now()) || '–'),
-        h('td', {class: 'num'}, fmtInt(Number(s.event_count) || 0)));
+        h(
+          'td',
+          {class: 'num', dataset: {field: 'step_duration'}},
+          stepDuration(s, Date.now()) || '–',
+        ),
+        h('td', {class: 'num'}, fmtInt(Number(s.event_count) || 0)),
+      );
     });
     this.stepsBody.replaceChildren(...rows);
   }
@@ -520,9 +678,11 @@ export class RunView {
       setText(this.stDuration, '–');
       return;
     }
-    const a = parseTs(run.first_ts), b = parseTs(run.last_ts);
+    const a = parseTs(run.first_ts),
+      b = parseTs(run.last_ts);
     let text;
-    if (run.status === 'running' && Number.isFinite(a)) text = `${fmtDuration(Math.max(0, Date.now() - a))} so far`;
+    if (run.status === 'running' && Number.isFinite(a))
+      text = `${fmtDuration(Math.max(0, Date.now() - a))} so far`;
     else if (Number.isFinite(run.duration_ms)) text = fmtDuration(run.duration_ms);
     else text = Number.isFinite(a) && Number.isFinite(b) ? fmtDuration(b - a) : '–';
     setText(this.stDuration, text);
@@ -543,14 +703,20 @@ export class RunView {
     if (!ev) return;
     this.eventId = ev.id;
     this.ctx.detail.open(ev, card);
-    this.ctx.navigate({view: 'run', runId: this.runId, filters: this.filters, eventId: ev.id}, {replace: true, silent: true});
+    this.ctx.navigate(
+      {view: 'run', runId: this.runId, filters: this.filters, eventId: ev.id},
+      {replace: true, silent: true},
+    );
   }
 
   // Called when the detail view closed.
   detailClosed() {
     if (!this.eventId) return;
     this.eventId = null;
-    this.ctx.navigate({view: 'run', runId: this.runId, filters: this.filters, eventId: null}, {replace: true, silent: true});
+    this.ctx.navigate(
+      {view: 'run', runId: this.runId, filters: this.filters, eventId: null},
+      {replace: true, silent: true},
+    );
   }
 
   openFromRoute() {
@@ -560,6 +726,7 @@ export class RunView {
     }
     const ev = this.byId.get(this.eventId);
     if (!ev) return;
+    this.openPending = false;
     const card = this.lanesEl.querySelector(`.card[data-event-id="${ev.id}"]`);
     this.ctx.detail.open(ev, card);
   }
@@ -593,11 +760,13 @@ export class RunView {
         break;
       case 'ArrowLeft':
       case 'ArrowRight': {
-        let other = e.key === 'ArrowLeft' ? laneEl.previousElementSibling : laneEl.nextElementSibling;
+        let other =
+          e.key === 'ArrowLeft' ? laneEl.previousElementSibling : laneEl.nextElementSibling;
         while (other && !other.querySelector('.card')) {
           other = e.key === 'ArrowLeft' ? other.previousElementSibling : other.nextElementSibling;
         }
-        if (other) target = nearestCard(other.querySelectorAll('.card'), card.getBoundingClientRect().top);
+        if (other)
+          target = nearestCard(other.querySelectorAll('.card'), card.getBoundingClientRect().top);
         break;
       }
       default:
@@ -612,7 +781,8 @@ export class RunView {
 }
 
 function nearestCard(cards, y) {
-  let best = null, bestD = Infinity;
+  let best = null,
+    bestD = Infinity;
   for (const c of cards) {
     const d = Math.abs(c.getBoundingClientRect().top - y);
     if (d < bestD) {

@@ -46,8 +46,15 @@ before(async () => {
   context = await chromium.launchPersistentContext(userDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     viewport: {width: 1280, height: 720},
     timeout: 60000,
   });
@@ -146,14 +153,21 @@ function parse(payload) {
 }
 
 function subscribes(ws) {
-  return ws.sockets.flatMap((s) => s.sent.filter((m) => m.action === 'subscribe' || m.type === 'subscribe'));
+  return ws.sockets.flatMap((s) =>
+    s.sent.filter((m) => m.action === 'subscribe' || m.type === 'subscribe'),
+  );
 }
 
 async function waitRunLoaded(page, count) {
-  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {timeout: 60000});
+  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {
+    timeout: 60000,
+  });
   if (count !== undefined) {
-    await page.waitForFunction((n) => document.querySelector('.run-page').dataset.rendered === String(n),
-      count, {timeout: 120000, polling: 100});
+    await page.waitForFunction(
+      (n) => document.querySelector('.run-page').dataset.rendered === String(n),
+      count,
+      {timeout: 120000, polling: 100},
+    );
   }
 }
 
@@ -162,7 +176,9 @@ async function laneSteps(page) {
 }
 
 async function laneIds(page, step) {
-  return page.$$eval(`.lane[data-step="${cssEsc(step)}"] .card`, (cs) => cs.map((c) => Number(c.dataset.eventId)));
+  return page.$$eval(`.lane[data-step="${cssEsc(step)}"] .card`, (cs) =>
+    cs.map((c) => Number(c.dataset.eventId)),
+  );
 }
 
 function cssEsc(s) {
@@ -205,13 +221,34 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   const spec = [
     systemEvent(A, null, 'adw_start', {summary: 'Feature: authentication middleware'}),
     systemEvent(A, 'zeta-plan', 'step_start'),
-    agentEvent(A, 'zeta-plan', 'TextBlock', 'plan text 1', {input_tokens: 100, output_tokens: 20, cost_usd: 0.0125}),
-    agentEvent(A, 'zeta-plan', 'ThinkingBlock', 'plan thinking 2', {input_tokens: 50, output_tokens: 10, cache_read_tokens: 7}),
+    agentEvent(A, 'zeta-plan', 'TextBlock', 'plan text 1', {
+      input_tokens: 100,
+      output_tokens: 20,
+      cost_usd: 0.0125,
+    }),
+    agentEvent(A, 'zeta-plan', 'ThinkingBlock', 'plan thinking 2', {
+      input_tokens: 50,
+      output_tokens: 10,
+      cache_read_tokens: 7,
+    }),
     systemEvent(A, 'alpha-build', 'step_start'),
-    agentEvent(A, 'alpha-build', 'ToolUseBlock', 'Write /src/auth.py', {tool_name: 'Write', file_path: '/src/auth.py', cost_usd: 0.02, input_tokens: 300, output_tokens: 40, cache_creation_tokens: 3}),
+    agentEvent(A, 'alpha-build', 'ToolUseBlock', 'Write /src/auth.py', {
+      tool_name: 'Write',
+      file_path: '/src/auth.py',
+      cost_usd: 0.02,
+      input_tokens: 300,
+      output_tokens: 40,
+      cache_creation_tokens: 3,
+    }),
     agentEvent(A, 'zeta-plan', 'TextBlock', 'plan text 3 (late)', {output_tokens: 5}),
-    agentEvent(A, 'alpha-build', 'PreToolUse', 'Bash: npm test', {tool_name: 'Bash', hook_event_name: 'PreToolUse'}),
-    agentEvent(A, 'alpha-build', 'PostToolUse', 'Bash: npm test (ok)', {tool_name: 'Bash', hook_event_name: 'PostToolUse'}),
+    agentEvent(A, 'alpha-build', 'PreToolUse', 'Bash: npm test', {
+      tool_name: 'Bash',
+      hook_event_name: 'PreToolUse',
+    }),
+    agentEvent(A, 'alpha-build', 'PostToolUse', 'Bash: npm test (ok)', {
+      tool_name: 'Bash',
+      hook_event_name: 'PostToolUse',
+    }),
     // No status: a system event's status would become the run's (proto/decisions.md).
     systemEvent(A, 'alpha-build', 'step_complete', {duration_ms: 4500}),
     systemEvent(A, 'review', 'step_start'),
@@ -232,7 +269,11 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   await row.waitFor({timeout: 30000});
   assert.equal(await row.getAttribute('data-status'), 'running');
   assert.match(await row.locator('.c-status').textContent(), /running/);
-  assert.equal(await row.locator('.c-status svg').count(), 1, 'status has an icon, not colour alone');
+  assert.equal(
+    await row.locator('.c-status svg').count(),
+    1,
+    'status has an icon, not colour alone',
+  );
   assert.equal(await row.locator('.c-step').textContent(), 'review');
   assert.equal(await row.locator('.c-events').textContent(), String(spec.length));
   assert.equal(await row.locator('.c-cost').textContent(), fmtCost(cost));
@@ -241,9 +282,13 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
 
   // The list updates live.
   await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
-  const [liveId] = await post(agentEvent(A, 'review', 'TextBlock', 'live in the list', {cost_usd: 0.5, input_tokens: 1000}));
-  await until(async () => (await row.locator('.c-events').textContent()) === String(spec.length + 1),
-    {what: 'the row counts the live event'});
+  const [liveId] = await post(
+    agentEvent(A, 'review', 'TextBlock', 'live in the list', {cost_usd: 0.5, input_tokens: 1000}),
+  );
+  await until(
+    async () => (await row.locator('.c-events').textContent()) === String(spec.length + 1),
+    {what: 'the row counts the live event'},
+  );
   assert.equal(await row.locator('.c-cost').textContent(), fmtCost(cost + 0.5));
   assert.equal(await row.locator('.c-tokens').textContent(), fmtCompact(tokens + 1000));
   (byStep.review ||= []).push(liveId);
@@ -253,12 +298,27 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   await page.keyboard.press('Enter');
   await waitRunLoaded(page, spec.length + 1);
   assert.match(page.url(), new RegExp(`#/runs/${A}$`));
-  assert.deepEqual(await laneSteps(page), ['', 'zeta-plan', 'alpha-build', 'review'], 'lanes in the order the steps began');
+  assert.deepEqual(
+    await laneSteps(page),
+    ['', 'zeta-plan', 'alpha-build', 'review'],
+    'lanes in the order the steps began',
+  );
   for (const [step, want] of Object.entries(byStep)) {
-    assert.deepEqual(await laneIds(page, step), want, `lane ${step || '(no step)'} holds its cards in id order`);
+    assert.deepEqual(
+      await laneIds(page, step),
+      want,
+      `lane ${step || '(no step)'} holds its cards in id order`,
+    );
   }
   // An icon per event type.
-  const kinds = await page.$$eval('.card', (cs) => Object.fromEntries(cs.map((c) => [c.querySelector('.card-type').textContent, c.querySelector('svg').getAttribute('class')])));
+  const kinds = await page.$$eval('.card', (cs) =>
+    Object.fromEntries(
+      cs.map((c) => [
+        c.querySelector('.card-type').textContent,
+        c.querySelector('svg').getAttribute('class'),
+      ]),
+    ),
+  );
   assert.match(kinds.ToolUseBlock, /icon-tool/);
   assert.match(kinds.TextBlock, /icon-text|icon-error/);
   assert.match(kinds.ThinkingBlock, /icon-thinking/);
@@ -277,7 +337,9 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
 
   // The status panel: status, totals, per-step durations; the active lane marked.
   const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
-  await until(async () => (await field('cost')) === fmtCost(cost + 0.5), {what: 'cost in the status panel'});
+  await until(async () => (await field('cost')) === fmtCost(cost + 0.5), {
+    what: 'cost in the status panel',
+  });
   assert.equal(await field('status'), 'running');
   assert.equal(await field('tokens'), fmtInt(tokens + 1000));
   assert.equal(await field('input_tokens'), fmtInt(100 + 50 + 300 + 1000));
@@ -286,9 +348,18 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
   assert.equal(await field('cache_creation_tokens'), '3');
   assert.equal(await field('event_count'), String(spec.length + 1));
   assert.equal(await field('current_step'), 'review');
-  assert.equal(await page.locator('.status-panel tr[data-step="alpha-build"] [data-field="step_duration"]').textContent(), '4.5 s');
-  await until(async () => (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() === 'review',
-    {what: 'the review lane marked active'});
+  assert.equal(
+    await page
+      .locator('.status-panel tr[data-step="alpha-build"] [data-field="step_duration"]')
+      .textContent(),
+    '4.5 s',
+  );
+  await until(
+    async () =>
+      (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() ===
+      'review',
+    {what: 'the review lane marked active'},
+  );
   assert.match(await page.locator('.lane.is-active .lane-active').textContent(), /Active/);
   await shot(page, 'run-view-1280x720');
 
@@ -298,28 +369,53 @@ test('run list and swimlanes: cards in the right lanes in order, totals, live up
     systemEvent(A, 'fix', 'step_start'),
     agentEvent(A, 'fix', 'TextBlock', 'live fix', {output_tokens: 11}),
   ]);
-  await until(async () => (await laneSteps(page)).join() === ',zeta-plan,alpha-build,review,fix', {what: 'the fix lane'});
-  await until(async () => (await laneIds(page, 'fix')).join() === liveIds.slice(1).join(), {what: 'fix cards'});
+  await until(async () => (await laneSteps(page)).join() === ',zeta-plan,alpha-build,review,fix', {
+    what: 'the fix lane',
+  });
+  await until(async () => (await laneIds(page, 'fix')).join() === liveIds.slice(1).join(), {
+    what: 'fix cards',
+  });
   assert.deepEqual(await laneIds(page, 'alpha-build'), [...byStep['alpha-build'], liveIds[0]]);
-  await until(async () => (await field('cost')) === fmtCost(cost + 0.75), {what: 'the cost after live events'});
-  await until(async () => (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() === 'fix',
-    {what: 'the fix lane marked active'});
+  await until(async () => (await field('cost')) === fmtCost(cost + 0.75), {
+    what: 'the cost after live events',
+  });
+  await until(
+    async () =>
+      (await page.$$eval('.lane.is-active', (ls) => ls.map((l) => l.dataset.step))).join() ===
+      'fix',
+    {what: 'the fix lane marked active'},
+  );
 
   // Back in the list, a new run appears on top; a finished run shows completed.
   const nsub = subscribes(ws).length;
   await page.click('.run-head .back');
   await page.locator(`tr[data-run-id="${A}"]`).waitFor();
-  await until(() => subscribes(ws).slice(nsub).some((m) => same(m.filters, {})),
-    {what: 'the list subscribes again without a filter'});
+  await until(
+    () =>
+      subscribes(ws)
+        .slice(nsub)
+        .some((m) => same(m.filters, {})),
+    {what: 'the list subscribes again without a filter'},
+  );
   const B = uid('newrun');
   await post(agentEvent(B, 'plan', 'TextBlock', 'hello from B', null));
-  await until(async () => (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId)))[0] === B,
-    {what: 'the new run on top'});
+  await until(
+    async () =>
+      (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId)))[0] === B,
+    {what: 'the new run on top'},
+  );
   await post(systemEvent(A, null, 'adw_complete', {status: 'completed'}));
-  await until(async () => (await page.getAttribute(`tr[data-run-id="${A}"]`, 'data-status')) === 'completed',
-    {what: 'the run completed'});
-  await until(async () => (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).slice(0, 2).join() === [A, B].join(),
-    {what: 'most recently active first'});
+  await until(
+    async () => (await page.getAttribute(`tr[data-run-id="${A}"]`, 'data-status')) === 'completed',
+    {what: 'the run completed'},
+  );
+  await until(
+    async () =>
+      (await page.$$eval('tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId)))
+        .slice(0, 2)
+        .join() === [A, B].join(),
+    {what: 'most recently active first'},
+  );
   assert.match(await page.locator(`tr[data-run-id="${A}"] .c-status`).textContent(), /completed/);
   await shot(page, 'run-list-1280x720');
   assert.deepEqual(ws.errors, []);
@@ -346,12 +442,19 @@ test('filters are sent to the server as a subscribe message and kept in the URL'
   assert.deepEqual(await laneSteps(page), ['plan', 'build']);
   let sub = subscribes(ws).at(-1);
   assert.deepEqual(sub.filters, {adw_id: R}, 'the run view subscribes to its run');
-  assert.ok(Number.isInteger(sub.since) && sub.since >= ids[4], `since is the last id held (${sub.since})`);
+  assert.ok(
+    Number.isInteger(sub.since) && sub.since >= ids[4],
+    `since is the last id held (${sub.since})`,
+  );
 
   // Step filter.
   await page.click('.chips .chip[data-step="build"]');
-  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build']})), {what: 'subscribe with steps=[build]'});
-  await until(async () => (await laneSteps(page)).join() === 'build', {what: 'only the build lane'});
+  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build']})), {
+    what: 'subscribe with steps=[build]',
+  });
+  await until(async () => (await laneSteps(page)).join() === 'build', {
+    what: 'only the build lane',
+  });
   await waitRunLoaded(page, 3);
   assert.deepEqual(await laneIds(page, 'build'), [ids[1], ids[2], ids[4]]);
   assert.match(page.url(), /#\/runs\/[^?]+\?step=build$/);
@@ -364,7 +467,9 @@ test('filters are sent to the server as a subscribe message and kept in the URL'
     agentEvent(R, 'plan', 'TextBlock', 'plan live (filtered out by the server)', null),
     agentEvent(R, 'build', 'TextBlock', 'build live', null),
   ]);
-  await until(async () => (await laneIds(page, 'build')).includes(buildLive), {what: 'the live build card'});
+  await until(async () => (await laneIds(page, 'build')).includes(buildLive), {
+    what: 'the live build card',
+  });
   const after = sockNow.received.slice(mark);
   assert.ok(after.some((m) => m.id === buildLive));
   assert.ok(!after.some((m) => m.id === planLive), 'the gateway did not send the plan event');
@@ -374,8 +479,13 @@ test('filters are sent to the server as a subscribe message and kept in the URL'
   await page.click('.menu > summary');
   await page.click('.menu-item[data-type="ToolUseBlock"]');
   assert.ok(await page.$eval('.menu', (m) => m.open), 'the menu stays open while choosing');
-  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']})),
-    {what: 'subscribe with event_types=[ToolUseBlock]'});
+  await until(
+    () =>
+      subscribes(ws).some((m) =>
+        same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']}),
+      ),
+    {what: 'subscribe with event_types=[ToolUseBlock]'},
+  );
   await waitRunLoaded(page, 1);
   assert.deepEqual(await laneIds(page, 'build'), [ids[1]]);
   assert.match(page.url(), /\?step=build&type=ToolUseBlock$/);
@@ -386,19 +496,40 @@ test('filters are sent to the server as a subscribe message and kept in the URL'
   const link = page.url();
   const second = await openPage(link.slice(GATEWAY.length + 1));
   await waitRunLoaded(second.page, 1);
-  assert.deepEqual(subscribes(second.ws).at(-1).filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock']});
+  assert.deepEqual(subscribes(second.ws).at(-1).filters, {
+    adw_id: R,
+    steps: ['build'],
+    event_types: ['ToolUseBlock'],
+  });
   assert.deepEqual(await laneIds(second.page, 'build'), [ids[1]]);
-  assert.equal(await second.page.getAttribute('.chips .chip[data-step="build"]', 'aria-pressed'), 'true');
-  assert.ok(await second.page.$eval('.menu-item[data-type="ToolUseBlock"] input', (i) => i.checked));
+  assert.equal(
+    await second.page.getAttribute('.chips .chip[data-step="build"]', 'aria-pressed'),
+    'true',
+  );
+  assert.ok(
+    await second.page.$eval('.menu-item[data-type="ToolUseBlock"] input', (i) => i.checked),
+  );
   await second.page.close();
 
   // Kind of event (types), then clear everything.
   await page.click('.seg-btn[data-kind="system"]');
-  await until(() => subscribes(ws).some((m) => same(m.filters, {adw_id: R, steps: ['build'], event_types: ['ToolUseBlock'], types: ['system']})),
-    {what: 'subscribe with types=[system]'});
+  await until(
+    () =>
+      subscribes(ws).some((m) =>
+        same(m.filters, {
+          adw_id: R,
+          steps: ['build'],
+          event_types: ['ToolUseBlock'],
+          types: ['system'],
+        }),
+      ),
+    {what: 'subscribe with types=[system]'},
+  );
   await waitRunLoaded(page, 0);
   await page.click('.filters .btn-quiet');
-  await until(() => same(subscribes(ws).at(-1).filters, {adw_id: R}), {what: 'subscribe without filters'});
+  await until(() => same(subscribes(ws).at(-1).filters, {adw_id: R}), {
+    what: 'subscribe without filters',
+  });
   await waitRunLoaded(page, 7);
   assert.deepEqual(await laneSteps(page), ['plan', 'build']);
   assert.match(page.url(), new RegExp(`#/runs/${R}$`));
@@ -412,15 +543,23 @@ function same(a, b) {
 
 function sortKeys(o) {
   if (!o || typeof o !== 'object' || Array.isArray(o)) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortKeys(o[k])]));
+  return Object.fromEntries(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, sortKeys(o[k])]),
+  );
 }
 
 test('event text is shown as text: markup in a summary does not run', async () => {
   const R = uid('xss');
   const evil = '<img src=x onerror=window.__xss=1>';
   const evilStep = '<b onmouseover=window.__xss=3>s</b>';
-  const [id] = await post(agentEvent(R, evilStep, '<svg/onload=window.__xss=2>', evil,
-    {tool_name: '<img src=y onerror=window.__xss=4>', note: '<script>window.__xss=5</script>'}));
+  const [id] = await post(
+    agentEvent(R, evilStep, '<svg/onload=window.__xss=2>', evil, {
+      tool_name: '<img src=y onerror=window.__xss=4>',
+      note: '<script>window.__xss=5</script>',
+    }),
+  );
   const {page, ws} = await openPage('#/');
   const row = page.locator(`tr[data-run-id="${R}"]`);
   await row.waitFor();
@@ -441,7 +580,10 @@ test('event text is shown as text: markup in a summary does not run', async () =
   await page.hover('.lane .lane-name');
   await sleep(300);
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no injected code ran');
-  assert.equal(await page.locator('#view img, #detail img, #view script, #detail script').count(), 0);
+  assert.equal(
+    await page.locator('#view img, #detail img, #view script, #detail script').count(),
+    0,
+  );
   assert.equal(await page.locator('#view b, #detail b').count(), 0);
   assert.deepEqual(ws.errors, []);
   await page.close();
@@ -449,11 +591,19 @@ test('event text is shown as text: markup in a summary does not run', async () =
 
 test('detail view: Enter opens a card, the whole event pretty-printed and copyable, Escape closes', async () => {
   const R = uid('detail');
-  const ev = agentEvent(R, 'build', 'ToolUseBlock', 'Write /src/middleware/auth.py',
-    {tool_name: 'Write', file_path: '/src/middleware/auth.py', nested: {a: [1, 2, {b: 'c'}]}, cost_usd: 0.01});
+  const ev = agentEvent(R, 'build', 'ToolUseBlock', 'Write /src/middleware/auth.py', {
+    tool_name: 'Write',
+    file_path: '/src/middleware/auth.py',
+    nested: {a: [1, 2, {b: 'c'}]},
+    cost_usd: 0.01,
+  });
   ev.timestamp = '2026-01-01T14:30:00Z';
   ev.custom_key = 'kept';
-  const ids = await post([ev, agentEvent(R, 'build', 'TextBlock', 'second', null), agentEvent(R, 'review', 'TextBlock', 'third', null)]);
+  const ids = await post([
+    ev,
+    agentEvent(R, 'build', 'TextBlock', 'second', null),
+    agentEvent(R, 'review', 'TextBlock', 'third', null),
+  ]);
   const {page, ws} = await openPage(`#/runs/${R}`);
   await waitRunLoaded(page, 3);
 
@@ -480,13 +630,21 @@ test('detail view: Enter opens a card, the whole event pretty-printed and copyab
   await shot(page, 'detail-1280x720');
 
   await page.click('#detail button:has-text("Copy JSON")');
-  await until(async () => (await page.locator('.copy-msg').textContent()) === 'Copied', {what: 'Copied'});
+  await until(async () => (await page.locator('.copy-msg').textContent()) === 'Copied', {
+    what: 'Copied',
+  });
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), text);
 
   await page.keyboard.press('Escape');
-  await until(async () => !(await page.evaluate(() => document.getElementById('detail').open)), {what: 'the detail closed'});
-  assert.equal(await page.evaluate(() => document.activeElement.dataset.eventId), String(ids[0]), 'focus back on the card');
-  assert.doesNotMatch(page.url(), /event=/);
+  await until(async () => !(await page.evaluate(() => document.getElementById('detail').open)), {
+    what: 'the detail closed',
+  });
+  assert.equal(
+    await page.evaluate(() => document.activeElement.dataset.eventId),
+    String(ids[0]),
+    'focus back on the card',
+  );
+  await until(() => !/event=/.test(page.url()), {what: 'the event gone from the URL'});
 
   // A link with the event reopens it.
   const second = await openPage(`#/runs/${R}?event=${ids[2]}`);
@@ -497,63 +655,93 @@ test('detail view: Enter opens a card, the whole event pretty-printed and copyab
   await page.close();
 });
 
-test('reconnect: the gateway is killed and restarted while events keep coming; each shows once', {skip: !CONTROL && 'no ADW_CONTROL_URL'}, async () => {
-  const R = uid('reconnect');
-  const posted = await post([0, 1, 2, 3, 4].map((i) => agentEvent(R, 'build', 'TextBlock', `seq ${i}`, null)));
-  const {page, ws} = await openPage(`#/runs/${R}`);
-  await waitRunLoaded(page, 5);
-  await page.waitForSelector('#conn[data-state="live"]');
+test(
+  'reconnect: the gateway is killed and restarted while events keep coming; each shows once',
+  {skip: !CONTROL && 'no ADW_CONTROL_URL'},
+  async () => {
+    const R = uid('reconnect');
+    const posted = await post(
+      [0, 1, 2, 3, 4].map((i) => agentEvent(R, 'build', 'TextBlock', `seq ${i}`, null)),
+    );
+    const {page, ws} = await openPage(`#/runs/${R}`);
+    await waitRunLoaded(page, 5);
+    await page.waitForSelector('#conn[data-state="live"]');
 
-  // Post one event every ~120 ms throughout; kill the gateway, keep posting, restart it.
-  let seq = 5;
-  let stop = false;
-  const poster = (async () => {
-    while (!stop) {
-      const batch = [agentEvent(R, 'build', 'TextBlock', `seq ${seq}`, null)];
-      seq += 1;
-      posted.push(...await post(batch));
-      await sleep(120);
+    // Post one event every ~120 ms throughout; kill the gateway, keep posting, restart it.
+    let seq = 5;
+    let stop = false;
+    const poster = (async () => {
+      while (!stop) {
+        const batch = [agentEvent(R, 'build', 'TextBlock', `seq ${seq}`, null)];
+        seq += 1;
+        posted.push(...(await post(batch)));
+        await sleep(120);
+      }
+    })();
+    let firstSock, lastBefore;
+    try {
+      await until(() => posted.length >= 10, {what: 'events posted while live'});
+      await until(async () => (await laneIds(page, 'build')).length >= 10, {
+        what: 'live events shown',
+      });
+      firstSock = ws.sockets.at(-1);
+      await control('kill');
+      await page.waitForSelector('#conn[data-state="reconnecting"]', {timeout: 30000});
+      lastBefore = Math.max(
+        ...firstSock.received.filter((m) => typeof m.id === 'number').map((m) => m.id),
+      );
+      await until(
+        async () => /Reconnecting in \d+ s/.test(await page.locator('#conn').textContent()),
+        {what: 'the countdown to the next try'},
+      );
+      await shot(page, 'reconnecting-1280x720');
+      const countAtKill = posted.length;
+      await until(() => posted.length >= countAtKill + 12, {
+        what: 'events posted while the gateway is down',
+      });
+      await control('start');
+      await page.waitForSelector('#conn[data-state="live"]', {timeout: 60000});
+      await until(() => posted.length >= countAtKill + 20, {
+        what: 'events posted after the restart',
+      });
+    } finally {
+      stop = true;
+      await poster.catch(() => {});
     }
-  })();
-  let firstSock, lastBefore;
-  try {
-    await until(() => posted.length >= 10, {what: 'events posted while live'});
-    await until(async () => (await laneIds(page, 'build')).length >= 10, {what: 'live events shown'});
-    firstSock = ws.sockets.at(-1);
-    await control('kill');
-    await page.waitForSelector('#conn[data-state="reconnecting"]', {timeout: 30000});
-    lastBefore = Math.max(...firstSock.received.filter((m) => typeof m.id === 'number').map((m) => m.id));
-    await until(async () => /Reconnecting in \d+ s/.test(await page.locator('#conn').textContent()),
-      {what: 'the countdown to the next try'});
-    await shot(page, 'reconnecting-1280x720');
-    const countAtKill = posted.length;
-    await until(() => posted.length >= countAtKill + 12, {what: 'events posted while the gateway is down'});
-    await control('start');
-    await page.waitForSelector('#conn[data-state="live"]', {timeout: 60000});
-    await until(() => posted.length >= countAtKill + 20, {what: 'events posted after the restart'});
-  } finally {
-    stop = true;
-    await poster.catch(() => {});
-  }
 
-  await until(async () => (await laneIds(page, 'build')).length >= posted.length, {timeout: 60000,
-    what: async () => `every event shown: ${JSON.stringify(await laneIds(page, 'build'))} of ${JSON.stringify(posted)}`});
-  await sleep(500);
-  const shownIds = await laneIds(page, 'build');
-  assert.deepEqual(shownIds, [...posted].sort((a, b) => a - b), 'every event exactly once, in order');
-  const summaries = await page.$$eval('.lane[data-step="build"] .card-text', (s) => s.map((x) => x.textContent));
-  assert.deepEqual(summaries, Array.from({length: posted.length}, (_, i) => `seq ${i}`));
+    await until(async () => (await laneIds(page, 'build')).length >= posted.length, {
+      timeout: 60000,
+      what: async () =>
+        `every event shown: ${JSON.stringify(await laneIds(page, 'build'))} of ${JSON.stringify(posted)}`,
+    });
+    await sleep(500);
+    const shownIds = await laneIds(page, 'build');
+    assert.deepEqual(
+      shownIds,
+      [...posted].sort((a, b) => a - b),
+      'every event exactly once, in order',
+    );
+    const summaries = await page.$$eval('.lane[data-step="build"] .card-text', (s) =>
+      s.map((x) => x.textContent),
+    );
+    assert.deepEqual(
+      summaries,
+      Array.from({length: posted.length}, (_, i) => `seq ${i}`),
+    );
 
-  // The new connection resumed from the last id the page held.
-  assert.ok(ws.sockets.length >= 2, 'a second connection was opened');
-  const resumed = ws.sockets.slice(ws.sockets.indexOf(firstSock) + 1)
-    .flatMap((s) => s.sent).find((m) => m.action === 'subscribe');
-  assert.ok(resumed, 'the new connection subscribed');
-  assert.equal(resumed.filters.adw_id, R);
-  assert.ok(resumed.since >= lastBefore, `resumed with since=${resumed.since} >= ${lastBefore}`);
-  assert.deepEqual(ws.errors, []);
-  await page.close();
-});
+    // The new connection resumed from the last id the page held.
+    assert.ok(ws.sockets.length >= 2, 'a second connection was opened');
+    const resumed = ws.sockets
+      .slice(ws.sockets.indexOf(firstSock) + 1)
+      .flatMap((s) => s.sent)
+      .find((m) => m.action === 'subscribe');
+    assert.ok(resumed, 'the new connection subscribed');
+    assert.equal(resumed.filters.adw_id, R);
+    assert.ok(resumed.since >= lastBefore, `resumed with since=${resumed.since} >= ${lastBefore}`);
+    assert.deepEqual(ws.errors, []);
+    await page.close();
+  },
+);
 
 test('10,000 events in a run: the page stays responsive', async () => {
   const R = uid('big');
@@ -564,8 +752,15 @@ test('10,000 events in a run: the page stays responsive', async () => {
     const batch = [];
     for (let i = 0; i < 1000; i++) {
       const n = b * 1000 + i;
-      batch.push(agentEvent(R, steps[Math.floor(n / (N / 4))], types[n % types.length], `event ${n} ${'x'.repeat(n % 80)}`,
-        {tool_name: 'Bash', command: `echo ${n}`, input_tokens: 1, output_tokens: 1}));
+      batch.push(
+        agentEvent(
+          R,
+          steps[Math.floor(n / (N / 4))],
+          types[n % types.length],
+          `event ${n} ${'x'.repeat(n % 80)}`,
+          {tool_name: 'Bash', command: `echo ${n}`, input_tokens: 1, output_tokens: 1},
+        ),
+      );
     }
     await post(batch);
   }
@@ -573,9 +768,12 @@ test('10,000 events in a run: the page stays responsive', async () => {
   const {page, ws} = await openPage(`#/runs/${R}`);
   await waitRunLoaded(page, N);
   const loadMs = Date.now() - t0;
-  const perLane = await page.$$eval('.lane', (ls) => ls.map((l) => l.querySelectorAll('.card').length));
+  const perLane = await page.$$eval('.lane', (ls) =>
+    ls.map((l) => l.querySelectorAll('.card').length),
+  );
   assert.equal(perLane.length, 4);
-  for (const n of perLane) assert.ok(n > 0 && n <= 300, `a lane renders a window of cards, not all (${n})`);
+  for (const n of perLane)
+    assert.ok(n > 0 && n <= 300, `a lane renders a window of cards, not all (${n})`);
   assert.match(await page.locator('.lane[data-step="build"] .lane-count').textContent(), /2,500/);
 
   // A click on a card opens its detail view within a generous bound.
@@ -583,12 +781,16 @@ test('10,000 events in a run: the page stays responsive', async () => {
   await page.click('.lane[data-step="fix"] .card >> nth=-1');
   await page.waitForSelector('dialog#detail[open]', {timeout: 10000});
   const openMs = Date.now() - t;
-  assert.equal(JSON.parse(await page.locator('.detail-json').textContent()).summary.startsWith('event 9999'), true);
+  assert.equal(
+    JSON.parse(await page.locator('.detail-json').textContent()).summary.startsWith('event 9999'),
+    true,
+  );
   await page.keyboard.press('Escape');
 
   // Still responsive while another 1,000 arrive live.
   const live = [];
-  for (let i = 0; i < 1000; i++) live.push(agentEvent(R, steps[i % 4], 'TextBlock', `live ${i}`, null));
+  for (let i = 0; i < 1000; i++)
+    live.push(agentEvent(R, steps[i % 4], 'TextBlock', `live ${i}`, null));
   const posting = post(live);
   t = Date.now();
   await page.click('.lane[data-step="plan"] .card >> nth=0');
@@ -597,10 +799,13 @@ test('10,000 events in a run: the page stays responsive', async () => {
   await page.keyboard.press('Escape');
   await posting;
   await waitRunLoaded(page, N + 1000);
-  const frame = await page.evaluate(() => new Promise((r) => {
-    const s = performance.now();
-    requestAnimationFrame(() => r(performance.now() - s));
-  }));
+  const frame = await page.evaluate(
+    () =>
+      new Promise((r) => {
+        const s = performance.now();
+        requestAnimationFrame(() => r(performance.now() - s));
+      }),
+  );
   assert.ok(frame < 1000, `a frame within a second (${frame} ms)`);
 
   // Scrolling to the top of a lane pages older cards in.
@@ -609,8 +814,13 @@ test('10,000 events in a run: the page stays responsive', async () => {
   await lane.evaluate((l) => {
     l.scrollTop = 0;
   });
-  await until(async () => (await lane.evaluate((l) => Number(l.firstElementChild.dataset.eventId))) < before, {what: 'older cards paged in'});
-  console.log(`# 10k: history loaded and rendered in ${loadMs} ms; detail opened in ${openMs} ms, ${openLiveMs} ms under live load; frame ${Math.round(frame)} ms`);
+  await until(
+    async () => (await lane.evaluate((l) => Number(l.firstElementChild.dataset.eventId))) < before,
+    {what: 'older cards paged in'},
+  );
+  console.log(
+    `# 10k: history loaded and rendered in ${loadMs} ms; detail opened in ${openMs} ms, ${openLiveMs} ms under live load; frame ${Math.round(frame)} ms`,
+  );
   await shot(page, 'run-view-10k-1280x720');
   assert.deepEqual(ws.errors, []);
   await page.close();
@@ -619,19 +829,36 @@ test('10,000 events in a run: the page stays responsive', async () => {
 test('screenshots: light and dark, desktop and phone', async () => {
   const R = uid('demo');
   const evs = [systemEvent(R, null, 'adw_start', {summary: 'Feature: authentication middleware'})];
-  const kinds = [['TextBlock', 'Created the implementation plan in specs/auth.md'], ['ThinkingBlock', 'JWT validation must allow for clock skew; refresh tokens rotate.'],
-    ['ToolUseBlock', 'Write /src/middleware/auth.py'], ['PreToolUse', 'Bash: pytest tests/test_auth.py'], ['PostToolUse', 'Bash: pytest tests/test_auth.py (ok)'],
-    ['ToolResultBlock', '12 passed in 0.84s']];
+  const kinds = [
+    ['TextBlock', 'Created the implementation plan in specs/auth.md'],
+    ['ThinkingBlock', 'JWT validation must allow for clock skew; refresh tokens rotate.'],
+    ['ToolUseBlock', 'Write /src/middleware/auth.py'],
+    ['PreToolUse', 'Bash: pytest tests/test_auth.py'],
+    ['PostToolUse', 'Bash: pytest tests/test_auth.py (ok)'],
+    ['ToolResultBlock', '12 passed in 0.84s'],
+  ];
   for (const [si, step] of ['plan', 'build', 'review'].entries()) {
     evs.push(systemEvent(R, step, 'step_start'));
     for (let i = 0; i < 6 + si; i++) {
       const [t, s] = kinds[(i + si) % kinds.length];
-      evs.push(agentEvent(R, step, t, s, {tool_name: t.includes('Tool') ? 'Write' : undefined, cost_usd: 0.013, input_tokens: 900, output_tokens: 120, cache_read_tokens: 2000}));
+      evs.push(
+        agentEvent(R, step, t, s, {
+          tool_name: t.includes('Tool') ? 'Write' : undefined,
+          cost_usd: 0.013,
+          input_tokens: 900,
+          output_tokens: 120,
+          cache_read_tokens: 2000,
+        }),
+      );
     }
-    if (step !== 'review') evs.push(systemEvent(R, step, 'step_complete', {duration_ms: 30000 + si * 12000}));
+    if (step !== 'review')
+      evs.push(systemEvent(R, step, 'step_complete', {duration_ms: 30000 + si * 12000}));
   }
   await post(evs);
-  for (const [name, viewport] of [['1280x720', {width: 1280, height: 720}], ['phone-390x844', {width: 390, height: 844}]]) {
+  for (const [name, viewport] of [
+    ['1280x720', {width: 1280, height: 720}],
+    ['phone-390x844', {width: 390, height: 844}],
+  ]) {
     for (const scheme of ['light', 'dark']) {
       const {page, ws} = await openPage('#/', {viewport, colorScheme: scheme});
       await page.locator(`tr[data-run-id="${R}"]`).waitFor();
@@ -640,7 +867,9 @@ test('screenshots: light and dark, desktop and phone', async () => {
       await waitRunLoaded(page, evs.length);
       await sleep(1200); // one chart tick
       await shot(page, `run-view-${name}-${scheme}`);
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
       assert.ok(overflow <= 0, `no sideways scrolling of the page at ${name} (${overflow}px)`);
       assert.deepEqual(ws.errors, []);
       await page.close();
@@ -648,21 +877,28 @@ test('screenshots: light and dark, desktop and phone', async () => {
   }
 });
 
-test('a gateway token in the page URL goes to the WebSocket and the REST API', {skip: !TOKEN_GATEWAY && 'no ADW_TOKEN_GATEWAY_URL'}, async () => {
-  const R = uid('token');
-  await post(agentEvent(R, 'plan', 'TextBlock', 'behind a token', null));
-  const {page, ws} = await openPage(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/`);
-  await page.locator(`tr[data-run-id="${R}"]`).waitFor();
-  await page.waitForSelector('#conn[data-state="live"]');
-  assert.equal(new URL(ws.sockets[0].url).searchParams.get('token'), TOKEN);
-  await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
-  await post(agentEvent(R, 'plan', 'TextBlock', 'live behind a token', null));
-  await until(async () => (await page.locator(`tr[data-run-id="${R}"] .c-events`).textContent()) === '2', {what: 'the live update'});
+test(
+  'a gateway token in the page URL goes to the WebSocket and the REST API',
+  {skip: !TOKEN_GATEWAY && 'no ADW_TOKEN_GATEWAY_URL'},
+  async () => {
+    const R = uid('token');
+    await post(agentEvent(R, 'plan', 'TextBlock', 'behind a token', null));
+    const {page, ws} = await openPage(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/`);
+    await page.locator(`tr[data-run-id="${R}"]`).waitFor();
+    await page.waitForSelector('#conn[data-state="live"]');
+    assert.equal(new URL(ws.sockets[0].url).searchParams.get('token'), TOKEN);
+    await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
+    await post(agentEvent(R, 'plan', 'TextBlock', 'live behind a token', null));
+    await until(
+      async () => (await page.locator(`tr[data-run-id="${R}"] .c-events`).textContent()) === '2',
+      {what: 'the live update'},
+    );
 
-  // Without the token: the page says why and keeps trying.
-  const bare = await openPage(`${TOKEN_GATEWAY}/#/`);
-  await bare.page.waitForSelector('.banner-error:not([hidden])');
-  assert.match(await bare.page.locator('.banner-error').textContent(), /401/);
-  await bare.page.waitForSelector('#conn[data-state="reconnecting"]');
-  assert.deepEqual(ws.errors, []);
-});
+    // Without the token: the page says why and keeps trying.
+    const bare = await openPage(`${TOKEN_GATEWAY}/#/`);
+    await bare.page.waitForSelector('.banner-error:not([hidden])');
+    assert.match(await bare.page.locator('.banner-error').textContent(), /401/);
+    await bare.page.waitForSelector('#conn[data-state="reconnecting"]');
+    assert.deepEqual(ws.errors, []);
+  },
+);

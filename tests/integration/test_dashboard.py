@@ -5,7 +5,8 @@ tests/browser/dashboard.test.mjs (node:test, playwright-core driving Debian's /u
 with ADW_GATEWAY_URL, ADW_INGEST_URL and ADW_CONTROL_URL, and asserts that it passes. The
 control URL is a small HTTP server here that kills and restarts the gateway on its port, for
 the reconnect test. A second gateway requires a token (ADW_TOKEN_GATEWAY_URL,
-ADW_GATEWAY_TOKEN): the page passes the one in its own URL on. Screenshots land in tests/browser/artifacts/ (gitignored).
+ADW_GATEWAY_TOKEN): the page passes the one in its own URL on. Screenshots land in
+tests/browser/artifacts/ (gitignored).
 
 Needs node and npm (playwright-core is installed with `npm ci` in tests/browser when missing;
 no browser is ever downloaded) and chromium (deploy/install-deps.sh --test installs both).
