@@ -54,6 +54,7 @@ typedef struct ws_session_t {
     /* HTTP */
     int responding; /* a response is ready to write */
     int headers_sent;
+    int head; /* a HEAD request: headers only */
     int status;
     const char *ctype;
     const char *extra_header; /* one more "Name:" header, or NULL */
@@ -327,7 +328,7 @@ static int http_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         ss->headers_sent = 1;
-        if (ss->len) {
+        if (ss->len && !ss->head) {
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -387,6 +388,7 @@ static int serve_http(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     ss->wsi = wsi;
     ss->extra_header = NULL;
     metric_add(s->m_http, 1);
+    ss->head = method == LWSHUMETH_HEAD;
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
         ss->extra_header = "allow:";
         ss->extra_value = "GET";
