@@ -510,7 +510,7 @@ static int query_filter(ws_server_t *s, filter_t *dst, int *has_since, int64_t *
             char *end;
             errno = 0;
             long long x = strtoll(v, &end, 10);
-            if (!*v || *end || errno || x < 0) {
+            if (*v < '0' || *v > '9' || *end || errno || x < 0) {
                 snprintf(err, errlen, "since must be an event id (an integer >= 0)");
                 goto fail;
             }
@@ -644,6 +644,10 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     fanout_client_t *c = &ss->fc;
     if (c->close_code) {
+        char peer[64] = "";
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+                  "closing client %s: %d %s", peer, c->close_code, c->close_reason);
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
