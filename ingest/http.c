@@ -166,8 +166,9 @@ static void respond_json(conn_t *c, int status, const char *json, const char *ex
     respond(c, status, "application/json", json, strlen(json), extra, close_after);
 }
 
-/* {"error":"...","index":i} */
-static void respond_error(conn_t *c, int status, const char *error, long index, int close_after)
+/* {"error":"...","index":i}; extra is header lines to add (NULL: those the status implies). */
+static void respond_error_with(conn_t *c, int status, const char *error, long index,
+                               const char *extra, int close_after)
 {
     buf_t *b = &c->srv->scratch;
     buf_reset(b);
@@ -176,12 +177,16 @@ static void respond_error(conn_t *c, int status, const char *error, long index, 
     if (index >= 0)
         buf_printf(b, ",\"index\":%ld", index);
     buf_putc(b, '}');
-    const char *extra = NULL;
-    if (status == 503)
+    if (!extra && status == 503)
         extra = "Retry-After: 1\r\n";
-    else if (status == 401)
+    else if (!extra && status == 401)
         extra = "WWW-Authenticate: Bearer\r\n";
     respond(c, status, "application/json", b->data, b->len, extra, close_after);
+}
+
+static void respond_error(conn_t *c, int status, const char *error, long index, int close_after)
+{
+    respond_error_with(c, status, error, index, NULL, close_after);
 }
 
 /* ---- the pipeline's answer ---- */
@@ -346,7 +351,7 @@ static void handle_body(conn_t *c, const char *body, size_t len)
     if (is_batch)
         c->ndjson = 1; /* from here on: answer with "ids" */
     c->state = CONN_WAIT;
-    c->pending = pipeline_submit(p, r, on_outcome, c);
+    c->pending = pipeline_submit(p, (uint64_t)(uintptr_t)c, r, on_outcome, c);
     if (!c->pending) {
         c->state = CONN_HEAD;
         respond_error(c, 503, "out of memory", -1, 1);
@@ -391,14 +396,14 @@ static int hook_params(conn_t *c, const http1_request_t *req)
     size_t n;
     if (req->query.p) {
         int rc = http1_query_get(req->query, "adw_id", c->adw_id, sizeof c->adw_id, &n);
-        if (rc == -ENOENT)
+        if (rc == -ENOENT || (rc == 0 && n == 0))
             c->adw_id[0] = '\0';
         else if (rc || !event_adw_id_valid(c->adw_id, n)) {
             respond_error(c, 400, "adw_id must be 1-64 characters of [A-Za-z0-9._:-]", -1, 1);
             return -1;
         }
         rc = http1_query_get(req->query, "step", c->step, sizeof c->step, &n);
-        if (rc == -ENOENT)
+        if (rc == -ENOENT || (rc == 0 && n == 0))
             c->step[0] = '\0';
         else if (rc || n > ADW_STEP_MAX) {
             respond_error(c, 400, "step must be at most 64 bytes", -1, 1);
@@ -406,7 +411,7 @@ static int hook_params(conn_t *c, const http1_request_t *req)
         }
     }
     const http1_str_t *h = http1_header_get(&req->headers, "X-ADW-Id");
-    if (h && !c->adw_id[0]) {
+    if (h && h->len && !c->adw_id[0]) { /* empty: absent (an unset variable in a hook) */
         if (!event_adw_id_valid(h->p, h->len)) {
             respond_error(c, 400, "X-ADW-Id must be 1-64 characters of [A-Za-z0-9._:-]", -1, 1);
             return -1;
@@ -415,7 +420,7 @@ static int hook_params(conn_t *c, const http1_request_t *req)
         c->adw_id[h->len] = '\0';
     }
     h = http1_header_get(&req->headers, "X-ADW-Step");
-    if (h && !c->step[0]) {
+    if (h && h->len && !c->step[0]) {
         if (h->len > ADW_STEP_MAX) {
             respond_error(c, 400, "X-ADW-Step must be at most 64 bytes", -1, 1);
             return -1;
@@ -480,7 +485,8 @@ static int route(conn_t *c)
     int has_body = req->content_length > 0 || req->chunked;
     if (get_route) {
         if (!is_get) {
-            respond_error(c, 405, "method not allowed: use GET", -1, has_body);
+            respond_error_with(c, 405, "method not allowed: use GET", -1, "Allow: GET, HEAD\r\n",
+                               has_body);
             return 0;
         }
         handle_get(c, path);
@@ -491,7 +497,7 @@ static int route(conn_t *c)
         return 0;
     }
     if (!is_post) {
-        respond_error(c, 405, "method not allowed: use POST", -1, has_body);
+        respond_error_with(c, 405, "method not allowed: use POST", -1, "Allow: POST\r\n", has_body);
         return 0;
     }
     c->route = !strcmp(path, "/api/hooks") ? ROUTE_HOOKS : ROUTE_EVENTS;
@@ -562,8 +568,16 @@ static void conn_process(conn_t *c)
                 respond_error(c, herr.status, herr.reason, -1, 1);
                 return;
             }
-            if (!route(c))
+            if (!route(c)) {
+                /* Answered from the head alone: drop the request's bytes (unless closing). */
+                if (c->state == CONN_HEAD) {
+                    buf_consume(&c->in, c->consumed);
+                    c->consumed = 0;
+                    c->started_ms = 0;
+                    c->idle_since_ms = loop_now_ms(s->o.loop);
+                }
                 continue;
+            }
         }
         if (c->state == CONN_BODY) {
             size_t need = c->req.head_len + (size_t)c->req.content_length;

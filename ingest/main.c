@@ -255,8 +255,8 @@ int main(int argc, char **argv)
 done:
     http_destroy(&in.http);
     zmq_in_destroy(&in.zin);
+    pipeline_destroy(&in.pipeline); /* unwatches the store's fd: before the store goes */
     store_destroy(&in.store);
-    pipeline_destroy(&in.pipeline);
     publish_destroy(&in.publish);
     if (in.zctx)
         zmq_ctx_term(in.zctx);

@@ -11,6 +11,7 @@
 /* One of these per submission, in submission order. */
 struct pipeline_entry_t {
     pipeline_entry_t *next;
+    uint64_t channel;      /* the submitter's; its entries are answered in order */
     store_req_t *req;      /* NULL for refusals */
     pipeline_done_fn done; /* NULL once cancelled */
     void *ctx;
@@ -29,6 +30,9 @@ struct pipeline_t {
     pipeline_options_t o;
     pipeline_entry_t *head, *tail;
     size_t waiting;
+    size_t finished;   /* entries whose outcome is known, not yet answered */
+    uint64_t *blocked; /* release(): channels with an earlier unanswered entry (hash set) */
+    size_t blocked_cap;
     int stopping;
     int synced; /* the publisher's last id was read from the store since it became ready */
     metric_t *m_rejected[NREASONS];
@@ -81,6 +85,7 @@ void pipeline_destroy(pipeline_t **pp)
         free(e);
         e = next;
     }
+    free(p->blocked);
     free(p);
     *pp = NULL;
 }
@@ -107,25 +112,81 @@ static void append(pipeline_t *p, pipeline_entry_t *e)
     p->waiting++;
 }
 
-/* Answers finished entries from the head, stopping at the first one still in flight. */
+static void answer(pipeline_t *p, pipeline_entry_t *e)
+{
+    p->waiting--;
+    p->finished--;
+    if (e->done) {
+        pipeline_outcome_t o = {.status = e->status,
+                                .error = e->error[0] ? e->error : NULL,
+                                .index = e->index,
+                                .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
+                                .nids = e->req ? e->req->nevents : 0};
+        e->done(e->ctx, &o);
+    }
+    store_req_destroy(&e->req);
+    free(e);
+}
+
+/* Inserts channel into the blocked set; returns 1 when it was there already. Channel 0 stands
+ * for an empty slot, so it is stored as 1 (a collision only orders more than needed). */
+static int blocked_add(pipeline_t *p, uint64_t channel, int insert)
+{
+    uint64_t key = channel ? channel : 1;
+    size_t mask = p->blocked_cap - 1;
+    size_t i = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 20) & mask;
+    while (p->blocked[i]) {
+        if (p->blocked[i] == key)
+            return 1;
+        i = (i + 1) & mask;
+    }
+    if (insert)
+        p->blocked[i] = key;
+    return 0;
+}
+
+/* Answers every finished entry with no unanswered entry before it on its channel. */
 static void release(pipeline_t *p)
 {
+    /* The common case: finished entries at the head. */
     while (p->head && p->head->finished) {
         pipeline_entry_t *e = p->head;
         p->head = e->next;
         if (!p->head)
             p->tail = NULL;
-        p->waiting--;
-        if (e->done) {
-            pipeline_outcome_t o = {.status = e->status,
-                                    .error = e->error[0] ? e->error : NULL,
-                                    .index = e->index,
-                                    .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
-                                    .nids = e->req ? e->req->nevents : 0};
-            e->done(e->ctx, &o);
+        answer(p, e);
+    }
+    if (!p->finished)
+        return;
+    size_t need = 16;
+    while (need < p->waiting * 2) /* at most half full */
+        need *= 2;
+    if (need > p->blocked_cap) {
+        uint64_t *b = realloc(p->blocked, need * sizeof *b);
+        if (!b)
+            return; /* answered later, once memory allows or the head finishes */
+        p->blocked = b;
+        p->blocked_cap = need;
+    }
+    memset(p->blocked, 0, p->blocked_cap * sizeof *p->blocked);
+    /* Entries that callbacks append meanwhile wait for the next turn: the set was sized for
+     * the entries present now, and must never fill up. */
+    pipeline_entry_t **link = &p->head, *prev = NULL, *last = p->tail;
+    int more = last != NULL;
+    while (more && *link) {
+        pipeline_entry_t *e = *link;
+        more = e != last;
+        if (!e->finished) {
+            blocked_add(p, e->channel, 1);
+        } else if (!blocked_add(p, e->channel, 0)) {
+            *link = e->next;
+            if (p->tail == e)
+                p->tail = prev;
+            answer(p, e);
+            continue;
         }
-        store_req_destroy(&e->req);
-        free(e);
+        prev = e;
+        link = &e->next;
     }
 }
 
@@ -154,12 +215,13 @@ static const char *admission_error(pipeline_status_t st)
     }
 }
 
-pipeline_entry_t *pipeline_refuse(pipeline_t *p, pipeline_status_t status, const char *error,
-                                  long index, pipeline_done_fn done, void *ctx)
+pipeline_entry_t *pipeline_refuse(pipeline_t *p, uint64_t channel, pipeline_status_t status,
+                                  const char *error, long index, pipeline_done_fn done, void *ctx)
 {
     pipeline_entry_t *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    e->channel = channel;
     e->done = done;
     e->ctx = ctx;
     e->finished = 1;
@@ -171,23 +233,26 @@ pipeline_entry_t *pipeline_refuse(pipeline_t *p, pipeline_status_t status, const
     else if (status == PIPELINE_OVERLOADED || status == PIPELINE_STOPPING)
         pipeline_count_rejected(p, "overloaded");
     append(p, e);
+    p->finished++;
     /* Refusals are answered on the next turn, so a callback never runs inside submit. */
     loop_wake(p->o.loop);
     return e;
 }
 
-pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done, void *ctx)
+pipeline_entry_t *pipeline_submit(pipeline_t *p, uint64_t channel, store_req_t *r,
+                                  pipeline_done_fn done, void *ctx)
 {
     pipeline_status_t adm = pipeline_admission(p);
     if (adm != PIPELINE_OK) {
         store_req_destroy(&r);
-        return pipeline_refuse(p, adm, NULL, -1, done, ctx);
+        return pipeline_refuse(p, channel, adm, NULL, -1, done, ctx);
     }
     pipeline_entry_t *e = calloc(1, sizeof *e);
     if (!e) {
         store_req_destroy(&r);
         return NULL;
     }
+    e->channel = channel;
     e->req = r;
     e->done = done;
     e->ctx = ctx;
@@ -246,6 +311,7 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
         store_req_t *next = r->next;
         pipeline_entry_t *e = r->ctx;
         e->finished = 1;
+        p->finished++;
         switch (r->status) {
         case STORE_STATUS_OK:
             e->status = PIPELINE_OK;
@@ -325,7 +391,7 @@ static int pipeline_hook(loop_t *loop, void *arg)
     } else {
         p->synced = 0;
     }
-    if (p->head && p->head->finished)
+    if (p->finished)
         release(p);
     return 0;
 }

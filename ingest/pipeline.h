@@ -56,14 +56,18 @@ pipeline_t *pipeline_new(const pipeline_options_t *o);
 void pipeline_destroy(pipeline_t **p);
 
 /* Submits a request of validated events (the pipeline takes ownership of r). done is called
- * exactly once, later, from the loop. Returns a handle for pipeline_cancel, or NULL when out of
- * memory (then r was freed and done is never called). */
-pipeline_entry_t *pipeline_submit(pipeline_t *p, store_req_t *r, pipeline_done_fn done, void *ctx);
+ * exactly once, later, from the loop, and never before the done of an earlier submission or
+ * refusal on the same channel (a submitter's key: one per HTTP connection or ZeroMQ peer), so
+ * each submitter's replies keep its request order; submitters on other channels do not wait
+ * for each other. Returns a handle for pipeline_cancel, or NULL when out of memory (then r was
+ * freed and done is never called). */
+pipeline_entry_t *pipeline_submit(pipeline_t *p, uint64_t channel, store_req_t *r,
+                                  pipeline_done_fn done, void *ctx);
 
-/* Queues a refusal, answered after every earlier submission (replies keep request order).
- * Same returns as pipeline_submit. */
-pipeline_entry_t *pipeline_refuse(pipeline_t *p, pipeline_status_t status, const char *error,
-                                  long index, pipeline_done_fn done, void *ctx);
+/* Queues a refusal, answered on the next loop turn once every earlier entry of its channel is
+ * answered. Same returns as pipeline_submit. */
+pipeline_entry_t *pipeline_refuse(pipeline_t *p, uint64_t channel, pipeline_status_t status,
+                                  const char *error, long index, pipeline_done_fn done, void *ctx);
 
 /* The submitter went away: the outcome still happens, but done will not be called. */
 void pipeline_cancel(pipeline_entry_t *e);

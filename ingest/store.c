@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -20,6 +21,9 @@
 
 #define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
 #define STORE_PING_MS 1000
+/* Batches with at least this many new events go in with COPY (three round trips, the least
+ * work per row); smaller ones as one pipelined INSERT (one round trip). */
+#define STORE_COPY_MIN 64
 
 /* One of these per (run) or (run, step) touched by a batch: the batch's contribution. */
 typedef struct agg {
@@ -63,9 +67,8 @@ struct store_t {
     /* Writer thread only. */
     PGconn *conn;
     int64_t last_ping_ms;
-    buf_t copy; /* COPY stream of a batch */
-    buf_t tmp;  /* one event's JSON */
-    buf_t arrays[16];
+    buf_t arrays[16]; /* a batch's parameters: the events' columns, then the upserts' */
+    buf_t copy;       /* a large batch's events as a binary COPY stream */
     agg_map_t runs, steps;
 
     metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
@@ -130,7 +133,8 @@ const char *store_state_name(store_state_t st)
 static void set_error(store_t *s, const char *msg)
 {
     pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    /* Cut to fit, deliberately (the precision keeps -Wformat-truncation quiet in Release). */
+    snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)sizeof s->last_error - 1, msg);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -203,6 +207,8 @@ static PGresult *exec1(store_t *s, const char *sql, int nparams, const char *con
     return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
 
+static int prepare_statements(store_t *s, char *err, size_t errlen);
+
 /* Connects, takes the writer lock, migrates, reads epoch and last id.
  * Returns 0 when READY, 1 when standing by (connected, lock held elsewhere), -1 on error. */
 static int connect_step(store_t *s)
@@ -270,6 +276,11 @@ static int connect_step(store_t *s)
     }
     atomic_store(&s->last_id, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
     PQclear(r);
+    if (prepare_statements(s, err, sizeof err)) {
+        set_error(s, err);
+        disconnect(s);
+        return -1;
+    }
     atomic_store(&s->epoch, epoch);
     s->last_ping_ms = mono_ms();
     log_info("store: writer lock held; epoch %" PRId64 ", last id %" PRId64, epoch,
@@ -357,6 +368,18 @@ static const char *implied_step_status(const adw_event_t *e)
     return NULL;
 }
 
+/* Totals saturate at the top of their type rather than overflow (the SQL below does the same
+ * when adding a batch to the stored row). Both operands are non-negative. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
+static double sat_addf(double a, double b)
+{
+    return b > DBL_MAX - a ? DBL_MAX : a + b;
+}
+
 static void agg_add(agg_t *a, const adw_event_t *e)
 {
     if (a->n == 0) {
@@ -364,12 +387,12 @@ static void agg_add(agg_t *a, const adw_event_t *e)
         a->first_id = e->id;
     }
     a->n++;
-    a->cost += e->cost_usd;
-    a->tokens += e->tokens;
-    a->itok += e->input_tokens;
-    a->otok += e->output_tokens;
-    a->crtok += e->cache_read_tokens;
-    a->cctok += e->cache_creation_tokens;
+    a->cost = sat_addf(a->cost, e->cost_usd);
+    a->tokens = sat_add(a->tokens, e->tokens);
+    a->itok = sat_add(a->itok, e->input_tokens);
+    a->otok = sat_add(a->otok, e->output_tokens);
+    a->crtok = sat_add(a->crtok, e->cache_read_tokens);
+    a->cctok = sat_add(a->cctok, e->cache_creation_tokens);
     if (e->ts_us < a->first_ts)
         a->first_ts = e->ts_us;
     if (e->ts_us > a->last_ts)
@@ -380,46 +403,79 @@ static void agg_add(agg_t *a, const adw_event_t *e)
 
 /* ---- text-format helpers ---- */
 
-/* Appends s escaped for COPY's text format (NULL -> \N). */
-static int copy_text(buf_t *b, const char *s, size_t len)
+/* Binary array parameters (PostgreSQL's array_recv format) for the events INSERT: no escaping
+ * on either side. One of these per column of a batch. */
+#define OID_INT8 20
+#define OID_TEXT 25
+#define OID_TIMESTAMPTZ 1184
+#define OID_JSONB 3802
+#define PG_EPOCH_US 946684800000000LL /* 2000-01-01T00:00:00Z, PostgreSQL's zero */
+
+static int put32(buf_t *b, uint32_t v)
 {
-    if (!s)
-        return buf_append(b, "\\N", 2);
-    int rc = buf_reserve(b, len * 2);
-    if (rc)
-        return rc;
-    char *o = b->data + b->len;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        switch (c) {
-        case '\\':
-            *o++ = '\\';
-            *o++ = '\\';
-            break;
-        case '\n':
-            *o++ = '\\';
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = '\\';
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = '\\';
-            *o++ = 't';
-            break;
-        default:
-            *o++ = c;
-        }
-    }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-    return 0;
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    return buf_append(b, x, 4);
 }
 
-static int copy_str(buf_t *b, const char *s)
+static int put16(buf_t *b, uint16_t v)
 {
-    return copy_text(b, s, s ? strlen(s) : 0);
+    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    return buf_append(b, x, 2);
+}
+
+static void patch32(buf_t *b, size_t at, uint32_t v)
+{
+    unsigned char *p = (unsigned char *)b->data + at;
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* One dimension, lower bound 1; the has-null flag and the count are patched by barr_end. */
+static int barr_begin(buf_t *b, uint32_t oid)
+{
+    buf_reset(b);
+    return put32(b, 1) || put32(b, 0) || put32(b, oid) || put32(b, 0) || put32(b, 1);
+}
+
+static void barr_end(buf_t *b, uint32_t n, int has_null)
+{
+    patch32(b, 4, has_null ? 1 : 0);
+    patch32(b, 12, n);
+}
+
+/* NULL s is an SQL NULL. */
+static int barr_text(buf_t *b, const char *s, int *has_null)
+{
+    if (!s) {
+        *has_null = 1;
+        return put32(b, 0xffffffffu);
+    }
+    size_t len = strlen(s);
+    return put32(b, (uint32_t)len) || buf_append(b, s, len);
+}
+
+static int barr_int8(buf_t *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    return put32(b, 8) || put32(b, (uint32_t)(u >> 32)) || put32(b, (uint32_t)u);
+}
+
+static int barr_ts(buf_t *b, int64_t unix_us)
+{
+    return barr_int8(b, unix_us - PG_EPOCH_US);
+}
+
+/* A jsonb element: version 1, then the document as delivered ({prefix, doc's members}). */
+static int barr_jsonb(buf_t *b, const json_t *doc, const char *prefix)
+{
+    size_t at = b->len;
+    if (put32(b, 0) || buf_putc(b, 1) || jsonw_object_with(b, doc, prefix))
+        return -ENOMEM;
+    patch32(b, at, (uint32_t)(b->len - at - 4));
+    return 0;
 }
 
 /* Array literals for unnest($n::type[]). */
@@ -466,7 +522,8 @@ typedef enum { TX_OK, TX_NOT_COMMITTED, TX_UNKNOWN, TX_DATA_ERROR } tx_result_t;
 static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(err, errlen, "%s", PQerrorMessage(s->conn));
+    const char *msg = r ? PQresultErrorMessage(r) : "";
+    snprintf(err, errlen, "%s", *msg ? msg : PQerrorMessage(s->conn));
     char *nl = strchr(err, '\n');
     if (nl)
         *nl = '\0';
@@ -477,18 +534,13 @@ static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
     return TX_NOT_COMMITTED;
 }
 
-static int exec_ok(store_t *s, const char *sql, char *err, size_t errlen, tx_result_t *res)
-{
-    PGresult *r = PQexec(s->conn, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        PQclear(r);
-        return 0;
-    }
-    *res = classify(s, r, err, errlen);
-    PQclear(r);
-    return -1;
-}
+/* Saturating sums of a stored total and a batch's (both non-negative). */
+#define SAT_BIGINT(t, col)                                                                         \
+    " CASE WHEN excluded." col " > 9223372036854775807 - " t "." col                               \
+    " THEN 9223372036854775807 ELSE " t "." col " + excluded." col " END"
+#define SAT_FLOAT(t, col)                                                                          \
+    " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
+    " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
 
 static const char RUNS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
@@ -505,16 +557,56 @@ static const char RUNS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
     " event_count = r.event_count + excluded.event_count,"
-    " cost_usd = r.cost_usd + excluded.cost_usd,"
-    " tokens = r.tokens + excluded.tokens,"
-    " input_tokens = r.input_tokens + excluded.input_tokens,"
-    " output_tokens = r.output_tokens + excluded.output_tokens,"
-    " cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,"
-    " cache_creation_tokens = r.cache_creation_tokens + excluded.cache_creation_tokens,"
-    " first_ts = least(r.first_ts, excluded.first_ts),"
-    " last_ts = greatest(r.last_ts, excluded.last_ts),"
-    " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at";
+    " cost_usd =" SAT_FLOAT(
+        "r",
+        "cost_usd") ","
+                    " tokens =" SAT_BIGINT(
+                        "r",
+                        "tokens") ","
+                                  " input_tokens =" SAT_BIGINT(
+                                      "r",
+                                      "input_tokens") ","
+                                                      " output_tokens =" SAT_BIGINT(
+                                                          "r",
+                                                          "output_tokens") ","
+                                                                           " cache_read_tokens "
+                                                                           "=" SAT_BIGINT(
+                                                                               "r",
+                                                                               "cache_read_"
+                                                                               "tokens") ","
+                                                                                         " cach"
+                                                                                         "e_"
+                                                                                         "creat"
+                                                                                         "ion_"
+                                                                                         "token"
+                                                                                         "s "
+                                                                                         "=" SAT_BIGINT(
+                                                                                             "r",
+                                                                                             "c"
+                                                                                             "a"
+                                                                                             "c"
+                                                                                             "h"
+                                                                                             "e"
+                                                                                             "_"
+                                                                                             "c"
+                                                                                             "r"
+                                                                                             "e"
+                                                                                             "a"
+                                                                                             "t"
+                                                                                             "i"
+                                                                                             "o"
+                                                                                             "n"
+                                                                                             "_"
+                                                                                             "t"
+                                                                                             "o"
+                                                                                             "k"
+                                                                                             "e"
+                                                                                             "n"
+                                                                                             "s") ","
+                                                                                                  " first_ts = least(r.first_ts, excluded.first_ts),"
+                                                                                                  " last_ts = greatest(r.last_ts, excluded.last_ts),"
+                                                                                                  " last_id = greatest(r.last_id, excluded.last_id),"
+                                                                                                  " updated_at = excluded.updated_at";
 
 static const char STEPS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
@@ -530,14 +622,50 @@ static const char STEPS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id"
     " AND b.step = excluded.step), s.status),"
     " event_count = s.event_count + excluded.event_count,"
-    " cost_usd = s.cost_usd + excluded.cost_usd,"
-    " tokens = s.tokens + excluded.tokens,"
-    " first_ts = least(s.first_ts, excluded.first_ts),"
-    " last_ts = greatest(s.last_ts, excluded.last_ts),"
-    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-    " last_id = greatest(s.last_id, excluded.last_id)";
+    " cost_usd =" SAT_FLOAT(
+        "s",
+        "cost_usd") ","
+                    " tokens =" SAT_BIGINT(
+                        "s",
+                        "tokens") ","
+                                  " first_ts = least(s.first_ts, excluded.first_ts),"
+                                  " last_ts = greatest(s.last_ts, excluded.last_ts),"
+                                  " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
+                                  " last_id = greatest(s.last_id, excluded.last_id)";
 
-static int run_upsert(store_t *s, int steps, char *err, size_t errlen, tx_result_t *res)
+static const char EVENTS_INSERT[] =
+    "INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts, received_at,"
+    " event_id, doc) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+    " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],"
+    " $11::jsonb[])";
+
+/* Prepares the statements of a batch on a new connection. Returns 0 or -1 with err. */
+static int prepare_statements(store_t *s, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name, *sql;
+        int nparams;
+    } stmts[] = {{"adw_events", EVENTS_INSERT, 11},
+                 {"adw_runs", RUNS_UPSERT, 15},
+                 {"adw_steps", STEPS_UPSERT, 11}};
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            snprintf(err, errlen, "preparing %s: %s", stmts[i].name, PQerrorMessage(s->conn));
+            char *nl = strchr(err, '\n');
+            if (nl)
+                *nl = '\0';
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Queues the upsert of the runs (steps = 0) or steps (1) of the batch in the pipeline.
+ * Returns 0 or -1 (out of memory, or the connection is gone). */
+static int send_upsert(store_t *s, int steps)
 {
     agg_map_t *m = steps ? &s->steps : &s->runs;
     int ncols = steps ? 11 : 15;
@@ -583,14 +711,10 @@ static int run_upsert(store_t *s, int steps, char *err, size_t errlen, tx_result
         arr_close(&s->arrays[c]);
         params[c] = s->arrays[c].data;
     }
-    PGresult *r = exec1(s, steps ? STEPS_UPSERT : RUNS_UPSERT, ncols, params);
-    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-        PQclear(r);
-        return 0;
-    }
-    *res = classify(s, r, err, errlen);
-    PQclear(r);
-    return -1;
+    return PQsendQueryPrepared(s->conn, steps ? "adw_steps" : "adw_runs", ncols, params, NULL, NULL,
+                               0) == 1
+               ? 0
+               : -1;
 }
 
 /* Looks up which event_ids of the batch are stored already; marks those events not fresh with
@@ -680,10 +804,10 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
         snprintf(err, errlen, "out of memory");
         return TX_NOT_COMMITTED;
     }
-    if (exec_ok(s, "BEGIN", err, errlen, &res))
-        return res;
+    /* One writer (the advisory lock): what is stored cannot change under us, so the lookup
+     * of earlier event_ids needs no transaction of its own. */
     if (find_duplicates(s, reqs, nreqs, err, errlen, &res))
-        goto rollback;
+        return res;
 
     /* Assign ids; duplicates inside the batch reuse the first one's id. The steps map doubles
      * as the event_id index until the aggregation below resets it. */
@@ -713,70 +837,91 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
     }
     if (agg_reset(&s->steps, total)) {
         snprintf(err, errlen, "out of memory");
-        goto rollback;
+        return TX_NOT_COMMITTED;
     }
-    if (nfresh) {
-        buf_reset(&s->copy);
-        for (size_t q = 0; q < nreqs; q++) {
-            store_req_t *r = reqs[q];
-            for (size_t i = 0; i < r->nevents; i++) {
-                if (!r->fresh[i])
-                    continue;
-                adw_event_t *e = &r->events[i];
-                char received[TIMEFMT_LEN], ts[TIMEFMT_LEN], prefix[96];
-                timefmt_format(e->received_us, received);
-                timefmt_format(e->ts_us, ts);
-                snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"", e->id,
-                         received);
-                buf_reset(&s->tmp);
-                if (jsonw_object_with(&s->tmp, e->doc, prefix) || encode_frame(r, i, received)) {
-                    snprintf(err, errlen, "cannot serialize event (out of memory)");
-                    goto rollback;
-                }
-                buf_t *c = &s->copy;
-                buf_printf(c, "%" PRId64 "\t", e->id);
-                copy_str(c, e->adw_id);
-                buf_putc(c, '\t');
-                copy_str(c, e->type);
-                buf_putc(c, '\t');
-                copy_str(c, e->step);
-                buf_putc(c, '\t');
-                copy_str(c, e->event_type);
-                buf_putc(c, '\t');
-                copy_str(c, e->event);
-                buf_putc(c, '\t');
-                copy_str(c, e->status);
-                buf_printf(c, "\t%s\t%s\t", ts, received);
-                copy_str(c, e->event_id);
-                buf_putc(c, '\t');
-                if (copy_text(c, s->tmp.data, s->tmp.len) || buf_putc(c, '\n')) {
-                    snprintf(err, errlen, "cannot build the COPY stream (out of memory)");
-                    goto rollback;
-                }
+    if (!nfresh)
+        goto committed; /* every event was stored before: nothing to write */
 
-                agg_t *run = agg_get(&s->runs, e->adw_id, NULL);
-                agg_add(run, e);
-                if (e->step)
-                    run->current_step = e->step;
-                const char *rs = e->is_system ? implied_run_status(e) : NULL;
-                if (rs)
-                    run->status = rs;
-                if (e->step) {
-                    agg_t *st = agg_get(&s->steps, e->adw_id, e->step);
-                    agg_add(st, e);
-                    const char *ss = e->is_system ? implied_step_status(e) : NULL;
-                    if (ss)
-                        st->status = ss;
-                    if (e->is_system && (e->has & EVENT_HAS_DURATION) && e->event &&
-                        !strncmp(e->event, "step_", 5) && strcmp(e->event, "step_start")) {
-                        st->duration_ms = e->duration_ms;
-                        st->has_duration = 1;
-                    }
+    /* The events' columns, as binary arrays (one per column) or as the rows of a binary COPY
+     * (every column into one buffer); and the run and step aggregates. The field encodings of
+     * the two are the same. */
+    static const uint32_t oids[11] = {OID_INT8,        OID_TEXT, OID_TEXT, OID_TEXT,
+                                      OID_TEXT,        OID_TEXT, OID_TEXT, OID_TIMESTAMPTZ,
+                                      OID_TIMESTAMPTZ, OID_TEXT, OID_JSONB};
+    static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
+    int use_copy = nfresh >= STORE_COPY_MIN;
+    buf_t *col[11];
+    int rc = 0, nulls[11] = {0};
+    if (use_copy) {
+        buf_reset(&s->copy);
+        rc |= buf_append(&s->copy, COPY_SIGNATURE, sizeof COPY_SIGNATURE);
+        rc |= put32(&s->copy, 0) || put32(&s->copy, 0); /* flags, header extension */
+    }
+    for (int c = 0; c < 11; c++) {
+        col[c] = use_copy ? &s->copy : &s->arrays[c];
+        if (!use_copy)
+            rc |= barr_begin(col[c], oids[c]);
+    }
+    for (size_t q = 0; q < nreqs && !rc; q++) {
+        store_req_t *r = reqs[q];
+        for (size_t i = 0; i < r->nevents && !rc; i++) {
+            if (!r->fresh[i])
+                continue;
+            adw_event_t *e = &r->events[i];
+            char received[TIMEFMT_LEN], prefix[96];
+            timefmt_format(e->received_us, received);
+            snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"", e->id,
+                     received);
+            if (use_copy)
+                rc |= put16(&s->copy, 11);
+            rc |= barr_int8(col[0], e->id);
+            rc |= barr_text(col[1], e->adw_id, &nulls[1]);
+            rc |= barr_text(col[2], e->type, &nulls[2]);
+            rc |= barr_text(col[3], e->step, &nulls[3]);
+            rc |= barr_text(col[4], e->event_type, &nulls[4]);
+            rc |= barr_text(col[5], e->event, &nulls[5]);
+            rc |= barr_text(col[6], e->status, &nulls[6]);
+            rc |= barr_ts(col[7], e->ts_us);
+            rc |= barr_ts(col[8], e->received_us);
+            rc |= barr_text(col[9], e->event_id, &nulls[9]);
+            rc |= barr_jsonb(col[10], e->doc, prefix);
+            rc |= encode_frame(r, i, received);
+
+            agg_t *run = agg_get(&s->runs, e->adw_id, NULL);
+            agg_add(run, e);
+            if (e->step)
+                run->current_step = e->step;
+            const char *rs = e->is_system ? implied_run_status(e) : NULL;
+            if (rs)
+                run->status = rs;
+            if (e->step) {
+                agg_t *st = agg_get(&s->steps, e->adw_id, e->step);
+                agg_add(st, e);
+                const char *ss = e->is_system ? implied_step_status(e) : NULL;
+                if (ss)
+                    st->status = ss;
+                if (e->is_system && (e->has & EVENT_HAS_DURATION) && e->event &&
+                    !strncmp(e->event, "step_", 5) && strcmp(e->event, "step_start")) {
+                    st->duration_ms = e->duration_ms;
+                    st->has_duration = 1;
                 }
             }
         }
-        PGresult *r = PQexec(s->conn, "COPY events (id, adw_id, type, step, event_type, event,"
-                                      " status, ts, received_at, event_id, doc) FROM STDIN");
+    }
+    if (use_copy)
+        rc |= put16(&s->copy, 0xffff); /* the trailer */
+    if (rc || (use_copy && s->copy.len > INT32_MAX)) {
+        snprintf(err, errlen, "cannot serialize the batch (out of memory)");
+        return TX_NOT_COMMITTED;
+    }
+
+    int failed = 0, synced = 0, nq;
+    if (use_copy) {
+        /* BEGIN and the COPY in one round trip, the rows in a second; then the upserts and
+         * COMMIT in a third. */
+        PGresult *r = PQexec(s->conn, "BEGIN; COPY events (id, adw_id, type, step, event_type,"
+                                      " event, status, ts, received_at, event_id, doc)"
+                                      " FROM STDIN (FORMAT binary)");
         if (PQresultStatus(r) != PGRES_COPY_IN) {
             res = classify(s, r, err, errlen);
             PQclear(r);
@@ -799,20 +944,67 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
         PQclear(r);
         while ((r = PQgetResult(s->conn)))
             PQclear(r);
-        if (run_upsert(s, 0, err, errlen, &res) ||
-            (s->steps.used && run_upsert(s, 1, err, errlen, &res)))
-            goto rollback;
+        nq = s->steps.used ? 3 : 2;
+        if (PQenterPipelineMode(s->conn) != 1 || send_upsert(s, 0) ||
+            (nq == 3 && send_upsert(s, 1)) ||
+            PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+            PQpipelineSync(s->conn) != 1)
+            goto send_failed;
+    } else {
+        /* One round trip: the events, the run and step upserts, then Sync, which commits the
+         * implicit transaction they share (or rolls it back if any failed). */
+        const char *values[11];
+        int lengths[11], formats[11];
+        for (int c = 0; c < 11; c++) {
+            barr_end(col[c], (uint32_t)nfresh, nulls[c]);
+            values[c] = col[c]->data;
+            lengths[c] = (int)col[c]->len;
+            formats[c] = 1;
+        }
+        nq = s->steps.used ? 3 : 2;
+        if (PQenterPipelineMode(s->conn) != 1 ||
+            PQsendQueryPrepared(s->conn, "adw_events", 11, values, lengths, formats, 0) != 1 ||
+            send_upsert(s, 0) || (nq == 3 && send_upsert(s, 1)) || PQpipelineSync(s->conn) != 1)
+            goto send_failed;
     }
-    PGresult *r = PQexec(s->conn, "COMMIT");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        res = classify(s, r, err, errlen);
+    for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
+        PGresult *r = PQgetResult(s->conn);
+        if (!r) {
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                break;
+            continue; /* the end of one query's results */
+        }
+        switch (PQresultStatus(r)) {
+        case PGRES_PIPELINE_SYNC:
+            synced = 1;
+            break;
+        case PGRES_COMMAND_OK:
+        case PGRES_PIPELINE_ABORTED:
+            break;
+        default:
+            /* Only an error the server reports (it carries an SQLSTATE) proves that nothing
+             * was committed; one libpq makes up for a lost connection proves nothing. */
+            if (!failed && PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
+                res = classify(s, r, err, errlen);
+                failed = 1;
+            }
+        }
         PQclear(r);
-        /* A COMMIT whose answer was lost may or may not have happened. */
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            return nfresh ? TX_UNKNOWN : TX_NOT_COMMITTED;
-        return res;
     }
-    PQclear(r);
+    if (synced)
+        PQexitPipelineMode(s->conn);
+    if (!failed && (!synced || PQstatus(s->conn) != CONNECTION_OK)) {
+        /* The connection went before the commit's answer: it may or may not have happened. */
+        snprintf(err, errlen, "connection lost during commit: %s", PQerrorMessage(s->conn));
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        return TX_UNKNOWN;
+    }
+    if (failed)
+        goto rollback; /* with COPY the transaction block is still open, and failed */
+
+committed:
     atomic_store(&s->last_id, next);
     metric_add(s->m_stored, (int64_t)nfresh);
     metric_add(s->m_dupes, (int64_t)(total - nfresh));
@@ -821,8 +1013,14 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
     metric_observe(s->m_commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
     return TX_OK;
 
+send_failed:
+    res = classify(s, NULL, err, errlen);
+    /* Cannot tell what was sent: start afresh (a new connection takes the lock again). */
+    disconnect(s);
+    return TX_NOT_COMMITTED;
+
 rollback:
-    if (PQstatus(s->conn) == CONNECTION_OK)
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
     return res;
 }
@@ -879,6 +1077,8 @@ static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
         }
         if (stopping)
             return -1;
+        /* Requests queued meanwhile are not held up by this batch: they are refused now. */
+        drain_queue(s, "database unavailable, retry later");
         struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff = backoff < 2000 ? backoff * 2 : 2000;
@@ -1052,10 +1252,9 @@ store_t *store_new(const store_options_t *o)
         s->opts.max_batch_events = 2000;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    buf_init(&s->copy, 0);
-    buf_init(&s->tmp, 0);
     for (int i = 0; i < 16; i++)
         buf_init(&s->arrays[i], 0);
+    buf_init(&s->copy, 0);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1118,10 +1317,9 @@ void store_destroy(store_t **sp)
     disconnect(s);
     if (s->evfd >= 0)
         close(s->evfd);
-    buf_free(&s->copy);
-    buf_free(&s->tmp);
     for (int i = 0; i < 16; i++)
         buf_free(&s->arrays[i]);
+    buf_free(&s->copy);
     free(s->runs.slots);
     free(s->steps.slots);
     pthread_mutex_destroy(&s->mu);

@@ -24,6 +24,7 @@ struct zmq_in_t {
 /* One of these per request awaiting its reply: the envelope to send it back through. */
 typedef struct pending_reply {
     zmq_in_t *z;
+    uint64_t channel; /* hash of the envelope: one per peer (its routing id) */
     int is_batch;
     size_t nparts;
     size_t len[ZMQ_IN_MAX_PARTS];
@@ -102,13 +103,21 @@ static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
         }
         memcpy(pr->part[i], zmq_msg_data(&parts[i]), pr->len[i]);
     }
+    /* FNV-1a over the envelope; the routing id comes first. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < pr->nparts; i++) {
+        for (size_t k = 0; k < pr->len[i]; k++)
+            h = (h ^ (unsigned char)pr->part[i][k]) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    pr->channel = h;
     zmq_msg_t *body = &parts[nparts - 1];
     pipeline_t *p = z->o.pipeline;
     char err[256];
     json_t *value = NULL;
     if (codec_msgpack_decode(zmq_msg_data(body), zmq_msg_size(body), &value, err, sizeof err)) {
         pipeline_count_rejected(p, "bad_json");
-        pipeline_refuse(p, PIPELINE_INVALID, err, -1, on_done, pr);
+        pipeline_refuse(p, pr->channel, PIPELINE_INVALID, err, -1, on_done, pr);
         return;
     }
     int64_t now = timefmt_now_us();
@@ -119,10 +128,10 @@ static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
     json_decref(value);
     if (rc) {
         pipeline_count_rejected(p, rc == -E2BIG ? "batch_size" : "schema");
-        pipeline_refuse(p, PIPELINE_INVALID, err, index, on_done, pr);
+        pipeline_refuse(p, pr->channel, PIPELINE_INVALID, err, index, on_done, pr);
         return;
     }
-    if (!pipeline_submit(p, r, on_done, pr))
+    if (!pipeline_submit(p, pr->channel, r, on_done, pr))
         reply_free(pr);
 }
 

@@ -93,8 +93,9 @@ static int set_value(const config_option_t *o, void *opts, const char *val, cons
             v = l;
         }
         if (rc) {
-            snprintf(err, errlen, "%s: expected a%s number, got '%s'", from,
-                     o->bytes ? " byte" : "n integer", val ? val : "");
+            snprintf(err, errlen, "%s: expected %s, got '%s'", from,
+                     o->bytes ? "a byte size such as 65536, 64k or 1M" : "an integer",
+                     val ? val : "");
             return -EINVAL;
         }
         if ((o->min || o->max) && (v < o->min || v > o->max)) {

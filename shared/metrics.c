@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ struct metric_t {
     double *bounds;        /* histogram upper bounds */
     size_t nbounds;
     _Atomic uint64_t *buckets; /* nbounds + 1 counts (last is +Inf), not cumulative */
-    _Atomic uint64_t sum_nano; /* sum of observations x 1e9 */
+    _Atomic uint64_t sum_bits; /* the sum of observations: a double's bits */
     _Atomic uint64_t count;
 };
 
@@ -146,15 +147,55 @@ int64_t metric_get(const metric_t *s)
 
 void metric_observe(metric_t *s, double v)
 {
-    if (!s || s->kind != KIND_HISTOGRAM)
+    if (!s || s->kind != KIND_HISTOGRAM || isnan(v))
         return;
     size_t i = 0;
     while (i < s->nbounds && v > s->bounds[i])
         i++;
     atomic_fetch_add_explicit(&s->buckets[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
-    if (v > 0)
-        atomic_fetch_add_explicit(&s->sum_nano, (uint64_t)(v * 1e9), memory_order_relaxed);
+    uint64_t old = atomic_load_explicit(&s->sum_bits, memory_order_relaxed), next;
+    do {
+        double sum;
+        memcpy(&sum, &old, sizeof sum);
+        sum += v;
+        memcpy(&next, &sum, sizeof next);
+    } while (!atomic_compare_exchange_weak_explicit(&s->sum_bits, &old, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+/* Writes v in the shortest of %.15g, %.16g and %.17g that reads back as v ("+Inf", "-Inf" and
+ * "NaN" as Prometheus spells them). */
+static void format_double(char *out, size_t outlen, double v)
+{
+    if (isnan(v)) {
+        snprintf(out, outlen, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(out, outlen, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, outlen, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
+
+/* Appends help text escaped as the exposition format wants (backslash and newline). */
+static int put_help(buf_t *out, const char *help)
+{
+    int rc = 0;
+    for (const char *p = help; *p && !rc; p++) {
+        if (*p == '\\')
+            rc = buf_puts(out, "\\\\");
+        else if (*p == '\n')
+            rc = buf_puts(out, "\\n");
+        else
+            rc = buf_putc(out, *p);
+    }
+    return rc;
 }
 
 static int render_labels(buf_t *out, const char *labels, const char *extra)
@@ -179,9 +220,13 @@ int metrics_render(metrics_t *m, buf_t *out)
     const char *last = NULL;
     int rc = 0;
     for (metric_t *s = m->head; s && !rc; s = s->next) {
-        if (!last || strcmp(last, s->name))
-            rc = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name,
-                            kinds[s->kind]);
+        if (!last || strcmp(last, s->name)) {
+            rc = buf_printf(out, "# HELP %s ", s->name);
+            if (!rc)
+                rc = put_help(out, s->help);
+            if (!rc)
+                rc = buf_printf(out, "\n# TYPE %s %s\n", s->name, kinds[s->kind]);
+        }
         last = s->name;
         if (rc)
             break;
@@ -196,11 +241,9 @@ int metrics_render(metrics_t *m, buf_t *out)
         uint64_t cum = 0;
         for (size_t i = 0; i <= s->nbounds && !rc; i++) {
             cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
-            char le[48];
-            if (i < s->nbounds)
-                snprintf(le, sizeof le, "le=\"%g\"", s->bounds[i]);
-            else
-                snprintf(le, sizeof le, "le=\"+Inf\"");
+            char num[32], le[48];
+            format_double(num, sizeof num, i < s->nbounds ? s->bounds[i] : INFINITY);
+            snprintf(le, sizeof le, "le=\"%s\"", num);
             rc = buf_printf(out, "%s_bucket", s->name);
             if (!rc)
                 rc = render_labels(out, s->labels, le);
@@ -211,8 +254,14 @@ int metrics_render(metrics_t *m, buf_t *out)
             rc = buf_printf(out, "%s_sum", s->name);
         if (!rc)
             rc = render_labels(out, s->labels, NULL);
-        if (!rc)
-            rc = buf_printf(out, " %.9f\n", (double)atomic_load(&s->sum_nano) / 1e9);
+        if (!rc) {
+            uint64_t bits = atomic_load_explicit(&s->sum_bits, memory_order_relaxed);
+            double sum;
+            memcpy(&sum, &bits, sizeof sum);
+            char num[32];
+            format_double(num, sizeof num, sum);
+            rc = buf_printf(out, " %s\n", num);
+        }
         if (!rc)
             rc = buf_printf(out, "%s_count", s->name);
         if (!rc)

@@ -57,7 +57,8 @@ int timefmt_parse(const char *s, size_t len, int64_t *us)
     int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
     if (D > mdays[M - 1] + (M == 2 && leap))
         return -EINVAL;
-    if (sec == 60) /* a leap second is stored as the last microsecond of the minute */
+    int leap_second = sec == 60;
+    if (leap_second) /* stored as the last microsecond of the minute */
         sec = 59;
     size_t i = 19;
     int64_t frac = 0;
@@ -88,9 +89,15 @@ int timefmt_parse(const char *s, size_t len, int64_t *us)
     }
     if (i != len)
         return -EINVAL;
+    if (leap_second)
+        frac = 999999;
     int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset * 60;
-    *us = secs * 1000000 + frac;
+    int64_t v = secs * 1000000 + frac;
+    /* An offset can move a date at either end of the four-digit years out of them. */
+    if (v < TIMEFMT_MIN_US || v > TIMEFMT_MAX_US)
+        return -EINVAL;
+    *us = v;
     return 0;
 }
 
@@ -113,7 +120,9 @@ size_t timefmt_format(int64_t us, char *out)
     civil_from_days(days, &y, &m, &d);
     int n = snprintf(out, TIMEFMT_LEN, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
                      (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
-    return n > 0 ? (size_t)n : 0;
+    if (n < 0)
+        return 0;
+    return (size_t)n < TIMEFMT_LEN ? (size_t)n : TIMEFMT_LEN - 1;
 }
 
 int64_t timefmt_now_us(void)

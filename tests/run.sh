@@ -59,7 +59,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = fuzz ]; then
         fi
         if "$f" "${args[@]}" "$work" ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} \
             >"$work/log" 2>&1; then
-            echo "$name: $(grep -Eo '#[0-9]+ +DONE.*' "$work/log" | tail -1)"
+            echo "$name: $(grep -Eo 'Done [0-9]+ runs.*' "$work/log" | tail -1)"
         else
             echo "!! $name found a crash:"; tail -30 "$work/log"; rc=1
         fi

@@ -993,8 +993,9 @@ class SubCollector:
         self._thread = threading.Thread(target=self._run, name="adw-sub", daemon=True)
 
     def start(self):
-        """Starts the thread; returns self."""
-        self._thread.start()
+        """Starts the thread (once: a second call does nothing); returns self."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
         return self
 
     def _run(self):

@@ -1,0 +1,134 @@
+/* adw-bench: load generator and measurer for the whole pipeline (load.c), and with --demo a
+ * stream of simulated ADW runs to watch on the dashboard (demo.c). */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "config.h"
+#include "demo.h"
+#include "load.h"
+#include "log.h"
+
+typedef struct bench_options_t {
+    int demo;
+    const char *http;
+    const char *zmq;
+    const char *token;
+    int64_t runs;
+    int64_t concurrency;
+    const char *speed;
+    int64_t duration_s;
+    int64_t seed;
+    int64_t timeout_ms;
+    const char *log_level;
+    const char *log_format;
+} bench_options_t;
+
+#define OPT(f) offsetof(bench_options_t, f)
+static const config_option_t OPTIONS[] = {
+    {"demo", NULL, CONFIG_BOOL, "0", OPT(demo), 0, 0, 0,
+     "play simulated ADW runs at a watchable pace"},
+    {"http", "ADW_INGEST_URL", CONFIG_STRING, NULL, OPT(http), 0, 0, 0,
+     "send over HTTP to this ingest URL (http://host:port)"},
+    {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, NULL, OPT(zmq), 0, 0, 0,
+     "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},
+    {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
+     "bearer token for HTTP"},
+    {"runs", "ADW_DEMO_RUNS", CONFIG_INT, "0", OPT(runs), 0, 1000000, 0,
+     "--demo: runs to play in all (0: no end)"},
+    {"concurrency", "ADW_DEMO_CONCURRENCY", CONFIG_INT, "3", OPT(concurrency), 1, 64, 0,
+     "--demo: runs at once"},
+    {"speed", "ADW_DEMO_SPEED", CONFIG_STRING, "1", OPT(speed), 0, 0, 0,
+     "--demo: pace factor (1: a few events per second per run; 10: ten times faster)"},
+    {"duration", "ADW_DEMO_DURATION", CONFIG_INT, "0", OPT(duration_s), 0, 31536000, 0,
+     "--demo: stop after this many seconds (0: no end)"},
+    {"seed", NULL, CONFIG_INT, "0", OPT(seed), 0, INT64_MAX, 0,
+     "--demo: random seed, for a repeatable show (0: from the clock)"},
+    {"timeout-ms", NULL, CONFIG_INT, "2000", OPT(timeout_ms), 1, 600000, 0,
+     "the longest one send may take"},
+    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
+     "debug (one line per event), info, warn or error"},
+    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
+     "text or json"},
+};
+
+static const config_program_t PROGRAM = {
+    .name = "adw-bench",
+    .summary = "adw-bench --demo: plays simulated ADW runs through ingest, at a watchable pace.",
+    .usage = "--demo [options]",
+    .options = OPTIONS,
+    .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+/* The --demo command line. */
+static int demo_cli(int argc, char **argv)
+{
+    bench_options_t opt = {0};
+    char err[256];
+    int rc = config_load(&PROGRAM, &opt, argc, argv, NULL, NULL, err, sizeof err);
+    if (rc == CONFIG_EXIT)
+        return 0;
+    if (rc) {
+        fprintf(stderr, "adw-bench: %s\n", err);
+        return 64;
+    }
+    if (log_init("adw-bench", opt.log_level, opt.log_format)) {
+        fprintf(stderr, "adw-bench: bad ADW_LOG_LEVEL or ADW_LOG_FORMAT\n");
+        return 64;
+    }
+    char *end = NULL;
+    double speed = strtod(opt.speed, &end);
+    if (!end || *end || !(speed > 0.0) || speed > 1000.0) {
+        fprintf(stderr, "adw-bench: --speed: expected a number in (0, 1000], got '%s'\n",
+                opt.speed);
+        return 64;
+    }
+    int given_http = 0, given_zmq = 0;
+    for (int i = 1; i < argc; i++) {
+        given_http |= !strncmp(argv[i], "--http", 6) && (!argv[i][6] || argv[i][6] == '=');
+        given_zmq |= !strncmp(argv[i], "--zmq", 5) && (!argv[i][5] || argv[i][5] == '=');
+    }
+    if (given_http && given_zmq) {
+        fprintf(stderr, "adw-bench: give --http or --zmq, not both\n");
+        return 64;
+    }
+    int use_http = given_http || (!given_zmq && opt.http && *opt.http);
+    demo_options_t d = {
+        .http_url = use_http ? opt.http : NULL,
+        .zmq_endpoint = use_http ? NULL : opt.zmq,
+        .token = opt.token,
+        .runs = opt.runs,
+        .concurrency = opt.concurrency,
+        .speed = speed,
+        .duration_s = opt.duration_s,
+        .seed = (uint64_t)opt.seed,
+        .timeout_ms = opt.timeout_ms,
+    };
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = demo_run(&d, &stopping);
+    return rc == 0 ? 0 : rc == -EINVAL ? 64 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--demo") || !strncmp(argv[i], "--demo=", 7))
+            return demo_cli(argc, argv);
+    return load_main(argc, argv);
+}

@@ -1,0 +1,71 @@
+-- The PostgreSQL schema adw-ingest creates and migrates (version 1; ingest/migrate.c applies it).
+-- Users may query these tables directly. adw-ingest is their only writer.
+
+CREATE TABLE adw_schema_migrations (
+    version integer PRIMARY KEY,              -- one row per applied migration
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE adw_meta (
+    key text PRIMARY KEY,                     -- 'epoch': random integer < 2^53 naming this database
+    value text NOT NULL
+);
+
+-- One row per event.
+CREATE TABLE events (
+    id bigint PRIMARY KEY,                    -- contiguous, increasing in commit order
+    adw_id text NOT NULL,
+    type text NOT NULL,                       -- adw_event | system
+    step text,
+    event_type text,                          -- adw_event's event_type
+    event text,                               -- system's event
+    status text,
+    ts timestamptz NOT NULL,                  -- the event's timestamp, else received_at
+    received_at timestamptz NOT NULL,
+    event_id text,                            -- idempotency key
+    doc jsonb NOT NULL                        -- the event exactly as delivered (with id, received_at)
+);
+CREATE INDEX events_adw_id_id ON events (adw_id, id);
+CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
+
+-- One row per run: its derived state, kept current in the same transaction as its events.
+CREATE TABLE adw_runs (
+    adw_id text PRIMARY KEY,
+    status text NOT NULL,                     -- last status a system event carried; 'running' until then
+    current_step text,                        -- step of the latest event that had one
+    event_count bigint NOT NULL,
+    cost_usd double precision NOT NULL,       -- sum of payload.cost_usd
+    tokens bigint NOT NULL,                   -- sum of payload.tokens, else of the four kinds below
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_read_tokens bigint NOT NULL,
+    cache_creation_tokens bigint NOT NULL,
+    first_ts timestamptz NOT NULL,            -- earliest event timestamp
+    last_ts timestamptz NOT NULL,             -- latest event timestamp
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,                  -- most recently active first: ORDER BY last_id DESC
+    updated_at timestamptz NOT NULL           -- received_at of the latest event
+);
+CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);
+CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);
+
+-- One row per (run, step); steps began in first_id order.
+CREATE TABLE adw_steps (
+    adw_id text NOT NULL,
+    step text NOT NULL,
+    status text NOT NULL,                     -- from step_start / step_complete / explicit status
+    event_count bigint NOT NULL,
+    cost_usd double precision NOT NULL,
+    tokens bigint NOT NULL,
+    first_ts timestamptz NOT NULL,
+    last_ts timestamptz NOT NULL,
+    duration_ms bigint,                       -- step_complete's duration_ms when given
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,
+    PRIMARY KEY (adw_id, step)
+);
+
+-- Examples:
+--   SELECT adw_id, status, cost_usd, tokens FROM adw_runs ORDER BY last_id DESC LIMIT 20;
+--   SELECT step, status, duration_ms FROM adw_steps WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
+--   SELECT doc->>'summary' FROM events WHERE adw_id = 'a1b2c3d4' AND event_type = 'ToolUseBlock' ORDER BY id;

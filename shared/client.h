@@ -1,0 +1,135 @@
+/* client: pushes ADW events to adw-ingest, for programs to embed (adw-send, adw-bench).
+ *
+ * Two transports, one per client:
+ *   ZeroMQ  a DEALER connected to ingest's ROUTER (ZMTP 3.0 spoken directly on a TCP or IPC
+ *           socket: no libzmq, no threads); a request is one msgpack frame, an
+ *           array of event maps; the answer {"ok":true,"ids":[...]} or {"ok":false,"error":...,
+ *           "index":i, "retry":true}.
+ *   HTTP    POST <url>/api/events with a JSON array body over one keep-alive connection,
+ *           "Authorization: Bearer <token>" when a token is set; the answer
+ *           200 {"status":"broadcasted","ids":[...]} or an error status with {"error","index"}.
+ * Either way an answer comes only after ingest committed the events.
+ *
+ * Every event sent (or spooled) gets, in place, when it has none:
+ *   - an "event_id" of 32 lowercase hex digits (16 random bytes), so that sending it again after
+ *     a timeout or from the spool never stores it twice;
+ *   - a "timestamp" (RFC 3339, microseconds, UTC) of the moment it was handed to the client, so
+ *     that an event delivered late from the spool keeps the time it happened.
+ *
+ * Every call that talks to ingest takes a hard timeout: it returns by then, whatever the
+ * network does. A connection that failed or timed out is closed; the next call opens a new one
+ * (a late answer to an abandoned request can never be taken for another's).
+ *
+ * The spool (optional, spool.h): client_submit() first sends what is spooled, in order, then
+ * the new events; whatever it could not deliver goes to the spool, and nothing new is sent
+ * while older events wait there, so ingest sees events in the order they were made. A spooled
+ * event leaves the spool only after ingest acknowledged it. Events ingest refuses as invalid
+ * are not retried (a new one is dropped and counted, a spooled one moved to rejected/, as is
+ * a spool file that cannot be read or holds no valid event).
+ *
+ * After a delivery failure client_submit() does not try again for a while (1 s, doubling up to
+ * 30 s, reset by a success): new events go straight to the spool, so a stream of events does
+ * not wait out the timeout for each one while ingest is down. client_drain() always tries.
+ *
+ * One client per thread; a client is not thread-safe.
+ */
+#ifndef ADW_CLIENT_H
+#define ADW_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define CLIENT_ZMQ_DEFAULT "tcp://127.0.0.1:5555"
+#define CLIENT_TIMEOUT_MS_DEFAULT 2000
+#define CLIENT_EVENT_ID_LEN 32          /* hex digits of a generated event_id */
+#define CLIENT_ERR_LEN 256              /* bytes of a reason, NUL included */
+#define CLIENT_REQUEST_MAX (512 * 1024) /* bytes of one request, unless one event is bigger */
+#define CLIENT_BACKOFF_MIN_MS 1000
+#define CLIENT_BACKOFF_MAX_MS 30000
+
+typedef struct client_t client_t;
+
+/* How to reach ingest. Plain data; every string is copied by client_new. */
+typedef struct client_options_t {
+    const char *http_url;     /* "http://host[:port][/prefix]": HTTP to <prefix>/api/events
+                                 (a URL already ending in /api/events or /api/events/broadcast
+                                 is used as is); NULL or "": ZeroMQ */
+    const char *zmq_endpoint; /* ZeroMQ endpoint; NULL or "": CLIENT_ZMQ_DEFAULT; a bind
+                                 address (tcp:// wildcard or 0.0.0.0 host) means 127.0.0.1:P */
+    const char *token;        /* HTTP bearer token; NULL or "": none (ZeroMQ has no token) */
+    const char *spool_dir;    /* spool directory; NULL or "": no spool */
+    size_t spool_max;         /* events the spool holds at most; 0: SPOOL_MAX_DEFAULT */
+} client_options_t;
+
+/* What one client_submit() or client_drain() did. Plain data. */
+typedef struct client_report_t {
+    size_t sent;     /* new events ingest acknowledged */
+    size_t spooled;  /* new events written to the spool, to be sent later */
+    size_t invalid;  /* new events refused: not valid here, or by ingest; not sent, not kept */
+    size_t lost;     /* new events neither delivered nor spooled (no spool, spool full or
+                        unwritable) */
+    size_t drained;  /* spooled events acknowledged and removed from the spool */
+    size_t rejected; /* spooled events ingest refused, moved to the spool's rejected/ */
+    size_t pending;  /* events left in the spool when the call returned (as far as it saw) */
+    int error;       /* the last failure to deliver (negative errno as client_send), or 0 */
+    char err[CLIENT_ERR_LEN];         /* its reason, "" when none */
+    char invalid_err[CLIENT_ERR_LEN]; /* the first invalid event's reason, "" when none */
+    char lost_err[CLIENT_ERR_LEN];    /* why events were lost (no spool, spool full), or "" */
+} client_report_t;
+
+/* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
+ * reason in err (NUL-terminated when errlen > 0): a URL that is not http://host[:port][/path]
+ * (https is not supported), an empty endpoint, an unusable spool directory, out of memory. */
+client_t *client_new(const client_options_t *o, char *err, size_t errlen);
+
+/* Closes connections, frees the client (and its own ZeroMQ context) and sets *c to NULL.
+ * Never blocks on unsent data. Accepts NULL and a pointer to NULL. */
+void client_destroy(client_t **c);
+
+/* Writes a new event id, CLIENT_EVENT_ID_LEN lowercase hex digits of 16 random bytes
+ * (getrandom), and a NUL into out. */
+void client_event_id_new(char out[CLIENT_EVENT_ID_LEN + 1]);
+
+/* Gives ev (borrowed, an object) an "event_id" and a "timestamp" (now_us, microseconds since
+ * the epoch) where it has none. Returns 0, -EINVAL (ev is not an object) or -ENOMEM. */
+int client_event_prepare(json_t *ev, int64_t now_us);
+
+/* One request: sends events (borrowed: an object, or an array of 1..ADW_BATCH_MAX objects, each
+ * prepared in place with client_event_prepare) and waits for ingest's answer, at most
+ * timeout_ms. No spool, no validation here, no backoff. On success stores the events' ids, in
+ * order, in ids[0..n) when ids is not NULL (room for one per event) and returns 0. Otherwise
+ * returns, with the reason in err:
+ *   -EINVAL        ingest refused the request as invalid; *index (when not NULL) is the event
+ *                  it named, or -1 when it named none; nothing was stored
+ *   -EAGAIN        ingest cannot take it now (503, "retry": true); nothing was stored
+ *   -ECONNREFUSED  ingest could not be reached
+ *   -ECONNRESET    the connection broke before the answer (maybe stored: send again)
+ *   -ETIMEDOUT     no answer in time (maybe stored: send again)
+ *   -EACCES        HTTP 401/403: the token is missing or wrong
+ *   -E2BIG         HTTP 413, or the request would pass ADW_BODY_MAX_DEFAULT
+ *   -EPROTO        an answer that is not what the contract says (another status, bad body)
+ *   -ENOMEM
+ * -EINVAL is also returned, with *index -1 and nothing sent, when events is not an object or
+ * an array of 1..ADW_BATCH_MAX objects. */
+int client_send(client_t *c, json_t *events, int timeout_ms, int64_t *ids, long *index, char *err,
+                size_t errlen);
+
+/* Delivers events (borrowed: an object or an array of objects, any number; each is prepared in
+ * place with client_event_prepare) as described at the top of this file, within timeout_ms in
+ * all: each is validated (event.h), the spool drained first, the rest sent in requests of at
+ * most ADW_BATCH_MAX events and CLIENT_REQUEST_MAX bytes, and what was not delivered spooled.
+ * Fills *rep (zeroed first). Returns 0 when every valid event was delivered (invalid ones may
+ * have been dropped: see rep->invalid), 1 when some were spooled or lost, or -ENOMEM. */
+int client_submit(client_t *c, json_t *events, int timeout_ms, client_report_t *rep);
+
+/* Sends what is spooled, in order, within timeout_ms, ignoring the backoff. Fills *rep (zeroed
+ * first). Returns 0 when the spool is empty afterwards (or there is none), 1 when events are
+ * left, or -ENOMEM. */
+int client_drain(client_t *c, int timeout_ms, client_report_t *rep);
+
+/* Whether the last delivery failed and client_submit() is currently spooling without trying. */
+int client_backing_off(const client_t *c);
+
+#endif

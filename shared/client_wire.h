@@ -1,0 +1,73 @@
+/* client_wire: the two transports under client.c, one request and its answer at a time.
+ * Internal to the client library: programs use client.h.
+ *
+ * Both take the request as a JSON array of 1..ADW_BATCH_MAX event objects (borrowed), wait
+ * until deadline_us (timefmt_mono_us clock) at the latest, and return 0 with one id per event
+ * in ids[] (the caller's), or the negative errors of client_send() with the reason in err and
+ * *index set for -EINVAL (-1 when ingest named no event). After any failure other than -EINVAL
+ * and -EAGAIN the connection is closed; the next request opens a new one.
+ */
+#ifndef ADW_CLIENT_WIRE_H
+#define ADW_CLIENT_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+
+/* ZeroMQ: a DEALER speaking ZMTP 3.0 (NULL security) itself over one TCP or IPC connection,
+ * without libzmq: no context, no I/O thread, a refused connection known at once. The greeting,
+ * the READY command and the first request go out in one write. */
+typedef struct client_zmq_t client_zmq_t;
+
+/* endpoint: "tcp://host:port" or "ipc:///path" (copied). Returns NULL with the reason in err
+ * and errno EINVAL (another transport, a malformed endpoint) or ENOMEM. */
+client_zmq_t *client_zmq_new(const char *endpoint, char *err, size_t errlen);
+void client_zmq_destroy(client_zmq_t **z);
+int client_zmq_request(client_zmq_t *z, const json_t *events, int64_t deadline_us, int64_t *ids,
+                       long *index, char *err, size_t errlen);
+
+/* ZMTP framing, no I/O (exposed for the unit tests). */
+#define CLIENT_ZMTP_GREETING 64
+/* Appends our greeting and READY command (Socket-Type DEALER) to out. Returns 0 or -ENOMEM. */
+int client_zmtp_hello(buf_t *out);
+/* Appends one final message frame holding len bytes of body. Returns 0, -ENOMEM or -E2BIG. */
+int client_zmtp_frame(buf_t *out, const void *body, size_t len);
+/* Checks the peer's greeting (the first CLIENT_ZMTP_GREETING bytes of p). Returns 0 or -EPROTO
+ * with the reason in err. */
+int client_zmtp_check_greeting(const unsigned char *p, char *err, size_t errlen);
+/* Parses the frame at p[0..len): returns -EAGAIN when incomplete, -EPROTO when malformed, or
+ * 0 with *flags (bit 0 more, bit 2 command), the body at *body (into p), *body_len, and
+ * *frame_len the bytes the whole frame took. max bounds the body. */
+int client_zmtp_parse_frame(const unsigned char *p, size_t len, size_t max, unsigned *flags,
+                            const unsigned char **body, size_t *body_len, size_t *frame_len);
+
+/* Sockets, shared by both transports. */
+/* Connects a non-blocking stream socket to host:port (tcp) or the unix socket path (host NULL,
+ * port the path) by the deadline. Returns the fd, or -ECONNREFUSED / -ETIMEDOUT with the
+ * reason in err. */
+int client_net_connect(const char *host, const char *port, int64_t deadline_us, char *err,
+                       size_t errlen);
+/* Waits for events on fd until the deadline. Returns 0, -ETIMEDOUT or a negative errno. */
+int client_net_wait(int fd, short events, int64_t deadline_us);
+/* Writes all of p[0..len) by the deadline. Returns 0, -ETIMEDOUT or -ECONNRESET. */
+int client_net_write(int fd, const void *p, size_t len, int64_t deadline_us);
+
+/* HTTP/1.1: one keep-alive connection; a request on a reused connection that the server had
+ * closed meanwhile is sent again once on a new one. */
+typedef struct client_http_t client_http_t;
+
+/* url: "http://host[:port][/prefix]" (copied); token: NULL or "" for none (copied).
+ * Returns NULL with the reason in err (bad URL) or errno ENOMEM. */
+client_http_t *client_http_new(const char *url, const char *token, char *err, size_t errlen);
+void client_http_destroy(client_http_t **h);
+int client_http_request(client_http_t *h, const json_t *events, int64_t deadline_us, int64_t *ids,
+                        long *index, char *err, size_t errlen);
+
+/* Reads an answer's "ids" (an array of n integers) or, for one event, "id". Returns 0 or
+ * -EPROTO with the reason in err. answer is borrowed. */
+int client_wire_ids(const json_t *answer, size_t n, int64_t *ids, char *err, size_t errlen);
+
+#endif
