@@ -274,17 +274,19 @@ static void respond_text(struct lws *wsi, ws_session_t *ss, int status, const ch
     respond(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
 }
 
-/* Writes a whole response, for refusals during the upgrade: before the upgrade completes lws
- * has not taken the request's HTTP version, so the status line is written here. Returns 1 (the
- * transaction is complete) or -1 to hang up. */
-static int refuse_upgrade(struct lws *wsi, int status, const char *msg, const char *hname,
-                          const char *hvalue)
+/* Writes a whole response with "connection: close" in one write, for refusals that cannot wait
+ * for a writeable callback: during the upgrade (lws has not taken the request's HTTP version
+ * yet, so the status line is written here) and for requests with a body we will not read.
+ * Returns 1 (the transaction is complete) or -1 to hang up. */
+static int reply_whole(struct lws *wsi, int status, const char *msg, const char *hname,
+                       const char *hvalue)
 {
     static const struct {
         int code;
         const char *text;
-    } reasons[] = {{400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
-                   {404, "Not Found"},   {414, "URI Too Long"}, {503, "Service Unavailable"}};
+    } reasons[] = {{400, "Bad Request"},        {401, "Unauthorized"}, {403, "Forbidden"},
+                   {405, "Method Not Allowed"}, {404, "Not Found"},    {414, "URI Too Long"},
+                   {503, "Service Unavailable"}};
     const char *text = "Error";
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
         if (reasons[i].code == status)
@@ -390,10 +392,10 @@ static int serve_http(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     metric_add(s->m_http, 1);
     ss->head = method == LWSHUMETH_HEAD;
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
-        ss->extra_header = "allow:";
-        ss->extra_value = "GET";
-        respond_error(wsi, ss, 405, "method not allowed");
-        return 0;
+        /* lws would wait for the body before a writeable callback: answer now, then close. */
+        if (reply_whole(wsi, 405, "method not allowed", "allow:", "GET") < 0)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (read_args(s, wsi)) {
         respond_error(wsi, ss, 414, "query string too long");
@@ -712,23 +714,23 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
     char path[256];
     if (strcasecmp(upgrade ? upgrade : "", "websocket")) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 400, "only WebSocket upgrades are supported", NULL, NULL);
+        return reply_whole(wsi, 400, "only WebSocket upgrades are supported", NULL, NULL);
     }
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, WS_PATH)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 404, "WebSocket endpoint is " WS_PATH, NULL, NULL);
+        return reply_whole(wsi, 404, "WebSocket endpoint is " WS_PATH, NULL, NULL);
     }
     if (read_args(s, wsi)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 414, "query string too long", NULL, NULL);
+        return reply_whole(wsi, 414, "query string too long", NULL, NULL);
     }
     if (!authorized(s, wsi)) {
         metric_add(s->m_rej_auth, 1);
-        return refuse_upgrade(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
+        return reply_whole(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
     }
     if (!origin_allowed(s, wsi)) {
         metric_add(s->m_rej_origin, 1);
-        return refuse_upgrade(wsi, 403, "origin not allowed", NULL, NULL);
+        return reply_whole(wsi, 403, "origin not allowed", NULL, NULL);
     }
     filter_t f;
     filter_init(&f);
@@ -737,17 +739,17 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
     char err[200];
     if (query_filter(s, &f, &has_since, &since, err, sizeof err)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 400, err, NULL, NULL);
+        return reply_whole(wsi, 400, err, NULL, NULL);
     }
     filter_free(&f);
     if (s->shutting_down || !fanout_initialized(s->fanout)) {
         metric_add(s->m_rej_unready, 1);
-        return refuse_upgrade(wsi, 503, s->shutting_down ? "shutting down" : "not ready yet",
-                              "retry-after:", "1");
+        return reply_whole(wsi, 503, s->shutting_down ? "shutting down" : "not ready yet",
+                           "retry-after:", "1");
     }
     if (fanout_count(s->fanout) >= (size_t)s->o.max_clients) {
         metric_add(s->m_rej_full, 1);
-        return refuse_upgrade(wsi, 503, "too many clients", "retry-after:", "5");
+        return reply_whole(wsi, 503, "too many clients", "retry-after:", "5");
     }
     return 0;
 }
