@@ -28,13 +28,13 @@
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
 
 #define WS_PATH "/ws/events"
-#define WS_TICK_US 250000    /* timer resolution for heartbeats and timeouts */
-#define WS_HTTP_CHUNK 32768  /* bytes of a response body per write */
-#define WS_ARGS_MAX 32       /* query parameters looked at */
-#define WS_ARGBUF 16384      /* bytes of decoded query parameters */
-#define WS_TOKEN_MAX 1024    /* longest token accepted */
-#define WS_CLOSE_KILL_S 10   /* a client told to close is cut off after this */
-#define WS_DB_JOBS_MAX 10000 /* database jobs waiting before 503 */
+#define WS_TICK_US 250000   /* timer resolution for heartbeats and timeouts */
+#define WS_HTTP_CHUNK 32768 /* bytes of a response body per write */
+#define WS_ARGS_MAX 32      /* query parameters looked at */
+#define WS_ARGBUF 16384     /* bytes of decoded query parameters */
+#define WS_TOKEN_MAX 1024   /* longest token accepted */
+#define WS_CLOSE_KILL_S 10  /* a client told to close is cut off after this */
+#define WS_DRAIN_SLICE 64   /* events moved into the fanout per turn of the loop */
 
 /* One of these per connection: lws allocates it zeroed, and again when HTTP turns WebSocket. */
 typedef struct ws_session_t {
@@ -54,6 +54,7 @@ typedef struct ws_session_t {
     /* HTTP */
     int responding; /* a response is ready to write */
     int headers_sent;
+    int head; /* a HEAD request: headers only */
     int status;
     const char *ctype;
     const char *extra_header; /* one more "Name:" header, or NULL */
@@ -73,6 +74,7 @@ struct ws_server_t {
     fanout_t *fanout;
     replayer_t *replayer;
     sub_t *sub;
+    sub_item_t *inbox; /* taken from sub, not yet published */
     dbpool_t *pool;
     lws_sorted_usec_list_t tick;
     int64_t next_ping_us;
@@ -272,32 +274,40 @@ static void respond_text(struct lws *wsi, ws_session_t *ss, int status, const ch
     respond(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
 }
 
-/* Writes headers and a small body in one go, for refusals during the upgrade (HTTP/1 only).
- * Returns 1: the transaction is complete. */
-static int refuse_upgrade(struct lws *wsi, int status, const char *msg, const char *hname,
-                          const char *hvalue)
+/* Writes a whole response with "connection: close" in one write, for refusals that cannot wait
+ * for a writeable callback: during the upgrade (lws has not taken the request's HTTP version
+ * yet, so the status line is written here) and for requests with a body we will not read.
+ * Returns 1 (the transaction is complete) or -1 to hang up. */
+static int reply_whole(struct lws *wsi, int status, const char *msg, const char *hname,
+                       const char *hvalue)
 {
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                       *end = buf + sizeof buf - 1;
+    static const struct {
+        int code;
+        const char *text;
+    } reasons[] = {{400, "Bad Request"},        {401, "Unauthorized"}, {403, "Forbidden"},
+                   {405, "Method Not Allowed"}, {404, "Not Found"},    {414, "URI Too Long"},
+                   {503, "Service Unavailable"}};
+    const char *text = "Error";
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].code == status)
+            text = reasons[i].text;
     size_t blen = 0;
     char *body = api_error_body(msg, &blen);
-    if (!body || blen > 512) {
-        free(body);
-        return -1;
-    }
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", blen, &p, end) ||
-        (hname && lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
-                                              (const unsigned char *)hvalue, (int)strlen(hvalue),
-                                              &p, end)) ||
-        lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < blen) {
-        free(body);
-        return -1;
-    }
-    memcpy(p, body, blen);
-    p += blen;
+    unsigned char buf[LWS_PRE + 1024];
+    char *start = (char *)buf + LWS_PRE;
+    int n =
+        body
+            ? snprintf(start, sizeof buf - LWS_PRE,
+                       "HTTP/1.1 %d %s\r\nserver: adw-gateway\r\ncontent-type: application/json\r\n"
+                       "content-length: %zu\r\ncache-control: no-store\r\n"
+                       "connection: close\r\n%s%s%s%s\r\n%s",
+                       status, text, blen, hname ? hname : "", hname ? " " : "",
+                       hname ? hvalue : "", hname ? "\r\n" : "", body)
+            : -1;
     free(body);
-    int n = lws_ptr_diff(p, start);
-    if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) != n)
+    if (n < 0 || (size_t)n >= sizeof buf - LWS_PRE)
+        return -1;
+    if (lws_write(wsi, (unsigned char *)start, (size_t)n, LWS_WRITE_HTTP) != n)
         return -1;
     return 1;
 }
@@ -320,7 +330,7 @@ static int http_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         ss->headers_sent = 1;
-        if (ss->len) {
+        if (ss->len && !ss->head) {
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -380,11 +390,12 @@ static int serve_http(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     ss->wsi = wsi;
     ss->extra_header = NULL;
     metric_add(s->m_http, 1);
+    ss->head = method == LWSHUMETH_HEAD;
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
-        ss->extra_header = "allow:";
-        ss->extra_value = "GET";
-        respond_error(wsi, ss, 405, "method not allowed");
-        return 0;
+        /* lws would wait for the body before a writeable callback: answer now, then close. */
+        if (reply_whole(wsi, 405, "method not allowed", "allow:", "GET") < 0)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (read_args(s, wsi)) {
         respond_error(wsi, ss, 414, "query string too long");
@@ -501,7 +512,7 @@ static int query_filter(ws_server_t *s, filter_t *dst, int *has_since, int64_t *
             char *end;
             errno = 0;
             long long x = strtoll(v, &end, 10);
-            if (!*v || *end || errno || x < 0) {
+            if (*v < '0' || *v > '9' || *end || errno || x < 0) {
                 snprintf(err, errlen, "since must be an event id (an integer >= 0)");
                 goto fail;
             }
@@ -635,14 +646,21 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     fanout_client_t *c = &ss->fc;
     if (c->close_code) {
+        char peer[64] = "";
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+                  "closing client %s: %d %s", peer, c->close_code, c->close_reason);
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
     if (ss->ping_due) {
         ss->ping_due = 0;
-        unsigned char ping[LWS_PRE + 8];
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        /* libwebsockets 4.1 reports no RECEIVE_PONG for an empty pong, so the ping carries a
+         * payload for the client to echo. */
+        unsigned char ping[LWS_PRE + 8] = {0};
+        memcpy(ping + LWS_PRE, "adw", 3);
+        if (lws_write(wsi, ping + LWS_PRE, 3, LWS_WRITE_PING) < 0)
             return -1;
     } else {
         frame_t *f = fanout_pop(c);
@@ -696,23 +714,23 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
     char path[256];
     if (strcasecmp(upgrade ? upgrade : "", "websocket")) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 400, "only WebSocket upgrades are supported", NULL, NULL);
+        return reply_whole(wsi, 400, "only WebSocket upgrades are supported", NULL, NULL);
     }
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, WS_PATH)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 404, "WebSocket endpoint is " WS_PATH, NULL, NULL);
+        return reply_whole(wsi, 404, "WebSocket endpoint is " WS_PATH, NULL, NULL);
     }
     if (read_args(s, wsi)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 414, "query string too long", NULL, NULL);
+        return reply_whole(wsi, 414, "query string too long", NULL, NULL);
     }
     if (!authorized(s, wsi)) {
         metric_add(s->m_rej_auth, 1);
-        return refuse_upgrade(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
+        return reply_whole(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
     }
     if (!origin_allowed(s, wsi)) {
         metric_add(s->m_rej_origin, 1);
-        return refuse_upgrade(wsi, 403, "origin not allowed", NULL, NULL);
+        return reply_whole(wsi, 403, "origin not allowed", NULL, NULL);
     }
     filter_t f;
     filter_init(&f);
@@ -721,17 +739,17 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
     char err[200];
     if (query_filter(s, &f, &has_since, &since, err, sizeof err)) {
         metric_add(s->m_rej_bad, 1);
-        return refuse_upgrade(wsi, 400, err, NULL, NULL);
+        return reply_whole(wsi, 400, err, NULL, NULL);
     }
     filter_free(&f);
     if (s->shutting_down || !fanout_initialized(s->fanout)) {
         metric_add(s->m_rej_unready, 1);
-        return refuse_upgrade(wsi, 503, s->shutting_down ? "shutting down" : "not ready yet",
-                              "retry-after:", "1");
+        return reply_whole(wsi, 503, s->shutting_down ? "shutting down" : "not ready yet",
+                           "retry-after:", "1");
     }
     if (fanout_count(s->fanout) >= (size_t)s->o.max_clients) {
         metric_add(s->m_rej_full, 1);
-        return refuse_upgrade(wsi, 503, "too many clients", "retry-after:", "5");
+        return reply_whole(wsi, 503, "too many clients", "retry-after:", "5");
     }
     return 0;
 }
@@ -739,27 +757,32 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
 /* ------------------------------------------------------------------------------------------ */
 /* The loop's own work */
 
-/* Moves what the subscriber and the database workers produced into the fanout. */
+/* Moves what the subscriber and the database workers produced into the fanout, at most
+ * WS_DRAIN_SLICE events per turn of the loop so that clients write between slices of a burst;
+ * the rest waits in s->inbox and the loop is woken again for it. */
 static void drain(ws_server_t *s)
 {
-    if (s->sub) {
-        for (sub_item_t *it = sub_take(s->sub), *next; it; it = next) {
-            next = it->next;
-            switch (it->kind) {
-            case SUB_ITEM_EVENT:
-                if (it->frame->id > fanout_last_id(s->fanout))
-                    fanout_publish(s->fanout, it->frame);
-                break;
-            case SUB_ITEM_POSITION:
-                fanout_position(s->fanout, it->last_id, it->epoch);
-                break;
-            case SUB_ITEM_RESET:
-                fanout_reset(s->fanout, it->epoch);
-                break;
-            }
-            sub_item_free(it);
+    if (s->sub && !s->inbox)
+        s->inbox = sub_take(s->sub);
+    for (int n = 0; s->inbox && n < WS_DRAIN_SLICE; n++) {
+        sub_item_t *it = s->inbox;
+        s->inbox = it->next;
+        switch (it->kind) {
+        case SUB_ITEM_EVENT:
+            if (it->frame->id > fanout_last_id(s->fanout))
+                fanout_publish(s->fanout, it->frame);
+            break;
+        case SUB_ITEM_POSITION:
+            fanout_position(s->fanout, it->last_id, it->epoch);
+            break;
+        case SUB_ITEM_RESET:
+            fanout_reset(s->fanout, it->epoch);
+            break;
         }
+        sub_item_free(it);
     }
+    if (s->inbox)
+        lws_cancel_service(s->ctx);
     if (s->pool)
         dbpool_complete(s->pool);
 }
@@ -1092,6 +1115,10 @@ void ws_destroy(ws_server_t **ps)
     if (s->ctx) {
         lws_sul_cancel(&s->tick);
         lws_context_destroy(s->ctx);
+    }
+    for (sub_item_t *it = s->inbox, *next; it; it = next) {
+        next = it->next;
+        sub_item_free(it);
     }
     replayer_destroy(&s->replayer);
     fanout_destroy(&s->fanout);

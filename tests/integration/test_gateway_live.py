@@ -249,6 +249,10 @@ def test_plain_get_and_bad_upgrades(gateway):
         assert raw.status == 400
     with adwtest.RawWs(ws_url(gateway, steps="x" * 65)) as raw:
         assert raw.status == 400
+    # permessage-deflate is not negotiated.
+    with adwtest.RawWs(gateway.ws_url, headers={
+            "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}) as raw:
+        assert raw.status == 101 and "sec-websocket-extensions" not in raw.headers
     # Still serving.
     ws = connect(gateway)
     ws.close()
