@@ -28,13 +28,18 @@ export class ActivityChart {
     this.counts.set(sec, (this.counts.get(sec) || 0) + 1);
   }
 
-  // Draws soon (at most every 250 ms), after a batch of events.
+  // After a batch of events: draws now, or soon when it drew events less than 250 ms ago.
   scheduleDraw() {
     if (this.soon) return;
+    const wait = this.lastTotal ? 250 - (performance.now() - (this.drawnAt || 0)) : 0;
+    if (wait <= 0) {
+      this.draw();
+      return;
+    }
     this.soon = setTimeout(() => {
       this.soon = 0;
       this.draw();
-    }, 250);
+    }, wait);
   }
 
   clear() {
@@ -49,6 +54,7 @@ export class ActivityChart {
   }
 
   draw() {
+    this.drawnAt = performance.now();
     const c = this.canvas;
     if (!c.isConnected) return;
     const w = c.clientWidth,
@@ -99,6 +105,7 @@ export class ActivityChart {
         ctx.fillRect(i * bw, hgt - 1 - bh, Math.max(1, bw - (bw > 2 ? 0.5 : 0)), bh);
       }
     }
+    this.lastTotal = total;
     const last = vals.slice(-10).reduce((a, b) => a + b, 0) / 10;
     const text = `${fmtRate(last)}/s now · peak ${peak}/s · ${total} events in ${this.seconds / 60} min`;
     if (this.caption.textContent !== text) {
