@@ -235,6 +235,11 @@ frame_t *fanout_pop(fanout_client_t *c)
     return fr;
 }
 
+frame_t *fanout_peek(const fanout_client_t *c)
+{
+    return c->count ? c->ring[c->head] : NULL;
+}
+
 int fanout_pending(const fanout_client_t *c)
 {
     return c->count > 0;

@@ -95,6 +95,9 @@ void fanout_send(fanout_t *f, fanout_client_t *c, frame_t *frame);
 /* Takes the next frame to write to c (the caller owns the reference), or NULL when none. */
 frame_t *fanout_pop(fanout_client_t *c);
 
+/* The next frame fanout_pop would take (borrowed; still queued), or NULL. */
+frame_t *fanout_peek(const fanout_client_t *c);
+
 /* 1 when c has frames queued. */
 int fanout_pending(const fanout_client_t *c);
 

@@ -22,6 +22,23 @@ static frame_t *frame_alloc(size_t len, size_t extra)
     memset(&f->fields, 0, sizeof f->fields);
     f->payload = f->mem + FRAME_HEADROOM;
     f->payload[len] = '\0';
+    /* RFC 6455 5.2: FIN and opcode 1 (text), then the length in 7, 7+16 or 7+64 bits. */
+    size_t hlen = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    unsigned char *h = f->payload - hlen;
+    h[0] = 0x81;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+    } else if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    f->wire = h;
+    f->wire_len = hlen + len;
     return f;
 }
 

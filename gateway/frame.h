@@ -1,10 +1,12 @@
 /* frame: one outgoing WebSocket text message, serialized once and shared by reference count
  * among every client that sends it.
  *
- * A frame is immutable after creation except for the FRAME_HEADROOM bytes in front of its
- * payload, where the WebSocket layer writes the frame header (the same bytes for every client,
- * so sharing is safe on the one thread that writes). Reference counting is atomic, so a frame
- * made on one thread can be handed to another.
+ * A frame holds its payload and, just before it, the header of an unmasked, final WebSocket
+ * text frame for that payload (what a server sends), so wire..wire+wire_len is the message as
+ * it goes on the socket; several can be written in one go. The FRAME_HEADROOM bytes before the
+ * payload are also where libwebsockets writes that same header when it frames the payload
+ * itself. A frame is immutable after creation; reference counting is atomic, so a frame made on
+ * one thread can be handed to another.
  */
 #ifndef ADW_GATEWAY_FRAME_H
 #define ADW_GATEWAY_FRAME_H
@@ -26,6 +28,8 @@ typedef struct frame_t {
     filter_event_t fields;  /* the event's filter fields, pointing into this frame; all NULL for
                                messages that are not events */
     unsigned char *payload; /* len bytes of JSON text, FRAME_HEADROOM bytes into the allocation */
+    unsigned char *wire;    /* the WebSocket frame header, then the payload */
+    size_t wire_len;        /* header and payload bytes */
     unsigned char mem[];
 } frame_t;
 

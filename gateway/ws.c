@@ -26,10 +26,12 @@
 #include "webdir.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
+_Static_assert(10 <= FRAME_HEADROOM, "frames need room for the longest frame header");
 
 #define WS_PATH "/ws/events"
 #define WS_TICK_US 250000   /* timer resolution for heartbeats and timeouts */
 #define WS_HTTP_CHUNK 32768 /* bytes of a response body per write */
+#define WS_WRITE_MAX 65536  /* bytes of queued messages written at once to a client */
 #define WS_ARGS_MAX 32      /* query parameters looked at */
 #define WS_ARGBUF 16384     /* bytes of decoded query parameters */
 #define WS_TOKEN_MAX 1024   /* longest token accepted */
@@ -50,7 +52,8 @@ typedef struct ws_session_t {
     int64_t last_rx_us; /* when the client last sent anything */
     int ping_due;       /* a protocol ping is to be written */
     int kill_armed;     /* a hard timeout is set after a close was decided */
-    replay_t *replay;   /* the replay running for it, if any */
+    int close_logged;
+    replay_t *replay; /* the replay running for it, if any */
     /* HTTP */
     int responding; /* a response is ready to write */
     int headers_sent;
@@ -79,7 +82,7 @@ struct ws_server_t {
     lws_sorted_usec_list_t tick;
     int64_t next_ping_us;
     int shutting_down;
-    unsigned char *wbuf; /* LWS_PRE + WS_HTTP_CHUNK, for HTTP body writes */
+    unsigned char *wbuf; /* LWS_PRE + WS_WRITE_MAX, for HTTP bodies and coalesced messages */
     char argbuf[WS_ARGBUF];
     api_param_t args[WS_ARGS_MAX];
     size_t nargs;
@@ -642,14 +645,51 @@ static int ws_receive(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const v
     return 0;
 }
 
+/* Writes what is queued for c with one lws_write: a lone frame as it is (lws frames it), or
+ * several whole frames, already framed, copied into one buffer of at most WS_WRITE_MAX bytes.
+ * Returns 0, or -1 when the connection failed. */
+static int ws_write_frames(ws_server_t *s, struct lws *wsi, fanout_client_t *c)
+{
+    frame_t *f = fanout_peek(c);
+    if (!f)
+        return 0;
+    size_t total = 0, nmsg = 0, nev = 0;
+    frame_t *next;
+    if (c->count > 1 && f->wire_len <= WS_WRITE_MAX) {
+        unsigned char *out = s->wbuf + LWS_PRE;
+        while ((next = fanout_peek(c)) && total + next->wire_len <= WS_WRITE_MAX) {
+            next = fanout_pop(c);
+            memcpy(out + total, next->wire, next->wire_len);
+            total += next->wire_len;
+            nmsg++;
+            nev += next->id != 0;
+            frame_unref(&next);
+        }
+        metric_add(s->m_messages, (int64_t)nmsg);
+        metric_add(s->m_deliveries, (int64_t)nev);
+        return lws_write(wsi, out, total, LWS_WRITE_RAW) < (int)total ? -1 : 0;
+    }
+    f = fanout_pop(c);
+    int n = lws_write(wsi, f->payload, f->len, LWS_WRITE_TEXT);
+    metric_add(s->m_messages, 1);
+    if (f->id)
+        metric_add(s->m_deliveries, 1);
+    size_t len = f->len;
+    frame_unref(&f);
+    return n < (int)len ? -1 : 0;
+}
+
 static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     fanout_client_t *c = &ss->fc;
     if (c->close_code) {
-        char peer[64] = "";
-        lws_get_peer_simple(wsi, peer, sizeof peer);
-        log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
-                  "closing client %s: %d %s", peer, c->close_code, c->close_reason);
+        if (!ss->close_logged) {
+            char peer[64] = "";
+            lws_get_peer_simple(wsi, peer, sizeof peer);
+            log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+                      "closing client %s: %d %s", peer, c->close_code, c->close_reason);
+            ss->close_logged = 1;
+        }
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
@@ -662,18 +702,9 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
         memcpy(ping + LWS_PRE, "adw", 3);
         if (lws_write(wsi, ping + LWS_PRE, 3, LWS_WRITE_PING) < 0)
             return -1;
+    } else if (ws_write_frames(s, wsi, c) < 0) {
+        return -1;
     } else {
-        frame_t *f = fanout_pop(c);
-        if (!f)
-            return 0;
-        int n = lws_write(wsi, f->payload, f->len, LWS_WRITE_TEXT);
-        metric_add(s->m_messages, 1);
-        if (f->id)
-            metric_add(s->m_deliveries, 1);
-        size_t len = f->len;
-        frame_unref(&f);
-        if (n < (int)len)
-            return -1;
         replay_pump(ss->replay);
     }
     if (ss->ping_due || fanout_pending(c) || c->close_code)
@@ -889,7 +920,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 static const struct lws_protocols PROTOCOLS[] = {
-    {"adw-events", ws_callback, sizeof(ws_session_t), 4096, 0, NULL, 0},
+    /* tx_packet_size: lws writes at most this much per send() (the rest on later turns). */
+    {"adw-events", ws_callback, sizeof(ws_session_t), 4096, 0, NULL, WS_WRITE_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -992,7 +1024,7 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     s->o = *o;
     s->token = o->token && *o->token ? strdup(o->token) : NULL;
     s->origins = o->origins && *o->origins ? strdup(o->origins) : NULL;
-    s->wbuf = malloc(LWS_PRE + WS_HTTP_CHUNK);
+    s->wbuf = malloc(LWS_PRE + WS_WRITE_MAX);
     fanout_options_t fo = {.max_queue = o->max_queue, .wake = wake_client, .metrics = o->metrics};
     s->fanout = fanout_new(&fo);
     if (!s->wbuf || !s->fanout || (o->token && *o->token && !s->token) ||

@@ -55,10 +55,11 @@ def test_any_client_frame_counts_as_alive(ingest, make_gateway):
 
 
 def slow_raw_client(gw):
-    """A RawWs whose socket buffer is tiny and which reads nothing until told to."""
+    """A RawWs with a small socket buffer, which reads nothing until told to. (Not tiny: a
+    window of a few KiB closed for seconds makes TCP itself crawl once reading resumes.)"""
     raw = adwtest.RawWs(gw.ws_url)
     assert raw.status == 101
-    raw.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     return raw
 
 
@@ -75,7 +76,6 @@ def test_slow_consumer_closed_4008_others_unaffected_and_resume(ingest, make_gat
     adwtest.wait_for(lambda: metric(gw, 'adw_gateway_drops_total{reason="slow_consumer"}'),
                      20, what="slow consumer culled")
     # The slow client reads what reached it, then the close naming the last id it was given.
-    slow.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     (code, reason), frames = slow.recv_until_close(timeout=60)
     slow.close()
     assert code == 4008 and reason.startswith("slow consumer; last_id="), (code, reason)

@@ -101,6 +101,32 @@ static void test_frame_serialization(void **state)
     json_decref(bad);
 }
 
+static void test_wire_headers(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t len, hlen;
+        unsigned char h[10];
+    } cases[] = {
+        {0, 2, {0x81, 0}},
+        {125, 2, {0x81, 125}},
+        {126, 4, {0x81, 126, 0, 126}},
+        {65535, 4, {0x81, 126, 0xff, 0xff}},
+        {65536, 10, {0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+        {70000, 10, {0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70}},
+    };
+    static char text[70000];
+    memset(text, 'x', sizeof text);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        frame_t *f = frame_new_text(text, cases[i].len);
+        assert_non_null(f);
+        assert_int_equal(f->wire_len, cases[i].len + cases[i].hlen);
+        assert_ptr_equal(f->wire + cases[i].hlen, f->payload);
+        assert_memory_equal(f->wire, cases[i].h, cases[i].hlen);
+        frame_unref(&f);
+    }
+}
+
 static void test_filtered_delivery_shares_frames(void **state)
 {
     (void)state;
@@ -121,6 +147,9 @@ static void test_filtered_delivery_shares_frames(void **state)
     assert_int_equal(ids[0], 1);
     assert_int_equal(ids[1], 2);
     assert_int_equal(a.last_sent, 2);
+    assert_null(fanout_peek(&a));
+    assert_non_null(fanout_peek(&b));
+    assert_int_equal(fanout_peek(&b)->id, 2);
     assert_int_equal(drain(&b, ids, 8), 1);
     assert_int_equal(ids[0], 2);
     assert_int_equal(fanout_count(f), 2);
@@ -316,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_serialization),
+        cmocka_unit_test(test_wire_headers),
         cmocka_unit_test(test_filtered_delivery_shares_frames),
         cmocka_unit_test(test_new_client_starts_at_position),
         cmocka_unit_test(test_bound_culls_with_last_id),
