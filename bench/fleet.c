@@ -342,7 +342,10 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "bad source addresses '%s'", o->sources);
         goto fail;
     }
-    lws_set_log_level(getenv("ADW_BENCH_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_CLIENT : LLL_ERR, NULL);
+    lws_set_log_level(getenv("ADW_BENCH_LWS_DEBUG")
+                          ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_CLIENT
+                          : LLL_ERR,
+                      NULL);
     f->nthreads = f->o.threads;
     f->threads = calloc((size_t)f->nthreads, sizeof *f->threads);
     if (!f->threads)
