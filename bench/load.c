@@ -449,9 +449,10 @@ int load_main(int argc, char **argv)
         r.probes[i].rss0_kb = proc_status_kb(r.probes[i].pid, "VmRSS");
     }
     double cpu0 = self_cpu();
+    char replay_query[64]; /* the fleet keeps a pointer to it: it lives as long as main */
     if (o.replay_since >= 0) {
-        char q[64];
-        snprintf(q, sizeof q, "since=%" PRId64, o.replay_since);
+        char *q = replay_query;
+        snprintf(q, sizeof replay_query, "since=%" PRId64, o.replay_since);
         fleet_options_t ro = {.urls = o.gateways, .clients = 1, .query = q, .threads = 1};
         replay = fleet_new(&ro, err, sizeof err);
         if (!replay) {

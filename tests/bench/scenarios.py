@@ -49,8 +49,8 @@ SCENARIOS = {
                          ["--clients", "0", "--batch", "100", "--concurrency", "8", "--count",
                           "500000", "--duration", "30"]),
     "latency": ("publish-to-receipt latency, 100 clients, 1,000 events/s", 1,
-                ["--clients", "100", "--batch", "1", "--concurrency", "2", "--rate", "1000",
-                 "--count", "15000", "--warmup", "1000"]),
+                ["--clients", "100", "--threads", "2", "--batch", "1", "--concurrency", "2",
+                 "--rate", "1000", "--count", "15000", "--warmup", "1000"]),
     "idle-10k": ("10,000 idle connections with heartbeats for 40 s: gateway memory", 1,
                  ["--clients", "10000", "--count", "0", "--duration", "40", "--threads", "2",
                   "--sources", "127.0.0.2-127.0.0.9", "--connect-timeout", "120"]),
@@ -118,8 +118,9 @@ def one_run(name, pg, log_dir):
         if name == "replay-100k":
             run_bench(["--clients", "0", "--batch", "100", "--concurrency", "4", "--count",
                        "100000"], ingest, gws, pids)
-            return run_bench(["--clients", "100", "--batch", "1", "--concurrency", "2",
-                              "--rate", "1000", "--count", "8000", "--replay-since", "0"],
+            return run_bench(["--clients", "100", "--threads", "2", "--batch", "1",
+                              "--concurrency", "2", "--rate", "1000", "--count", "8000",
+                              "--replay-since", "0", "--drain", "30"],
                              ingest, gws, pids)
         return run_bench(args, ingest, gws, pids)
     finally:
