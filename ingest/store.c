@@ -72,7 +72,7 @@ struct store_t {
     agg_map_t runs, steps;
 
     metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
-    metric_t *m_state, *m_reconnects;
+    metric_t *m_state, *m_reconnects, *m_lookups;
 };
 
 static int64_t mono_ms(void)
@@ -517,7 +517,9 @@ static void arr_close(buf_t *b)
 
 /* ---- the batch ---- */
 
-typedef enum { TX_OK, TX_NOT_COMMITTED, TX_UNKNOWN, TX_DATA_ERROR } tx_result_t;
+/* TX_DUPLICATE: an event_id of the batch is stored already (the optimistic attempt, which skips
+ * the lookup, hit the unique index); nothing was committed. */
+typedef enum { TX_OK, TX_NOT_COMMITTED, TX_UNKNOWN, TX_DATA_ERROR, TX_DUPLICATE } tx_result_t;
 
 static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
 {
@@ -529,6 +531,9 @@ static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
         *nl = '\0';
     if (PQstatus(s->conn) != CONNECTION_OK)
         return TX_NOT_COMMITTED;
+    const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    if (state && !strcmp(state, "23505") && constraint && !strcmp(constraint, "events_event_id"))
+        return TX_DUPLICATE;
     if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) || !strncmp(state, "54", 2)))
         return TX_DATA_ERROR;
     return TX_NOT_COMMITTED;
@@ -788,7 +793,11 @@ static int encode_frame(store_req_t *r, size_t i, const char *received)
 
 /* Runs one transaction for reqs. Returns the outcome; on TX_OK every request's ids, fresh
  * flags and frames are filled. */
-static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, char *err,
+/* Runs one transaction for reqs. With lookup, event_ids stored earlier are looked up first
+ * (one more round trip); without, the unique index on event_id catches them (TX_DUPLICATE)
+ * and the caller tries again with the lookup: retries are rare, so the common path is one
+ * round trip. */
+static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, int lookup, char *err,
                                 size_t errlen)
 {
     tx_result_t res = TX_NOT_COMMITTED;
@@ -806,7 +815,7 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, ch
     }
     /* One writer (the advisory lock): what is stored cannot change under us, so the lookup
      * of earlier event_ids needs no transaction of its own. */
-    if (find_duplicates(s, reqs, nreqs, err, errlen, &res))
+    if (lookup && find_duplicates(s, reqs, nreqs, err, errlen, &res))
         return res;
 
     /* Assign ids; duplicates inside the batch reuse the first one's id. The steps map doubles
@@ -1097,11 +1106,16 @@ static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
 static void process(store_t *s, store_req_t **reqs, size_t nreqs)
 {
     char err[256];
-    tx_result_t res = commit_batch(s, reqs, nreqs, err, sizeof err);
+    tx_result_t res = commit_batch(s, reqs, nreqs, 0, err, sizeof err);
+    if (res == TX_DUPLICATE) {
+        metric_add(s->m_lookups, 1);
+        res = commit_batch(s, reqs, nreqs, 1, err, sizeof err);
+    }
     switch (res) {
     case TX_OK:
         finish_ok(s, reqs, nreqs);
         return;
+    case TX_DUPLICATE: /* cannot happen after the lookup; treated as a refusal */
     case TX_DATA_ERROR:
         if (nreqs > 1) {
             for (size_t q = 0; q < nreqs; q++)
@@ -1279,6 +1293,8 @@ store_t *store_new(const store_options_t *o)
                                                 METRICS_LATENCY_BOUNDS, METRICS_LATENCY_NBOUNDS);
         s->m_state = metrics_gauge(m, "adw_ingest_store_state", NULL,
                                    "0 connecting, 1 standby, 2 ready, 3 fatal");
+        s->m_lookups = metrics_counter(m, "adw_ingest_duplicate_retries_total", NULL,
+                                       "Transactions run again to answer a retried event_id");
         s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,
                                           "Connections made to PostgreSQL");
     }
