@@ -23,6 +23,7 @@
 #include "log.h"
 #include "replay.h"
 #include "timefmt.h"
+#include "utf8.h"
 #include "webdir.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
@@ -637,6 +638,12 @@ static int ws_receive(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const v
         return -1;
     }
     if (!remaining && lws_is_final_fragment(wsi)) {
+        if (!ss->rx_binary && utf8_validate(ss->rx.data, ss->rx.len)) {
+            /* RFC 6455: a text message that is not UTF-8 fails the connection with 1007. */
+            static const char bad[] = "text message is not valid UTF-8";
+            lws_close_reason(wsi, WS_CLOSE_INVALID_UTF8, (unsigned char *)bad, sizeof bad - 1);
+            return -1;
+        }
         handle_message(s, ss, ss->rx.data ? ss->rx.data : "", ss->rx.len);
         buf_reset(&ss->rx);
         if (ss->rx.cap > 4 * 4096) /* don't keep a big buffer per idle client */
