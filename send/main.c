@@ -303,12 +303,13 @@ static json_t *parse_events(send_t *s, const char *p, size_t len)
     return arr;
 }
 
-/* Fills adw_id and step where an event has none; --json only. */
+/* Fills adw_id and step where an event has none (or null); --json only. */
 static void fill_defaults(send_t *s, json_t *ev)
 {
-    if (s->opt.adw_id && *s->opt.adw_id && !json_object_get(ev, "adw_id"))
+    json_t *a = json_object_get(ev, "adw_id"), *st = json_object_get(ev, "step");
+    if (s->opt.adw_id && *s->opt.adw_id && (!a || json_is_null(a)))
         json_object_set_new(ev, "adw_id", json_string(s->opt.adw_id));
-    if (s->opt.step && *s->opt.step && !json_object_get(ev, "step"))
+    if (s->opt.step && *s->opt.step && (!st || json_is_null(st)))
         json_object_set_new(ev, "step", json_string(s->opt.step));
 }
 

@@ -81,11 +81,12 @@ typedef struct client_report_t {
 
 /* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
  * reason in err (NUL-terminated when errlen > 0): a URL that is not http://host[:port][/path]
- * (https is not supported), an empty endpoint, an unusable spool directory, out of memory. */
+ * (https is not supported), an endpoint that is not tcp://host:port or ipc:///path, an
+ * unusable spool directory, out of memory. */
 client_t *client_new(const client_options_t *o, char *err, size_t errlen);
 
-/* Closes connections, frees the client (and its own ZeroMQ context) and sets *c to NULL.
- * Never blocks on unsent data. Accepts NULL and a pointer to NULL. */
+/* Closes its connection, frees the client and sets *c to NULL. Never blocks. Accepts NULL and
+ * a pointer to NULL. */
 void client_destroy(client_t **c);
 
 /* Writes a new event id, CLIENT_EVENT_ID_LEN lowercase hex digits of 16 random bytes

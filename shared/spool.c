@@ -155,7 +155,7 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
     buf_t b;
     buf_init(&b, 0);
     char tmp[SPOOL_DIR_MAX + 64], path[SPOOL_DIR_MAX + 64];
-    int fd = -1, rc;
+    int fd = -1, rc, have_tmp = 0;
     long have = spool_count(s);
     if (have >= 0 && (size_t)have >= s->max_events) {
         snprintf(err, errlen, "spool %s is full (%zu events)", s->dir, s->max_events);
@@ -173,8 +173,10 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
              timefmt_mono_us());
     for (int attempt = 0;; attempt++) {
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0)
+        if (fd >= 0) {
+            have_tmp = 1;
             break;
+        }
         rc = -errno;
         if (rc != -ENOENT || attempt) {
             set_err(err, errlen, "spool: cannot create a file in %s: %s", s->dir, -rc);
@@ -194,7 +196,7 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
     fd = -1;
     if (rc) {
         set_err(err, errlen, "spool: cannot write to %s: %s", s->dir, -rc);
-        goto fail_tmp;
+        goto fail;
     }
     if (made_us < 0)
         made_us = 0;
@@ -208,13 +210,13 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
     }
     if (rc) {
         set_err(err, errlen, "spool: cannot rename a file in %s: %s", s->dir, -rc);
-        goto fail_tmp;
+        goto fail;
     }
     buf_free(&b);
     return 0;
-fail_tmp:
-    unlink(tmp);
 fail:
+    if (have_tmp)
+        unlink(tmp);
     buf_free(&b);
     return rc;
 }
