@@ -124,8 +124,9 @@ static const char PAGE_SQL[] =
     " AND ($6::text[] IS NULL OR type = ANY($6::text[]))"
     " ORDER BY id LIMIT $7::int";
 
-/* Builds one frame from a row: the document decoded and re-serialized with id and received_at
- * first, or, should it not decode, the document text as PostgreSQL printed it. */
+/* Builds one frame from a row: the document as PostgreSQL printed it, made compact with id and
+ * received_at first; should that fail, decoded and re-serialized, or, should it not decode,
+ * the document text as is. */
 static frame_t *row_frame(const PGresult *r, int row, int64_t id)
 {
     filter_event_t fields = {{NULL}};
@@ -135,9 +136,11 @@ static frame_t *row_frame(const PGresult *r, int row, int64_t id)
             fields.field[k] = PQgetvalue(r, row, col_of_key[k]);
     const char *doc = PQgetvalue(r, row, 5);
     size_t len = (size_t)PQgetlength(r, row, 5);
+    frame_t *f = frame_from_stored(id, doc, len, &fields);
+    if (f)
+        return f;
     json_t *v = NULL;
     char why[160];
-    frame_t *f = NULL;
     if (!codec_json_parse(doc, len, &v, why, sizeof why)) {
         f = frame_from_event(v, why, sizeof why);
         json_decref(v);

@@ -42,6 +42,30 @@ static frame_t *frame_alloc(size_t len, size_t extra)
     return f;
 }
 
+/* The bytes the strings of fields (may be NULL) take, each with its terminator. */
+static size_t fields_size(const filter_event_t *fields)
+{
+    size_t n = 0;
+    for (int k = 0; k < FILTER_NKEYS; k++)
+        if (fields && fields->field[k])
+            n += strlen(fields->field[k]) + 1;
+    return n;
+}
+
+/* Copies the strings of fields (may be NULL) after f's payload and points f's fields at them. */
+static void copy_fields(frame_t *f, const filter_event_t *fields)
+{
+    char *p = (char *)f->payload + f->len + 1;
+    for (int k = 0; k < FILTER_NKEYS; k++) {
+        if (!fields || !fields->field[k])
+            continue;
+        size_t n = strlen(fields->field[k]) + 1;
+        memcpy(p, fields->field[k], n);
+        f->fields.field[k] = p;
+        p += n;
+    }
+}
+
 frame_t *frame_new_text(const char *text, size_t len)
 {
     frame_t *f = frame_alloc(len, 0);
@@ -52,24 +76,182 @@ frame_t *frame_new_text(const char *text, size_t len)
 
 frame_t *frame_new_event_raw(int64_t id, const char *json, size_t len, const filter_event_t *fields)
 {
-    size_t extra = 0;
-    for (int k = 0; k < FILTER_NKEYS; k++)
-        if (fields && fields->field[k])
-            extra += strlen(fields->field[k]) + 1;
-    frame_t *f = frame_alloc(len, extra);
+    frame_t *f = frame_alloc(len, fields_size(fields));
     if (!f)
         return NULL;
     f->id = id;
     memcpy(f->payload, json, len);
-    char *p = (char *)f->payload + len + 1;
-    for (int k = 0; k < FILTER_NKEYS; k++) {
-        if (!fields || !fields->field[k])
-            continue;
-        size_t n = strlen(fields->field[k]) + 1;
-        memcpy(p, fields->field[k], n);
-        f->fields.field[k] = p;
-        p += n;
+    copy_fields(f, fields);
+    return f;
+}
+
+/* Returns the index just past the JSON string that starts with '"' at t[i], or 0. */
+static size_t skip_string(const char *t, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (t[i] == '\\')
+            i++;
+        else if (t[i] == '"')
+            return i + 1;
     }
+    return 0;
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Returns the index just past the JSON value that starts at t[i] (no leading whitespace), or 0
+ * when the text ends first. Scalars end at the first ',', '}', ']' or whitespace. */
+static size_t skip_value(const char *t, size_t len, size_t i)
+{
+    size_t depth = 0;
+    while (i < len) {
+        char c = t[i];
+        if (c == '"') {
+            i = skip_string(t, len, i);
+            if (!i)
+                return 0;
+            if (!depth)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (!depth)
+                return i;
+            if (!--depth)
+                return i + 1;
+        } else if (!depth && (c == ',' || is_ws(c))) {
+            return i;
+        }
+        i++;
+    }
+    return depth ? 0 : i;
+}
+
+/* Appends t[a..b) without whitespace outside strings at *o, or, with o NULL, only counts;
+ * returns the bytes. */
+static size_t put_compact(unsigned char *o, const char *t, size_t a, size_t b)
+{
+    size_t n = 0;
+    for (size_t i = a; i < b;) {
+        if (t[i] == '"') {
+            size_t e = skip_string(t, b, i);
+            if (!e)
+                e = b;
+            if (o)
+                memcpy(o + n, t + i, e - i);
+            n += e - i;
+            i = e;
+        } else {
+            if (!is_ws(t[i])) {
+                if (o)
+                    o[n] = (unsigned char)t[i];
+                n++;
+            }
+            i++;
+        }
+    }
+    return n;
+}
+
+/* Writes the object t[body-1..end] (end: its closing brace) compact at o (NULL: only counts),
+ * with the members whose keys start at first[0] and first[1] (spans [key, value end)) first.
+ * Returns the bytes. */
+static size_t put_object(unsigned char *o, const char *t, size_t body, size_t end,
+                         const size_t first[2][2])
+{
+    size_t n = 0;
+#define PUT(c) (o ? (void)(o[n++] = (c)) : (void)n++)
+    PUT('{');
+    n += put_compact(o ? o + n : NULL, t, first[0][0], first[0][1]);
+    PUT(',');
+    n += put_compact(o ? o + n : NULL, t, first[1][0], first[1][1]);
+    for (size_t a = body; a < end;) {
+        while (a < end && (is_ws(t[a]) || t[a] == ','))
+            a++;
+        if (a >= end)
+            break;
+        size_t v = skip_string(t, end, a);
+        while (v && v < end && (is_ws(t[v]) || t[v] == ':'))
+            v++;
+        size_t ve = v ? skip_value(t, end, v) : 0;
+        if (!ve)
+            ve = end;
+        if (a != first[0][0] && a != first[1][0]) {
+            PUT(',');
+            n += put_compact(o ? o + n : NULL, t, a, ve);
+        }
+        a = ve;
+    }
+    PUT('}');
+#undef PUT
+    return n;
+}
+
+frame_t *frame_from_stored(int64_t id, const char *t, size_t len, const filter_event_t *fields)
+{
+    /* Find the top-level members "id" and "received_at": [key start, value end). */
+    size_t span[2][2] = {{0, 0}, {0, 0}};
+    size_t i = 0;
+    while (i < len && is_ws(t[i]))
+        i++;
+    if (i >= len || t[i] != '{')
+        return NULL;
+    size_t body = ++i;
+    for (int first = 1;; first = 0) {
+        while (i < len && is_ws(t[i]))
+            i++;
+        if (first && i < len && t[i] == '}')
+            break;
+        if (i >= len || t[i] != '"')
+            return NULL;
+        size_t k = i, ke = skip_string(t, len, i);
+        if (!ke)
+            return NULL;
+        i = ke;
+        while (i < len && is_ws(t[i]))
+            i++;
+        if (i >= len || t[i] != ':')
+            return NULL;
+        i++;
+        while (i < len && is_ws(t[i]))
+            i++;
+        size_t ve = skip_value(t, len, i);
+        if (!ve || ve == i)
+            return NULL;
+        size_t klen = ke - k;
+        int which = klen == 4 && !memcmp(t + k, "\"id\"", 4)              ? 0
+                    : klen == 13 && !memcmp(t + k, "\"received_at\"", 13) ? 1
+                                                                          : -1;
+        if (which >= 0 && !span[which][1]) {
+            span[which][0] = k;
+            span[which][1] = ve;
+        }
+        i = ve;
+        while (i < len && is_ws(t[i]))
+            i++;
+        if (i < len && t[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < len && t[i] == '}')
+            break;
+        return NULL;
+    }
+    if (!span[0][1] || !span[1][1])
+        return NULL;
+
+    size_t n = put_object(NULL, t, body, i, (const size_t(*)[2])span);
+    frame_t *f = frame_alloc(n, fields_size(fields));
+    if (!f)
+        return NULL;
+    put_object(f->payload, t, body, i, (const size_t(*)[2])span);
+    f->id = id;
+    copy_fields(f, fields);
     return f;
 }
 

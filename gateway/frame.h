@@ -44,6 +44,14 @@ frame_t *frame_new_text(const char *text, size_t len);
  * memory runs out. */
 frame_t *frame_from_event(const json_t *doc, char *err, size_t errlen);
 
+/* Returns a new event frame for a stored document as PostgreSQL prints jsonb (text[0..len),
+ * borrowed): the same payload frame_from_event would make of it, but made by copying the text
+ * without its insignificant whitespace, "id" and "received_at" moved to the front, other
+ * members in order: no decoding. id and fields (borrowed, copied) are the event's, as stored
+ * beside the document. Returns NULL when the text is not an object with both members (then
+ * decode it), or when memory runs out. */
+frame_t *frame_from_stored(int64_t id, const char *text, size_t len, const filter_event_t *fields);
+
 /* Returns a new event frame whose payload is a copy of json[0..len) (borrowed), taken as is,
  * with the given id and fields (each borrowed and copied; NULL when absent). For a stored
  * document that cannot be decoded into a json_t (a number beyond 64 bits). NULL when out of
