@@ -555,6 +555,8 @@ static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
     " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
     " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
 
+/* The statements read as SQL, a clause a line. */
+// clang-format off
 static const char RUNS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
     " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
@@ -570,56 +572,16 @@ static const char RUNS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
     " event_count = r.event_count + excluded.event_count,"
-    " cost_usd =" SAT_FLOAT(
-        "r",
-        "cost_usd") ","
-                    " tokens =" SAT_BIGINT(
-                        "r",
-                        "tokens") ","
-                                  " input_tokens =" SAT_BIGINT(
-                                      "r",
-                                      "input_tokens") ","
-                                                      " output_tokens =" SAT_BIGINT(
-                                                          "r",
-                                                          "output_tokens") ","
-                                                                           " cache_read_tokens "
-                                                                           "=" SAT_BIGINT(
-                                                                               "r",
-                                                                               "cache_read_"
-                                                                               "tokens") ","
-                                                                                         " cach"
-                                                                                         "e_"
-                                                                                         "creat"
-                                                                                         "ion_"
-                                                                                         "token"
-                                                                                         "s "
-                                                                                         "=" SAT_BIGINT(
-                                                                                             "r",
-                                                                                             "c"
-                                                                                             "a"
-                                                                                             "c"
-                                                                                             "h"
-                                                                                             "e"
-                                                                                             "_"
-                                                                                             "c"
-                                                                                             "r"
-                                                                                             "e"
-                                                                                             "a"
-                                                                                             "t"
-                                                                                             "i"
-                                                                                             "o"
-                                                                                             "n"
-                                                                                             "_"
-                                                                                             "t"
-                                                                                             "o"
-                                                                                             "k"
-                                                                                             "e"
-                                                                                             "n"
-                                                                                             "s") ","
-                                                                                                  " first_ts = least(r.first_ts, excluded.first_ts),"
-                                                                                                  " last_ts = greatest(r.last_ts, excluded.last_ts),"
-                                                                                                  " last_id = greatest(r.last_id, excluded.last_id),"
-                                                                                                  " updated_at = excluded.updated_at";
+    " cost_usd =" SAT_FLOAT("r", "cost_usd") ","
+    " tokens =" SAT_BIGINT("r", "tokens") ","
+    " input_tokens =" SAT_BIGINT("r", "input_tokens") ","
+    " output_tokens =" SAT_BIGINT("r", "output_tokens") ","
+    " cache_read_tokens =" SAT_BIGINT("r", "cache_read_tokens") ","
+    " cache_creation_tokens =" SAT_BIGINT("r", "cache_creation_tokens") ","
+    " first_ts = least(r.first_ts, excluded.first_ts),"
+    " last_ts = greatest(r.last_ts, excluded.last_ts),"
+    " last_id = greatest(r.last_id, excluded.last_id),"
+    " updated_at = excluded.updated_at";
 
 static const char STEPS_UPSERT[] =
     "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
@@ -635,16 +597,13 @@ static const char STEPS_UPSERT[] =
     " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id"
     " AND b.step = excluded.step), s.status),"
     " event_count = s.event_count + excluded.event_count,"
-    " cost_usd =" SAT_FLOAT(
-        "s",
-        "cost_usd") ","
-                    " tokens =" SAT_BIGINT(
-                        "s",
-                        "tokens") ","
-                                  " first_ts = least(s.first_ts, excluded.first_ts),"
-                                  " last_ts = greatest(s.last_ts, excluded.last_ts),"
-                                  " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-                                  " last_id = greatest(s.last_id, excluded.last_id)";
+    " cost_usd =" SAT_FLOAT("s", "cost_usd") ","
+    " tokens =" SAT_BIGINT("s", "tokens") ","
+    " first_ts = least(s.first_ts, excluded.first_ts),"
+    " last_ts = greatest(s.last_ts, excluded.last_ts),"
+    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
+    " last_id = greatest(s.last_id, excluded.last_id)";
+// clang-format on
 
 static const char EVENTS_INSERT[] =
     "INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts, received_at,"
