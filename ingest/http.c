@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "adw_limits.h"
+#include "auth.h"
 #include "buf.h"
 #include "codec.h"
 #include "event.h"
@@ -235,15 +236,11 @@ static int token_ok(http_server_t *s, const http1_request_t *req)
     if (!tok || !*tok)
         return 1;
     const http1_str_t *h = http1_header_get(&req->headers, "Authorization");
-    if (!h || h->len < 7 || strncasecmp(h->p, "Bearer ", 7))
+    const char *given;
+    size_t glen;
+    if (!h || auth_bearer(h->p, h->len, &given, &glen))
         return 0;
-    const char *given = h->p + 7;
-    size_t glen = h->len - 7, tlen = strlen(tok);
-    /* Constant time in the token's length: every byte is compared whatever the outcome. */
-    unsigned char diff = (unsigned char)(glen != tlen);
-    for (size_t i = 0; i < tlen; i++)
-        diff |= (unsigned char)(tok[i] ^ (i < glen ? given[i] : 0));
-    return diff == 0;
+    return auth_token_equal(given, glen, tok);
 }
 
 /* Splits an NDJSON body into an array of values. Returns 0 or -EINVAL with err and *index. */
