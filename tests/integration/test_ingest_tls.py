@@ -4,9 +4,11 @@ handshake that stalls is cut off at the request timeout while other clients are 
 that are not TLS close that connection only; a bad certificate stops the start."""
 
 import http.client
+import json
 import os
 import socket
 import ssl
+import subprocess
 import time
 
 import adwtest
@@ -175,3 +177,41 @@ def test_bad_certificate_stops_start(make_ingest, tmp_path, case):
     ing.start()
     assert T.wait_exit(ing) == 2
     assert want in ing.log_text(), ing.log_text()
+
+
+@pytest.mark.needs_bin("adw-send")
+def test_adw_send_over_https(make_ingest, tmp_path, db):
+    ing = tls_ingest(make_ingest, tmp_path, ADW_INGEST_TOKEN="send-tok-1")
+    url = f"https://{T.LOOPBACK}:{ing.http_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADW_")}
+
+    def send(*args, stdin=None, **extra):
+        e = dict(env, ADW_INGEST_TOKEN="send-tok-1", **extra)
+        return subprocess.run([adwtest.binary("adw-send"), "--http", url, "--strict",
+                               "--spool", "off", "--timeout-ms", "10000", *args],
+                              input=stdin, env=e, capture_output=True, timeout=60)
+
+    # one event, flags; the CA from the flag and from the environment
+    r = send("--ca-file", ing.cert, "--adw-id", "send-tls", "--event-type", "TextBlock")
+    assert r.returncode == 0, r.stderr
+    r = send("--adw-id", "send-tls", "--event-type", "TextBlock", ADW_CA_FILE=ing.cert)
+    assert r.returncode == 0, r.stderr
+    # many, on one kept-alive connection
+    n = 3000 if os.environ.get("ADW_LONG") else 300
+    lines = "".join(json.dumps({"type": "adw_event", "adw_id": "send-tls-many",
+                                "event_type": "TextBlock", "summary": str(i)}) + "\n"
+                    for i in range(n))
+    r = send("--json", "--ca-file", ing.cert, stdin=lines.encode())
+    assert r.returncode == 0, r.stderr
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'send-tls'") == 2
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'send-tls-many'") == n
+    # a server it does not trust (the system CAs do not know the self-signed one): not sent
+    r = send("--adw-id", "send-tls", "--event-type", "TextBlock")
+    assert r.returncode == 74, (r.returncode, r.stderr)
+    assert b"not trusted" in r.stderr, r.stderr
+    # a CA file that is not there: a clear usage error
+    r = send("--ca-file", str(tmp_path / "none.pem"), "--adw-id", "x", "--event-type", "T")
+    assert r.returncode != 0 and b"none.pem" in r.stderr, r.stderr
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'send-tls'") == 2
+    # the token never shows in what adw-send prints
+    assert b"send-tok-1" not in r.stderr
