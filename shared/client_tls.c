@@ -46,7 +46,7 @@ static struct {
 } ossl;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static char load_err[200];
+static char load_err[200] = "OpenSSL not loaded"; /* "" once loaded */
 
 #define LOAD(h, name)                                                                              \
     do {                                                                                           \
@@ -103,7 +103,6 @@ static const char *last_error(char *buf, size_t len)
 
 void *client_tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 {
-    snprintf(load_err, sizeof load_err, "OpenSSL not loaded");
     pthread_once(&load_once, load);
     if (load_err[0]) {
         snprintf(err, errlen, "%s", load_err);
