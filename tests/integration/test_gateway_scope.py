@@ -131,6 +131,14 @@ def test_replay_and_rest_isolation(gw, ingest):
     n = 5000 if os.environ.get("ADW_LONG") else 1100
     evs = events(n, "old")
     ids = post(ingest, evs)
+
+    def position():
+        w = ws(gw, {"token": FULL})
+        w.close()
+        return w.hello["last_id"]
+
+    # Once the gateway holds every id, a replay from 0 covers them all (nothing comes live).
+    adwtest.wait_for(lambda: position() >= ids[-1], 30, interval=0.1, what="gateway position")
     # replay with since in the query and in a subscribe, with and without a filter
     for tok in (TOK_A, TOK_B):
         expect = [i for i, e in zip(ids, evs) if in_scope(tok, e["adw_id"])]
