@@ -280,18 +280,27 @@ static void run_runs(api_job_t *j, PGconn *conn)
     char sql[1024], limit[16];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM adw_runs WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
+             " AND ($3::text[] IS NULL OR EXISTS"
+             " (SELECT 1 FROM unnest($3::text[]) AS p WHERE starts_with(adw_id, p)))"
              " ORDER BY last_id DESC LIMIT $2::int",
              RUN_COLUMNS);
     snprintf(limit, sizeof limit, "%d", j->q.limit);
-    buf_t st;
+    const filter_list_t *scope = j->q.filter.scope;
+    buf_t st, sc;
     buf_init(&st, 0);
-    if (j->q.status.n && db_text_array(&st, &j->q.status)) {
+    buf_init(&sc, 0);
+    if ((j->q.status.n && db_text_array(&st, &j->q.status)) ||
+        (scope && scope->n && db_text_array(&sc, scope))) {
+        buf_free(&st);
+        buf_free(&sc);
         answer_error(j, 500, "out of memory");
         return;
     }
-    const char *params[2] = {j->q.status.n ? st.data : NULL, limit};
-    PGresult *r = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    const char *params[3] = {j->q.status.n ? st.data : NULL, limit,
+                             scope && scope->n ? sc.data : NULL};
+    PGresult *r = PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 0);
     buf_free(&st);
+    buf_free(&sc);
     json_t *arr = json_array();
     if (PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
         char e[256];
@@ -317,8 +326,11 @@ static void run_run(api_job_t *j, PGconn *conn)
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT %s FROM adw_runs WHERE adw_id = $1", RUN_COLUMNS);
     const char *params[1] = {j->q.adw_id};
-    PGresult *r = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
+    /* A run outside the token's scope answers as one that does not exist. */
+    PGresult *r = filter_in_scope(j->q.filter.scope, j->q.adw_id)
+                      ? PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0)
+                      : NULL;
+    if (r && PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
         char e[256];
         pq_reason(e, sizeof e, conn);
         log_warn("api: run: %s", e);
@@ -326,7 +338,7 @@ static void run_run(api_job_t *j, PGconn *conn)
         PQclear(r);
         return;
     }
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         char msg[128];
         snprintf(msg, sizeof msg, "no run with adw_id %s", j->q.adw_id);
         answer_error(j, 404, msg);

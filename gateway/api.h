@@ -47,7 +47,7 @@ typedef struct api_query_t {
     api_kind_t kind;
     char adw_id[ADW_ADW_ID_MAX + 1]; /* API_RUN */
     filter_list_t status;            /* API_RUNS: wanted statuses (empty: any) */
-    filter_t filter;                 /* API_EVENTS */
+    filter_t filter;                 /* API_EVENTS; its scope (tokens.h) bounds every kind */
     int64_t since;                   /* API_EVENTS */
     int limit;                       /* API_RUNS, API_EVENTS */
 } api_query_t;

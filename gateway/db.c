@@ -122,6 +122,8 @@ static const char PAGE_SQL[] =
     " AND ($4::text[] IS NULL OR step = ANY($4::text[]))"
     " AND ($5::text[] IS NULL OR coalesce(event_type, event) = ANY($5::text[]))"
     " AND ($6::text[] IS NULL OR type = ANY($6::text[]))"
+    " AND ($8::text[] IS NULL OR EXISTS"
+    " (SELECT 1 FROM unnest($8::text[]) AS p WHERE starts_with(adw_id, p)))"
     " ORDER BY id LIMIT $7::int";
 
 /* Builds one frame from a row: the document as PostgreSQL printed it, made compact with id and
@@ -165,8 +167,8 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
     if ((size_t)lim > cap)
         lim = (int)cap;
     snprintf(limit, sizeof limit, "%d", lim);
-    buf_t arrays[FILTER_NKEYS];
-    const char *params[7] = {after, upto, NULL, NULL, NULL, NULL, limit};
+    buf_t arrays[FILTER_NKEYS], scope;
+    const char *params[8] = {after, upto, NULL, NULL, NULL, NULL, limit, NULL};
     int rc = 0;
     for (int k = 0; k < FILTER_NKEYS; k++) {
         buf_init(&arrays[k], 0);
@@ -176,12 +178,18 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
             rc = -ENOMEM;
         params[2 + k] = arrays[k].data;
     }
+    buf_init(&scope, 0);
+    if (q->filter && q->filter->scope && q->filter->scope->n) {
+        if (db_text_array(&scope, q->filter->scope))
+            rc = -ENOMEM;
+        params[7] = scope.data;
+    }
     PGresult *r = NULL;
     if (rc) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    r = PQexecParams(conn, PAGE_SQL, 7, NULL, params, NULL, NULL, 0);
+    r = PQexecParams(conn, PAGE_SQL, 8, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         pq_reason(err, errlen, "cannot read events", PQerrorMessage(conn));
         rc = -EIO;
@@ -217,5 +225,6 @@ done:
     PQclear(r);
     for (int k = 0; k < FILTER_NKEYS; k++)
         buf_free(&arrays[k]);
+    buf_free(&scope);
     return rc;
 }

@@ -27,6 +27,7 @@ void filter_free(filter_t *f)
 {
     for (int k = 0; k < FILTER_NKEYS; k++)
         list_free(&f->key[k]);
+    f->scope = NULL;
 }
 
 void filter_move(filter_t *dst, filter_t *src)
@@ -40,6 +41,7 @@ int filter_copy(filter_t *dst, const filter_t *src)
 {
     filter_t nf;
     filter_init(&nf);
+    nf.scope = src->scope;
     for (int k = 0; k < FILTER_NKEYS; k++) {
         const filter_list_t *l = &src->key[k];
         if (!l->n)
@@ -69,6 +71,29 @@ static int list_has(const filter_list_t *l, const char *s)
     return 0;
 }
 
+int filter_in_scope(const filter_list_t *scope, const char *adw_id)
+{
+    if (!scope || !scope->n)
+        return 1;
+    if (!adw_id)
+        return 0;
+    for (size_t i = 0; i < scope->n; i++)
+        if (!strncmp(adw_id, scope->v[i], strlen(scope->v[i])))
+            return 1;
+    return 0;
+}
+
+int filter_check_scope(const filter_t *f, char *err, size_t errlen)
+{
+    const filter_list_t *l = &f->key[FILTER_ADW_ID];
+    for (size_t i = 0; i < l->n; i++)
+        if (!filter_in_scope(f->scope, l->v[i])) {
+            snprintf(err, errlen, "adw_id %.64s is outside this token's scope", l->v[i]);
+            return -EACCES;
+        }
+    return 0;
+}
+
 int filter_match(const filter_t *f, const filter_event_t *ev)
 {
     for (int k = 0; k < FILTER_NKEYS; k++) {
@@ -78,7 +103,7 @@ int filter_match(const filter_t *f, const filter_event_t *ev)
         if (!ev->field[k] || !list_has(l, ev->field[k]))
             return 0;
     }
-    return 1;
+    return filter_in_scope(f->scope, ev->field[FILTER_ADW_ID]);
 }
 
 int filter_is_empty(const filter_t *f)
@@ -86,7 +111,7 @@ int filter_is_empty(const filter_t *f)
     for (int k = 0; k < FILTER_NKEYS; k++)
         if (f->key[k].n)
             return 0;
-    return 1;
+    return !f->scope || !f->scope->n;
 }
 
 int filter_key_from_name(const char *name)
@@ -190,6 +215,7 @@ int filter_set_json(filter_t *f, const json_t *obj, char *err, size_t errlen)
 {
     filter_t nf;
     filter_init(&nf);
+    nf.scope = f->scope;
     if (!obj || json_is_null(obj)) {
         filter_move(f, &nf);
         return 0;

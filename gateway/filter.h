@@ -41,9 +41,15 @@ typedef struct filter_list_t {
 } filter_list_t;
 
 /* One of these per client subscription or REST query. Plain data: zero-initialised (or
- * filter_init) it matches every event. */
+ * filter_init) it matches every event.
+ *
+ * scope, when set, is the set of adw_id prefixes a scoped read token grants (see tokens.h): an
+ * event matches only when its adw_id also starts with one of them, whatever the keys say. It is
+ * borrowed (it lives as long as the server) and carried along by filter_copy, filter_move and
+ * filter_set_json, so that a client cannot shed it by subscribing again. */
 typedef struct filter_t {
     filter_list_t key[FILTER_NKEYS];
+    const filter_list_t *scope; /* borrowed adw_id prefixes; NULL or empty: no scope */
 } filter_t;
 
 /* The fields of one event that filters look at, by filter_key_t; each NULL when absent.
@@ -68,7 +74,15 @@ void filter_move(filter_t *dst, filter_t *src);
 /* Returns 1 when ev (borrowed) passes f (borrowed), else 0. */
 int filter_match(const filter_t *f, const filter_event_t *ev);
 
-/* Returns 1 when no key of f has a value (f matches everything), else 0. */
+/* Returns 1 when adw_id (borrowed; NULL: absent) starts with one of scope's prefixes, or scope
+ * is NULL or empty; else 0. */
+int filter_in_scope(const filter_list_t *scope, const char *adw_id);
+
+/* Checks that every adw_id value of f lies within f's scope. Returns 0, or -EACCES with a
+ * reason naming the first value outside it in err. */
+int filter_check_scope(const filter_t *f, char *err, size_t errlen);
+
+/* Returns 1 when no key of f has a value and f has no scope (f matches everything), else 0. */
 int filter_is_empty(const filter_t *f);
 
 /* Looks up a key by name ("steps"); returns it, or -1 for an unknown name. */
@@ -81,7 +95,8 @@ int filter_key_from_name(const char *name);
 int filter_set_csv(filter_t *f, filter_key_t k, const char *s, size_t len, char *err,
                    size_t errlen);
 
-/* Replaces f with the filter described by obj (borrowed), a subscribe message's "filters":
+/* Replaces f's keys (its scope stays) with the filter described by obj (borrowed), a subscribe
+ * message's "filters":
  * an object whose members are filter keys, each a string (one value), an array of strings,
  * or null (no constraint); NULL or JSON null for obj means no constraint at all. Unknown keys,
  * other types, and the limits above are refused with a reason in err.

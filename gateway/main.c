@@ -29,6 +29,9 @@ typedef struct gateway_options_t {
     const char *sub;
     const char *database_url;
     const char *token;
+    const char *read_tokens;
+    const char *tls_cert;
+    const char *tls_key;
     const char *origins;
     const char *web_dir;
     int64_t heartbeat_s;
@@ -50,7 +53,15 @@ static const config_option_t OPTIONS[] = {
     {"database-url", "DATABASE_URL", CONFIG_STRING, "", OPT(database_url), 0, 0, 0,
      "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
     {"token", "ADW_GATEWAY_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
-     "token /ws/events and /api/* require (query token or Bearer; unset: none)"},
+     "token /ws/events and /api/* require, reading every run (query token or Bearer; unset: "
+     "none)"},
+    {"read-tokens", "ADW_GATEWAY_READ_TOKENS", CONFIG_STRING, NULL, OPT(read_tokens), 0, 0, 0,
+     "read tokens scoped to adw_id prefixes: \"tok=prefix,prefix;tok2=prefix\", or @file "
+     "(unset: none)"},
+    {"tls-cert", "ADW_GATEWAY_TLS_CERT", CONFIG_STRING, NULL, OPT(tls_cert), 0, 0, 0,
+     "PEM certificate chain: serve https and wss only (with --tls-key; unset: plain HTTP)"},
+    {"tls-key", "ADW_GATEWAY_TLS_KEY", CONFIG_STRING, NULL, OPT(tls_key), 0, 0, 0,
+     "PEM private key for --tls-cert"},
     {"origins", "ADW_GATEWAY_ORIGINS", CONFIG_STRING, NULL, OPT(origins), 0, 0, 0,
      "browser origins allowed to open a WebSocket, comma-separated, or * (unset: same origin "
      "and localhost)"},
@@ -138,6 +149,9 @@ int main(int argc, char **argv)
     }
     ws_options_t wo = {.listen = opt.http,
                        .token = opt.token,
+                       .read_tokens = opt.read_tokens,
+                       .tls_cert = opt.tls_cert,
+                       .tls_key = opt.tls_key,
                        .origins = opt.origins,
                        .web_dir = web_dir(opt.web_dir),
                        .heartbeat_s = (int)opt.heartbeat_s,
@@ -174,9 +188,11 @@ int main(int argc, char **argv)
         log_error("%s", pool ? "out of memory" : err);
         goto done;
     }
-    log_info("listening: http %s, sub %s, heartbeat %llds, max queue %lld bytes%s", opt.http,
-             opt.sub, (long long)opt.heartbeat_s, (long long)opt.max_queue,
-             opt.token && *opt.token ? ", token required" : "");
+    log_info("listening: %s %s, sub %s, heartbeat %llds, max queue %lld bytes%s%s",
+             opt.tls_cert && *opt.tls_cert ? "https" : "http", opt.http, opt.sub,
+             (long long)opt.heartbeat_s, (long long)opt.max_queue,
+             opt.token && *opt.token ? ", token required" : "",
+             opt.read_tokens && *opt.read_tokens ? ", scoped read tokens" : "");
 
     while (!signalled)
         ws_service(server);

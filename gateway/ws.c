@@ -15,6 +15,7 @@
 
 #include "adw_limits.h"
 #include "api.h"
+#include "auth.h"
 #include "codec.h"
 #include "db.h"
 #include "fanout.h"
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "replay.h"
 #include "timefmt.h"
+#include "tls.h"
+#include "tokens.h"
 #include "utf8.h"
 #include "webdir.h"
 
@@ -44,8 +47,9 @@ typedef struct ws_session_t {
     struct lws *wsi;
     /* WebSocket */
     int is_ws;
-    fanout_client_t fc; /* registered with the fanout while is_ws */
-    filter_t qfilter;   /* the filter from the query string, until ESTABLISHED */
+    fanout_client_t fc;         /* registered with the fanout while is_ws */
+    filter_t qfilter;           /* the filter from the query string, until ESTABLISHED */
+    const filter_list_t *scope; /* its read token's adw_id prefixes (NULL: every run) */
     int has_since;
     int64_t since;
     buf_t rx; /* the client message being received */
@@ -70,7 +74,7 @@ typedef struct ws_session_t {
 
 struct ws_server_t {
     ws_options_t o;
-    char *token;
+    tokens_t *tokens;
     char *origins;
     char web_root[PATH_MAX];
     int have_web;
@@ -147,38 +151,30 @@ static const char *arg(const ws_server_t *s, const char *name)
     return NULL;
 }
 
-/* Constant-time comparison of a presented token with the expected one. */
-static int token_equal(const char *got, size_t glen, const char *want)
+/* What the request's token grants: the query parameter token, else an Authorization Bearer
+ * header. On TOKENS_SCOPED sets *scope (owned by the server). */
+static tokens_access_t authorize(ws_server_t *s, struct lws *wsi, const filter_list_t **scope)
 {
-    size_t wlen = strlen(want);
-    unsigned char d = glen != wlen;
-    for (size_t i = 0; i < wlen; i++)
-        d |= (unsigned char)((i < glen ? got[i] : 0) ^ want[i]);
-    return d == 0;
-}
-
-/* 1 when no token is configured or the request carries it (query token or Bearer). */
-static int authorized(ws_server_t *s, struct lws *wsi)
-{
-    if (!s->token)
-        return 1;
+    *scope = NULL;
+    if (!tokens_required(s->tokens))
+        return TOKENS_FULL;
     const char *q = arg(s, "token");
-    if (q && token_equal(q, strlen(q), s->token))
-        return 1;
+    if (q) {
+        tokens_access_t a = tokens_check(s->tokens, q, strlen(q), scope);
+        if (a != TOKENS_REFUSED)
+            return a;
+    }
     char h[WS_TOKEN_MAX + 16];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    const char *t;
+    size_t tl;
     if (n <= 0 || n >= (int)sizeof h ||
-        lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-        return 0;
-    if (strncasecmp(h, "Bearer ", 7))
-        return 0;
-    const char *t = h + 7;
-    while (*t == ' ')
-        t++;
-    size_t tl = strlen(t);
-    while (tl && t[tl - 1] == ' ')
-        tl--;
-    return token_equal(t, tl, s->token);
+        lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+        auth_bearer(h, strlen(h), &t, &tl))
+        return tokens_check(s->tokens, NULL, 0, scope);
+    tokens_access_t a = tokens_check(s->tokens, t, tl, scope);
+    explicit_bzero(h, sizeof h);
+    return a;
 }
 
 /* Splits an origin "scheme://host[:port]" into its host (without brackets or port). */
@@ -425,7 +421,8 @@ static int serve_http(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         ss->extra_value = "websocket";
         respond_error(wsi, ss, 426, "this endpoint speaks WebSocket only");
     } else if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api")) {
-        if (!authorized(s, wsi)) {
+        const filter_list_t *scope;
+        if (authorize(s, wsi, &scope) == TOKENS_REFUSED) {
             ss->extra_header = "www-authenticate:";
             ss->extra_value = "Bearer";
             respond_error(wsi, ss, 401, "missing or wrong token");
@@ -434,6 +431,9 @@ static int serve_http(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         api_query_t q;
         char err[256];
         int st = api_parse(path, s->args, s->nargs, &q, err, sizeof err);
+        q.filter.scope = scope;
+        if (!st && filter_check_scope(&q.filter, err, sizeof err))
+            st = 403;
         if (st) {
             api_query_free(&q);
             respond_error(wsi, ss, st, err);
@@ -542,8 +542,10 @@ static void handle_subscribe(ws_server_t *s, ws_session_t *ss, json_t *msg)
     }
     filter_t f;
     filter_init(&f);
+    f.scope = ss->scope;
     char err[200];
-    if (filter_set_json(&f, filters, err, sizeof err)) {
+    if (filter_set_json(&f, filters, err, sizeof err) || filter_check_scope(&f, err, sizeof err)) {
+        filter_free(&f);
         send_error(s, ss, err);
         return;
     }
@@ -762,7 +764,8 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
         metric_add(s->m_rej_bad, 1);
         return reply_whole(wsi, 414, "query string too long", NULL, NULL);
     }
-    if (!authorized(s, wsi)) {
+    const filter_list_t *scope;
+    if (authorize(s, wsi, &scope) == TOKENS_REFUSED) {
         metric_add(s->m_rej_auth, 1);
         return reply_whole(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
     }
@@ -779,7 +782,13 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
         metric_add(s->m_rej_bad, 1);
         return reply_whole(wsi, 400, err, NULL, NULL);
     }
+    f.scope = scope;
+    int out_of_scope = filter_check_scope(&f, err, sizeof err);
     filter_free(&f);
+    if (out_of_scope) {
+        metric_add(s->m_rej_auth, 1);
+        return reply_whole(wsi, 403, err, NULL, NULL);
+    }
     if (s->shutting_down || !fanout_initialized(s->fanout)) {
         metric_add(s->m_rej_unready, 1);
         return reply_whole(wsi, 503, s->shutting_down ? "shutting down" : "not ready yet",
@@ -900,8 +909,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     /* WebSocket */
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char err[200];
-        if (read_args(s, wsi) ||
+        const filter_list_t *scope;
+        if (read_args(s, wsi) || authorize(s, wsi, &scope) == TOKENS_REFUSED ||
             query_filter(s, &ss->qfilter, &ss->has_since, &ss->since, err, sizeof err))
+            return -1;
+        ss->scope = scope;
+        ss->qfilter.scope = scope;
+        if (filter_check_scope(&ss->qfilter, err, sizeof err))
             return -1;
         return 0;
     }
@@ -1029,13 +1043,24 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
         return NULL;
     }
     s->o = *o;
-    s->token = o->token && *o->token ? strdup(o->token) : NULL;
+    s->tokens = tokens_new(o->token, o->read_tokens, err, errlen);
+    if (!s->tokens)
+        goto fail;
+    int tls = o->tls_cert && *o->tls_cert;
+    if (!tls_pair_ok(o->tls_cert, o->tls_key, "ADW_GATEWAY_TLS_CERT", "ADW_GATEWAY_TLS_KEY", err,
+                     errlen))
+        goto fail;
+    if (tls) { /* lws's own failure says little: check the files here first */
+        SSL_CTX *check = tls_server_new(o->tls_cert, o->tls_key, err, errlen);
+        if (!check)
+            goto fail;
+        tls_server_destroy(&check);
+    }
     s->origins = o->origins && *o->origins ? strdup(o->origins) : NULL;
     s->wbuf = malloc(LWS_PRE + WS_WRITE_MAX);
     fanout_options_t fo = {.max_queue = o->max_queue, .wake = wake_client, .metrics = o->metrics};
     s->fanout = fanout_new(&fo);
-    if (!s->wbuf || !s->fanout || (o->token && *o->token && !s->token) ||
-        (o->origins && *o->origins && !s->origins)) {
+    if (!s->wbuf || !s->fanout || (o->origins && *o->origins && !s->origins)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1083,6 +1108,11 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     info.gid = -1;
     info.uid = -1;
     info.options = strchr(host, ':') ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = o->tls_cert;
+        info.ssl_private_key_filepath = o->tls_key;
+    }
     info.max_http_header_data = 16384;
     info.max_http_header_pool = 256;
     info.pt_serv_buf_size = 32768;
@@ -1162,7 +1192,7 @@ void ws_destroy(ws_server_t **ps)
     replayer_destroy(&s->replayer);
     fanout_destroy(&s->fanout);
     free(s->wbuf);
-    free(s->token);
+    tokens_destroy(&s->tokens);
     free(s->origins);
     free(s);
 }

@@ -11,8 +11,14 @@
  * whose backlog passes max_queue is closed with 4008 (fanout.h); a client message over 64 KiB
  * is closed with 1009; bad messages get {"type":"error"} and the connection stays; on shutdown
  * every client is closed with 1001. Upgrades are refused before they complete: 404 off
- * /ws/events, 401 without the token, 403 from an origin not allowed, 400 for bad parameters,
- * 503 when full, not ready or shutting down.
+ * /ws/events, 401 without the token, 403 from an origin not allowed or for an adw_id outside a
+ * read token's scope, 400 for bad parameters, 503 when full, not ready or shutting down.
+ *
+ * A read token (tokens.h) confines its client to its scope: live events, replays and the REST
+ * API see only the runs whose adw_id starts with one of its prefixes, whatever filter the
+ * client asks for; naming an adw_id outside it is refused.
+ *
+ * With tls_cert and tls_key set, the one port speaks only TLS (https and wss).
  */
 #ifndef ADW_GATEWAY_WS_H
 #define ADW_GATEWAY_WS_H
@@ -32,16 +38,19 @@
 typedef struct ws_server_t ws_server_t;
 
 typedef struct ws_options_t {
-    const char *listen;  /* host:port (copied) */
-    const char *token;   /* required on /ws/events and the API (NULL or "": none) */
-    const char *origins; /* comma-separated browser origins allowed for WebSocket; NULL or "":
-                            same origin and http or https on localhost or 127.0.0.1, any port;
-                            "*": any. Same-origin requests are always allowed. */
-    const char *web_dir; /* directory served at / (NULL: none) */
-    int heartbeat_s;     /* seconds between pings */
-    size_t max_queue;    /* bytes of backlog per client */
-    int max_clients;     /* WebSocket clients at once */
-    metrics_t *metrics;  /* borrowed */
+    const char *listen;      /* host:port (copied) */
+    const char *token;       /* full access on /ws/events and the API (NULL or "": none) */
+    const char *read_tokens; /* scoped read tokens, tokens.h's syntax (NULL or "": none) */
+    const char *tls_cert;    /* PEM certificate chain file (NULL or "": plain HTTP) */
+    const char *tls_key;     /* PEM private key file, with tls_cert */
+    const char *origins;     /* comma-separated browser origins allowed for WebSocket; NULL or "":
+                                same origin and http or https on localhost or 127.0.0.1, any port;
+                                "*": any. Same-origin requests are always allowed. */
+    const char *web_dir;     /* directory served at / (NULL: none) */
+    int heartbeat_s;         /* seconds between pings */
+    size_t max_queue;        /* bytes of backlog per client */
+    int max_clients;         /* WebSocket clients at once */
+    metrics_t *metrics;      /* borrowed */
 } ws_options_t;
 
 /* Binds the listener and creates the loop. Returns NULL with a one-line reason in err (the

@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "adw_limits.h"
+#include "auth.h"
 #include "buf.h"
 #include "codec.h"
 #include "event.h"
@@ -55,7 +58,11 @@ typedef struct conn {
     int64_t started_ms; /* first byte of the current request, or 0 when none yet */
     int64_t idle_since_ms;
     pipeline_entry_t *pending;
-    int mask; /* what the loop watches for: LOOP_READ | LOOP_WRITE */
+    int mask;        /* what the loop watches for: LOOP_READ | LOOP_WRITE */
+    SSL *ssl;        /* the TLS session, or NULL on a plain listener */
+    int handshaking; /* the TLS handshake is not done yet */
+    int tls_rd_want; /* what the last SSL_read waits for (LOOP_READ | LOOP_WRITE), or 0 */
+    int tls_wr_want; /* what the last SSL_write waits for, or 0 */
 } conn_t;
 
 struct http_server_t {
@@ -67,6 +74,7 @@ struct http_server_t {
     int draining;
     buf_t scratch;
     metric_t *m_requests, *m_connections, *m_errors[6];
+    metric_t *m_tls_failed, *m_tls_timeout;
 };
 
 static void conn_close(conn_t *c);
@@ -235,15 +243,11 @@ static int token_ok(http_server_t *s, const http1_request_t *req)
     if (!tok || !*tok)
         return 1;
     const http1_str_t *h = http1_header_get(&req->headers, "Authorization");
-    if (!h || h->len < 7 || strncasecmp(h->p, "Bearer ", 7))
+    const char *given;
+    size_t glen;
+    if (!h || auth_bearer(h->p, h->len, &given, &glen))
         return 0;
-    const char *given = h->p + 7;
-    size_t glen = h->len - 7, tlen = strlen(tok);
-    /* Constant time in the token's length: every byte is compared whatever the outcome. */
-    unsigned char diff = (unsigned char)(glen != tlen);
-    for (size_t i = 0; i < tlen; i++)
-        diff |= (unsigned char)(tok[i] ^ (i < glen ? given[i] : 0));
-    return diff == 0;
+    return auth_token_equal(given, glen, tok);
 }
 
 /* Splits an NDJSON body into an array of values. Returns 0 or -EINVAL with err and *index. */
@@ -619,6 +623,84 @@ static void conn_process(conn_t *c)
 
 static void on_conn(loop_t *loop, int fd, int mask, void *arg);
 
+/* Turns a failed SSL call's result into the socket convention: -1 with errno EAGAIN (and
+ * *want set to what it waits for), 0 at a clean end, or -1 with another errno. */
+static ssize_t tls_result(conn_t *c, int rc, int *want)
+{
+    int e = SSL_get_error(c->ssl, rc);
+    ERR_clear_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        *want = LOOP_READ;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        *want = LOOP_WRITE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (!errno)
+            errno = ECONNRESET;
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* recv(2) for plain and TLS connections alike. */
+static ssize_t conn_recv(conn_t *c, char *p, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, p, len, 0);
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_read(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    c->tls_rd_want = 0;
+    return n > 0 ? n : tls_result(c, n, &c->tls_rd_want);
+}
+
+/* send(2) for plain and TLS connections alike. */
+static ssize_t conn_send(conn_t *c, const char *p, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, p, len, MSG_NOSIGNAL);
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    c->tls_wr_want = 0;
+    return n > 0 ? n : tls_result(c, n, &c->tls_wr_want);
+}
+
+/* Moves the TLS handshake on. Returns 1 when it is done, 0 while it waits (the connection is
+ * watched for what it needs), -1 when it failed and the connection was closed. */
+static int conn_handshake(conn_t *c)
+{
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_accept(c->ssl);
+    if (rc == 1) {
+        c->handshaking = 0;
+        c->started_ms = 0;
+        c->idle_since_ms = loop_now_ms(c->srv->o.loop);
+        return 1;
+    }
+    int want = 0;
+    if (tls_result(c, rc, &want) < 0 && errno == EAGAIN) {
+        if (want != c->mask) {
+            c->mask = want;
+            loop_watch(c->srv->o.loop, c->fd, want, on_conn, c);
+        }
+        return 0;
+    }
+    log_debug("http: TLS handshake failed (%s); connection closed", strerror(errno));
+    metric_add(c->srv->m_tls_failed, 1);
+    conn_close(c);
+    return -1;
+}
+
 /* Watches for what the connection needs now: input unless its request is with the pipeline
  * (so a pipelining client cannot make it buffer without bound), output while any is queued. */
 static void conn_rearm(conn_t *c)
@@ -626,6 +708,8 @@ static void conn_rearm(conn_t *c)
     int mask = (c->state == CONN_WAIT || c->state == CONN_CLOSING) ? 0 : LOOP_READ;
     if (c->out.len > c->out_off)
         mask |= LOOP_WRITE;
+    /* TLS: a read may wait for the socket to take bytes, a write for bytes to come. */
+    mask |= (c->tls_rd_want & LOOP_WRITE) | (c->tls_wr_want & LOOP_READ);
     if (mask != c->mask) {
         c->mask = mask;
         loop_watch(c->srv->o.loop, c->fd, mask, on_conn, c);
@@ -635,7 +719,7 @@ static void conn_rearm(conn_t *c)
 static void conn_flush(conn_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
@@ -671,6 +755,13 @@ static void on_conn(loop_t *loop, int fd, int mask, void *arg)
     (void)fd;
     conn_t *c = arg;
     http_server_t *s = c->srv;
+    if (c->handshaking) {
+        if (conn_handshake(c) <= 0)
+            return;
+        mask = LOOP_READ; /* the first request may have come with the handshake's end */
+    }
+    if (c->ssl && (mask & LOOP_WRITE) && (c->tls_rd_want & LOOP_WRITE))
+        mask |= LOOP_READ;
     if (mask & LOOP_READ) {
         /* Bound what one connection may buffer: a head, a body, and a little slack. */
         size_t cap = (size_t)s->o.head_max + (size_t)s->o.max_body + 65536;
@@ -680,11 +771,12 @@ static void on_conn(loop_t *loop, int fd, int mask, void *arg)
                 conn_close(c);
                 return;
             }
-            ssize_t n = recv(c->fd, c->in.data + c->in.len, HTTP_READ_CHUNK, 0);
+            ssize_t n = conn_recv(c, c->in.data + c->in.len, HTTP_READ_CHUNK);
             if (n > 0) {
                 c->in.len += (size_t)n;
                 c->in.data[c->in.len] = '\0';
-                if ((size_t)n < HTTP_READ_CHUNK)
+                /* TLS hands out one record at a time: read on until it would block. */
+                if ((size_t)n < HTTP_READ_CHUNK && !c->ssl)
                     break;
                 continue;
             }
@@ -720,6 +812,14 @@ static void conn_close(conn_t *c)
     if (c->pending)
         pipeline_cancel(c->pending);
     loop_unwatch(s->o.loop, c->fd);
+    if (c->ssl) {
+        if (!c->handshaking) { /* a close_notify if the socket takes it; never waits */
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);
+        }
+        ERR_clear_error();
+        SSL_free(c->ssl);
+    }
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -755,6 +855,10 @@ static void on_accept(loop_t *loop, int fd, int mask, void *arg)
             }
             return;
         }
+        if ((s->draining || (int64_t)s->nconns >= s->o.max_connections) && s->o.tls) {
+            close(cfd); /* no plain-text answer on a TLS port */
+            continue;
+        }
         if (s->draining || (int64_t)s->nconns >= s->o.max_connections) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                                        "application/json\r\nContent-Length: 43\r\nRetry-After: "
@@ -781,7 +885,20 @@ static void on_accept(loop_t *loop, int fd, int mask, void *arg)
         buf_init(&c->body, (size_t)s->o.max_body);
         http1_request_init(&c->req);
         c->mask = LOOP_READ;
+        if (s->o.tls) {
+            c->ssl = SSL_new(s->o.tls);
+            if (!c->ssl || !SSL_set_fd(c->ssl, cfd)) {
+                ERR_clear_error();
+                SSL_free(c->ssl);
+                close(cfd);
+                free(c);
+                continue;
+            }
+            c->handshaking = 1;
+            c->started_ms = loop_now_ms(loop); /* the handshake runs on the request's clock */
+        }
         if (loop_watch(loop, cfd, LOOP_READ, on_conn, c)) {
+            SSL_free(c->ssl);
             close(cfd);
             free(c);
             continue;
@@ -802,7 +919,13 @@ static void on_tick(loop_t *loop, void *arg)
     conn_t *c = s->conns;
     while (c) {
         conn_t *next = c->next;
-        if (c->state == CONN_HEAD || c->state == CONN_BODY || c->state == CONN_CHUNKED) {
+        if (c->handshaking) {
+            if (now - c->started_ms > s->o.request_timeout_ms) {
+                log_debug("http: TLS handshake not done in time; connection closed");
+                metric_add(s->m_tls_timeout, 1);
+                conn_close(c);
+            }
+        } else if (c->state == CONN_HEAD || c->state == CONN_BODY || c->state == CONN_CHUNKED) {
             if (c->started_ms && now - c->started_ms > s->o.request_timeout_ms) {
                 respond_error(c, 408, "request not received in time", -1, 1);
                 conn_flush(c);
@@ -838,6 +961,12 @@ http_server_t *http_new(const http_options_t *o, char *err, size_t errlen)
                                         "HTTP requests received");
         s->m_connections =
             metrics_gauge(o->metrics, "adw_ingest_http_connections", NULL, "Open HTTP connections");
+        s->m_tls_failed =
+            metrics_counter(o->metrics, "adw_ingest_tls_handshake_failures_total",
+                            "reason=\"error\"", "TLS handshakes that failed, by reason");
+        s->m_tls_timeout =
+            metrics_counter(o->metrics, "adw_ingest_tls_handshake_failures_total",
+                            "reason=\"timeout\"", "TLS handshakes that failed, by reason");
         for (int i = 0; i < 6; i++) {
             char label[32];
             snprintf(label, sizeof label, "status=\"%s\"", ERROR_LABELS[i]);

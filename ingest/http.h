@@ -3,6 +3,12 @@
  * framing rule. Routes: POST /api/events, /api/events/broadcast, /api/hooks; GET /healthz,
  * /readyz, /metrics.
  *
+ * With a TLS context every connection is TLS, driven without blocking: the handshake, reads
+ * and writes go on whenever the socket allows (OpenSSL's WANT_READ / WANT_WRITE), so a slow or
+ * stalled handshake holds up no one else. A handshake counts against the request timeout: one
+ * not done within it is cut off; one that fails (not TLS, a bad ClientHello) closes that
+ * connection only.
+ *
  * Loop thread only.
  */
 #ifndef ADW_HTTP_H
@@ -12,6 +18,7 @@
 #include <stdint.h>
 
 #include "loop.h"
+#include "tls.h"
 #include "metrics.h"
 #include "pipeline.h"
 
@@ -23,6 +30,8 @@ typedef int (*http_ready_fn)(void *arg, char *why, size_t whylen);
 typedef struct http_options_t {
     const char *listen;         /* "host:port" */
     const char *token;          /* bearer token every POST needs; NULL or "" for none */
+    SSL_CTX *tls;               /* borrowed server context (tls.h): the port speaks only TLS;
+                                   NULL for plain HTTP */
     int64_t max_body;           /* bytes; over it: 413 */
     int64_t head_max;           /* bytes of a request head; over it: 431 */
     int64_t request_timeout_ms; /* a request must arrive whole within this; else 408 */

@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "publish.h"
 #include "store.h"
+#include "tls.h"
 #include "zmq_in.h"
 
 typedef struct ingest_options_t {
@@ -25,6 +26,8 @@ typedef struct ingest_options_t {
     const char *pub;
     const char *database_url;
     const char *token;
+    const char *tls_cert;
+    const char *tls_key;
     int64_t max_body;
     int64_t max_head;
     int64_t max_batch;
@@ -51,6 +54,10 @@ static const config_option_t OPTIONS[] = {
      "PostgreSQL libpq URI or conninfo (empty: libpq's PG* environment)"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
      "bearer token every POST must carry (unset: no authentication)"},
+    {"tls-cert", "ADW_INGEST_TLS_CERT", CONFIG_STRING, NULL, OPT(tls_cert), 0, 0, 0,
+     "PEM certificate chain: HTTP speaks only TLS (https; with --tls-key; unset: plain)"},
+    {"tls-key", "ADW_INGEST_TLS_KEY", CONFIG_STRING, NULL, OPT(tls_key), 0, 0, 0,
+     "PEM private key for --tls-cert"},
     {"max-body", "ADW_INGEST_MAX_BODY", CONFIG_INT, "1M", OPT(max_body), 1024, 64 << 20, 1,
      "largest request body or ZeroMQ frame, in bytes (k/M suffixes)"},
     {"max-head", "ADW_INGEST_MAX_HEAD", CONFIG_INT, "8k", OPT(max_head), 1024, 1 << 20, 1,
@@ -175,6 +182,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     int exit_code = 1;
+    SSL_CTX *tls = NULL;
+    if (!tls_pair_ok(in.opt.tls_cert, in.opt.tls_key, "ADW_INGEST_TLS_CERT", "ADW_INGEST_TLS_KEY",
+                     err, sizeof err) ||
+        (in.opt.tls_cert && *in.opt.tls_cert &&
+         !(tls = tls_server_new(in.opt.tls_cert, in.opt.tls_key, err, sizeof err)))) {
+        log_error("%s", err);
+        return 2;
+    }
     in.metrics = metrics_new();
     in.loop = loop_new();
     in.zctx = zmq_ctx_new();
@@ -220,6 +235,7 @@ int main(int argc, char **argv)
     }
     http_options_t ho = {.listen = in.opt.http,
                          .token = in.opt.token,
+                         .tls = tls,
                          .max_body = in.opt.max_body,
                          .head_max = in.opt.max_head,
                          .request_timeout_ms = in.opt.request_timeout_ms,
@@ -239,8 +255,8 @@ int main(int argc, char **argv)
         log_error("cannot start the heartbeat timer");
         goto done;
     }
-    log_info("listening: http %s, zmq %s, pub %s%s", in.opt.http, in.opt.zmq, in.opt.pub,
-             in.opt.token && *in.opt.token ? ", token required" : "");
+    log_info("listening: %s %s, zmq %s, pub %s%s", tls ? "https" : "http", in.opt.http, in.opt.zmq,
+             in.opt.pub, in.opt.token && *in.opt.token ? ", token required" : "");
 
     loop_run(in.loop, &stop_loop);
 
@@ -262,6 +278,7 @@ done:
         zmq_ctx_term(in.zctx);
     loop_destroy(&in.loop);
     metrics_destroy(&in.metrics);
+    tls_server_destroy(&tls);
     if (exit_code == 0)
         log_info("stopped");
     return exit_code;

@@ -52,6 +52,7 @@ typedef struct send_options_t {
     const char *http;
     const char *zmq;
     const char *token;
+    const char *ca_file;
     int64_t timeout_ms;
     const char *spool;
     int64_t spool_max;
@@ -91,7 +92,9 @@ static const config_option_t OPTIONS[] = {
     {"tee", NULL, CONFIG_BOOL, "0", OPT(tee), 0, 0, 0,
      "--stream-json: copy every input line to stdout"},
     {"http", "ADW_INGEST_URL", CONFIG_STRING, NULL, OPT(http), 0, 0, 0,
-     "send over HTTP to this ingest URL (http://host:port)"},
+     "send over HTTP to this ingest URL (http://host:port or https://host:port)"},
+    {"ca-file", "ADW_CA_FILE", CONFIG_STRING, NULL, OPT(ca_file), 0, 0, 0,
+     "https: PEM file of the CAs to trust (unset: the system's)"},
     {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, NULL, OPT(zmq), 0, 0, 0,
      "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
@@ -660,7 +663,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "adw-send: give --http or --zmq, not both\n");
         return SEND_EXIT_USAGE;
     }
-    client_options_t co = {.token = s.opt.token, .spool_max = (size_t)s.opt.spool_max};
+    client_options_t co = {
+        .token = s.opt.token, .ca_file = s.opt.ca_file, .spool_max = (size_t)s.opt.spool_max};
     if (want_zmq || (!want_http && !(s.opt.http && *s.opt.http)))
         co.zmq_endpoint = s.opt.zmq;
     else

@@ -44,7 +44,7 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
         goto fail;
     }
     if (o->http_url && *o->http_url) {
-        c->http = client_http_new(o->http_url, o->token, err, errlen);
+        c->http = client_http_new(o->http_url, o->token, o->ca_file, err, errlen);
         if (!c->http)
             goto fail;
     } else {

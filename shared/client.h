@@ -53,12 +53,14 @@ typedef struct client_t client_t;
 
 /* How to reach ingest. Plain data; every string is copied by client_new. */
 typedef struct client_options_t {
-    const char *http_url;     /* "http://host[:port][/prefix]": HTTP to <prefix>/api/events
+    const char *http_url;     /* "http[s]://host[:port][/prefix]": HTTP to <prefix>/api/events
                                  (a URL already ending in /api/events or /api/events/broadcast
                                  is used as is); NULL or "": ZeroMQ */
     const char *zmq_endpoint; /* ZeroMQ endpoint; NULL or "": CLIENT_ZMQ_DEFAULT; a bind
                                  address (tcp:// wildcard or 0.0.0.0 host) means 127.0.0.1:P */
     const char *token;        /* HTTP bearer token; NULL or "": none (ZeroMQ has no token) */
+    const char *ca_file;      /* https: PEM bundle of the CAs to trust; NULL or "": the
+                                 system's */
     const char *spool_dir;    /* spool directory; NULL or "": no spool */
     size_t spool_max;         /* events the spool holds at most; 0: SPOOL_MAX_DEFAULT */
 } client_options_t;
@@ -80,9 +82,9 @@ typedef struct client_report_t {
 } client_report_t;
 
 /* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
- * reason in err (NUL-terminated when errlen > 0): a URL that is not http://host[:port][/path]
- * (https is not supported), an endpoint that is not tcp://host:port or ipc:///path, an
- * unusable spool directory, out of memory. */
+ * reason in err (NUL-terminated when errlen > 0): a URL that is not http[s]://host[:port][/path]
+ * (https needs OpenSSL 3, loaded at run time), an endpoint that is not tcp://host:port or
+ * ipc:///path, an unusable spool directory, out of memory. */
 client_t *client_new(const client_options_t *o, char *err, size_t errlen);
 
 /* Closes its connection, frees the client and sets *c to NULL. Never blocks. Accepts NULL and

@@ -28,6 +28,9 @@ struct client_http_t {
     char path[CLIENT_HTTP_PATH_MAX]; /* where events are posted */
     char *auth;                      /* "Authorization: Bearer <token>\r\n", or NULL */
     int fd;                          /* -1 while closed */
+    int https;                       /* the URL is https:// */
+    void *tls;                       /* TLS client context (https) */
+    void *sess;                      /* TLS session on fd, or NULL */
     int used;                        /* fd has carried a request already */
     buf_t head, body, in, chunk;
 };
@@ -41,12 +44,15 @@ static int ends_with(const char *s, size_t n, const char *suffix)
 /* Splits url into h's host, port and path. Returns 0 or -EINVAL with the reason in err. */
 static int parse_url(client_http_t *h, const char *url, char *err, size_t errlen)
 {
-    if (strncasecmp(url, "http://", 7)) {
-        snprintf(err, errlen, "ingest URL '%s' must start with http:// (https is not supported)",
-                 url);
+    size_t skip = 7;
+    h->https = !strncasecmp(url, "https://", 8);
+    if (h->https) {
+        skip = 8;
+    } else if (strncasecmp(url, "http://", 7)) {
+        snprintf(err, errlen, "ingest URL '%s' must start with http:// or https://", url);
         return -EINVAL;
     }
-    const char *p = url + 7, *host, *host_end, *auth_end = p + strcspn(p, "/?#");
+    const char *p = url + skip, *host, *host_end, *auth_end = p + strcspn(p, "/?#");
     if (memchr(p, '@', (size_t)(auth_end - p))) {
         snprintf(err, errlen, "ingest URL must not hold user information (use --token)");
         return -EINVAL;
@@ -71,7 +77,7 @@ static int parse_url(client_http_t *h, const char *url, char *err, size_t errlen
     }
     memcpy(h->host, host, hl);
     h->host[hl] = '\0';
-    snprintf(h->port, sizeof h->port, "80");
+    snprintf(h->port, sizeof h->port, h->https ? "443" : "80");
     if (*p == ':') {
         p++;
         size_t pl = strspn(p, "0123456789");
@@ -83,7 +89,7 @@ static int parse_url(client_http_t *h, const char *url, char *err, size_t errlen
         snprintf(h->port, sizeof h->port, "%ld", port);
         p += pl;
     }
-    snprintf(h->hostport, sizeof h->hostport, "%.*s", (int)(p - (url + 7)), url + 7);
+    snprintf(h->hostport, sizeof h->hostport, "%.*s", (int)(p - (url + skip)), url + skip);
     if (*p && *p != '/') {
         snprintf(err, errlen, "ingest URL '%s': unexpected '%c' (no query or fragment)", url, *p);
         return -EINVAL;
@@ -114,7 +120,8 @@ static int parse_url(client_http_t *h, const char *url, char *err, size_t errlen
     return 0;
 }
 
-client_http_t *client_http_new(const char *url, const char *token, char *err, size_t errlen)
+client_http_t *client_http_new(const char *url, const char *token, const char *ca_file, char *err,
+                               size_t errlen)
 {
     client_http_t *h = calloc(1, sizeof *h);
     if (!h) {
@@ -128,6 +135,8 @@ client_http_t *client_http_new(const char *url, const char *token, char *err, si
     buf_init(&h->in, CLIENT_HTTP_ANSWER_MAX + HTTP1_HEAD_MAX_DEFAULT);
     buf_init(&h->chunk, CLIENT_HTTP_ANSWER_MAX);
     if (parse_url(h, url, err, errlen))
+        goto fail;
+    if (h->https && !(h->tls = client_tls_ctx_new(ca_file, err, errlen)))
         goto fail;
     if (token && *token) {
         for (const char *t = token; *t; t++) {
@@ -153,6 +162,7 @@ fail:
 
 static void hclose(client_http_t *h)
 {
+    client_tls_close(&h->sess);
     if (h->fd >= 0)
         close(h->fd);
     h->fd = -1;
@@ -165,6 +175,7 @@ void client_http_destroy(client_http_t **hp)
         return;
     client_http_t *h = *hp;
     hclose(h);
+    client_tls_ctx_destroy(&h->tls);
     if (h->auth) {
         explicit_bzero(h->auth, strlen(h->auth));
         free(h->auth);
@@ -188,12 +199,22 @@ static int hconnect(client_http_t *h, int64_t deadline_us, char *err, size_t err
     }
     h->fd = fd;
     h->used = 0;
+    if (h->tls) {
+        int rc = client_tls_connect(h->tls, fd, h->host, deadline_us, &h->sess, why, sizeof why);
+        if (rc) {
+            snprintf(err, errlen, "https: %s", why);
+            hclose(h);
+            return rc == -ETIMEDOUT ? rc : -ECONNREFUSED;
+        }
+    }
     return 0;
 }
 
 /* Sends the request (head and body, one buffer). Returns 0, -ETIMEDOUT or -ECONNRESET. */
 static int hsend(client_http_t *h, int64_t deadline_us)
 {
+    if (h->sess)
+        return client_tls_write(h->sess, h->fd, h->head.data, h->head.len, deadline_us);
     return client_net_write(h->fd, h->head.data, h->head.len, deadline_us);
 }
 
@@ -268,7 +289,21 @@ static int hrecv(client_http_t *h, http1_response_t *res, int64_t deadline_us, i
             snprintf(err, errlen, "http: answer too big");
             return -EPROTO;
         }
-        ssize_t r = recv(h->fd, h->in.data + h->in.len, h->in.cap - h->in.len - 1, 0);
+        ssize_t r;
+        if (h->sess) {
+            r = client_tls_read(h->sess, h->fd, h->in.data + h->in.len, h->in.cap - h->in.len - 1,
+                                deadline_us);
+            if (r == -ETIMEDOUT) {
+                snprintf(err, errlen, "http: no answer from %s in time", h->hostport);
+                return -ETIMEDOUT;
+            }
+            if (r < 0) {
+                snprintf(err, errlen, "https: %s: the connection failed", h->hostport);
+                return -ECONNRESET;
+            }
+        } else {
+            r = recv(h->fd, h->in.data + h->in.len, h->in.cap - h->in.len - 1, 0);
+        }
         if (r > 0) {
             h->in.len += (size_t)r;
             h->in.data[h->in.len] = '\0';

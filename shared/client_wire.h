@@ -55,13 +55,36 @@ int client_net_wait(int fd, short events, int64_t deadline_us);
 /* Writes all of p[0..len) by the deadline. Returns 0, -ETIMEDOUT or -ECONNRESET. */
 int client_net_write(int fd, const void *p, size_t len, int64_t deadline_us);
 
+/* TLS for https (client_tls.c): OpenSSL is loaded with dlopen on the first use, so programs
+ * that never use https do not load it. Contexts and sessions are opaque (SSL_CTX, SSL). */
+/* Returns a client context that verifies servers against the PEM bundle ca_file (borrowed), or
+ * the system's CAs when ca_file is NULL or ""; NULL with the reason in err (no libssl.so.3, an
+ * unreadable CA file). */
+void *client_tls_ctx_new(const char *ca_file, char *err, size_t errlen);
+void client_tls_ctx_destroy(void **ctx);
+/* Runs the handshake on the connected non-blocking fd by the deadline, checking that the
+ * certificate is trusted and names host. Returns 0 with *sess set, -ETIMEDOUT, -ECONNREFUSED
+ * (refused or not trusted; reason in err) or -ENOMEM. */
+int client_tls_connect(void *ctx, int fd, const char *host, int64_t deadline_us, void **sess,
+                       char *err, size_t errlen);
+/* Writes all of p[0..len) by the deadline. Returns 0, -ETIMEDOUT or -ECONNRESET. */
+int client_tls_write(void *sess, int fd, const void *p, size_t len, int64_t deadline_us);
+/* Reads what comes first, waiting until the deadline. Returns the bytes read (> 0), 0 at the
+ * end of the stream, -ETIMEDOUT or -ECONNRESET. */
+long client_tls_read(void *sess, int fd, void *p, size_t len, int64_t deadline_us);
+/* Sends close_notify if the socket takes it and frees *sess (not the fd). Accepts NULL. */
+void client_tls_close(void **sess);
+
 /* HTTP/1.1: one keep-alive connection; a request on a reused connection that the server had
  * closed meanwhile is sent again once on a new one. */
 typedef struct client_http_t client_http_t;
 
-/* url: "http://host[:port][/prefix]" (copied); token: NULL or "" for none (copied).
- * Returns NULL with the reason in err (bad URL) or errno ENOMEM. */
-client_http_t *client_http_new(const char *url, const char *token, char *err, size_t errlen);
+/* url: "http://host[:port][/prefix]" or "https://..." (copied); token: NULL or "" for none
+ * (copied); ca_file: for https, the PEM bundle to trust (NULL or "": the system's; borrowed).
+ * Returns NULL with the reason in err (bad URL, https without OpenSSL, an unreadable CA file)
+ * or errno ENOMEM. */
+client_http_t *client_http_new(const char *url, const char *token, const char *ca_file, char *err,
+                               size_t errlen);
 void client_http_destroy(client_http_t **h);
 int client_http_request(client_http_t *h, const json_t *events, int64_t deadline_us, int64_t *ids,
                         long *index, char *err, size_t errlen);

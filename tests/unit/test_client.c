@@ -215,7 +215,7 @@ static void test_wire_ids(void **state)
 static void test_client_new_checks_urls_and_endpoints(void **state)
 {
     (void)state;
-    static const char *bad_urls[] = {"https://x",  "ftp://x",        "http://",     "http://:80",
+    static const char *bad_urls[] = {"https://",   "ftp://x",        "http://",     "http://:80",
                                      "http://h:0", "http://h:99999", "http://h:8a", "http://[::1",
                                      "http://u@h", "http://h/a?b",   "http://h/a b"};
     static const char *bad_eps[] = {"udp://h:1",     "tcp://h", "tcp://:5",   "tcp://h:x",
@@ -229,6 +229,15 @@ static void test_client_new_checks_urls_and_endpoints(void **state)
             fail_msg("accepted %s", bad_urls[i]);
         assert_true(err[0]);
     }
+    /* https: OpenSSL loads at run time; a CA file that cannot be read is refused at once */
+    client_options_t ho = {.http_url = "https://127.0.0.1:1", .ca_file = "/nonexistent/ca.pem"};
+    err[0] = '\0';
+    assert_null(client_new(&ho, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    ho.ca_file = NULL;
+    client_t *hc = client_new(&ho, err, sizeof err);
+    assert_non_null(hc);
+    client_destroy(&hc);
     for (size_t i = 0; i < sizeof bad_eps / sizeof bad_eps[0]; i++) {
         client_options_t o = {.zmq_endpoint = bad_eps[i]};
         client_t *c = client_new(&o, err, sizeof err);
