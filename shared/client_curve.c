@@ -114,19 +114,25 @@ static int parse_cert(const char *text, unsigned char pub[CLIENT_CURVE_KEY], int
     return 0;
 }
 
-/* Reads a whole small file into a NUL-terminated malloc'd string (the caller's). */
+/* Reads a whole small file (at most 64 KiB) into a NUL-terminated malloc'd string (the
+ * caller's). NULL with errno set when it cannot. */
 static char *read_small(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
     char *text = malloc(65537);
-    size_t n = text ? fread(text, 1, 65536, f) : 0;
-    int bad = !text || ferror(f) || !feof(f);
+    if (!text) {
+        fclose(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t n = fread(text, 1, 65536, f);
+    int too_big = n == 65536 && fgetc(f) != EOF, failed = ferror(f);
     fclose(f);
-    if (bad) {
+    if (too_big || failed) {
         free(text);
-        errno = bad && text ? EFBIG : ENOMEM;
+        errno = too_big ? EFBIG : EIO;
         return NULL;
     }
     text[n] = '\0';

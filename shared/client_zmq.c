@@ -26,6 +26,7 @@ struct client_zmq_t {
     int greeted;       /* the peer's greeting has been read */
     int ready;         /* the peer's READY has been read */
     int curve;         /* CURVE security (else NULL) */
+    int welcomed;      /* CURVE: the WELCOME has been read and INITIATE sent */
     client_curve_t cv; /* CURVE: the keys and this connection's state */
     buf_t out;         /* bytes to write */
     buf_t in;          /* bytes read and not yet parsed */
@@ -214,7 +215,7 @@ static void zclose(client_zmq_t *z)
     if (z->fd >= 0)
         close(z->fd);
     z->fd = -1;
-    z->greeted = z->ready = 0;
+    z->greeted = z->ready = z->welcomed = 0;
     buf_reset(&z->in);
     if (z->curve)
         client_curve_wipe(&z->cv);
@@ -288,7 +289,7 @@ static int on_command(client_zmq_t *z, unsigned char *b, size_t bl, int64_t dead
     }
     if (z->ready)
         return 0; /* PING and other commands of later versions: nothing to do */
-    if (nl == 5 && !memcmp(b + 1, "READY", 5)) {
+    if (nl == 5 && !memcmp(b + 1, "READY", 5) && (!z->curve || z->welcomed)) {
         if (z->curve && client_curve_ready(&z->cv, b, bl, why, sizeof why)) {
             snprintf(err, errlen, "zmq: %s: %s", z->endpoint, why);
             return -EPROTO;
@@ -296,7 +297,8 @@ static int on_command(client_zmq_t *z, unsigned char *b, size_t bl, int64_t dead
         z->ready = 1;
         return 0;
     }
-    if (z->curve && nl == 7 && !memcmp(b + 1, "WELCOME", 7)) {
+    if (z->curve && !z->welcomed && nl == 7 && !memcmp(b + 1, "WELCOME", 7)) {
+        z->welcomed = 1;
         buf_reset(&z->out);
         int rc = client_curve_welcome(&z->cv, b, bl, (const unsigned char *)ZMTP_PROPERTIES,
                                       sizeof ZMTP_PROPERTIES - 1, &z->out, why, sizeof why);

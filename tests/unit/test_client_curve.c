@@ -77,13 +77,13 @@ static void test_certificates_as_zcert_and_pyzmq_write_them(void **state)
     assert_int_equal(client_curve_load(path, pub2, sec, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "secret"));
 
-    /* Single quotes, unquoted values, comments, a metadata section with look-alike names. */
+    /* Single quotes, no spaces, comments, a metadata section with look-alike names. */
     char pt[41], st_[41];
     assert_int_equal(zmq_curve_keypair(pt, st_), 0);
     char text[600];
     snprintf(text, sizeof text,
              "#   comment\n\nmetadata\n    public-key = \"not a key\"\ncurve\n"
-             "    public-key = '%s'\n    secret-key = %s\n",
+             "    public-key = '%s'\n    secret-key=\"%s\" # a comment\n",
              pt, st_);
     snprintf(path, sizeof path, "%s/b.key", dir);
     write_file(path, text);
