@@ -456,8 +456,11 @@ int demo_run(const demo_options_t *o, volatile sig_atomic_t *stop)
     if (!rng_state)
         rng_state = 0x9e3779b97f4a7c15ull;
     char err[CLIENT_ERR_LEN];
-    client_options_t co = {
-        .http_url = o->http_url, .zmq_endpoint = o->zmq_endpoint, .token = o->token};
+    client_options_t co = {.http_url = o->http_url,
+                           .zmq_endpoint = o->zmq_endpoint,
+                           .token = o->token,
+                           .curve_server = o->curve_server,
+                           .curve_cert = o->curve_cert};
     client_t *c = client_new(&co, err, sizeof err);
     if (!c) {
         log_error("demo: %s", err);

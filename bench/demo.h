@@ -18,6 +18,8 @@ typedef struct demo_options_t {
     const char *http_url;     /* ingest over HTTP; NULL or "": ZeroMQ */
     const char *zmq_endpoint; /* ingest over ZeroMQ; NULL or "": the client's default */
     const char *token;        /* HTTP bearer token, or NULL */
+    const char *curve_server; /* ZeroMQ with CURVE: ingest's public certificate, or NULL */
+    const char *curve_cert;   /* ZeroMQ with CURVE: our certificate, or NULL */
     int64_t runs;             /* runs to play in all; 0: no end */
     int64_t concurrency;      /* runs at once */
     double speed;             /* 1: a few events per second per run; 2: twice as fast */

@@ -31,6 +31,8 @@ typedef struct load_options_t {
     const char *http;
     const char *zmq;
     const char *token;
+    const char *curve_server;
+    const char *curve_cert;
     int64_t batch;
     int64_t concurrency;
     int64_t rate;
@@ -66,6 +68,10 @@ static const config_option_t OPTIONS[] = {
      "publish over ZeroMQ to this ingest endpoint"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
      "ingest bearer token (HTTP)"},
+    {"curve-server", "ADW_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
+     "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},
+    {"curve-cert", "ADW_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
+     "ZeroMQ with CURVE: our certificate (PATH; secret half in PATH_secret)"},
     {"batch", "ADW_BENCH_BATCH", CONFIG_INT, "1", OPT(batch), 1, ADW_BATCH_MAX, 0,
      "events per request"},
     {"concurrency", "ADW_BENCH_CONCURRENCY", CONFIG_INT, "1", OPT(concurrency), 1, 256, 0,
@@ -217,7 +223,11 @@ static void *pub_main(void *arg)
     shared_pub_t *sp = pt->sp;
     const load_options_t *o = sp->o;
     char err[CLIENT_ERR_LEN];
-    client_options_t co = {.http_url = o->http, .zmq_endpoint = o->zmq, .token = o->token};
+    client_options_t co = {.http_url = o->http,
+                           .zmq_endpoint = o->zmq,
+                           .token = o->token,
+                           .curve_server = o->curve_server,
+                           .curve_cert = o->curve_cert};
     client_t *c = client_new(&co, err, sizeof err);
     if (!c) {
         pthread_mutex_lock(&sp->mu);

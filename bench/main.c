@@ -18,6 +18,8 @@ typedef struct bench_options_t {
     const char *http;
     const char *zmq;
     const char *token;
+    const char *curve_server;
+    const char *curve_cert;
     int64_t runs;
     int64_t concurrency;
     const char *speed;
@@ -38,6 +40,10 @@ static const config_option_t OPTIONS[] = {
      "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
      "bearer token for HTTP"},
+    {"curve-server", "ADW_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
+     "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},
+    {"curve-cert", "ADW_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
+     "ZeroMQ with CURVE: our certificate (PATH; secret half in PATH_secret)"},
     {"runs", "ADW_DEMO_RUNS", CONFIG_INT, "0", OPT(runs), 0, 1000000, 0,
      "--demo: runs to play in all (0: no end)"},
     {"concurrency", "ADW_DEMO_CONCURRENCY", CONFIG_INT, "3", OPT(concurrency), 1, 64, 0,
@@ -109,6 +115,8 @@ static int demo_cli(int argc, char **argv)
         .http_url = use_http ? opt.http : NULL,
         .zmq_endpoint = use_http ? NULL : opt.zmq,
         .token = opt.token,
+        .curve_server = opt.curve_server,
+        .curve_cert = opt.curve_cert,
         .runs = opt.runs,
         .concurrency = opt.concurrency,
         .speed = speed,

@@ -27,6 +27,8 @@
 typedef struct gateway_options_t {
     const char *http;
     const char *sub;
+    const char *curve_server;
+    const char *curve_cert;
     const char *database_url;
     const char *token;
     const char *read_tokens;
@@ -50,6 +52,10 @@ static const config_option_t OPTIONS[] = {
      "HTTP and WebSocket listen address (host:port)"},
     {"sub", "ADW_GATEWAY_SUB", CONFIG_STRING, "tcp://127.0.0.1:5556", OPT(sub), 0, 0, 0,
      "ingest PUB endpoints to subscribe to (comma-separated)"},
+    {"curve-server", "ADW_GATEWAY_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
+     "subscribe with CURVE: ingest's public certificate file (unset: no CURVE)"},
+    {"curve-cert", "ADW_GATEWAY_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
+     "subscribe with CURVE: the gateway's certificate (PATH; secret half in PATH_secret)"},
     {"database-url", "DATABASE_URL", CONFIG_STRING, "", OPT(database_url), 0, 0, 0,
      "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
     {"token", "ADW_GATEWAY_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
@@ -168,6 +174,8 @@ int main(int argc, char **argv)
     sub_options_t so = {.zctx = zctx,
                         .endpoints = opt.sub,
                         .rcvhwm = (int)opt.sub_hwm,
+                        .curve_server = opt.curve_server,
+                        .curve_cert = opt.curve_cert,
                         .conninfo = opt.database_url,
                         .wake = ws_wake,
                         .wake_arg = server,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <czmq.h>
 #include <zmq.h>
 
 #include "codec.h"
@@ -391,6 +392,43 @@ static void *sub_main(void *arg)
     return NULL;
 }
 
+/* Makes sock a CURVE client of the server whose public certificate is at server, with our
+ * certificate at cert; neither given: nothing to do. Returns 0 or -EINVAL with the reason. */
+static int curve_apply(void *sock, const char *server, const char *cert, char *err, size_t errlen)
+{
+    int given = (server && *server) + (cert && *cert);
+    if (!given)
+        return 0;
+    if (given == 1) {
+        snprintf(err, errlen,
+                 "CURVE needs both ADW_GATEWAY_CURVE_SERVER (ingest's public "
+                 "certificate) and ADW_GATEWAY_CURVE_CERT (the gateway's)");
+        return -EINVAL;
+    }
+    static const unsigned char zero[32];
+    zcert_t *srv = zcert_load(server), *own = zcert_load(cert);
+    int rc = -EINVAL;
+    if (!srv)
+        snprintf(err, errlen, "ADW_GATEWAY_CURVE_SERVER: cannot read a certificate from %s",
+                 server);
+    else if (!own)
+        snprintf(err, errlen, "ADW_GATEWAY_CURVE_CERT: cannot read a certificate from %s", cert);
+    else if (!memcmp(zcert_secret_key(own), zero, sizeof zero))
+        snprintf(err, errlen,
+                 "ADW_GATEWAY_CURVE_CERT: %s holds no secret key (%s_secret is "
+                 "needed)",
+                 cert, cert);
+    else if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, zcert_public_key(srv), 32) ||
+             zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, zcert_public_key(own), 32) ||
+             zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(own), 32))
+        snprintf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+    else
+        rc = 0;
+    zcert_destroy(&srv);
+    zcert_destroy(&own);
+    return rc;
+}
+
 sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
 {
     sub_t *s = calloc(1, sizeof *s);
@@ -415,6 +453,8 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
     int hwm = o->rcvhwm > 0 ? o->rcvhwm : 1000, linger = 0;
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (curve_apply(s->sock, o->curve_server, o->curve_cert, err, errlen))
+        goto fail;
     zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
     int nconnected = 0;
     char *save = NULL, *list = strdup(s->endpoints);

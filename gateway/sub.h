@@ -28,11 +28,13 @@
 typedef struct sub_t sub_t;
 
 typedef struct sub_options_t {
-    void *zctx;              /* ZeroMQ context (borrowed) */
-    const char *endpoints;   /* comma-separated endpoints to connect to (copied) */
-    int rcvhwm;              /* SUB receive high-water mark, in messages */
-    const char *conninfo;    /* PostgreSQL (copied) */
-    void (*wake)(void *arg); /* called from the thread after it adds to the inbox */
+    void *zctx;               /* ZeroMQ context (borrowed) */
+    const char *endpoints;    /* comma-separated endpoints to connect to (copied) */
+    int rcvhwm;               /* SUB receive high-water mark, in messages */
+    const char *curve_server; /* CURVE: ingest's public certificate file; NULL or "": none */
+    const char *curve_cert;   /* CURVE: our certificate (secret half in PATH_secret) */
+    const char *conninfo;     /* PostgreSQL (copied) */
+    void (*wake)(void *arg);  /* called from the thread after it adds to the inbox */
     void *wake_arg;
     metrics_t *metrics; /* borrowed; NULL for none */
 } sub_options_t;
@@ -52,7 +54,8 @@ typedef struct sub_item_t {
 } sub_item_t;
 
 /* Connects the SUB socket and starts the thread. Returns NULL with the reason in err for a bad
- * endpoint or when out of resources. */
+ * endpoint, one CURVE certificate without the other or one that cannot be read (or lacks its
+ * secret key), or when out of resources. */
 sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen);
 
 /* Stops and joins the thread, frees what the inbox still holds. Accepts NULL; nulls *s. */

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "adw_limits.h"
+#include "zap.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -28,6 +29,9 @@ typedef struct ingest_options_t {
     const char *token;
     const char *tls_cert;
     const char *tls_key;
+    const char *curve_cert;
+    const char *curve_clients;
+    const char *curve_subscribers;
     int64_t max_body;
     int64_t max_head;
     int64_t max_batch;
@@ -58,6 +62,15 @@ static const config_option_t OPTIONS[] = {
      "PEM certificate chain: HTTP speaks only TLS (https; with --tls-key; unset: plain)"},
     {"tls-key", "ADW_INGEST_TLS_KEY", CONFIG_STRING, NULL, OPT(tls_key), 0, 0, 0,
      "PEM private key for --tls-cert"},
+    {"curve-cert", "ADW_INGEST_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
+     "CURVE on both ZeroMQ sockets with this certificate (PATH; secret half in PATH_secret); "
+     "unset: no CURVE"},
+    {"curve-clients", "ADW_INGEST_CURVE_CLIENTS", CONFIG_STRING, NULL, OPT(curve_clients), 0, 0, 0,
+     "with CURVE: directory of the public certificates allowed to submit, or '*' (any key)"},
+    {"curve-subscribers", "ADW_INGEST_CURVE_SUBSCRIBERS", CONFIG_STRING, NULL,
+     OPT(curve_subscribers), 0, 0, 0,
+     "with CURVE: directory of the public certificates allowed on PUB, or '*' (default: "
+     "curve-clients)"},
     {"max-body", "ADW_INGEST_MAX_BODY", CONFIG_INT, "1M", OPT(max_body), 1024, 64 << 20, 1,
      "largest request body or ZeroMQ frame, in bytes (k/M suffixes)"},
     {"max-head", "ADW_INGEST_MAX_HEAD", CONFIG_INT, "8k", OPT(max_head), 1024, 1 << 20, 1,
@@ -111,6 +124,7 @@ typedef struct ingest_t {
     metrics_t *metrics;
     loop_t *loop;
     void *zctx;
+    zap_t *auth;
     store_t *store;
     publish_t *publish;
     pipeline_t *pipeline;
@@ -198,11 +212,34 @@ int main(int argc, char **argv)
         goto done;
     }
     the_loop = in.loop;
+    if (in.opt.curve_cert && *in.opt.curve_cert) {
+        zap_options_t ao = {.zctx = in.zctx,
+                            .cert = in.opt.curve_cert,
+                            .clients = in.opt.curve_clients,
+                            .subscribers = in.opt.curve_subscribers,
+                            .loop = in.loop,
+                            .metrics = in.metrics};
+        in.auth = zap_new(&ao, err, sizeof err);
+        if (!in.auth) {
+            log_error("%s", err);
+            exit_code = 2;
+            goto done;
+        }
+    } else if ((in.opt.curve_clients && *in.opt.curve_clients) ||
+               (in.opt.curve_subscribers && *in.opt.curve_subscribers)) {
+        log_error("ADW_INGEST_CURVE_CLIENTS and ADW_INGEST_CURVE_SUBSCRIBERS need "
+                  "ADW_INGEST_CURVE_CERT");
+        exit_code = 2;
+        goto done;
+    }
     store_options_t so = {.conninfo = in.opt.database_url,
                           .max_batch_events = in.opt.max_batch,
                           .metrics = in.metrics};
-    publish_options_t po = {
-        .zctx = in.zctx, .endpoint = in.opt.pub, .sndhwm = in.opt.pub_hwm, .metrics = in.metrics};
+    publish_options_t po = {.zctx = in.zctx,
+                            .endpoint = in.opt.pub,
+                            .sndhwm = in.opt.pub_hwm,
+                            .metrics = in.metrics,
+                            .auth = in.auth};
     in.publish = publish_new(&po, err, sizeof err);
     if (!in.publish) {
         log_error("%s", err);
@@ -226,6 +263,7 @@ int main(int argc, char **argv)
     zmq_in_options_t zo = {.zctx = in.zctx,
                            .endpoint = in.opt.zmq,
                            .max_msg = in.opt.max_body,
+                           .auth = in.auth,
                            .loop = in.loop,
                            .pipeline = in.pipeline};
     in.zin = zmq_in_new(&zo, err, sizeof err);
@@ -255,8 +293,9 @@ int main(int argc, char **argv)
         log_error("cannot start the heartbeat timer");
         goto done;
     }
-    log_info("listening: %s %s, zmq %s, pub %s%s", tls ? "https" : "http", in.opt.http, in.opt.zmq,
-             in.opt.pub, in.opt.token && *in.opt.token ? ", token required" : "");
+    log_info("listening: %s %s, zmq %s, pub %s%s%s%s", tls ? "https" : "http", in.opt.http,
+             in.opt.zmq, in.opt.pub, in.opt.token && *in.opt.token ? ", token required" : "",
+             in.auth ? ", CURVE server key " : "", in.auth ? zap_public_key(in.auth) : "");
 
     loop_run(in.loop, &stop_loop);
 
@@ -274,6 +313,7 @@ done:
     pipeline_destroy(&in.pipeline); /* unwatches the store's fd: before the store goes */
     store_destroy(&in.store);
     publish_destroy(&in.publish);
+    zap_destroy(&in.auth);
     if (in.zctx)
         zmq_ctx_term(in.zctx);
     loop_destroy(&in.loop);

@@ -29,6 +29,15 @@ publish_t *publish_new(const publish_options_t *o, char *err, size_t errlen)
     }
     int hwm = o->sndhwm > 0 && o->sndhwm < 0x7fffffff ? (int)o->sndhwm : 100000;
     int linger = 1000;
+    int64_t max_in = PUBLISH_MAX_INBOUND;
+    zmq_setsockopt(p->sock, ZMQ_MAXMSGSIZE, &max_in, sizeof max_in);
+    /* A ZAP domain, even without a ZAP handler, makes libzmq refuse ZMTP 1.0 and 2.0 peers: random
+     * bytes taken for their framing would otherwise be subscriptions. */
+    zmq_setsockopt(p->sock, ZMQ_ZAP_DOMAIN, AUTH_DOMAIN_PUBLISH, strlen(AUTH_DOMAIN_PUBLISH));
+    if (o->auth && zap_apply(o->auth, p->sock, AUTH_DOMAIN_PUBLISH)) {
+        snprintf(err, errlen, "cannot make the PUB socket a CURVE server: %s", zmq_strerror(errno));
+        goto fail;
+    }
     zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(p->sock, o->endpoint)) {

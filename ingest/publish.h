@@ -10,7 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zap.h"
 #include "metrics.h"
+
+/* The largest message a subscriber may send (a subscription, a CURVE handshake command):
+ * topics are adw_ids of at most 64 bytes. A larger one disconnects the subscriber. */
+#define PUBLISH_MAX_INBOUND 4096
 
 typedef struct publish_t publish_t;
 
@@ -19,6 +24,7 @@ typedef struct publish_options_t {
     const char *endpoint; /* where to bind, e.g. tcp://0.0.0.0:5556 */
     int64_t sndhwm;       /* messages queued per subscriber before it misses some */
     metrics_t *metrics;   /* may be NULL */
+    const zap_t *auth;    /* CURVE; NULL: none */
 } publish_options_t;
 
 /* Binds the PUB socket. Returns NULL with a reason in err. */

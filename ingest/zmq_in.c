@@ -11,8 +11,9 @@
 #include "log.h"
 #include "timefmt.h"
 
-#define ZMQ_IN_MAX_PARTS 8 /* envelope frames plus the body */
-#define ZMQ_IN_BURST 256   /* requests read per turn before yielding to other work */
+#define ZMQ_IN_MAX_PARTS 8       /* envelope frames plus the body */
+#define ZMQ_IN_BURST 256         /* requests read per turn before yielding to other work */
+#define ZMQ_IN_CURVE_OVERHEAD 33 /* "\x07MESSAGE", nonce, MAC and flags around a CURVE body */
 
 struct zmq_in_t {
     zmq_in_options_t o;
@@ -201,7 +202,16 @@ zmq_in_t *zmq_in_new(const zmq_in_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    int64_t maxmsg = o->max_msg;
+    /* With CURVE a body travels in a MESSAGE box: 33 bytes more on the wire. */
+    int64_t maxmsg = o->max_msg + (o->auth ? ZMQ_IN_CURVE_OVERHEAD : 0);
+    /* A ZAP domain, even without a ZAP handler, makes libzmq refuse ZMTP 1.0 and 2.0 peers,
+     * whose unauthenticated framing would bypass the handshake (and any bytes look like one). */
+    zmq_setsockopt(z->sock, ZMQ_ZAP_DOMAIN, AUTH_DOMAIN_SUBMIT, strlen(AUTH_DOMAIN_SUBMIT));
+    if (o->auth && zap_apply(o->auth, z->sock, AUTH_DOMAIN_SUBMIT)) {
+        snprintf(err, errlen, "cannot make the submission socket a CURVE server: %s",
+                 zmq_strerror(errno));
+        goto fail;
+    }
     int linger = 1000, hwm = 10000;
     zmq_setsockopt(z->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger);

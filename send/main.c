@@ -53,6 +53,9 @@ typedef struct send_options_t {
     const char *zmq;
     const char *token;
     const char *ca_file;
+    const char *curve_server;
+    const char *curve_cert;
+    const char *make_cert;
     int64_t timeout_ms;
     const char *spool;
     int64_t spool_max;
@@ -99,6 +102,12 @@ static const config_option_t OPTIONS[] = {
      "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
      "bearer token for HTTP"},
+    {"curve-server", "ADW_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
+     "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},
+    {"curve-cert", "ADW_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
+     "ZeroMQ with CURVE: our certificate (PATH, its secret half read from PATH_secret)"},
+    {"make-cert", NULL, CONFIG_STRING, NULL, OPT(make_cert), 0, 0, 0,
+     "write a new CURVE key pair to PATH (public) and PATH_secret (0600), then exit"},
     {"timeout-ms", "ADW_SEND_TIMEOUT_MS", CONFIG_INT, "2000", OPT(timeout_ms), 0, 600000, 0,
      "the longest adw-send takes (--stream-json: per send)"},
     {"spool", "ADW_SPOOL_DIR", CONFIG_STRING, NULL, OPT(spool), 0, 0, 0,
@@ -636,6 +645,15 @@ int main(int argc, char **argv)
         return SEND_EXIT_USAGE;
     }
     s.deadline_us = start + s.opt.timeout_ms * 1000;
+    if (s.opt.make_cert) {
+        if (client_curve_make_cert(s.opt.make_cert, err, sizeof err)) {
+            fprintf(stderr, "adw-send: %s\n", err);
+            return 1;
+        }
+        printf("public certificate: %s\nsecret certificate: %s_secret\n", s.opt.make_cert,
+               s.opt.make_cert);
+        return 0;
+    }
 
     /* Check the usage: one mode, one transport, event flags only with the flags mode. */
     int modes = !!s.opt.json + !!s.opt.hook + !!s.opt.stream_json;
@@ -663,8 +681,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "adw-send: give --http or --zmq, not both\n");
         return SEND_EXIT_USAGE;
     }
-    client_options_t co = {
-        .token = s.opt.token, .ca_file = s.opt.ca_file, .spool_max = (size_t)s.opt.spool_max};
+    client_options_t co = {.token = s.opt.token,
+                           .ca_file = s.opt.ca_file,
+                           .curve_server = s.opt.curve_server,
+                           .curve_cert = s.opt.curve_cert,
+                           .spool_max = (size_t)s.opt.spool_max};
     if (want_zmq || (!want_http && !(s.opt.http && *s.opt.http)))
         co.zmq_endpoint = s.opt.zmq;
     else

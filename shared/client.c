@@ -59,7 +59,28 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
                 break;
             }
         }
-        c->zmq = client_zmq_new(ep, err, errlen);
+        client_curve_t keys, *curve = NULL;
+        int given = (o->curve_server && *o->curve_server) + (o->curve_cert && *o->curve_cert);
+        if (given == 1) {
+            snprintf(err, errlen,
+                     "CURVE needs both the server's public certificate "
+                     "(--curve-server) and our secret one (--curve-cert)");
+            goto fail;
+        }
+        if (given == 2) {
+            char why[CLIENT_ERR_LEN];
+            memset(&keys, 0, sizeof keys);
+            if (client_curve_load(o->curve_server, keys.server, NULL, why, sizeof why) ||
+                client_curve_load(o->curve_cert, keys.pub, keys.sec, why, sizeof why)) {
+                snprintf(err, errlen, "%s", why);
+                explicit_bzero(&keys, sizeof keys);
+                goto fail;
+            }
+            curve = &keys;
+        }
+        c->zmq = client_zmq_new(ep, curve, err, errlen);
+        if (curve)
+            explicit_bzero(&keys, sizeof keys);
         if (!c->zmq)
             goto fail;
     }

@@ -2,7 +2,8 @@
  *
  * Two transports, one per client:
  *   ZeroMQ  a DEALER connected to ingest's ROUTER (ZMTP 3.0 spoken directly on a TCP or IPC
- *           socket: no libzmq, no threads); a request is one msgpack frame, an
+ *           socket: no libzmq, no threads; NULL security, or CURVE with certificates);
+ *           a request is one msgpack frame, an
  *           array of event maps; the answer {"ok":true,"ids":[...]} or {"ok":false,"error":...,
  *           "index":i, "retry":true}.
  *   HTTP    POST <url>/api/events with a JSON array body over one keep-alive connection,
@@ -61,6 +62,10 @@ typedef struct client_options_t {
     const char *token;        /* HTTP bearer token; NULL or "": none (ZeroMQ has no token) */
     const char *ca_file;      /* https: PEM bundle of the CAs to trust; NULL or "": the
                                  system's */
+    const char *curve_server; /* ZeroMQ with CURVE: the server's public certificate file (as
+                                 zcert_save writes it); NULL or "": NULL security */
+    const char *curve_cert;   /* ZeroMQ with CURVE: our secret certificate file (path or
+                                 path_secret); both or neither */
     const char *spool_dir;    /* spool directory; NULL or "": no spool */
     size_t spool_max;         /* events the spool holds at most; 0: SPOOL_MAX_DEFAULT */
 } client_options_t;
@@ -81,10 +86,16 @@ typedef struct client_report_t {
     char lost_err[CLIENT_ERR_LEN];    /* why events were lost (no spool, spool full), or "" */
 } client_report_t;
 
+/* Makes a new CURVE key pair and writes it as CZMQ's zcert_save does: path (the public
+ * certificate, 0644) and path + "_secret" (both keys, 0600); an existing file is never
+ * overwritten. Returns 0 or a negative errno with the reason in err. */
+int client_curve_make_cert(const char *path, char *err, size_t errlen);
+
 /* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
  * reason in err (NUL-terminated when errlen > 0): a URL that is not http[s]://host[:port][/path]
  * (https needs OpenSSL 3, loaded at run time), an endpoint that is not tcp://host:port or
- * ipc:///path, an unusable spool directory, out of memory. */
+ * ipc:///path, one CURVE certificate without the other or one that cannot be read, an unusable
+ * spool directory, out of memory. */
 client_t *client_new(const client_options_t *o, char *err, size_t errlen);
 
 /* Closes its connection, frees the client and sets *c to NULL. Never blocks. Accepts NULL and

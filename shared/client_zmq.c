@@ -1,5 +1,5 @@
 /* The ZeroMQ transport of the client library (client_wire.h): a DEALER speaking ZMTP 3.0
- * (RFC 23, NULL mechanism) on a plain socket. */
+ * (RFC 23) on a plain socket, with the NULL mechanism or CURVE (RFC 25, client_curve.c). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,25 +22,37 @@ struct client_zmq_t {
     char host[256]; /* tcp: host without brackets; "" for ipc */
     char port[256]; /* tcp: the port; ipc: the socket path */
     int ipc;
-    int fd;      /* -1 while closed */
-    int greeted; /* the peer's greeting has been read */
-    int ready;   /* the peer's READY has been read */
-    buf_t out;   /* bytes to write */
-    buf_t in;    /* bytes read and not yet parsed */
-    buf_t body;  /* the request, msgpack */
+    int fd;            /* -1 while closed */
+    int greeted;       /* the peer's greeting has been read */
+    int ready;         /* the peer's READY has been read */
+    int curve;         /* CURVE security (else NULL) */
+    int welcomed;      /* CURVE: the WELCOME has been read and INITIATE sent */
+    client_curve_t cv; /* CURVE: the keys and this connection's state */
+    buf_t out;         /* bytes to write */
+    buf_t in;          /* bytes read and not yet parsed */
+    buf_t body;        /* the request, msgpack */
 };
 
 /* ---- framing ---- */
 
-int client_zmtp_hello(buf_t *out)
+/* Our ZMTP properties: the READY command's body after its name, INITIATE's metadata. */
+static const char ZMTP_PROPERTIES[] = "\x0bSocket-Type\x00\x00\x00\x06"
+                                      "DEALER";
+
+int client_zmtp_greeting(buf_t *out, const char *mechanism)
 {
     unsigned char g[CLIENT_ZMTP_GREETING] = {0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0};
-    memcpy(g + 12, "NULL", 4); /* mechanism, 20 bytes NUL-padded; as-server 0; filler */
-    static const char ready[] = "\x05READY\x0bSocket-Type\x00\x00\x00\x06"
-                                "DEALER";
-    unsigned char head[2] = {0x04, (unsigned char)(sizeof ready - 1)};
-    if (buf_append(out, g, sizeof g) || buf_append(out, head, sizeof head) ||
-        buf_append(out, ready, sizeof ready - 1))
+    /* mechanism, 20 bytes NUL-padded; as-server 0; filler */
+    memcpy(g + 12, mechanism, strnlen(mechanism, 20));
+    return buf_append(out, g, sizeof g) ? -ENOMEM : 0;
+}
+
+int client_zmtp_hello(buf_t *out)
+{
+    unsigned char head[2] = {0x04, (unsigned char)(6 + sizeof ZMTP_PROPERTIES - 1)};
+    if (client_zmtp_greeting(out, "NULL") || buf_append(out, head, sizeof head) ||
+        buf_append(out, "\x05READY", 6) ||
+        buf_append(out, ZMTP_PROPERTIES, sizeof ZMTP_PROPERTIES - 1))
         return -ENOMEM;
     return 0;
 }
@@ -70,7 +82,14 @@ int client_zmtp_frame(buf_t *out, const void *body, size_t len)
 
 int client_zmtp_check_greeting(const unsigned char *p, char *err, size_t errlen)
 {
-    static const unsigned char null_mech[20] = "NULL";
+    return client_zmtp_check_greeting_for(p, "NULL", err, errlen);
+}
+
+int client_zmtp_check_greeting_for(const unsigned char *p, const char *mechanism, char *err,
+                                   size_t errlen)
+{
+    unsigned char mech[20] = {0};
+    memcpy(mech, mechanism, strnlen(mechanism, 20));
     if (p[0] != 0xff || !(p[9] & 1)) {
         snprintf(err, errlen, "zmq: the peer does not speak ZMTP 3 (not adw-ingest?)");
         return -EPROTO;
@@ -79,8 +98,18 @@ int client_zmtp_check_greeting(const unsigned char *p, char *err, size_t errlen)
         snprintf(err, errlen, "zmq: the peer speaks ZMTP %u, not 3", p[10]);
         return -EPROTO;
     }
-    if (memcmp(p + 12, null_mech, sizeof null_mech)) {
-        snprintf(err, errlen, "zmq: the peer wants a security mechanism (only NULL is spoken)");
+    if (memcmp(p + 12, mech, sizeof mech)) {
+        char theirs[21];
+        size_t k = 0;
+        for (; k < 20 && p[12 + k] >= 0x21 && p[12 + k] < 0x7f; k++)
+            theirs[k] = (char)p[12 + k];
+        theirs[k] = '\0';
+        if (!strcmp(mechanism, "NULL"))
+            snprintf(err, errlen,
+                     "zmq: the peer wants %s security (give --curve-server and --curve-cert)",
+                     theirs);
+        else
+            snprintf(err, errlen, "zmq: the peer offers %s security, not %s", theirs, mechanism);
         return -EPROTO;
     }
     return 0;
@@ -121,7 +150,8 @@ int client_zmtp_parse_frame(const unsigned char *p, size_t len, size_t max, unsi
 
 /* ---- the transport ---- */
 
-client_zmq_t *client_zmq_new(const char *endpoint, char *err, size_t errlen)
+client_zmq_t *client_zmq_new(const char *endpoint, const client_curve_t *curve, char *err,
+                             size_t errlen)
 {
     client_zmq_t *z = calloc(1, sizeof *z);
     if (!z) {
@@ -133,6 +163,18 @@ client_zmq_t *client_zmq_new(const char *endpoint, char *err, size_t errlen)
     buf_init(&z->out, 0);
     buf_init(&z->in, CLIENT_ZMQ_ANSWER_MAX + 64);
     buf_init(&z->body, ADW_BODY_MAX_DEFAULT);
+    if (curve) {
+        if (client_curve_init()) {
+            snprintf(err, errlen, "libsodium cannot start");
+            client_zmq_destroy(&z);
+            errno = EIO;
+            return NULL;
+        }
+        z->curve = 1;
+        memcpy(z->cv.server, curve->server, sizeof z->cv.server);
+        memcpy(z->cv.pub, curve->pub, sizeof z->cv.pub);
+        memcpy(z->cv.sec, curve->sec, sizeof z->cv.sec);
+    }
     if (strlen(endpoint) >= sizeof z->endpoint)
         goto bad;
     snprintf(z->endpoint, sizeof z->endpoint, "%s", endpoint);
@@ -173,8 +215,10 @@ static void zclose(client_zmq_t *z)
     if (z->fd >= 0)
         close(z->fd);
     z->fd = -1;
-    z->greeted = z->ready = 0;
+    z->greeted = z->ready = z->welcomed = 0;
     buf_reset(&z->in);
+    if (z->curve)
+        client_curve_wipe(&z->cv);
 }
 
 void client_zmq_destroy(client_zmq_t **zp)
@@ -183,6 +227,8 @@ void client_zmq_destroy(client_zmq_t **zp)
         return;
     client_zmq_t *z = *zp;
     zclose(z);
+    if (z->curve)
+        explicit_bzero(&z->cv, sizeof z->cv);
     buf_free(&z->out);
     buf_free(&z->in);
     buf_free(&z->body);
@@ -221,6 +267,57 @@ static int read_answer(const unsigned char *p, size_t len, size_t n, int64_t *id
     return rc;
 }
 
+/* Handles a command frame's body b[0..bl) (decrypted in place when it is CURVE's READY).
+ * Returns 0, or -EPROTO / -ECONNRESET / -ETIMEDOUT / -ENOMEM with the reason in err. */
+static int on_command(client_zmq_t *z, unsigned char *b, size_t bl, int64_t deadline_us, char *err,
+                      size_t errlen)
+{
+    size_t nl = bl ? b[0] : 0;
+    if (bl < 1 + nl) {
+        snprintf(err, errlen, "zmq: malformed command from %s", z->endpoint);
+        return -EPROTO;
+    }
+    char why[160];
+    if (nl == 5 && !memcmp(b + 1, "ERROR", 5)) {
+        size_t rl = bl > 6 ? b[6] : 0;
+        if (rl > bl - 7)
+            rl = bl - 7;
+        snprintf(err, errlen, "zmq: %s refused the handshake: %.*s%s", z->endpoint, (int)rl,
+                 (const char *)b + 7,
+                 z->curve ? " (is our public key among ingest's ADW_INGEST_CURVE_CLIENTS?)" : "");
+        return -EPROTO;
+    }
+    if (z->ready)
+        return 0; /* PING and other commands of later versions: nothing to do */
+    if (nl == 5 && !memcmp(b + 1, "READY", 5) && (!z->curve || z->welcomed)) {
+        if (z->curve && client_curve_ready(&z->cv, b, bl, why, sizeof why)) {
+            snprintf(err, errlen, "zmq: %s: %s", z->endpoint, why);
+            return -EPROTO;
+        }
+        z->ready = 1;
+        return 0;
+    }
+    if (z->curve && !z->welcomed && nl == 7 && !memcmp(b + 1, "WELCOME", 7)) {
+        z->welcomed = 1;
+        buf_reset(&z->out);
+        int rc = client_curve_welcome(&z->cv, b, bl, (const unsigned char *)ZMTP_PROPERTIES,
+                                      sizeof ZMTP_PROPERTIES - 1, &z->out, why, sizeof why);
+        if (rc) {
+            snprintf(err, errlen, "zmq: %s: %s", z->endpoint, rc == -EPROTO ? why : strerror(-rc));
+            return rc;
+        }
+        rc = client_net_write(z->fd, z->out.data, z->out.len, deadline_us);
+        buf_reset(&z->out);
+        if (rc)
+            snprintf(err, errlen, "zmq: %s: handshake not sent in time", z->endpoint);
+        return rc;
+    }
+    if (!z->curve)
+        return 0; /* commands of later versions: nothing to do */
+    snprintf(err, errlen, "zmq: an unexpected command from %s during the handshake", z->endpoint);
+    return -EPROTO;
+}
+
 /* Reads until the answer to the request just written (body not NULL), or until the peer's
  * greeting and READY (body NULL). Returns 0 with the answer frame at *body (into z->in;
  * consume *used bytes after use), or -ECONNRESET (*got: whether any byte came), -ETIMEDOUT,
@@ -231,13 +328,13 @@ static int read_until_answer(client_zmq_t *z, int64_t deadline_us, const unsigne
     size_t pos = 0;
     *got = 0;
     for (;;) {
-        const unsigned char *p = (const unsigned char *)z->in.data;
+        unsigned char *p = (unsigned char *)z->in.data;
         if (!body && z->ready) {
             buf_consume(&z->in, pos);
             return 0;
         }
         if (!z->greeted && z->in.len >= CLIENT_ZMTP_GREETING) {
-            int rc = client_zmtp_check_greeting(p, err, errlen);
+            int rc = client_zmtp_check_greeting_for(p, z->curve ? "CURVE" : "NULL", err, errlen);
             if (rc)
                 return rc;
             buf_consume(&z->in, CLIENT_ZMTP_GREETING);
@@ -246,36 +343,35 @@ static int read_until_answer(client_zmq_t *z, int64_t deadline_us, const unsigne
         }
         while (z->greeted && pos < z->in.len) {
             unsigned flags;
-            const unsigned char *b;
+            const unsigned char *cb;
             size_t bl, fl;
             int rc = client_zmtp_parse_frame(p + pos, z->in.len - pos, CLIENT_ZMQ_ANSWER_MAX,
-                                             &flags, &b, &bl, &fl);
+                                             &flags, &cb, &bl, &fl);
             if (rc == -EAGAIN)
                 break;
             if (rc) {
                 snprintf(err, errlen, "zmq: malformed frame from %s", z->endpoint);
                 return -EPROTO;
             }
+            unsigned char *b = p + (cb - p); /* ours to decrypt in place */
             pos += fl;
-            if (flags & 0x04) { /* a command */
-                size_t nl = bl ? b[0] : 0;
-                if (bl < 1 + nl) {
-                    snprintf(err, errlen, "zmq: malformed command from %s", z->endpoint);
+            if (z->curve && z->ready && bl >= 8 && !memcmp(b, "\x07MESSAGE", 8)) {
+                if (client_curve_open(&z->cv, b, bl, &flags, &cb, &bl)) {
+                    snprintf(err, errlen, "zmq: a MESSAGE from %s that does not open", z->endpoint);
                     return -EPROTO;
                 }
-                if (nl == 5 && !memcmp(b + 1, "READY", 5)) {
-                    z->ready = 1;
-                    if (!body)
-                        break;
-                } else if (nl == 5 && !memcmp(b + 1, "ERROR", 5)) {
-                    size_t rl = bl > 6 ? b[6] : 0;
-                    if (rl > bl - 7)
-                        rl = bl - 7;
-                    snprintf(err, errlen, "zmq: %s refused the handshake: %.*s", z->endpoint,
-                             (int)rl, (const char *)b + 7);
-                    return -EPROTO;
-                }
-                continue; /* PING and other commands of later versions: nothing to do */
+                if (flags & 0x02)
+                    continue;          /* a command inside the box (PING): nothing to do */
+            } else if (flags & 0x04) { /* a command */
+                rc = on_command(z, b, bl, deadline_us, err, errlen);
+                if (rc)
+                    return rc;
+                if (z->ready && !body)
+                    break;
+                continue;
+            } else if (z->curve) {
+                snprintf(err, errlen, "zmq: an unencrypted message from %s", z->endpoint);
+                return -EPROTO;
             }
             if (!z->ready || !body) {
                 snprintf(err, errlen, "zmq: an unexpected message from %s", z->endpoint);
@@ -283,7 +379,7 @@ static int read_until_answer(client_zmq_t *z, int64_t deadline_us, const unsigne
             }
             if (flags & 0x01)
                 continue; /* envelope frames before the body */
-            *body = b;
+            *body = cb;
             *body_len = bl;
             *used = pos;
             return 0;
@@ -301,13 +397,21 @@ static int read_until_answer(client_zmq_t *z, int64_t deadline_us, const unsigne
             continue;
         }
         if (r == 0) {
-            snprintf(err, errlen, "zmq: %s closed the connection before answering", z->endpoint);
+            snprintf(err, errlen, "zmq: %s closed the connection %s", z->endpoint,
+                     z->ready   ? "before answering"
+                     : z->curve ? "during the CURVE handshake (our key refused, or not its "
+                                  "server key?)"
+                                : "during the handshake (does it require CURVE? give "
+                                  "--curve-server and --curve-cert)");
             return -ECONNRESET;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN) {
-            snprintf(err, errlen, "zmq: %s: %s", z->endpoint, strerror(errno));
+            snprintf(err, errlen, "zmq: %s: %s%s", z->endpoint, strerror(errno),
+                     z->ready || z->curve ? ""
+                                          : " during the handshake (does it require CURVE? "
+                                            "give --curve-server and --curve-cert)");
             return -ECONNRESET;
         }
         int rc = client_net_wait(z->fd, POLLIN, deadline_us);
@@ -344,7 +448,9 @@ int client_zmq_request(client_zmq_t *z, const json_t *events, int64_t deadline_u
                 return fd;
             }
             z->fd = fd;
-            if (client_zmtp_hello(&z->out)) {
+            if (z->curve
+                    ? client_zmtp_greeting(&z->out, "CURVE") || client_curve_hello(&z->cv, &z->out)
+                    : client_zmtp_hello(&z->out)) {
                 zclose(z);
                 return -ENOMEM;
             }
@@ -359,7 +465,8 @@ int client_zmq_request(client_zmq_t *z, const json_t *events, int64_t deadline_u
             }
             buf_reset(&z->out);
         }
-        if (client_zmtp_frame(&z->out, z->body.data, z->body.len)) {
+        if (z->curve ? client_curve_seal(&z->cv, &z->out, z->body.data, z->body.len, 0)
+                     : client_zmtp_frame(&z->out, z->body.data, z->body.len)) {
             zclose(z);
             return -ENOMEM;
         }
