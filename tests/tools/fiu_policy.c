@@ -20,7 +20,8 @@
  *   ADW_FIU_ARM     a file: failures are injected only while it exists (checked every 100 ms),
  *                   so a test can start the program cleanly and stop injecting to check it.
  *   ADW_FIU_COUNTS  a file rewritten with the counts as JSON (every 64 failures and at exit).
- *   ADW_FIU_SEED    seed of the per-thread generators (default: the pid).
+ *   ADW_FIU_SEED    seed of the per-thread generators (default: the pid), mixed with the
+ *                   thread id.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -107,8 +108,12 @@ static int is_armed(void)
 static double draw(void)
 {
     static __thread uint64_t x;
-    if (!x)
-        x = (seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)syscall(SYS_gettid) << 17) ^ 1;
+    if (!x) { /* splitmix64 of the seed and the thread: unrelated streams per thread */
+        uint64_t z = seed * 0x9E3779B97F4A7C15ull + (uint64_t)syscall(SYS_gettid);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        x = (z ^ (z >> 31)) | 1;
+    }
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
