@@ -73,8 +73,14 @@ static const struct {
     const char *name;
     int value;
 } errno_names[] = {
-    {"EPIPE", EPIPE},   {"ECONNRESET", ECONNRESET}, {"EINTR", EINTR},   {"EAGAIN", EAGAIN},
-    {"EIO", EIO},       {"ENOBUFS", ENOBUFS},       {"ENOMEM", ENOMEM}, {"ENOSPC", ENOSPC},
+    {"EPIPE", EPIPE},
+    {"ECONNRESET", ECONNRESET},
+    {"EINTR", EINTR},
+    {"EAGAIN", EAGAIN},
+    {"EIO", EIO},
+    {"ENOBUFS", ENOBUFS},
+    {"ENOMEM", ENOMEM},
+    {"ENOSPC", ENOSPC},
     {"ETIMEDOUT", ETIMEDOUT},
 };
 
@@ -171,7 +177,8 @@ static void write_counts(void)
     /* Raw system calls: the wrapped write() could itself be failed. */
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", counts_path, (long)syscall(SYS_gettid));
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd =
+        (int)syscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
     long w = syscall(SYS_write, fd, out, pos);
@@ -273,7 +280,8 @@ static void parse_point(char *spec)
             continue;
         }
         char *s2 = NULL;
-        for (char *e = strtok_r(f, ",", &s2); e && p->nerr < MAX_ERRNOS; e = strtok_r(NULL, ",", &s2)) {
+        for (char *e = strtok_r(f, ",", &s2); e && p->nerr < MAX_ERRNOS;
+             e = strtok_r(NULL, ",", &s2)) {
             int v = parse_errno(e);
             if (v)
                 p->errs[p->nerr++] = v;
