@@ -35,13 +35,20 @@ typedef struct dbpool_options_t {
 /* Starts the workers. Returns NULL with the reason in err. */
 dbpool_t *dbpool_new(const dbpool_options_t *o, char *err, size_t errlen);
 
-/* Stops the workers (each finishes its current job), then calls done for every job not yet
- * completed, with failed set for those that never ran. Accepts NULL; nulls *p. */
+/* Stops the workers: the queries still running are cancelled (PQcancel), so each job ends
+ * promptly with its query failed; then calls done for every job not yet completed, with failed
+ * set for those that never ran. Accepts NULL; nulls *p. */
 void dbpool_destroy(dbpool_t **p);
 
 /* Queues job (borrowed until its done runs). Returns 0, or -EAGAIN when the queue is full (then
  * done is never called for it). */
 int dbpool_submit(dbpool_t *p, dbjob_t *job);
+
+/* Asks PostgreSQL to cancel job's query if a worker is running it now (from a thread of the
+ * pool's, so this never blocks); the job then completes as usual, its query failed. A job still
+ * queued or already finished is left alone: its done function decides what its result is worth.
+ * The pool keeps no pointer to job after its done function runs. */
+void dbpool_cancel(dbpool_t *p, dbjob_t *job);
 
 /* Calls done for each finished job, in completion order. */
 void dbpool_complete(dbpool_t *p);

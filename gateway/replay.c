@@ -189,7 +189,9 @@ void replay_cancel(replay_t **slot)
     *slot = NULL;
     r->c = NULL;
     r->slot = NULL;
-    if (!r->in_flight)
+    if (r->in_flight)
+        dbpool_cancel(r->rp->o.pool, &r->job); /* page_done frees it, discarding the page */
+    else
         replay_free(r);
 }
 

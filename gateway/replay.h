@@ -43,7 +43,8 @@ void replayer_destroy(replayer_t **rp);
 int replay_start(replayer_t *rp, fanout_client_t *c, const filter_t *filter, int64_t since,
                  replay_t **slot);
 
-/* Abandons the replay in *slot (the client went away); sets *slot to NULL. Accepts NULL. */
+/* Abandons the replay in *slot (the client went away, or the database was replaced): a page
+ * being read has its query cancelled and its rows discarded. Sets *slot to NULL. Accepts NULL. */
 void replay_cancel(replay_t **slot);
 
 /* Fetches the next page if the replay was waiting for c's backlog to drain and it has. */

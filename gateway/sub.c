@@ -22,6 +22,7 @@
 #define SUB_MISSING_GIVE_UP 20         /* fills that find nothing before skipping the ids */
 #define SUB_FILL_BUDGET (4u << 20)     /* bytes of frames per fill query */
 #define SUB_DRAIN_MAX 1000             /* messages taken per wake-up */
+#define SUB_SILENT_US (5 * 1000000)    /* nothing received for this long: open the socket anew */
 
 struct sub_t {
     sub_options_t o;
@@ -39,6 +40,7 @@ struct sub_t {
 
     _Atomic int64_t last_rx_us;
     atomic_int db_ok;
+    int64_t opened_us; /* when the socket was (re)opened */
 
     /* Thread-only state. */
     PGconn *conn;
@@ -51,7 +53,75 @@ struct sub_t {
     int64_t next_db_check_us;
 
     metric_t *m_events, *m_dups, *m_holes, *m_filled, *m_decode_errors, *m_resets, *m_skipped;
+    metric_t *m_reopens;
 };
+
+/* Opens s->sock (closing any before) and connects it to every endpoint. Returns 0, or -EIO with
+ * the reason in err (then s->sock may be NULL). */
+static int curve_apply(void *sock, const char *server, const char *cert, char *err, size_t errlen);
+
+static int sub_open(sub_t *s, char *err, size_t errlen)
+{
+    if (s->sock) {
+        zmq_close(s->sock);
+        s->sock = NULL;
+    }
+    s->opened_us = timefmt_mono_us();
+    s->sock = zmq_socket(s->o.zctx, ZMQ_SUB);
+    if (!s->sock) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return -EIO;
+    }
+    int hwm = s->o.rcvhwm > 0 ? s->o.rcvhwm : 1000, linger = 0;
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (curve_apply(s->sock, s->o.curve_server, s->o.curve_cert, err, errlen))
+        return -EINVAL;
+    zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
+    int nconnected = 0;
+    char *save = NULL, *list = strdup(s->endpoints);
+    if (!list) {
+        snprintf(err, errlen, "out of memory");
+        return -EIO;
+    }
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (!*ep)
+            continue;
+        if (zmq_connect(s->sock, ep)) {
+            snprintf(err, errlen, "cannot subscribe to %s: %s", ep, zmq_strerror(errno));
+            free(list);
+            return -EIO;
+        }
+        nconnected++;
+    }
+    free(list);
+    if (!nconnected) {
+        snprintf(err, errlen, "no endpoint to subscribe to");
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Ingest sends a heartbeat about once a second: a subscription silent for SUB_SILENT_US is
+ * broken somewhere (a connection the publisher dropped without the subscriber noticing, a
+ * publisher restarted), so the socket is opened anew; what was missed comes from PostgreSQL
+ * once the next heartbeat shows how far ingest is. */
+static void reopen_if_silent(sub_t *s)
+{
+    int64_t now = timefmt_mono_us();
+    int64_t rx = atomic_load(&s->last_rx_us);
+    int64_t quiet_since = rx > s->opened_us ? rx : s->opened_us;
+    if (now - quiet_since < SUB_SILENT_US)
+        return;
+    char err[256];
+    log_warn("sub: nothing from %s for %lld s; subscribing again", s->endpoints,
+             (long long)((now - quiet_since) / 1000000));
+    metric_add(s->m_reopens, 1);
+    if (sub_open(s, err, sizeof err))
+        log_error("sub: %s", err);
+}
 
 void sub_item_free(sub_item_t *it)
 {
@@ -61,14 +131,21 @@ void sub_item_free(sub_item_t *it)
     free(it);
 }
 
-/* Appends an item to the inbox, waiting while it is full (unless it is empty or we stop).
- * Takes the frame reference. Returns 0, or -ENOMEM (the frame is released). */
+static void nap_ms(sub_t *s, int ms);
+
+/* Appends an item to the inbox, waiting while it is full (unless it is empty or we stop), and
+ * while memory is short: the position already counts the event as delivered, so it must not
+ * be dropped. Takes the frame reference. Returns 0, or -ECANCELED when stopping (the frame is
+ * released). */
 static int emit(sub_t *s, sub_item_kind_t kind, frame_t *frame, int64_t last_id, int64_t epoch)
 {
-    sub_item_t *it = calloc(1, sizeof *it);
-    if (!it) {
-        frame_unref(&frame);
-        return -ENOMEM;
+    sub_item_t *it;
+    while (!(it = calloc(1, sizeof *it))) {
+        if (atomic_load(&s->stop)) {
+            frame_unref(&frame);
+            return -ECANCELED;
+        }
+        nap_ms(s, 50);
     }
     it->kind = kind;
     it->frame = frame;
@@ -378,6 +455,11 @@ static void *sub_main(void *arg)
             release_held(s);
             continue;
         }
+        reopen_if_silent(s);
+        if (!s->sock) {
+            nap_ms(s, 100);
+            continue;
+        }
         zmq_pollitem_t pi = {.socket = s->sock, .events = ZMQ_POLLIN};
         int n = zmq_poll(&pi, 1, 100);
         if (n < 0 && errno != EINTR) {
@@ -445,40 +527,8 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    s->sock = zmq_socket(o->zctx, ZMQ_SUB);
-    if (!s->sock) {
-        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+    if (sub_open(s, err, errlen))
         goto fail;
-    }
-    int hwm = o->rcvhwm > 0 ? o->rcvhwm : 1000, linger = 0;
-    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (curve_apply(s->sock, o->curve_server, o->curve_cert, err, errlen))
-        goto fail;
-    zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
-    int nconnected = 0;
-    char *save = NULL, *list = strdup(s->endpoints);
-    if (!list) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        if (!*ep)
-            continue;
-        if (zmq_connect(s->sock, ep)) {
-            snprintf(err, errlen, "cannot subscribe to %s: %s", ep, zmq_strerror(errno));
-            free(list);
-            goto fail;
-        }
-        nconnected++;
-    }
-    free(list);
-    if (!nconnected) {
-        snprintf(err, errlen, "no endpoint to subscribe to");
-        goto fail;
-    }
     if (o->metrics) {
         metrics_t *m = o->metrics;
         s->m_events = metrics_counter(m, "adw_gateway_sub_events_total", NULL,
@@ -495,6 +545,8 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
                                              "Messages from ingest that could not be decoded");
         s->m_resets = metrics_counter(m, "adw_gateway_epoch_resets_total", NULL,
                                       "Epoch changes seen (the database was replaced)");
+        s->m_reopens = metrics_counter(m, "adw_gateway_sub_reopens_total", NULL,
+                                       "Subscriptions opened anew after ingest fell silent");
     }
     if (pthread_create(&s->thread, NULL, sub_main, s)) {
         snprintf(err, errlen, "cannot start the subscriber thread");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ _Static_assert(10 <= FRAME_HEADROOM, "frames need room for the longest frame hea
 #define WS_TOKEN_MAX 1024   /* longest token accepted */
 #define WS_CLOSE_KILL_S 10  /* a client told to close is cut off after this */
 #define WS_DRAIN_SLICE 64   /* events moved into the fanout per turn of the loop */
+#define WS_FD_RESERVE 64    /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
 
 /* One of these per connection: lws allocates it zeroed, and again when HTTP turns WebSocket. */
 typedef struct ws_session_t {
@@ -95,6 +97,42 @@ struct ws_server_t {
     metric_t *m_rej_auth, *m_rej_origin, *m_rej_full, *m_rej_unready, *m_rej_bad;
     metric_t *m_http;
 };
+
+/* How many descriptors libwebsockets may use: max_clients plus room for HTTP, within the
+ * process's descriptor limit (the soft limit raised toward the hard one first) less
+ * WS_FD_RESERVE. libwebsockets stops accepting at this count
+ * (its listener is left alone until a connection closes); without a bound below the real
+ * limit, accept() fails with EMFILE and the listener, still readable, spins the loop. Lowers
+ * s->o.max_clients so that the upgrades past it are answered 503 and closed while there are
+ * descriptors to do so. */
+static unsigned ws_fd_budget(ws_server_t *s)
+{
+    unsigned want = (unsigned)s->o.max_clients + 1024;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    if (rl.rlim_cur < want + WS_FD_RESERVE && rl.rlim_max > rl.rlim_cur) {
+        /* The soft limit is often far below the hard one (1024 and 524288 under systemd). */
+        rlim_t goal = want + WS_FD_RESERVE;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > goal ? goal : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl))
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t cur = rl.rlim_cur;
+    unsigned avail =
+        cur > 4 * WS_FD_RESERVE ? (unsigned)(cur - WS_FD_RESERVE) : (unsigned)(cur / 2);
+    if (want <= avail)
+        return want;
+    unsigned spare = avail / 8 > 16 ? avail / 8 : 16; /* requests and upgrades being answered */
+    int clients = avail > spare ? (int)(avail - spare) : 1;
+    if (clients < s->o.max_clients) {
+        log_warn("descriptor limit %llu: at most %d WebSocket clients (ADW_GATEWAY_MAX_CLIENTS "
+                 "is %d)",
+                 (unsigned long long)cur, clients, s->o.max_clients);
+        s->o.max_clients = clients;
+    }
+    return avail;
+}
 
 static ws_server_t *server_of(struct lws *wsi)
 {
@@ -804,6 +842,21 @@ static int confirm_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
 /* ------------------------------------------------------------------------------------------ */
 /* The loop's own work */
 
+/* The database was replaced: a replay running reads ids of the old epoch's range from the new
+ * database, so it is abandoned (its query cancelled, its rows discarded) and its client closed
+ * with 1012, to reconnect and learn the new epoch from the hello. */
+static void reset_replays(ws_server_t *s)
+{
+    for (fanout_client_t *c = fanout_clients(s->fanout), *next; c; c = next) {
+        next = c->next;
+        ws_session_t *ss = session_of_client(c);
+        if (!ss->replay && !c->replaying)
+            continue;
+        replay_cancel(&ss->replay);
+        fanout_close(s->fanout, c, WS_CLOSE_DB_REPLACED, "database replaced; reconnect");
+    }
+}
+
 /* Moves what the subscriber and the database workers produced into the fanout, at most
  * WS_DRAIN_SLICE events per turn of the loop so that clients write between slices of a burst;
  * the rest waits in s->inbox and the loop is woken again for it. */
@@ -823,6 +876,7 @@ static void drain(ws_server_t *s)
             fanout_position(s->fanout, it->last_id, it->epoch);
             break;
         case SUB_ITEM_RESET:
+            reset_replays(s);
             fanout_reset(s->fanout, it->epoch);
             break;
         }
@@ -1118,7 +1172,7 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     info.pt_serv_buf_size = 32768;
     info.keepalive_timeout = 30;
     info.timeout_secs = 20;
-    info.fd_limit_per_thread = (unsigned)o->max_clients + 1024;
+    info.fd_limit_per_thread = ws_fd_budget(s);
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "adw-gateway";
     info.server_string = "adw-gateway";

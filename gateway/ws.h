@@ -34,6 +34,7 @@
 #define WS_CLOSE_TOO_BIG 1009
 #define WS_CLOSE_INVALID_UTF8 1007 /* a text message that is not UTF-8 */
 #define WS_CLOSE_GOING_AWAY 1001
+#define WS_CLOSE_DB_REPLACED 1012 /* the database was replaced while replaying: reconnect */
 
 typedef struct ws_server_t ws_server_t;
 

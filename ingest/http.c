@@ -160,8 +160,12 @@ static void respond(conn_t *c, int status, const char *ctype, const char *body, 
     if (close_after || c->srv->draining)
         c->keep_alive = 0;
     count_status(c->srv, status);
-    if (http1_write_response_head(&c->out, status, ctype, len, c->keep_alive, extra) ||
+    size_t before = c->out.len;
+    if (!body || http1_write_response_head(&c->out, status, ctype, len, c->keep_alive, extra) ||
         buf_append(&c->out, body, len)) {
+        /* Out of memory: no half-written response; the connection just closes, which tells the
+         * client nothing about the request (it retries with its event_id). */
+        c->out.len = before;
         c->keep_alive = 0;
     }
     if (!c->keep_alive)
@@ -180,16 +184,16 @@ static void respond_error_with(conn_t *c, int status, const char *error, long in
 {
     buf_t *b = &c->srv->scratch;
     buf_reset(b);
-    buf_puts(b, "{\"error\":");
-    jsonw_string(b, error, strlen(error));
+    int bad = buf_puts(b, "{\"error\":");
+    bad |= jsonw_string(b, error, strlen(error));
     if (index >= 0)
-        buf_printf(b, ",\"index\":%ld", index);
-    buf_putc(b, '}');
+        bad |= buf_printf(b, ",\"index\":%ld", index);
+    bad |= buf_putc(b, '}');
     if (!extra && status == 503)
         extra = "Retry-After: 1\r\n";
     else if (!extra && status == 401)
         extra = "WWW-Authenticate: Bearer\r\n";
-    respond(c, status, "application/json", b->data, b->len, extra, close_after);
+    respond(c, status, "application/json", bad ? NULL : b->data, b->len, extra, close_after);
 }
 
 static void respond_error(conn_t *c, int status, const char *error, long index, int close_after)
@@ -208,16 +212,17 @@ static void on_outcome(void *ctx, const pipeline_outcome_t *o)
     case PIPELINE_OK: {
         buf_t *b = &c->srv->scratch;
         buf_reset(b);
-        buf_puts(b, "{\"status\":\"broadcasted\",");
+        int bad = buf_puts(b, "{\"status\":\"broadcasted\",");
         if (c->ndjson) { /* arrays and NDJSON answer "ids", single events "id" */
-            buf_puts(b, "\"ids\":[");
+            bad |= buf_puts(b, "\"ids\":[");
             for (size_t i = 0; i < o->nids; i++)
-                buf_printf(b, "%s%lld", i ? "," : "", (long long)o->ids[i]);
-            buf_puts(b, "]}");
+                bad |= buf_printf(b, "%s%lld", i ? "," : "", (long long)o->ids[i]);
+            bad |= buf_puts(b, "]}");
         } else {
-            buf_printf(b, "\"id\":%lld}", (long long)o->ids[0]);
+            bad |= buf_printf(b, "\"id\":%lld}", (long long)o->ids[0]);
         }
-        respond(c, 200, "application/json", b->data, b->len, NULL, 0);
+        /* A body that could not be built is never sent cut short (respond closes instead). */
+        respond(c, 200, "application/json", bad ? NULL : b->data, b->len, NULL, 0);
         break;
     }
     case PIPELINE_INVALID:

@@ -145,8 +145,9 @@ int loop_hook(loop_t *l, loop_hook_fn fn, void *arg)
 void loop_wake(loop_t *l)
 {
     uint64_t one = 1;
-    ssize_t rc = write(l->wakefd, &one, sizeof one);
-    (void)rc;
+    /* EAGAIN means the counter is full: the loop is woken already. */
+    while (write(l->wakefd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 int64_t loop_now_ms(const loop_t *l)

@@ -175,8 +175,9 @@ static void complete(store_t *s, store_req_t *r)
     s->d_tail = r;
     pthread_mutex_unlock(&s->mu);
     uint64_t one = 1;
-    ssize_t rc = write(s->evfd, &one, sizeof one);
-    (void)rc;
+    /* EAGAIN means the counter is full: the loop is woken already. */
+    while (write(s->evfd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 static void complete_unavailable(store_t *s, store_req_t *r, const char *why)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "adw_limits.h"
 #include "codec.h"
 #include "log.h"
 #include "timefmt.h"
@@ -39,12 +40,36 @@ static void reply_free(pending_reply_t *pr)
     free(pr);
 }
 
+/* A reply is packed into a fixed buffer, so that answering never needs memory: a request
+ * that was committed is always answered with all its ids. Room for ADW_BATCH_MAX ids (9 bytes
+ * each at most) and an error message. */
+#define ZMQ_IN_REPLY_MAX (ADW_BATCH_MAX * 9 + 2048)
+
+typedef struct reply_buf {
+    size_t len;
+    int overflow;
+    char data[ZMQ_IN_REPLY_MAX];
+} reply_buf_t;
+
+static int reply_write(void *data, const char *buf, size_t len)
+{
+    reply_buf_t *rb = data;
+    if (len > sizeof rb->data - rb->len) {
+        rb->overflow = 1;
+        return -1;
+    }
+    memcpy(rb->data + rb->len, buf, len);
+    rb->len += len;
+    return 0;
+}
+
 static void send_reply(pending_reply_t *pr, const pipeline_outcome_t *o)
 {
-    msgpack_sbuffer sb;
+    static reply_buf_t rb; /* loop thread only */
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    rb.len = 0;
+    rb.overflow = 0;
+    msgpack_packer_init(&pk, &rb, reply_write);
     if (o->status == PIPELINE_OK) {
         msgpack_pack_map(&pk, 2);
         msgpack_pack_str_with_body(&pk, "ok", 2);
@@ -61,7 +86,8 @@ static void send_reply(pending_reply_t *pr, const pipeline_outcome_t *o)
         msgpack_pack_false(&pk);
         msgpack_pack_str_with_body(&pk, "error", 5);
         const char *err = o->error ? o->error : "refused";
-        msgpack_pack_str_with_body(&pk, err, strlen(err));
+        size_t elen = strlen(err);
+        msgpack_pack_str_with_body(&pk, err, elen < 1024 ? elen : 1024);
         if (with_index) {
             msgpack_pack_str_with_body(&pk, "index", 5);
             msgpack_pack_int64(&pk, o->index);
@@ -71,12 +97,15 @@ static void send_reply(pending_reply_t *pr, const pipeline_outcome_t *o)
             msgpack_pack_true(&pk);
         }
     }
+    if (rb.overflow) { /* cannot happen within ADW_BATCH_MAX; never send a truncated map */
+        log_error("zmq_in: reply of %zu ids does not fit; not sent", o->nids);
+        return;
+    }
     zmq_in_t *z = pr->z;
     for (size_t i = 0; i < pr->nparts; i++)
         zmq_send(z->sock, pr->part[i], pr->len[i], ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    if (zmq_send(z->sock, sb.data, sb.size, ZMQ_DONTWAIT) < 0)
+    if (zmq_send(z->sock, rb.data, rb.len, ZMQ_DONTWAIT) < 0)
         log_debug("zmq_in: reply dropped: %s", zmq_strerror(errno));
-    msgpack_sbuffer_destroy(&sb);
 }
 
 static void on_done(void *ctx, const pipeline_outcome_t *o)

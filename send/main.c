@@ -697,6 +697,12 @@ int main(int argc, char **argv)
         co.spool_dir = s.opt.spool;
 
     s.client = client_new(&co, err, sizeof err);
+    if (!s.client && (strstr(err, "out of memory") || strstr(err, strerror(ENOMEM)))) {
+        /* Not a usage error: the event is lost, and only --strict says so in the exit code. */
+        log_error("%s; the event(s) were not sent", err);
+        s.tally.lost++;
+        return exit_code(&s);
+    }
     if (!s.client) {
         fprintf(stderr, "adw-send: %s\n", err);
         return SEND_EXIT_USAGE;
