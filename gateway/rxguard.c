@@ -2,16 +2,19 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #define RXGUARD_MAX_FDS (1u << 20) /* descriptors above the soft limit, or this, pass through */
+#define RXGUARD_TLS_DISCARD 256    /* TLS reads discarded in one call after a violation */
 
 enum {
     RXG_OFF = 0, /* not a connection the guard follows */
@@ -140,16 +143,22 @@ static ssize_t guard(int fd, rxguard_conn_t *c, const unsigned char *buf, size_t
     return (ssize_t)i;
 }
 
+/* The connection the guard follows on fd, if this thread is the loop's and fd is one. */
+static rxguard_conn_t *followed(int fd)
+{
+    if (!atomic_load_explicit(&g_armed, memory_order_acquire) || fd < 0 || (size_t)fd >= g_nconns ||
+        !pthread_equal(pthread_self(), g_thread))
+        return NULL;
+    return g_conns[fd].state == RXG_OFF ? NULL : &g_conns[fd];
+}
+
 /* Replaces libc's recv for the whole process (see rxguard.h); recv(2) is recvfrom(2) without
  * an address, which is what other descriptors and threads get. */
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
     ssize_t n = recvfrom(fd, buf, len, flags, NULL, NULL);
-    if (n <= 0 || flags || !atomic_load_explicit(&g_armed, memory_order_acquire) || fd < 0 ||
-        (size_t)fd >= g_nconns || !pthread_equal(pthread_self(), g_thread))
-        return n;
-    rxguard_conn_t *c = &g_conns[fd];
-    if (c->state == RXG_OFF)
+    rxguard_conn_t *c;
+    if (n <= 0 || flags || !(c = followed(fd)))
         return n;
     ssize_t keep = guard(fd, c, buf, (size_t)n);
     if (keep < 0)
@@ -157,9 +166,47 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     return keep;
 }
 
+typedef int (*ssl_read_fn)(SSL *, void *, int);
+static _Atomic(ssl_read_fn) g_ssl_read;
+
+/* OpenSSL's SSL_read, found once. */
+static ssl_read_fn real_ssl_read(void)
+{
+    ssl_read_fn f = atomic_load_explicit(&g_ssl_read, memory_order_acquire);
+    if (!f) {
+        void *sym = dlsym(RTLD_NEXT, "SSL_read");
+        memcpy(&f, &sym, sizeof f);
+        atomic_store_explicit(&g_ssl_read, f, memory_order_release);
+    }
+    return f;
+}
+
+/* Replaces OpenSSL's SSL_read likewise, for wss: lws reads TLS connections with it, and the
+ * frames are only visible once decrypted. When nothing of what was read may be given, the
+ * connection is read until OpenSSL itself has nothing more (so that lws sees its usual "want
+ * read"), or, after RXGUARD_TLS_DISCARD reads, 0 (lws drops the connection). */
+int SSL_read(SSL *ssl, void *buf, int num)
+{
+    ssl_read_fn real = real_ssl_read();
+    if (!real)
+        return -1;
+    int n = real(ssl, buf, num);
+    rxguard_conn_t *c;
+    if (n <= 0 || !(c = followed(SSL_get_fd(ssl))))
+        return n;
+    ssize_t keep = guard(SSL_get_fd(ssl), c, buf, (size_t)n);
+    for (int i = 0; keep < 0 && i < RXGUARD_TLS_DISCARD; i++) {
+        n = real(ssl, buf, num);
+        if (n <= 0)
+            return n;
+    }
+    return keep < 0 ? 0 : (int)keep;
+}
+
 int rxguard_init(rxguard_violation_fn on_violation)
 {
-    if (dlsym(RTLD_DEFAULT, "recv") != (void *)recv)
+    if (dlsym(RTLD_DEFAULT, "recv") != (void *)recv ||
+        dlsym(RTLD_DEFAULT, "SSL_read") != (void *)SSL_read || !real_ssl_read())
         return -ENOTSUP;
     struct rlimit rl;
     size_t max = 65536;

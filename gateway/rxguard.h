@@ -11,7 +11,9 @@
  * skipping payloads by their length without touching them. At the first frame whose mask bit
  * is clear it hands lws only the bytes before that frame, discards everything after it (reads
  * answer EAGAIN), and reports the violation; the caller then closes the connection with 1002.
- * Every other descriptor, and every other thread, goes straight to recvfrom(2).
+ * Every other descriptor, and every other thread, goes straight to recvfrom(2). TLS connections
+ * (wss) are followed the same way in SSL_read, which this module defines too, on the decrypted
+ * bytes.
  *
  * Threads: rxguard_init, rxguard_watch and rxguard_attach belong to the thread that runs the
  * lws loop (the one that called rxguard_init).
@@ -24,7 +26,8 @@
 typedef void (*rxguard_violation_fn)(void *user);
 
 /* Sets the guard up for the calling thread's lws loop. Returns 0; -ENOMEM; -ENOTSUP when the
- * executable's recv is not the one shared libraries call (the check would be inert). */
+ * executable's recv or SSL_read is not the one shared libraries call (the check would be
+ * inert). */
 int rxguard_init(rxguard_violation_fn on_violation);
 
 /* A new connection on fd (accepted, nothing read yet): the guard starts at its request head. */

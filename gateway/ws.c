@@ -1172,7 +1172,7 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     int grc = rxguard_init(on_unmasked);
     if (grc)
         log_warn("cannot check that client frames are masked: %s",
-                 grc == -ENOTSUP ? "recv is not interposed" : strerror(-grc));
+                 grc == -ENOTSUP ? "recv or SSL_read is not interposed" : strerror(-grc));
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, errlen, "cannot listen on %s (libwebsockets could not start)", o->listen);

@@ -286,3 +286,32 @@ def test_bad_messages_within_the_allowance_keep_the_connection(ingest, make_gate
     assert ws.wait_for(lambda m: isinstance(m, dict) and m.get("type") == "pong", 5)
     assert ws.close_code is None
     ws.close()
+
+
+@pytest.mark.needs_bin("adw-ingest", "adw-gateway")
+@pytest.mark.parametrize("how", ["alone", "after_masked_same_write"])
+def test_unmasked_frame_over_wss_closes_1002(ingest, make_gateway, tmp_path, how):
+    """With TLS the frames are checked once decrypted (SSL_read), the same way."""
+    import tls_common as T
+    cert, key = T.make_cert(tmp_path)
+    ctx = T.client_ctx(cert)
+    gw = make_gateway(ingest, start=False, ADW_GATEWAY_TLS_CERT=cert, ADW_GATEWAY_TLS_KEY=key)
+    gw.start()
+    T.wait_https_ready(gw, gw.http_port, ctx)
+    R = adwtest.RawWs
+    conn = adwtest.RawConn(port=gw.http_port)
+    conn.sock = ctx.wrap_socket(conn.sock, server_hostname="127.0.0.1")
+    raw = R(gw.ws_url, conn=conn)
+    assert raw.status == 101
+    assert json.loads(raw.recv_frame()[1])["type"] == "hello"
+    raw.send_frame(R.OP_TEXT, PING)  # a masked one is taken
+    assert json.loads(raw.recv_frame()[1])["type"] == "pong"
+    if how == "alone":
+        raw.send_frame(R.OP_TEXT, PING, mask=False)
+    else:
+        raw.conn.send(R.frame(R.OP_TEXT, PING) + R.frame(R.OP_TEXT, PING, mask=False))
+    texts = expect_1002(raw, "client frame not masked")
+    assert pongs(texts) <= (1 if how != "alone" else 0)
+    raw.close()
+    st, _, body = T.https(gw.http_port, ctx, "GET", "/metrics")
+    assert st == 200 and 'adw_gateway_drops_total{reason="unmasked_frame"} 1' in body
