@@ -15,8 +15,8 @@ closed, and the resident memory of ingest and gateway flat after warm-up (sample
 every second: the median of the last fifth within 10 % + 8 MiB of the level right after
 warm-up; 8 MiB is one client's largest backlog). The p99 publish-to-receipt latency is reported
 (target < 50 ms) and asserted only under ADW_LONG (ADW_SOAK_P99_MS to change the bound), as the
-default run shares a noisy machine. Figures are written to
-tests/integration/results/soak.json when that directory exists, and printed.
+default run shares a noisy machine. The figures are printed (pytest -s) and written to
+tests/bench/results/soak.json when that directory exists.
 
 Uses the Release build (ADW_SOAK_BUILD_DIR, default build/) when it has every program, since a
 sanitizer build measures the sanitizer; else the tests' build, with the memory check off.
@@ -161,7 +161,7 @@ def test_soak_2000_events_per_s_to_1000_clients(db, tmp_path):
         report["memory"][name] = {"after_warmup_kb": base, "end_kb": last, "bound_kb": bound,
                                   "max_kb": max(v for _, v in samples)}
     print("\nsoak:", json.dumps(report, indent=1))
-    results = Path(__file__).parent / "results"
+    results = adwtest.REPO / "tests" / "bench" / "results"
     if results.is_dir():
         (results / "soak.json").write_text(json.dumps(report, indent=1))
     assert res["connected"] == CLIENTS, res
