@@ -148,6 +148,8 @@ def test_soak_2000_events_per_s_to_1000_clients(db, tmp_path):
         "duplicated": res["duplicated"], "out_of_order": res["out_of_order"],
         "p50_ms": lat["p50"] / 1000, "p99_ms": lat["p99"] / 1000,
         "p999_ms": lat["p999"] / 1000, "max_ms": lat["max"] / 1000,
+        "ack_p50_ms": res["ack_latency_us"]["p50"] / 1000,
+        "ack_p99_ms": res["ack_latency_us"]["p99"] / 1000,  # request to commit acknowledged
         "closed": res["closed"], "processes": res["processes"], "memory": {},
     }
     # Publishing starts once every client is connected; memory is judged from the end of the
