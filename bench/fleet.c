@@ -366,7 +366,10 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
             fclient_t *c = &th->clients[i];
             size_t gi = i * (size_t)f->nthreads + (size_t)t; /* the client's global index */
             c->th = th;
-            c->half = (int)(gi & 1);
+            if (o->half_query) { /* `filtered` of the clients, spread evenly */
+                size_t nf = o->filtered ? o->filtered : o->clients / 2;
+                c->half = (gi + 1) * nf / o->clients != gi * nf / o->clients;
+            }
             c->url = (int)(gi % (size_t)f->nurls);
             if (o->max_seq > 0) {
                 c->seen = calloc((size_t)(o->max_seq + 7) / 8, 1);

@@ -15,7 +15,8 @@ typedef struct fleet_options_t {
     const char *urls;       /* comma-separated ws://host:port/path gateway URLs */
     size_t clients;         /* connections to hold */
     const char *query;      /* query string every client adds ("since=0&types=adw_event") */
-    const char *half_query; /* for every second client instead of query (NULL: none) */
+    const char *half_query; /* for `filtered` clients instead of query (NULL: none) */
+    size_t filtered;        /* clients that use half_query, spread evenly (0: every second) */
     const char *sources;    /* comma-separated local addresses to bind, or a range
                                "127.0.0.2-127.0.0.9"; NULL: the kernel chooses */
     int threads;            /* client threads (libwebsockets contexts) */

@@ -26,10 +26,12 @@ typedef struct load_options_t {
     int64_t clients;
     const char *query;
     const char *half_query;
+    int64_t filtered;
     const char *sources;
     int64_t threads;
     const char *http;
     const char *zmq;
+    int mixed;
     const char *token;
     const char *curve_server;
     const char *curve_cert;
@@ -59,6 +61,8 @@ static const config_option_t OPTIONS[] = {
      "query string every client adds to its URL (a filter, since=...)"},
     {"half-query", "ADW_BENCH_HALF_QUERY", CONFIG_STRING, NULL, OPT(half_query), 0, 0, 0,
      "query string for every second client instead (e.g. adw_id=bench-0: half filtered)"},
+    {"filtered", "ADW_BENCH_FILTERED", CONFIG_INT, "0", OPT(filtered), 0, 200000, 0,
+     "with --half-query: this many clients use it, spread evenly (0: every second one)"},
     {"sources", "ADW_BENCH_SOURCES", CONFIG_STRING, NULL, OPT(sources), 0, 0, 0,
      "local addresses for client connections: a,b,c or 127.0.0.2-127.0.0.9"},
     {"threads", "ADW_BENCH_THREADS", CONFIG_INT, "1", OPT(threads), 1, 64, 0, "client threads"},
@@ -66,6 +70,8 @@ static const config_option_t OPTIONS[] = {
      "publish over HTTP to this ingest URL (default: ZeroMQ)"},
     {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, "tcp://127.0.0.1:5555", OPT(zmq), 0, 0, 0,
      "publish over ZeroMQ to this ingest endpoint"},
+    {"mixed", "ADW_BENCH_MIXED", CONFIG_BOOL, "0", OPT(mixed), 0, 0, 0,
+     "with --http: every second publishing connection uses ZeroMQ instead"},
     {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
      "ingest bearer token (HTTP)"},
     {"curve-server", "ADW_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
@@ -190,6 +196,7 @@ typedef struct shared_pub {
     const load_options_t *o;
     _Atomic int64_t next_seq;
     _Atomic int64_t acked;
+    _Atomic int64_t acked_zmq; /* of those, over ZeroMQ */
     _Atomic int64_t failed;
     _Atomic int64_t retries;
     _Atomic int stop;
@@ -204,6 +211,7 @@ typedef struct shared_pub {
 typedef struct pub_thread {
     shared_pub_t *sp;
     pthread_t tid;
+    int zmq; /* this connection publishes over ZeroMQ */
 } pub_thread_t;
 
 static json_t *bench_event(const load_options_t *o, int64_t seq)
@@ -223,7 +231,7 @@ static void *pub_main(void *arg)
     shared_pub_t *sp = pt->sp;
     const load_options_t *o = sp->o;
     char err[CLIENT_ERR_LEN];
-    client_options_t co = {.http_url = o->http,
+    client_options_t co = {.http_url = pt->zmq ? NULL : o->http,
                            .zmq_endpoint = o->zmq,
                            .token = o->token,
                            .curve_server = o->curve_server,
@@ -288,6 +296,8 @@ static void *pub_main(void *arg)
             continue;
         }
         atomic_fetch_add(&sp->acked, n);
+        if (pt->zmq)
+            atomic_fetch_add(&sp->acked_zmq, n);
         pthread_mutex_lock(&sp->mu);
         for (int64_t k = 0; k < n; k++)
             sp->acked_bits[seqs[k] >> 3] |= (uint8_t)(1u << (seqs[k] & 7));
@@ -303,7 +313,7 @@ static void *pub_main(void *arg)
 
 typedef struct report {
     double publish_s, events_per_s, deliveries_per_s, delivery_s;
-    int64_t acked, failed, retries;
+    int64_t acked, acked_zmq, failed, retries;
     uint64_t expected, lost;
     fleet_stats_t fs;
     hist_t ack;
@@ -325,7 +335,8 @@ static void print_report(const load_options_t *o, const report_t *r)
     if (o->json) {
         printf("{\"transport\":\"%s\",\"clients\":%" PRId64 ",\"connected\":%zu,\"batch\":%" PRId64
                ",\"concurrency\":%" PRId64 ",\"rate\":%" PRId64 ",\"published\":%" PRId64
-               ",\"failed\":%" PRId64 ",\"retries\":%" PRId64 ",\"publish_s\":%.3f"
+               ",\"published_zmq\":%" PRId64 ",\"failed\":%" PRId64 ",\"retries\":%" PRId64
+               ",\"publish_s\":%.3f"
                ",\"events_per_s\":%.1f,\"deliveries\":%" PRIu64 ",\"deliveries_per_s\":%.1f"
                ",\"expected_deliveries\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                ",\"out_of_order\":%" PRIu64 ",\"latency_us\":{\"p50\":%.0f,\"p99\":%.0f,"
@@ -333,13 +344,13 @@ static void print_report(const load_options_t *o, const report_t *r)
                "\"p50\":%.0f,\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
                "\"replay_ms\":%.1f,\"replayed\":%" PRId64 ",\"closed\":%zu,\"last_close_code\":%d,"
                "\"processes\":{",
-               o->http ? "http" : "zmq", o->clients, r->fs.connected, o->batch, o->concurrency,
-               o->rate, r->acked, r->failed, r->retries, r->publish_s, r->events_per_s,
-               r->fs.deliveries, r->deliveries_per_s, r->expected, r->lost, r->fs.duplicates,
-               r->fs.out_of_order, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
-               hist_quantile(h, 0.999), h->max_us, h->count, hist_quantile(&r->ack, 0.5),
-               hist_quantile(&r->ack, 0.99), us_per_delivery, r->replay_ms, r->fs.replayed_events,
-               r->fs.closed, r->fs.last_close_code);
+               o->http ? (o->mixed ? "http+zmq" : "http") : "zmq", o->clients, r->fs.connected,
+               o->batch, o->concurrency, o->rate, r->acked, r->acked_zmq, r->failed, r->retries,
+               r->publish_s, r->events_per_s, r->fs.deliveries, r->deliveries_per_s, r->expected,
+               r->lost, r->fs.duplicates, r->fs.out_of_order, hist_quantile(h, 0.5),
+               hist_quantile(h, 0.99), hist_quantile(h, 0.999), h->max_us, h->count,
+               hist_quantile(&r->ack, 0.5), hist_quantile(&r->ack, 0.99), us_per_delivery,
+               r->replay_ms, r->fs.replayed_events, r->fs.closed, r->fs.last_close_code);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
@@ -353,10 +364,11 @@ static void print_report(const load_options_t *o, const report_t *r)
     }
     printf("adw-bench: %s, batch %" PRId64 ", concurrency %" PRId64 ", rate %s, %" PRId64
            " clients (%zu connected)\n",
-           o->http ? "HTTP" : "ZeroMQ", o->batch, o->concurrency, o->rate ? "fixed" : "max",
-           o->clients, r->fs.connected);
-    printf("  %-34s %" PRId64 " acknowledged, %" PRId64 " failed, %" PRId64 " retries\n",
-           "published", r->acked, r->failed, r->retries);
+           o->http ? (o->mixed ? "HTTP and ZeroMQ" : "HTTP") : "ZeroMQ", o->batch, o->concurrency,
+           o->rate ? "fixed" : "max", o->clients, r->fs.connected);
+    printf("  %-34s %" PRId64 " acknowledged (%" PRId64 " over ZeroMQ), %" PRId64
+           " failed, %" PRId64 " retries\n",
+           "published", r->acked, r->acked_zmq, r->failed, r->retries);
     printf("  %-34s %.0f events/s over %.2f s\n", "stored (acknowledged after commit)",
            r->events_per_s, r->publish_s);
     printf("  %-34s p50 %.2f ms, p99 %.2f ms\n", "acknowledgement latency",
@@ -434,6 +446,7 @@ int load_main(int argc, char **argv)
             .clients = (size_t)o.clients,
             .query = o.query,
             .half_query = o.half_query,
+            .filtered = (size_t)(o.filtered < o.clients ? o.filtered : o.clients),
             .sources = o.sources,
             .threads = (int)o.threads,
             .max_seq = (uint64_t)o.clients * (uint64_t)o.count / 8 < (512u << 20) ? o.count : 0};
@@ -485,6 +498,7 @@ int load_main(int argc, char **argv)
     if (o.count > 0 && pts && sp.acked_bits) {
         for (int i = 0; i < o.concurrency; i++) {
             pts[i].sp = &sp;
+            pts[i].zmq = !o.http || (o.mixed && i % 2);
             if (!pthread_create(&pts[i].tid, NULL, pub_main, &pts[i]))
                 started++;
         }
@@ -507,6 +521,7 @@ int load_main(int argc, char **argv)
     }
     r.publish_s = (double)(t_end - sp.t0_us) / 1e6;
     r.acked = atomic_load(&sp.acked);
+    r.acked_zmq = atomic_load(&sp.acked_zmq);
     r.failed = atomic_load(&sp.failed);
     r.retries = atomic_load(&sp.retries);
     r.events_per_s = r.publish_s > 0 ? (double)r.acked / r.publish_s : 0;
@@ -527,7 +542,9 @@ int load_main(int argc, char **argv)
     if (fleet) {
         fleet_stats_t st;
         fleet_stats(fleet, &st);
-        uint64_t n_half = o.half_query ? (uint64_t)o.clients / 2 : 0;
+        uint64_t n_half = !o.half_query ? 0
+                          : o.filtered ? (uint64_t)(o.filtered < o.clients ? o.filtered : o.clients)
+                                       : (uint64_t)o.clients / 2;
         uint64_t n_full = (uint64_t)o.clients - n_half;
         r.expected = n_full * (uint64_t)r.acked + n_half * acked_half;
         int64_t until = timefmt_mono_us() + o.drain_s * 1000000;

@@ -24,6 +24,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "replay.h"
+#include "rxguard.h"
 #include "timefmt.h"
 #include "tls.h"
 #include "tokens.h"
@@ -43,6 +44,8 @@ _Static_assert(10 <= FRAME_HEADROOM, "frames need room for the longest frame hea
 #define WS_CLOSE_KILL_S 10  /* a client told to close is cut off after this */
 #define WS_DRAIN_SLICE 64   /* events moved into the fanout per turn of the loop */
 #define WS_FD_RESERVE 64    /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
+#define WS_BAD_BURST 30     /* client messages answered with an error, at once, before 1008 */
+#define WS_BAD_PER_S 1      /* ... and the rate at which that allowance comes back */
 
 /* One of these per connection: lws allocates it zeroed, and again when HTTP turns WebSocket. */
 typedef struct ws_session_t {
@@ -60,7 +63,9 @@ typedef struct ws_session_t {
     int ping_due;       /* a protocol ping is to be written */
     int kill_armed;     /* a hard timeout is set after a close was decided */
     int close_logged;
-    replay_t *replay; /* the replay running for it, if any */
+    int64_t bad_level; /* bad messages not yet forgiven, in millionths (WS_BAD_*) */
+    int64_t bad_at_us; /* when bad_level was last brought up to date */
+    replay_t *replay;  /* the replay running for it, if any */
     /* HTTP */
     int responding; /* a response is ready to write */
     int headers_sent;
@@ -94,6 +99,7 @@ struct ws_server_t {
     api_param_t args[WS_ARGS_MAX];
     size_t nargs;
     metric_t *m_deliveries, *m_messages, *m_connections, *m_hb_timeouts, *m_too_big;
+    metric_t *m_bad_messages, *m_unmasked;
     metric_t *m_rej_auth, *m_rej_origin, *m_rej_full, *m_rej_unready, *m_rej_bad;
     metric_t *m_http;
 };
@@ -512,7 +518,23 @@ static void send_text(ws_server_t *s, ws_session_t *ss, const char *text, size_t
     fanout_send(s->fanout, &ss->fc, f);
 }
 
-/* Sends {"type":"error","error":msg}. */
+/* Counts a client message answered with an error against the client's allowance: WS_BAD_BURST
+ * at once, coming back at WS_BAD_PER_S a second. A client over it is closed with 1008. */
+static void count_bad_message(ws_server_t *s, ws_session_t *ss)
+{
+    int64_t now = timefmt_mono_us();
+    ss->bad_level -= (now - ss->bad_at_us) * WS_BAD_PER_S;
+    if (ss->bad_level < 0)
+        ss->bad_level = 0;
+    ss->bad_at_us = now;
+    ss->bad_level += 1000000;
+    if (ss->bad_level > (int64_t)WS_BAD_BURST * 1000000) {
+        metric_add(s->m_bad_messages, 1);
+        fanout_close(s->fanout, &ss->fc, WS_CLOSE_POLICY, "too many bad messages");
+    }
+}
+
+/* Sends {"type":"error","error":msg} for a client message it could not take. */
 static void send_error(ws_server_t *s, ws_session_t *ss, const char *msg)
 {
     buf_t b;
@@ -523,6 +545,7 @@ static void send_error(ws_server_t *s, ws_session_t *ss, const char *msg)
     else
         send_text(s, ss, b.data, b.len);
     buf_free(&b);
+    count_bad_message(s, ss);
 }
 
 static void send_hello(ws_server_t *s, ws_session_t *ss)
@@ -759,11 +782,23 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     return 0;
 }
 
+/* rxguard saw a frame from this client without the mask bit (RFC 6455 5.1): 1002. */
+static void on_unmasked(void *user)
+{
+    ws_session_t *ss = user;
+    if (!ss->is_ws)
+        return;
+    ws_server_t *s = server_of(ss->wsi);
+    metric_add(s->m_unmasked, 1);
+    fanout_close(s->fanout, &ss->fc, WS_CLOSE_PROTOCOL, "client frame not masked");
+}
+
 static void ws_established(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     ss->wsi = wsi;
     ss->is_ws = 1;
     ss->last_rx_us = timefmt_mono_us();
+    ss->bad_at_us = ss->last_rx_us;
     buf_init(&ss->rx, ADW_CLIENT_FRAME_MAX + 1);
     fanout_add(s->fanout, &ss->fc, wsi);
     filter_move(&ss->fc.filter, &ss->qfilter);
@@ -771,12 +806,16 @@ static void ws_established(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     send_hello(s, ss);
     if (ss->has_since)
         replay_start(s->replayer, &ss->fc, &ss->fc.filter, ss->since, &ss->replay);
+    if (rxguard_attach(lws_get_socket_fd(wsi), ss)) /* frames sent along with the upgrade */
+        on_unmasked(ss);
     if (s->shutting_down)
         fanout_close(s->fanout, &ss->fc, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 static void ws_closed(ws_server_t *s, ws_session_t *ss)
 {
+    if (ss->is_ws)
+        rxguard_attach(lws_get_socket_fd(ss->wsi), NULL);
     replay_cancel(&ss->replay);
     if (ss->is_ws)
         fanout_remove(s->fanout, &ss->fc);
@@ -960,6 +999,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(s, wsi, in);
 
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        rxguard_watch(lws_get_socket_fd(wsi));
+        break;
+
     /* WebSocket */
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char err[200];
@@ -1137,6 +1180,10 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
                             "Clients closed by the gateway, by reason");
         s->m_too_big = metrics_counter(m, "adw_gateway_drops_total", "reason=\"message_too_big\"",
                                        "Clients closed by the gateway, by reason");
+        s->m_bad_messages = metrics_counter(m, "adw_gateway_drops_total", "reason=\"bad_messages\"",
+                                            "Clients closed by the gateway, by reason");
+        s->m_unmasked = metrics_counter(m, "adw_gateway_drops_total", "reason=\"unmasked_frame\"",
+                                        "Clients closed by the gateway, by reason");
         const char *help = "WebSocket upgrades refused, by reason";
         s->m_rej_auth = metrics_counter(m, "adw_gateway_rejected_total", "reason=\"token\"", help);
         s->m_rej_origin =
@@ -1176,6 +1223,10 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "adw-gateway";
     info.server_string = "adw-gateway";
+    int grc = rxguard_init(on_unmasked);
+    if (grc)
+        log_warn("cannot check that client frames are masked: %s",
+                 grc == -ENOTSUP ? "recv or SSL_read is not interposed" : strerror(-grc));
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, errlen, "cannot listen on %s (libwebsockets could not start)", o->listen);
@@ -1238,6 +1289,7 @@ void ws_destroy(ws_server_t **ps)
     if (s->ctx) {
         lws_sul_cancel(&s->tick);
         lws_context_destroy(s->ctx);
+        rxguard_shutdown();
     }
     for (sub_item_t *it = s->inbox, *next; it; it = next) {
         next = it->next;

@@ -9,7 +9,9 @@
  * the query string or a subscribe message; replay with since; {"type":"ping"} and a protocol
  * ping every heartbeat_s; a client silent for 3 x heartbeat_s is closed with 4000; a client
  * whose backlog passes max_queue is closed with 4008 (fanout.h); a client message over 64 KiB
- * is closed with 1009; bad messages get {"type":"error"} and the connection stays; on shutdown
+ * is closed with 1009, an unmasked one with 1002 (rxguard.h); bad messages get
+ * {"type":"error"} and the connection stays, up to 30 at once and one a second after that (then
+ * 1008); on shutdown
  * every client is closed with 1001. Upgrades are refused before they complete: 404 off
  * /ws/events, 401 without the token, 403 from an origin not allowed or for an adw_id outside a
  * read token's scope, 400 for bad parameters, 503 when full, not ready or shutting down.
@@ -35,6 +37,8 @@
 #define WS_CLOSE_INVALID_UTF8 1007 /* a text message that is not UTF-8 */
 #define WS_CLOSE_GOING_AWAY 1001
 #define WS_CLOSE_DB_REPLACED 1012 /* the database was replaced while replaying: reconnect */
+#define WS_CLOSE_PROTOCOL 1002    /* a client frame that is not masked (RFC 6455 5.1) */
+#define WS_CLOSE_POLICY 1008      /* too many bad client messages in too short a time */
 
 typedef struct ws_server_t ws_server_t;
 

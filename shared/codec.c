@@ -508,7 +508,16 @@ int codec_json_parse(const char *buf, size_t len, json_t **out, char *err, size_
     }
     json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v) {
-        codec__set_err(err, errlen, "%s at line %d column %d", jerr.text, jerr.line, jerr.column);
+        enum json_error_code code = json_error_code(&jerr);
+        if (code == json_error_null_character || code == json_error_null_byte_in_key)
+            codec__set_err(err, errlen,
+                           "\\u0000 (NUL) is not accepted: PostgreSQL's jsonb cannot store it; "
+                           "at line %d column %d",
+                           jerr.line, jerr.column);
+        else
+            codec__set_err(err, errlen, "%s%s at line %d column %d",
+                           code == json_error_invalid_utf8 ? "invalid UTF-8: " : "", jerr.text,
+                           jerr.line, jerr.column);
         return json_error_code(&jerr) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
     }
     if (!codec__depth_ok(v, 0)) {

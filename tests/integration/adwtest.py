@@ -1256,10 +1256,12 @@ class RawWs:
 
     OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 
-    def __init__(self, url, headers=None, timeout=5.0):
+    def __init__(self, url, headers=None, timeout=5.0, early=b"", conn=None):
+        """early: bytes sent in the same write as the upgrade request (frames a client sends
+        before the 101); conn: a RawConn to upgrade (e.g. after a keep-alive request)."""
         u = urllib.parse.urlsplit(url)
         path = (u.path or "/") + ("?" + u.query if u.query else "")
-        self.conn = RawConn(u.hostname, u.port or 80, timeout)
+        self.conn = conn or RawConn(u.hostname, u.port or 80, timeout)
         self.timeout = timeout
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
@@ -1267,7 +1269,7 @@ class RawWs:
                f"Sec-WebSocket-Version: 13\r\n")
         for k, v in (headers or {}).items():
             req += f"{k}: {v}\r\n"
-        self.conn.send(req + "\r\n")
+        self.conn.send((req + "\r\n").encode() + early)
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in self.conn.buf:
             left = deadline - time.monotonic()
@@ -1292,6 +1294,11 @@ class RawWs:
 
     def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0):
         """Sends one frame as given (masked with a random key unless mask=False)."""
+        self.conn.send(self.frame(opcode, payload, fin, mask, rsv))
+
+    @staticmethod
+    def frame(opcode, payload=b"", fin=True, mask=True, rsv=0):
+        """The bytes of one client frame (see send_frame)."""
         if isinstance(payload, str):
             payload = payload.encode()
         b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
@@ -1307,7 +1314,7 @@ class RawWs:
             k = os.urandom(4)
             payload = bytes(c ^ k[i % 4] for i, c in enumerate(payload))
             head += k
-        self.conn.send(head + payload)
+        return head + payload
 
     def send_text(self, text):
         """One text frame (a dict/list is sent as JSON)."""

@@ -577,8 +577,8 @@ static void test_json_parse(void **state)
     JSON_FAILS("", "empty body");
     JSON_FAILS(" \r\n\t ", "empty body");
     JSON_FAILS("{\"a\":1,\"a\":2}", "duplicate object key");
-    JSON_FAILS("\"a\\u0000b\"", "\\u0000 is not allowed");
-    JSON_FAILS("{\"a\\u0000\":1}", "NUL byte in object key");
+    JSON_FAILS("\"a\\u0000b\"", "\\u0000 (NUL) is not accepted");
+    JSON_FAILS("{\"a\\u0000\":1}", "(NUL) is not accepted: PostgreSQL");
     JSON_FAILS("\"\xc3\x28\"", "unable to decode byte 0xc3");
     JSON_FAILS("\"\xed\xa0\x80\"", "unable to decode byte 0xed");
     JSON_FAILS("\"a\0b\"", "control character");
