@@ -80,6 +80,7 @@ struct store_t {
 
     metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
     metric_t *m_state, *m_reconnects, *m_lookups;
+    metric_t *m_unknown_stored, *m_unknown_not_stored; /* commits whose answer was lost */
 };
 
 static int64_t mono_ms(void)
@@ -1097,6 +1098,8 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
     case TX_UNKNOWN: {
         set_state(s, STORE_CONNECTING);
         int committed = resolve_unknown(s, reqs, nreqs);
+        if (committed >= 0)
+            metric_add(committed ? s->m_unknown_stored : s->m_unknown_not_stored, 1);
         if (committed == 1) {
             int64_t last = 0;
             for (size_t q = 0; q < nreqs; q++)
@@ -1302,6 +1305,12 @@ store_t *store_new(const store_options_t *o)
                                        "Transactions run again to answer a retried event_id");
         s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,
                                           "Connections made to PostgreSQL");
+        s->m_unknown_stored =
+            metrics_counter(m, "adw_ingest_commit_outcome_lost_total", "outcome=\"stored\"",
+                            "Commits whose answer was lost, resolved by reading the batch back");
+        s->m_unknown_not_stored =
+            metrics_counter(m, "adw_ingest_commit_outcome_lost_total", "outcome=\"not_stored\"",
+                            "Commits whose answer was lost, resolved by reading the batch back");
     }
     if (pthread_create(&s->thread, NULL, store_main, s))
         goto fail;

