@@ -22,12 +22,20 @@
 #define SUB_MISSING_GIVE_UP 20         /* fills that find nothing before skipping the ids */
 #define SUB_FILL_BUDGET (4u << 20)     /* bytes of frames per fill query */
 #define SUB_DRAIN_MAX 1000             /* messages taken per wake-up */
+/* Liveness of each connection to a PUB socket (ZMTP 3.1 PING/PONG): a connection that carries
+ * nothing, not even a PONG, for SUB_PEER_TIMEOUT_MS is closed and made again, so a link that
+ * silently drops everything (a black hole) is noticed; a new connection that has not finished
+ * its handshake within SUB_HANDSHAKE_MS is given up and tried again. */
+#define SUB_PING_MS 1000
+#define SUB_PEER_TIMEOUT_MS 3000
+#define SUB_HANDSHAKE_MS 3000
 
 struct sub_t {
     sub_options_t o;
     char *endpoints;
     char *conninfo;
     void *sock;
+    void *mon; /* PAIR receiving the SUB socket's connect and disconnect events */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -51,6 +59,7 @@ struct sub_t {
     int64_t next_db_check_us;
 
     metric_t *m_events, *m_dups, *m_holes, *m_filled, *m_decode_errors, *m_resets, *m_skipped;
+    metric_t *m_disconnects;
 };
 
 void sub_item_free(sub_item_t *it)
@@ -320,6 +329,37 @@ static int receive_one(sub_t *s)
     return 1;
 }
 
+/* Logs and counts the SUB socket's connection events waiting on the monitor. */
+static void on_monitor(sub_t *s)
+{
+    for (;;) {
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        if (zmq_msg_recv(&head, s->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&head);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&head) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&head), sizeof event);
+        char ep[128] = "";
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&head) && zmq_msg_recv(&addr, s->mon, 0) >= 0)
+            snprintf(ep, sizeof ep, "%.*s",
+                     (int)(zmq_msg_size(&addr) < 127 ? zmq_msg_size(&addr) : 127),
+                     (const char *)zmq_msg_data(&addr));
+        zmq_msg_close(&addr);
+        zmq_msg_close(&head);
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+            metric_add(s->m_disconnects, 1);
+            log_warn("sub: connection to %s lost or silent for %d ms; connecting again", ep,
+                     SUB_PEER_TIMEOUT_MS);
+        } else if (event == ZMQ_EVENT_CONNECTED) {
+            log_info("sub: connected to %s", ep);
+        }
+    }
+}
+
 static void nap_ms(sub_t *s, int ms)
 {
     for (int i = 0; i < ms / 50 && !atomic_load(&s->stop); i++) {
@@ -378,12 +418,15 @@ static void *sub_main(void *arg)
             release_held(s);
             continue;
         }
-        zmq_pollitem_t pi = {.socket = s->sock, .events = ZMQ_POLLIN};
-        int n = zmq_poll(&pi, 1, 100);
+        zmq_pollitem_t pi[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
+                                {.socket = s->mon, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(pi, s->mon ? 2 : 1, 100);
         if (n < 0 && errno != EINTR) {
             log_error("sub: zmq_poll: %s", zmq_strerror(errno));
             nap_ms(s, 100);
         }
+        if (s->mon)
+            on_monitor(s);
         for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++)
             if (!receive_one(s))
                 break;
@@ -451,11 +494,28 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
         goto fail;
     }
     int hwm = o->rcvhwm > 0 ? o->rcvhwm : 1000, linger = 0;
+    int ping = SUB_PING_MS, peer_timeout = SUB_PEER_TIMEOUT_MS, handshake = SUB_HANDSHAKE_MS;
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (curve_apply(s->sock, o->curve_server, o->curve_cert, err, errlen))
         goto fail;
+    zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_IVL, &ping, sizeof ping);
+    zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &peer_timeout, sizeof peer_timeout);
+    zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
     zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
+    /* The monitor is optional: without it connections are still watched, only not logged. */
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://adw-sub-monitor-%p", (void *)s);
+    if (!zmq_socket_monitor(s->sock, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)) {
+        s->mon = zmq_socket(o->zctx, ZMQ_PAIR);
+        if (s->mon) {
+            zmq_setsockopt(s->mon, ZMQ_LINGER, &linger, sizeof linger);
+            if (zmq_connect(s->mon, mon)) {
+                zmq_close(s->mon);
+                s->mon = NULL;
+            }
+        }
+    }
     int nconnected = 0;
     char *save = NULL, *list = strdup(s->endpoints);
     if (!list) {
@@ -495,6 +555,9 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
                                              "Messages from ingest that could not be decoded");
         s->m_resets = metrics_counter(m, "adw_gateway_epoch_resets_total", NULL,
                                       "Epoch changes seen (the database was replaced)");
+        s->m_disconnects =
+            metrics_counter(m, "adw_gateway_sub_disconnects_total", NULL,
+                            "Connections to ingest's PUB lost, or closed for silence");
     }
     if (pthread_create(&s->thread, NULL, sub_main, s)) {
         snprintf(err, errlen, "cannot start the subscriber thread");
@@ -524,8 +587,12 @@ void sub_destroy(sub_t **ps)
         sub_item_free(it);
     }
     frame_unref(&s->held);
-    if (s->sock)
+    if (s->mon)
+        zmq_close(s->mon);
+    if (s->sock) {
+        zmq_socket_monitor(s->sock, NULL, 0);
         zmq_close(s->sock);
+    }
     if (s->conn)
         PQfinish(s->conn);
     pthread_mutex_destroy(&s->mu);

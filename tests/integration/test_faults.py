@@ -176,3 +176,151 @@ def test_commit_with_lost_outcome_is_resolved_not_guessed(db, make_ingest, lost,
         assert f"are {outcome.replace('_', ' ')}" in ing.log_text()
         print(f"lost {lost}, {n} events: resolved; log: "
               f"{[ln for ln in ing.log_text().splitlines() if 'outcome' in ln or 'failed' in ln]}")
+
+
+# ---- gateways ----
+
+
+class Feeder(threading.Thread):
+    """Posts events over HTTP at about `rate` per second in small batches until stopped, each
+    with event_id f-n and payload.seq n, retrying a batch on 503 or a dropped connection with
+    the same event_ids. make(n) makes event n (default: runs r0..r2, steps plan/build,
+    adw_event and system). .ids holds the acknowledged ids in order."""
+
+    RUNS, STEPS = ("r0", "r1", "r2"), ("plan", "build")
+
+    def __init__(self, ingest, rate=200, batch=5, make=None, limit=1000000):
+        super().__init__(daemon=True)
+        self.ingest, self.rate, self.batch, self.limit = ingest, rate, batch, limit
+        self.make = make or self.default_event
+        self.ids = []
+        self.errors = []
+        self.halt = threading.Event()
+
+    @classmethod
+    def default_event(cls, n):
+        run, step = cls.RUNS[n % 3], cls.STEPS[(n // 3) % 2]
+        if n % 7 == 0:
+            e = {"type": "system", "adw_id": run, "step": step, "event": "step_start"}
+        else:
+            e = {"type": "adw_event", "adw_id": run, "step": step,
+                 "event_type": "ToolUseBlock" if n % 2 else "TextBlock"}
+        e.update(event_id=f"f-{n}", payload={"seq": n})
+        return e
+
+    def run(self):
+        n, t0 = 0, time.monotonic()
+        c = self.ingest.http(timeout=30)
+        while not self.halt.is_set() and n < self.limit:
+            batch = [self.make(k) for k in range(n, n + self.batch)]
+            try:
+                st, _, body = c.post_json("/api/events", batch)
+            except OSError:
+                c.reconnect()
+                time.sleep(0.1)
+                continue
+            if st == 503:
+                time.sleep(0.1)
+                continue
+            if st != 200:
+                self.errors.append((st, body))
+                break
+            self.ids.extend(body["ids"])
+            n += self.batch
+            delay = t0 + n / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        c.close()
+
+    def stop(self):
+        self.halt.set()
+        self.join(60)
+        assert not self.is_alive() and not self.errors, self.errors[:3]
+        return self.ids
+
+
+class WsReader(threading.Thread):
+    """Reads one WebSocket on its own thread, keeping every event (m with id and received_at)
+    with its monotonic time of arrival."""
+
+    def __init__(self, ws):
+        super().__init__(daemon=True)
+        self.ws = ws
+        self.events, self.times = [], []
+        self.halt = threading.Event()
+
+    def run(self):
+        from test_gateway_common import is_event
+        while not self.halt.is_set():
+            try:
+                m = self.ws.recv(0.2)
+            except TimeoutError:
+                continue
+            except adwtest.WsClosed:
+                break
+            if is_event(m):
+                self.events.append(m)
+                self.times.append(time.monotonic())
+
+    def ids(self):
+        return [m["id"] for m in list(self.events)]
+
+    def wait_id(self, last_id, timeout=60):
+        """Waits until the event last_id has arrived; returns the time it did."""
+        adwtest.wait_for(lambda: self.events and self.events[-1]["id"] >= last_id, timeout,
+                         what=f"event {last_id} delivered")
+        return self.times[-1]
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+
+
+@pytest.mark.needs_bin("adw-gateway")
+def test_link_faults_between_pub_and_sub(make_ingest, make_gateway):
+    """Ingest's PUB reaches the gateway's SUB through a fault proxy: delay, throttle, cut and a
+    black hole (the connection stays open, nothing passes) while events keep coming. After each
+    fault heals, the client has every event once and in order; the black hole is noticed (the
+    gateway reconnects on its own while it lasts)."""
+    from test_gateway_common import assert_contiguous, connect
+    ingest = make_ingest()
+    hold = 12 if LONG else 4
+    with FaultProxy((adwtest.LOOPBACK, ingest.pub_port)) as fp:
+        gw = make_gateway(f"tcp://{adwtest.LOOPBACK}:{fp.port}")
+        ws = connect(gw)
+        reader = WsReader(ws)
+        reader.start()
+        feed = Feeder(ingest, rate=150)
+        feed.start()
+        figures = {}
+        try:
+            adwtest.wait_for(lambda: len(feed.ids) >= 50, 20, what="events flowing")
+            reader.wait_id(feed.ids[49], 20)
+            for name, fault in [("delay 300 ms", lambda: fp.delay(300)),
+                                ("throttle 2 KB/s", lambda: fp.throttle(2000)),
+                                ("cut", fp.cut),
+                                ("black hole", fp.blackhole)]:
+                conns = fp.connections
+                fault()
+                time.sleep(hold)
+                if name == "black hole":
+                    assert fp.connections > conns, "the black hole went unnoticed"
+                    assert "silent for" in gw.log_text()
+                    st, _, body = adwtest.http_get(gw.base_url + "/readyz")
+                    assert st == 503 and "no messages from ingest" in body["error"], (st, body)
+                fp.heal()
+                t_heal = time.monotonic()
+                last = feed.ids[-1]
+                figures[name] = reader.wait_id(last, 60) - t_heal
+        finally:
+            ids = feed.stop()
+        reader.wait_id(ids[-1], 60)
+        reader.stop()
+        got = reader.ids()
+        assert got == ids, "lost, duplicated or out of order"
+        assert_contiguous(got)
+        assert metric(gw, "adw_gateway_sub_disconnects_total") >= 2  # the cut, the black hole
+        ws.close()
+    print("link faults: " + ", ".join(f"{k}: caught up {v:.2f} s after healing"
+                                      for k, v in figures.items()) +
+          f"; {len(ids)} events, {fp.connections} SUB connections made")
