@@ -8,10 +8,13 @@ and order where events are delivered. ADW_LONG=1 runs the long versions (more ki
 load); ADW_SEED replays a run's random choices.
 """
 
-import signal
+import asyncio
+import json
+import os
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import adwtest
@@ -324,3 +327,205 @@ def test_link_faults_between_pub_and_sub(make_ingest, make_gateway):
     print("link faults: " + ", ".join(f"{k}: caught up {v:.2f} s after healing"
                                       for k, v in figures.items()) +
           f"; {len(ids)} events, {fp.connections} SUB connections made")
+
+
+class ResumingFleet:
+    """WebSocket clients in one asyncio loop (a thread). Client i has filters[i] (query
+    parameters) and starts on gateway i mod n; when its connection ends it moves to the next
+    gateway with since = the last id it holds, as the dashboard does. Records every event's id,
+    and how long each move took (connection lost -> the replayed marker on the next one)."""
+
+    def __init__(self, gws, filters):
+        self.gws, self.filters = gws, filters
+        self.ids = [[] for _ in filters]
+        self.moves = [0] * len(filters)
+        self.resume_s = []
+        self.stop_flag = False
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(
+            asyncio.gather(*(self._client(i) for i in range(len(self.filters)))))
+
+    async def _client(self, i):
+        import websockets
+        g, lost_at = i % len(self.gws), None
+        while not self.stop_flag:
+            q = dict(self.filters[i], since=self.ids[i][-1] if self.ids[i] else 0)
+            url = self.gws[g].ws_url + "?" + urllib.parse.urlencode(q)
+            try:
+                async with websockets.connect(url, open_timeout=5, ping_interval=None,
+                                              compression=None, max_size=2**22) as ws:
+                    while not self.stop_flag:
+                        try:
+                            raw = await asyncio.wait_for(ws.recv(), 0.5)
+                        except asyncio.TimeoutError:
+                            continue
+                        m = json.loads(raw)
+                        if "id" in m and "received_at" in m:
+                            self.ids[i].append(m["id"])
+                        elif m.get("type") == "replayed" and lost_at is not None:
+                            self.resume_s.append(time.monotonic() - lost_at)
+                            lost_at = None
+                        elif m.get("type") == "ping":
+                            await ws.send('{"action":"pong"}')
+            except Exception:  # noqa: BLE001 - refused, reset, closed: move on
+                pass
+            if not self.stop_flag:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                self.moves[i] += 1
+                g = (g + 1) % len(self.gws)
+                await asyncio.sleep(0.1)
+
+    def close(self):
+        self.stop_flag = True
+        self.thread.join(30)
+
+
+def matches(flt, row):
+    """filter_match for a row (id, adw_id, step, type, event_type or event)."""
+    _, adw_id, step, type_, kind = row
+    for key, value in (("adw_id", adw_id), ("steps", step), ("event_types", kind),
+                       ("types", type_)):
+        if key in flt and value not in flt[key].split(","):
+            return False
+    return True
+
+
+@pytest.mark.needs_bin("adw-gateway")
+def test_gateways_killed_in_turn_clients_resume_exactly_once(db, ingest, make_gateway):
+    """Three gateways, each killed with SIGKILL and started again in turn while events flow;
+    clients (some filtered by run, step, type) move to another gateway with since = the last id
+    they hold. Each ends with every matching event exactly once, in id order."""
+    r = rng("gateway kills")
+    dur = 120 if LONG else 20
+    gws = [make_gateway(ingest) for _ in range(3)]
+    filters = [{}, {"adw_id": "r1"}, {"steps": "build"}, {"types": "system"},
+               {"adw_id": "r2", "event_types": "ToolUseBlock"},
+               {"adw_id": "r0,r2", "steps": "plan", "types": "adw_event"}] * 3
+    fleet = ResumingFleet(gws, filters).start()
+    feed = Feeder(ingest, rate=150)
+    kills = 0
+    try:
+        time.sleep(1.0)
+        feed.start()
+        t_end = time.monotonic() + dur
+        while time.monotonic() < t_end:
+            time.sleep(r.uniform(1.5, 4.0))
+            g = gws[kills % 3]
+            g.kill9()
+            g.wait(5)
+            kills += 1
+            time.sleep(r.uniform(0.3, 1.5))
+            g.start_again()
+            g.wait_ready(g.base_url + "/readyz", 20)
+        ids = feed.stop()
+        rows = db.query("SELECT id, adw_id, step, type, coalesce(event_type, event) FROM events "
+                        "ORDER BY id")
+        assert [row[0] for row in rows] == ids
+        want = [[row[0] for row in rows if matches(f, row)] for f in filters]
+        adwtest.wait_for(lambda: all(len(got) >= len(w) for got, w in zip(fleet.ids, want)), 60,
+                         what="every client caught up")
+        time.sleep(0.5)  # anything extra would show now
+    finally:
+        feed.halt.set()
+        fleet.close()
+    for i, (got, w) in enumerate(zip(fleet.ids, want)):
+        assert len(set(got)) == len(got), f"client {i} {filters[i]}: duplicates"
+        assert got == sorted(got), f"client {i} {filters[i]}: out of order"
+        assert got == w, f"client {i} {filters[i]}: {len(set(w) - set(got))} lost"
+    assert sum(fleet.moves) >= kills
+    rs = sorted(fleet.resume_s)
+    print(f"gateway kills: {kills} kills in {dur} s, {len(ids)} events, {len(filters)} clients "
+          f"moved {sum(fleet.moves)} times; resumed (replayed marker) median "
+          f"{rs[len(rs) // 2]:.2f} s, max {rs[-1]:.2f} s after losing the connection")
+
+
+# ---- PostgreSQL's disk full ----
+
+
+def fill_disk(path, chunk=1 << 20):
+    """Writes zeros to path until the file system is full; returns the bytes written."""
+    block, n = b"\0" * chunk, 0
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            try:
+                n += f.write(block)
+            except OSError:
+                break
+        if chunk > 4096:  # the last bytes, too
+            while True:
+                try:
+                    n += f.write(block[:4096])
+                except OSError:
+                    break
+    return n
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("where", ["data", "wal"])
+def test_postgres_disk_full(where):
+    """PostgreSQL's data directory (pg_wal included), or only pg_wal, on a small tmpfs filled up
+    under load: no acknowledgement for what is not stored, ingest refuses with 503 and its
+    memory stays bounded, and it serves again once space returns (PostgreSQL started again if
+    it stopped). A full data directory fails the transactions that extend a table (ERROR,
+    53100) and PostgreSQL stays up; a full pg_wal makes it PANIC, and it cannot finish crash
+    recovery until space returns."""
+    from conftest import require_bin
+    require_bin("adw-ingest")
+    full_s = 30 if LONG else 6
+    pg = adwtest.PgCluster(tmpfs=(where, 160 if where == "data" else 48))
+    try:
+        pg.start()
+        # A small ASan quarantine, so that RSS shows the program's memory rather than ASan's.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        ing = adwtest.Ingest(pg, ASAN_OPTIONS=f"{asan}:quarantine_size_mb=4".lstrip(":"))
+        rss = RssSampler(ing)
+        rss.start()
+        load = Load(ing, http_threads=3, zmq_threads=1, batch=20, deadline=600).start()
+        try:
+            load.wait_acked(500)
+            t_base = time.monotonic()
+            filler = pg.tmpfs_dir / "filler"
+            filled = fill_disk(filler)
+            t_full = time.monotonic()
+            refused = lambda: load.count(503) + load.count("zmq_refused")  # noqa: E731
+            adwtest.wait_for(lambda: refused() >= 5, 60, what="refusals while the disk is full")
+            t_refusing = time.monotonic()
+            time.sleep(full_s)
+            acked_full = len(load.acks_between(t_refusing, time.monotonic()))
+            filler.unlink()
+            t_space = time.monotonic()
+            panicked = not pg.is_running()
+            if panicked:
+                pg.start()
+            before = len(load.acked)
+            wait_status(ing, "/readyz", 200, timeout=60)
+            load.wait_acked(before + 200, timeout=60)
+            t_back = min(t for t in load.ack_t.values() if t >= t_space)
+        finally:
+            load.stop()
+            rss.stop()
+        n = check_stored(pg, load)
+        base_kb, full_kb = rss.peak(0, t_base), rss.peak(t_full, t_space)
+        assert full_kb < base_kb + 64 * 1024, f"ingest grew from {base_kb} to {full_kb} KiB"
+        assert ing.alive()
+        pglog = pg.logfile.read_text(errors="replace")
+        what = [ln.split("  ", 1)[-1][:140] for ln in pglog.splitlines()
+                if "No space left" in ln or "PANIC" in ln or "startup process" in ln][:4]
+        print(f"disk full ({where}): filler {filled >> 20} MiB; refusing {t_refusing - t_full:.1f} s after "
+              f"the disk filled; {acked_full} acknowledged while full (all stored); "
+              f"PostgreSQL {'stopped (PANIC), restarted' if panicked else 'stayed up'}; first "
+              f"ack {t_back - t_space:.2f} s after space returned; ingest RSS {base_kb >> 10} MiB "
+              f"before, {full_kb >> 10} MiB peak while full; {n} events stored, "
+              f"{load.count(503)} 503s, {ing.log_text().count('outcome was lost')} commits "
+              f"resolved by reading back; PostgreSQL said: {what}")
+    finally:
+        pg.destroy()
