@@ -181,6 +181,39 @@ def test_commit_with_lost_outcome_is_resolved_not_guessed(db, make_ingest, lost,
               f"{[ln for ln in ing.log_text().splitlines() if 'outcome' in ln or 'failed' in ln]}")
 
 
+def test_postgres_link_black_hole_under_load(db, make_ingest):
+    """The link between ingest and PostgreSQL silently drops everything for a while (packets
+    lost, connection still open) under load, then comes back. Ingest must give up on the
+    silent connection by itself (ADW_INGEST_DB_TIMEOUT_MS), acknowledge nothing it does not
+    know to be stored, resolve the transaction it had in flight, and serve again."""
+    hole_s = 20 if LONG else 5
+    with FaultProxy((db.host, db.port)) as fp:
+        url = f"postgresql://postgres@127.0.0.1:{fp.port}/{db.dbname}"
+        ing = make_ingest(DATABASE_URL=url, ADW_INGEST_DB_TIMEOUT_MS="2000")
+        load = Load(ing, http_threads=2, zmq_threads=1, batch=5, deadline=600).start()
+        try:
+            load.wait_acked(200)
+            fp.blackhole()
+            t_hole = time.monotonic()
+            time.sleep(hole_s)
+            refused = load.count(503) + load.count("zmq_refused")
+            fp.heal()
+            t_heal = time.monotonic()
+            before = len(load.acked)
+            load.wait_acked(before + 200, timeout=30)
+        finally:
+            load.stop()
+        n = check_stored(db, load)
+        t_back = min(t for t in load.ack_t.values() if t >= t_heal)
+        st, _, body = adwtest.http_get(ing.base_url + "/readyz")
+        assert st == 200, body
+        assert refused >= 1, "nothing refused while PostgreSQL could not be reached"
+        print(f"pg black hole: {hole_s} s; {refused} refusals during it; first ack "
+              f"{t_back - t_heal:.2f} s after the link came back; {n} events stored; "
+              f"{ing.log_text().count('outcome was lost')} commits resolved by reading back; "
+              f"{len(load.acks_between(t_hole + 0.5, t_heal))} acknowledged during the hole")
+
+
 # ---- gateways ----
 
 
