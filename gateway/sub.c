@@ -352,8 +352,8 @@ static void on_monitor(sub_t *s)
         zmq_msg_close(&head);
         if (event == ZMQ_EVENT_DISCONNECTED) {
             metric_add(s->m_disconnects, 1);
-            log_warn("sub: connection to %s lost or silent for %d ms; connecting again", ep,
-                     SUB_PEER_TIMEOUT_MS);
+            log_warn("sub: connection to %s closed (lost, or silent for %d ms); connecting again",
+                     ep, SUB_PEER_TIMEOUT_MS);
         } else if (event == ZMQ_EVENT_CONNECTED) {
             log_info("sub: connected to %s", ep);
         }
