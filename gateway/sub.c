@@ -22,20 +22,26 @@
 #define SUB_MISSING_GIVE_UP 20         /* fills that find nothing before skipping the ids */
 #define SUB_FILL_BUDGET (4u << 20)     /* bytes of frames per fill query */
 #define SUB_DRAIN_MAX 1000             /* messages taken per wake-up */
-/* Liveness of each connection to a PUB socket (ZMTP 3.1 PING/PONG): a connection that carries
- * nothing, not even a PONG, for SUB_PEER_TIMEOUT_MS is closed and made again, so a link that
- * silently drops everything (a black hole) is noticed; a new connection that has not finished
- * its handshake within SUB_HANDSHAKE_MS is given up and tried again. */
-#define SUB_PING_MS 1000
-#define SUB_PEER_TIMEOUT_MS 3000
-#define SUB_HANDSHAKE_MS 3000
+/* Ingest publishes a $hb every second: when nothing at all arrived for this long while the
+ * thread was listening, the link is taken for dead (a black hole: the connection stays open,
+ * nothing passes) and the SUB socket is made anew. Application-level rather than ZMTP
+ * heartbeats (ZMQ_HEARTBEAT_IVL), which in libzmq 4.3 kill a connection whose input is
+ * stopped by a full pipe and can then abort on an assertion (libzmq issue #3937). */
+#define SUB_SILENCE_DEFAULT_MS 3000
+/* A fill reads at most SUB_FILL_PAGE events by primary key: an answer slower than this means a
+ * dead link, and the fill is tried again on a new connection. */
+#define SUB_FILL_TIMEOUT_MS 10000
 
 struct sub_t {
     sub_options_t o;
     char *endpoints;
     char *conninfo;
     void *sock;
-    void *mon; /* PAIR receiving the SUB socket's connect and disconnect events */
+    unsigned char curve_server_key[32], curve_public_key[32], curve_secret_key[32];
+    int curve;         /* CURVE keys loaded at start, set on every socket made */
+    void *mon;         /* PAIR receiving the SUB socket's connect and disconnect events */
+    unsigned opens;    /* sockets made so far (names the monitor's endpoint) */
+    int64_t silent_us; /* time spent listening with nothing received, since the last message */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -57,9 +63,10 @@ struct sub_t {
     int64_t sent_epoch;
     int missing_tries;
     int64_t next_db_check_us;
+    int64_t silence_ms; /* see SUB_SILENCE_DEFAULT_MS */
 
     metric_t *m_events, *m_dups, *m_holes, *m_filled, *m_decode_errors, *m_resets, *m_skipped;
-    metric_t *m_disconnects;
+    metric_t *m_disconnects, *m_silences;
 };
 
 void sub_item_free(sub_item_t *it)
@@ -177,7 +184,8 @@ static int fill(sub_t *s)
         db_page_query_t q = {.after = s->seq.last,
                              .upto = s->fill_target,
                              .limit = SUB_FILL_PAGE,
-                             .byte_budget = SUB_FILL_BUDGET};
+                             .byte_budget = SUB_FILL_BUDGET,
+                             .timeout_ms = SUB_FILL_TIMEOUT_MS};
         if (db_events_page(s->conn, &q, frames, SUB_FILL_PAGE, &n, &last, &more, err, sizeof err)) {
             set_db_ok(s, 0, err);
             return -EAGAIN;
@@ -352,8 +360,7 @@ static void on_monitor(sub_t *s)
         zmq_msg_close(&head);
         if (event == ZMQ_EVENT_DISCONNECTED) {
             metric_add(s->m_disconnects, 1);
-            log_warn("sub: connection to %s closed (lost, or silent for %d ms); connecting again",
-                     ep, SUB_PEER_TIMEOUT_MS);
+            log_warn("sub: connection to %s lost; connecting again", ep);
         } else if (event == ZMQ_EVENT_CONNECTED) {
             log_info("sub: connected to %s", ep);
         }
@@ -390,54 +397,9 @@ static void check_db(sub_t *s)
     }
 }
 
-static void *sub_main(void *arg)
-{
-    sub_t *s = arg;
-    char err[256];
-    if (!db_ensure(&s->conn, s->conninfo, err, sizeof err)) {
-        int64_t last, epoch;
-        if (!db_position(s->conn, &last, &epoch, err, sizeof err)) {
-            seq_start(&s->seq, last, epoch);
-            set_db_ok(s, 1, NULL);
-            log_info("sub: starting after event %" PRId64 " (epoch %" PRId64 ")", last, epoch);
-            announce_position(s);
-        }
-    }
-    if (!s->seq.known)
-        log_warn("sub: %s; starting from the first heartbeat", err);
-    s->next_db_check_us = timefmt_mono_us() + SUB_DB_CHECK_US;
-    int backoff_ms = 100;
-    while (!atomic_load(&s->stop)) {
-        if (s->held || s->fill_target > s->seq.last) {
-            if (fill(s)) {
-                nap_ms(s, backoff_ms);
-                backoff_ms = backoff_ms < 1600 ? backoff_ms * 2 : 2000;
-                continue;
-            }
-            backoff_ms = 100;
-            release_held(s);
-            continue;
-        }
-        zmq_pollitem_t pi[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
-                                {.socket = s->mon, .events = ZMQ_POLLIN}};
-        int n = zmq_poll(pi, s->mon ? 2 : 1, 100);
-        if (n < 0 && errno != EINTR) {
-            log_error("sub: zmq_poll: %s", zmq_strerror(errno));
-            nap_ms(s, 100);
-        }
-        if (s->mon)
-            on_monitor(s);
-        for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++)
-            if (!receive_one(s))
-                break;
-        check_db(s);
-    }
-    return NULL;
-}
-
-/* Makes sock a CURVE client of the server whose public certificate is at server, with our
- * certificate at cert; neither given: nothing to do. Returns 0 or -EINVAL with the reason. */
-static int curve_apply(void *sock, const char *server, const char *cert, char *err, size_t errlen)
+/* Loads the CURVE keys: ingest's public certificate at server, ours at cert; neither given:
+ * nothing to do. Returns 0 or -EINVAL with the reason. */
+static int curve_load(sub_t *s, const char *server, const char *cert, char *err, size_t errlen)
 {
     int given = (server && *server) + (cert && *cert);
     if (!given)
@@ -451,63 +413,65 @@ static int curve_apply(void *sock, const char *server, const char *cert, char *e
     static const unsigned char zero[32];
     zcert_t *srv = zcert_load(server), *own = zcert_load(cert);
     int rc = -EINVAL;
-    if (!srv)
+    if (!srv) {
         snprintf(err, errlen, "ADW_GATEWAY_CURVE_SERVER: cannot read a certificate from %s",
                  server);
-    else if (!own)
+    } else if (!own) {
         snprintf(err, errlen, "ADW_GATEWAY_CURVE_CERT: cannot read a certificate from %s", cert);
-    else if (!memcmp(zcert_secret_key(own), zero, sizeof zero))
+    } else if (!memcmp(zcert_secret_key(own), zero, sizeof zero)) {
         snprintf(err, errlen,
                  "ADW_GATEWAY_CURVE_CERT: %s holds no secret key (%s_secret is "
                  "needed)",
                  cert, cert);
-    else if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, zcert_public_key(srv), 32) ||
-             zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, zcert_public_key(own), 32) ||
-             zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(own), 32))
-        snprintf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
-    else
+    } else {
+        memcpy(s->curve_server_key, zcert_public_key(srv), 32);
+        memcpy(s->curve_public_key, zcert_public_key(own), 32);
+        memcpy(s->curve_secret_key, zcert_secret_key(own), 32);
+        s->curve = 1;
         rc = 0;
+    }
     zcert_destroy(&srv);
     zcert_destroy(&own);
     return rc;
 }
 
-sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
+/* Closes the SUB socket and its monitor (whatever they still queue is dropped). */
+static void close_socket(sub_t *s)
 {
-    sub_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+    if (s->mon)
+        zmq_close(s->mon);
+    s->mon = NULL;
+    if (s->sock) {
+        zmq_socket_monitor(s->sock, NULL, 0);
+        zmq_close(s->sock);
     }
-    s->o = *o;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->room, NULL);
-    s->endpoints = strdup(o->endpoints ? o->endpoints : "");
-    s->conninfo = strdup(o->conninfo ? o->conninfo : "");
-    if (!s->endpoints || !s->conninfo) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    s->sock = zmq_socket(o->zctx, ZMQ_SUB);
+    s->sock = NULL;
+}
+
+/* Makes the SUB socket (and its monitor, when it can) and connects it to every endpoint.
+ * Returns 0, or -1 with the reason in err and no socket. */
+static int open_socket(sub_t *s, char *err, size_t errlen)
+{
+    s->sock = zmq_socket(s->o.zctx, ZMQ_SUB);
     if (!s->sock) {
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
-        goto fail;
+        return -1;
     }
-    int hwm = o->rcvhwm > 0 ? o->rcvhwm : 1000, linger = 0;
-    int ping = SUB_PING_MS, peer_timeout = SUB_PEER_TIMEOUT_MS, handshake = SUB_HANDSHAKE_MS;
+    int hwm = s->o.rcvhwm > 0 ? s->o.rcvhwm : 1000, linger = 0;
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (curve_apply(s->sock, o->curve_server, o->curve_cert, err, errlen))
+    if (s->curve && (zmq_setsockopt(s->sock, ZMQ_CURVE_SERVERKEY, s->curve_server_key, 32) ||
+                     zmq_setsockopt(s->sock, ZMQ_CURVE_PUBLICKEY, s->curve_public_key, 32) ||
+                     zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, s->curve_secret_key, 32))) {
+        snprintf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
         goto fail;
-    zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_IVL, &ping, sizeof ping);
-    zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &peer_timeout, sizeof peer_timeout);
-    zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
+    }
     zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
-    /* The monitor is optional: without it connections are still watched, only not logged. */
-    char mon[64];
-    snprintf(mon, sizeof mon, "inproc://adw-sub-monitor-%p", (void *)s);
+    /* The monitor is optional: it only logs and counts connection events. */
+    char mon[80];
+    snprintf(mon, sizeof mon, "inproc://adw-sub-monitor-%p-%u", (void *)s, s->opens++);
     if (!zmq_socket_monitor(s->sock, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)) {
-        s->mon = zmq_socket(o->zctx, ZMQ_PAIR);
+        s->mon = zmq_socket(s->o.zctx, ZMQ_PAIR);
         if (s->mon) {
             zmq_setsockopt(s->mon, ZMQ_LINGER, &linger, sizeof linger);
             if (zmq_connect(s->mon, mon)) {
@@ -539,6 +503,104 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "no endpoint to subscribe to");
         goto fail;
     }
+    return 0;
+fail:
+    close_socket(s);
+    return -1;
+}
+
+/* After silence_ms spent listening with nothing received: a new socket, new connections (and a
+ * new socket when the last one could not be made). */
+static void check_silence(sub_t *s)
+{
+    if (s->sock && s->silent_us < s->silence_ms * 1000)
+        return;
+    char err[256];
+    if (s->sock) {
+        metric_add(s->m_silences, 1);
+        log_warn("sub: nothing from ingest for %" PRId64 " ms; connecting again", s->silence_ms);
+        close_socket(s);
+    }
+    if (open_socket(s, err, sizeof err))
+        log_error("sub: %s", err);
+    s->silent_us = 0;
+}
+
+static void *sub_main(void *arg)
+{
+    sub_t *s = arg;
+    char err[256];
+    if (!db_ensure(&s->conn, s->conninfo, err, sizeof err)) {
+        int64_t last, epoch;
+        if (!db_position(s->conn, &last, &epoch, err, sizeof err)) {
+            seq_start(&s->seq, last, epoch);
+            set_db_ok(s, 1, NULL);
+            log_info("sub: starting after event %" PRId64 " (epoch %" PRId64 ")", last, epoch);
+            announce_position(s);
+        }
+    }
+    if (!s->seq.known)
+        log_warn("sub: %s; starting from the first heartbeat", err);
+    s->next_db_check_us = timefmt_mono_us() + SUB_DB_CHECK_US;
+    int backoff_ms = 100;
+    while (!atomic_load(&s->stop)) {
+        if (s->held || s->fill_target > s->seq.last) {
+            if (fill(s)) {
+                nap_ms(s, backoff_ms);
+                backoff_ms = backoff_ms < 1600 ? backoff_ms * 2 : 2000;
+                continue;
+            }
+            backoff_ms = 100;
+            release_held(s);
+            continue;
+        }
+        if (!s->sock) { /* could not be made: try again */
+            nap_ms(s, 500);
+            check_silence(s);
+            continue;
+        }
+        int64_t t0 = timefmt_mono_us();
+        zmq_pollitem_t pi[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
+                                {.socket = s->mon, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(pi, s->mon ? 2 : 1, 100);
+        if (n < 0 && errno != EINTR) {
+            log_error("sub: zmq_poll: %s", zmq_strerror(errno));
+            nap_ms(s, 100);
+        }
+        if (s->mon)
+            on_monitor(s);
+        int got = 0;
+        for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++) {
+            if (!receive_one(s))
+                break;
+            got++;
+        }
+        s->silent_us = got ? 0 : s->silent_us + (timefmt_mono_us() - t0);
+        check_silence(s);
+        check_db(s);
+    }
+    return NULL;
+}
+
+sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
+{
+    sub_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->room, NULL);
+    s->endpoints = strdup(o->endpoints ? o->endpoints : "");
+    s->conninfo = strdup(o->conninfo ? o->conninfo : "");
+    if (!s->endpoints || !s->conninfo) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->silence_ms = o->silence_ms > 0 ? o->silence_ms : SUB_SILENCE_DEFAULT_MS;
+    if (curve_load(s, o->curve_server, o->curve_cert, err, errlen) || open_socket(s, err, errlen))
+        goto fail;
     if (o->metrics) {
         metrics_t *m = o->metrics;
         s->m_events = metrics_counter(m, "adw_gateway_sub_events_total", NULL,
@@ -555,9 +617,12 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
                                              "Messages from ingest that could not be decoded");
         s->m_resets = metrics_counter(m, "adw_gateway_epoch_resets_total", NULL,
                                       "Epoch changes seen (the database was replaced)");
-        s->m_disconnects =
-            metrics_counter(m, "adw_gateway_sub_disconnects_total", NULL,
-                            "Connections to ingest's PUB lost, or closed for silence");
+        s->m_disconnects = metrics_counter(m, "adw_gateway_sub_disconnects_total", NULL,
+                                           "Connections to ingest's PUB lost");
+        s->m_silences =
+            metrics_counter(m, "adw_gateway_sub_silences_total", NULL,
+                            "Times nothing came from ingest for the silence bound and the "
+                            "subscription was made anew");
     }
     if (pthread_create(&s->thread, NULL, sub_main, s)) {
         snprintf(err, errlen, "cannot start the subscriber thread");
@@ -587,12 +652,8 @@ void sub_destroy(sub_t **ps)
         sub_item_free(it);
     }
     frame_unref(&s->held);
-    if (s->mon)
-        zmq_close(s->mon);
-    if (s->sock) {
-        zmq_socket_monitor(s->sock, NULL, 0);
-        zmq_close(s->sock);
-    }
+    close_socket(s);
+    memset(s->curve_secret_key, 0, sizeof s->curve_secret_key);
     if (s->conn)
         PQfinish(s->conn);
     pthread_mutex_destroy(&s->mu);
