@@ -42,6 +42,8 @@ struct sub_t {
     void *mon;         /* PAIR receiving the SUB socket's connect and disconnect events */
     unsigned opens;    /* sockets made so far (names the monitor's endpoint) */
     int64_t silent_us; /* time spent listening with nothing received, since the last message */
+    int silent_rounds; /* sockets made anew for silence since the last message */
+    int lost_logged;   /* a lost connection was logged since the last message */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -360,9 +362,10 @@ static void on_monitor(sub_t *s)
         zmq_msg_close(&head);
         if (event == ZMQ_EVENT_DISCONNECTED) {
             metric_add(s->m_disconnects, 1);
-            log_warn("sub: connection to %s lost; connecting again", ep);
+            if (!s->lost_logged++) /* once until messages flow again */
+                log_warn("sub: connection to %s lost; connecting again", ep);
         } else if (event == ZMQ_EVENT_CONNECTED) {
-            log_info("sub: connected to %s", ep);
+            log_debug("sub: connected to %s", ep);
         }
     }
 }
@@ -518,7 +521,9 @@ static void check_silence(sub_t *s)
     char err[256];
     if (s->sock) {
         metric_add(s->m_silences, 1);
-        log_warn("sub: nothing from ingest for %" PRId64 " ms; connecting again", s->silence_ms);
+        if (!s->silent_rounds++) /* once per silence, however long it lasts */
+            log_warn("sub: nothing from ingest for %" PRId64 " ms; connecting again",
+                     s->silence_ms);
         close_socket(s);
     }
     if (open_socket(s, err, sizeof err))
@@ -576,6 +581,11 @@ static void *sub_main(void *arg)
             got++;
         }
         s->silent_us = got ? 0 : s->silent_us + (timefmt_mono_us() - t0);
+        if (got && (s->silent_rounds || s->lost_logged)) {
+            log_info("sub: ingest heard again (%d new subscriptions, %d lost connections)",
+                     s->silent_rounds, s->lost_logged);
+            s->silent_rounds = s->lost_logged = 0;
+        }
         check_silence(s);
         check_db(s);
     }
