@@ -298,7 +298,7 @@ static void run_runs(api_job_t *j, PGconn *conn)
     }
     const char *params[3] = {j->q.status.n ? st.data : NULL, limit,
                              scope && scope->n ? sc.data : NULL};
-    PGresult *r = PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 0);
+    PGresult *r = db_exec(conn, sql, 3, params, DB_REPLY_TIMEOUT_MS);
     buf_free(&st);
     buf_free(&sc);
     json_t *arr = json_array();
@@ -328,7 +328,7 @@ static void run_run(api_job_t *j, PGconn *conn)
     const char *params[1] = {j->q.adw_id};
     /* A run outside the token's scope answers as one that does not exist. */
     PGresult *r = filter_in_scope(j->q.filter.scope, j->q.adw_id)
-                      ? PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0)
+                      ? db_exec(conn, sql, 1, params, DB_REPLY_TIMEOUT_MS)
                       : NULL;
     if (r && PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
         char e[256];
@@ -349,7 +349,7 @@ static void run_run(api_job_t *j, PGconn *conn)
     PQclear(r);
     snprintf(sql, sizeof sql, "SELECT %s FROM adw_steps WHERE adw_id = $1 ORDER BY first_id",
              STEP_COLUMNS);
-    r = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    r = db_exec(conn, sql, 1, params, DB_REPLY_TIMEOUT_MS);
     json_t *steps = json_array();
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char e[256];

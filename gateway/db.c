@@ -2,13 +2,16 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "codec.h"
 #include "log.h"
+#include "timefmt.h"
 
 /* Copies libpq's message into err without its trailing newline. */
 static void pq_reason(char *err, size_t errlen, const char *what, const char *msg)
@@ -19,14 +22,70 @@ static void pq_reason(char *err, size_t errlen, const char *what, const char *ms
         err[--n] = '\0';
 }
 
+/* The outcome of the query just sent (sent: what PQsend* returned), as PQexec gives it: the
+ * first error, else the last result. Waits at most timeout_ms in all; a connection silent that
+ * long is shut down, so that libpq reports it lost. Caller owns the result (NULL: not sent). */
+static PGresult *wait_result(PGconn *conn, int sent, int timeout_ms)
+{
+    if (!sent)
+        return NULL;
+    int64_t deadline = timefmt_mono_us() + (int64_t)timeout_ms * 1000;
+    PGresult *keep = NULL, *r;
+    for (;;) {
+        if (PQflush(conn) >= 0)
+            while (PQisBusy(conn)) {
+                int64_t left_ms = (deadline - timefmt_mono_us()) / 1000;
+                if (left_ms <= 0) {
+                    log_warn("db: no answer from PostgreSQL for %d ms; dropping the connection",
+                             timeout_ms);
+                    shutdown(PQsocket(conn), SHUT_RDWR);
+                    break;
+                }
+                struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+                if (poll(&p, 1, left_ms < 1000 ? (int)left_ms : 1000) > 0 && !PQconsumeInput(conn))
+                    break; /* the connection failed: PQgetResult says so */
+            }
+        if (!(r = PQgetResult(conn)))
+            break;
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+            break;
+    }
+    return keep;
+}
+
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                  int timeout_ms)
+{
+    return wait_result(conn, PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0),
+                       timeout_ms);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
-    char timeout[16], options[96];
+    char timeout[16], options[96], user_timeout[16];
     snprintf(timeout, sizeof timeout, "%d", DB_CONNECT_TIMEOUT_S);
     snprintf(options, sizeof options, "-c default_transaction_read_only=on -c statement_timeout=%d",
              DB_STATEMENT_TIMEOUT_MS);
-    const char *const keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
-    const char *const vals[] = {conninfo ? conninfo : "", timeout, "adw-gateway", options, NULL};
+    snprintf(user_timeout, sizeof user_timeout, "%d", DB_REPLY_TIMEOUT_MS);
+    const char *const keys[] = {"dbname",           "connect_timeout",  "application_name",
+                                "options",          "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "tcp_user_timeout", NULL};
+    const char *const vals[] = {conninfo ? conninfo : "",
+                                timeout,
+                                "adw-gateway",
+                                options,
+                                "5",
+                                "2",
+                                "3",
+                                user_timeout,
+                                NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
@@ -54,7 +113,7 @@ int db_ensure(PGconn **conn, const char *conninfo, char *err, size_t errlen)
 
 int db_ping(PGconn *conn, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(conn, "SELECT 1");
+    PGresult *r = db_exec(conn, "SELECT 1", 0, NULL, DB_PING_TIMEOUT_MS);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         pq_reason(err, errlen, "database check failed", PQerrorMessage(conn));
@@ -72,7 +131,8 @@ int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_
 {
     *last_id = 0;
     *epoch = 0;
-    PGresult *r = PQexec(conn, "SELECT coalesce(max(id), 0) FROM events");
+    PGresult *r =
+        db_exec(conn, "SELECT coalesce(max(id), 0) FROM events", 0, NULL, DB_PING_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int empty = undefined_table(r);
         if (!empty)
@@ -82,7 +142,8 @@ int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_
     }
     *last_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    r = PQexec(conn, "SELECT value FROM adw_meta WHERE key = 'epoch'");
+    r = db_exec(conn, "SELECT value FROM adw_meta WHERE key = 'epoch'", 0, NULL,
+                DB_PING_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int missing = undefined_table(r);
         if (!missing)
@@ -189,7 +250,7 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    r = PQexecParams(conn, PAGE_SQL, 8, NULL, params, NULL, NULL, 0);
+    r = db_exec(conn, PAGE_SQL, 8, params, q->timeout_ms > 0 ? q->timeout_ms : DB_REPLY_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         pq_reason(err, errlen, "cannot read events", PQerrorMessage(conn));
         rc = -EIO;

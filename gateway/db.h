@@ -2,7 +2,8 @@
  * calling thread (the subscriber's, or a dbpool worker's). Never on the event loop thread.
  *
  * Every query is parameterised. Connections are read-only (default_transaction_read_only) and
- * bounded in time (connect_timeout, statement_timeout).
+ * bounded in time (connect_timeout, statement_timeout, and a wait for each answer bounded on the
+ * client side too, so that a link that silently drops everything cannot hang the caller).
  */
 #ifndef ADW_GATEWAY_DB_H
 #define ADW_GATEWAY_DB_H
@@ -16,6 +17,15 @@
 
 #define DB_CONNECT_TIMEOUT_S 5
 #define DB_STATEMENT_TIMEOUT_MS 30000
+#define DB_REPLY_TIMEOUT_MS (DB_STATEMENT_TIMEOUT_MS + 5000) /* longest wait for an answer */
+#define DB_PING_TIMEOUT_MS 5000 /* the same for the checks (SELECT 1, position) */
+
+/* PQexecParams (text results), waiting at most timeout_ms for the answer: past it the
+ * connection is shut down as lost (PQstatus then says CONNECTION_BAD; db_ensure makes a new
+ * one) and the result is libpq's error. Caller owns the result (PQclear); NULL when the query
+ * could not even be sent. */
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                  int timeout_ms);
 
 /* Opens a connection to conninfo (borrowed; a libpq URI or key=value string, "" for libpq's
  * PG* environment). Returns it (owned by the caller, PQfinish) or NULL with the reason in err. */
@@ -39,6 +49,7 @@ typedef struct db_page_query_t {
     const filter_t *filter; /* borrowed; NULL for every event */
     int limit;              /* rows fetched at most (1..1000) */
     size_t byte_budget;     /* stop adding frames once their payloads pass this (0: no budget) */
+    int timeout_ms;         /* longest wait for the answer (0: DB_REPLY_TIMEOUT_MS) */
 } db_page_query_t;
 
 /* Fetches the page q describes and appends one frame per event to frames[0..cap) (cap >=

@@ -40,6 +40,7 @@ typedef struct gateway_options_t {
     int64_t max_queue;
     int64_t max_clients;
     int64_t sub_hwm;
+    int64_t sub_silence_ms;
     int64_t db_threads;
     int64_t shutdown_timeout_ms;
     const char *log_level;
@@ -83,6 +84,9 @@ static const config_option_t OPTIONS[] = {
     {"sub-hwm", "ADW_GATEWAY_SUB_HWM", CONFIG_INT, "100000", OPT(sub_hwm), 1, 10000000, 0,
      "SUB receive high-water mark, in messages (past it ZeroMQ drops; holes are filled from "
      "PostgreSQL)"},
+    {"sub-silence-ms", "ADW_GATEWAY_SUB_SILENCE_MS", CONFIG_INT, "3000", OPT(sub_silence_ms), 500,
+     600000, 0,
+     "nothing from ingest for this long (it beats every second): subscribe anew (a dead link)"},
     {"db-threads", "ADW_GATEWAY_DB_THREADS", CONFIG_INT, "2", OPT(db_threads), 1, 64, 0,
      "threads (and PostgreSQL connections) for replays and the REST API"},
     {"shutdown-timeout-ms", "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "5000",
@@ -176,6 +180,7 @@ int main(int argc, char **argv)
                         .rcvhwm = (int)opt.sub_hwm,
                         .curve_server = opt.curve_server,
                         .curve_cert = opt.curve_cert,
+                        .silence_ms = opt.sub_silence_ms,
                         .conninfo = opt.database_url,
                         .wake = ws_wake,
                         .wake_arg = server,

@@ -22,13 +22,28 @@
 #define SUB_MISSING_GIVE_UP 20         /* fills that find nothing before skipping the ids */
 #define SUB_FILL_BUDGET (4u << 20)     /* bytes of frames per fill query */
 #define SUB_DRAIN_MAX 1000             /* messages taken per wake-up */
-#define SUB_SILENT_US (5 * 1000000)    /* nothing received for this long: open the socket anew */
+/* Ingest publishes a $hb every second: when nothing at all arrived for this long while the
+ * thread was listening, the link is taken for dead (a black hole: the connection stays open,
+ * nothing passes) and the SUB socket is made anew. Application-level rather than ZMTP
+ * heartbeats (ZMQ_HEARTBEAT_IVL), which in libzmq 4.3 kill a connection whose input is
+ * stopped by a full pipe and can then abort on an assertion (libzmq issue #3937). */
+#define SUB_SILENCE_DEFAULT_MS 3000
+/* A fill reads at most SUB_FILL_PAGE events by primary key: an answer slower than this means a
+ * dead link, and the fill is tried again on a new connection. */
+#define SUB_FILL_TIMEOUT_MS 10000
 
 struct sub_t {
     sub_options_t o;
     char *endpoints;
     char *conninfo;
     void *sock;
+    unsigned char curve_server_key[32], curve_public_key[32], curve_secret_key[32];
+    int curve;         /* CURVE keys loaded at start, set on every socket made */
+    void *mon;         /* PAIR receiving the SUB socket's connect and disconnect events */
+    unsigned opens;    /* sockets made so far (names the monitor's endpoint) */
+    int64_t silent_us; /* time spent listening with nothing received, since the last message */
+    int silent_rounds; /* sockets made anew for silence since the last message */
+    int lost_logged;   /* a lost connection was logged since the last message */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -40,7 +55,6 @@ struct sub_t {
 
     _Atomic int64_t last_rx_us;
     atomic_int db_ok;
-    int64_t opened_us; /* when the socket was (re)opened */
 
     /* Thread-only state. */
     PGconn *conn;
@@ -51,77 +65,11 @@ struct sub_t {
     int64_t sent_epoch;
     int missing_tries;
     int64_t next_db_check_us;
+    int64_t silence_ms; /* see SUB_SILENCE_DEFAULT_MS */
 
     metric_t *m_events, *m_dups, *m_holes, *m_filled, *m_decode_errors, *m_resets, *m_skipped;
-    metric_t *m_reopens;
+    metric_t *m_disconnects, *m_silences;
 };
-
-/* Opens s->sock (closing any before) and connects it to every endpoint. Returns 0, or -EIO with
- * the reason in err (then s->sock may be NULL). */
-static int curve_apply(void *sock, const char *server, const char *cert, char *err, size_t errlen);
-
-static int sub_open(sub_t *s, char *err, size_t errlen)
-{
-    if (s->sock) {
-        zmq_close(s->sock);
-        s->sock = NULL;
-    }
-    s->opened_us = timefmt_mono_us();
-    s->sock = zmq_socket(s->o.zctx, ZMQ_SUB);
-    if (!s->sock) {
-        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
-        return -EIO;
-    }
-    int hwm = s->o.rcvhwm > 0 ? s->o.rcvhwm : 1000, linger = 0;
-    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (curve_apply(s->sock, s->o.curve_server, s->o.curve_cert, err, errlen))
-        return -EINVAL;
-    zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
-    int nconnected = 0;
-    char *save = NULL, *list = strdup(s->endpoints);
-    if (!list) {
-        snprintf(err, errlen, "out of memory");
-        return -EIO;
-    }
-    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        if (!*ep)
-            continue;
-        if (zmq_connect(s->sock, ep)) {
-            snprintf(err, errlen, "cannot subscribe to %s: %s", ep, zmq_strerror(errno));
-            free(list);
-            return -EIO;
-        }
-        nconnected++;
-    }
-    free(list);
-    if (!nconnected) {
-        snprintf(err, errlen, "no endpoint to subscribe to");
-        return -EIO;
-    }
-    return 0;
-}
-
-/* Ingest sends a heartbeat about once a second: a subscription silent for SUB_SILENT_US is
- * broken somewhere (a connection the publisher dropped without the subscriber noticing, a
- * publisher restarted), so the socket is opened anew; what was missed comes from PostgreSQL
- * once the next heartbeat shows how far ingest is. */
-static void reopen_if_silent(sub_t *s)
-{
-    int64_t now = timefmt_mono_us();
-    int64_t rx = atomic_load(&s->last_rx_us);
-    int64_t quiet_since = rx > s->opened_us ? rx : s->opened_us;
-    if (now - quiet_since < SUB_SILENT_US)
-        return;
-    char err[256];
-    log_warn("sub: nothing from %s for %lld s; subscribing again", s->endpoints,
-             (long long)((now - quiet_since) / 1000000));
-    metric_add(s->m_reopens, 1);
-    if (sub_open(s, err, sizeof err))
-        log_error("sub: %s", err);
-}
 
 void sub_item_free(sub_item_t *it)
 {
@@ -245,7 +193,8 @@ static int fill(sub_t *s)
         db_page_query_t q = {.after = s->seq.last,
                              .upto = s->fill_target,
                              .limit = SUB_FILL_PAGE,
-                             .byte_budget = SUB_FILL_BUDGET};
+                             .byte_budget = SUB_FILL_BUDGET,
+                             .timeout_ms = SUB_FILL_TIMEOUT_MS};
         if (db_events_page(s->conn, &q, frames, SUB_FILL_PAGE, &n, &last, &more, err, sizeof err)) {
             set_db_ok(s, 0, err);
             return -EAGAIN;
@@ -397,6 +346,37 @@ static int receive_one(sub_t *s)
     return 1;
 }
 
+/* Logs and counts the SUB socket's connection events waiting on the monitor. */
+static void on_monitor(sub_t *s)
+{
+    for (;;) {
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        if (zmq_msg_recv(&head, s->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&head);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&head) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&head), sizeof event);
+        char ep[128] = "";
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&head) && zmq_msg_recv(&addr, s->mon, 0) >= 0)
+            snprintf(ep, sizeof ep, "%.*s",
+                     (int)(zmq_msg_size(&addr) < 127 ? zmq_msg_size(&addr) : 127),
+                     (const char *)zmq_msg_data(&addr));
+        zmq_msg_close(&addr);
+        zmq_msg_close(&head);
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+            metric_add(s->m_disconnects, 1);
+            if (!s->lost_logged++) /* once until messages flow again */
+                log_warn("sub: connection to %s lost; connecting again", ep);
+        } else if (event == ZMQ_EVENT_CONNECTED) {
+            log_debug("sub: connected to %s", ep);
+        }
+    }
+}
+
 static void nap_ms(sub_t *s, int ms)
 {
     for (int i = 0; i < ms / 50 && !atomic_load(&s->stop); i++) {
@@ -427,6 +407,137 @@ static void check_db(sub_t *s)
     }
 }
 
+/* Loads the CURVE keys: ingest's public certificate at server, ours at cert; neither given:
+ * nothing to do. Returns 0 or -EINVAL with the reason. */
+static int curve_load(sub_t *s, const char *server, const char *cert, char *err, size_t errlen)
+{
+    int given = (server && *server) + (cert && *cert);
+    if (!given)
+        return 0;
+    if (given == 1) {
+        snprintf(err, errlen,
+                 "CURVE needs both ADW_GATEWAY_CURVE_SERVER (ingest's public "
+                 "certificate) and ADW_GATEWAY_CURVE_CERT (the gateway's)");
+        return -EINVAL;
+    }
+    static const unsigned char zero[32];
+    zcert_t *srv = zcert_load(server), *own = zcert_load(cert);
+    int rc = -EINVAL;
+    if (!srv) {
+        snprintf(err, errlen, "ADW_GATEWAY_CURVE_SERVER: cannot read a certificate from %s",
+                 server);
+    } else if (!own) {
+        snprintf(err, errlen, "ADW_GATEWAY_CURVE_CERT: cannot read a certificate from %s", cert);
+    } else if (!memcmp(zcert_secret_key(own), zero, sizeof zero)) {
+        snprintf(err, errlen,
+                 "ADW_GATEWAY_CURVE_CERT: %s holds no secret key (%s_secret is "
+                 "needed)",
+                 cert, cert);
+    } else {
+        memcpy(s->curve_server_key, zcert_public_key(srv), 32);
+        memcpy(s->curve_public_key, zcert_public_key(own), 32);
+        memcpy(s->curve_secret_key, zcert_secret_key(own), 32);
+        s->curve = 1;
+        rc = 0;
+    }
+    zcert_destroy(&srv);
+    zcert_destroy(&own);
+    return rc;
+}
+
+/* Closes the SUB socket and its monitor (whatever they still queue is dropped). */
+static void close_socket(sub_t *s)
+{
+    if (s->mon)
+        zmq_close(s->mon);
+    s->mon = NULL;
+    if (s->sock) {
+        zmq_socket_monitor(s->sock, NULL, 0);
+        zmq_close(s->sock);
+    }
+    s->sock = NULL;
+}
+
+/* Makes the SUB socket (and its monitor, when it can) and connects it to every endpoint.
+ * Returns 0, or -1 with the reason in err and no socket. */
+static int open_socket(sub_t *s, char *err, size_t errlen)
+{
+    s->sock = zmq_socket(s->o.zctx, ZMQ_SUB);
+    if (!s->sock) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    int hwm = s->o.rcvhwm > 0 ? s->o.rcvhwm : 1000, linger = 0;
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (s->curve && (zmq_setsockopt(s->sock, ZMQ_CURVE_SERVERKEY, s->curve_server_key, 32) ||
+                     zmq_setsockopt(s->sock, ZMQ_CURVE_PUBLICKEY, s->curve_public_key, 32) ||
+                     zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, s->curve_secret_key, 32))) {
+        snprintf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
+    /* The monitor is optional: it only logs and counts connection events. */
+    char mon[80];
+    snprintf(mon, sizeof mon, "inproc://adw-sub-monitor-%p-%u", (void *)s, s->opens++);
+    if (!zmq_socket_monitor(s->sock, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)) {
+        s->mon = zmq_socket(s->o.zctx, ZMQ_PAIR);
+        if (s->mon) {
+            zmq_setsockopt(s->mon, ZMQ_LINGER, &linger, sizeof linger);
+            if (zmq_connect(s->mon, mon)) {
+                zmq_close(s->mon);
+                s->mon = NULL;
+            }
+        }
+    }
+    int nconnected = 0;
+    char *save = NULL, *list = strdup(s->endpoints);
+    if (!list) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (!*ep)
+            continue;
+        if (zmq_connect(s->sock, ep)) {
+            snprintf(err, errlen, "cannot subscribe to %s: %s", ep, zmq_strerror(errno));
+            free(list);
+            goto fail;
+        }
+        nconnected++;
+    }
+    free(list);
+    if (!nconnected) {
+        snprintf(err, errlen, "no endpoint to subscribe to");
+        goto fail;
+    }
+    return 0;
+fail:
+    close_socket(s);
+    return -1;
+}
+
+/* After silence_ms spent listening with nothing received: a new socket, new connections (and a
+ * new socket when the last one could not be made). */
+static void check_silence(sub_t *s)
+{
+    if (s->sock && s->silent_us < s->silence_ms * 1000)
+        return;
+    char err[256];
+    if (s->sock) {
+        metric_add(s->m_silences, 1);
+        if (!s->silent_rounds++) /* once per silence, however long it lasts */
+            log_warn("sub: nothing from ingest for %" PRId64 " ms; connecting again",
+                     s->silence_ms);
+        close_socket(s);
+    }
+    if (open_socket(s, err, sizeof err))
+        log_error("sub: %s", err);
+    s->silent_us = 0;
+}
+
 static void *sub_main(void *arg)
 {
     sub_t *s = arg;
@@ -455,60 +566,37 @@ static void *sub_main(void *arg)
             release_held(s);
             continue;
         }
-        reopen_if_silent(s);
-        if (!s->sock) {
-            nap_ms(s, 100);
+        if (!s->sock) { /* could not be made: try again */
+            nap_ms(s, 500);
+            check_silence(s);
             continue;
         }
-        zmq_pollitem_t pi = {.socket = s->sock, .events = ZMQ_POLLIN};
-        int n = zmq_poll(&pi, 1, 100);
+        int64_t t0 = timefmt_mono_us();
+        zmq_pollitem_t pi[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
+                                {.socket = s->mon, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(pi, s->mon ? 2 : 1, 100);
         if (n < 0 && errno != EINTR) {
             log_error("sub: zmq_poll: %s", zmq_strerror(errno));
             nap_ms(s, 100);
         }
-        for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++)
+        if (s->mon)
+            on_monitor(s);
+        int got = 0;
+        for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++) {
             if (!receive_one(s))
                 break;
+            got++;
+        }
+        s->silent_us = got ? 0 : s->silent_us + (timefmt_mono_us() - t0);
+        if (got && (s->silent_rounds || s->lost_logged)) {
+            log_info("sub: ingest heard again (%d new subscriptions, %d lost connections)",
+                     s->silent_rounds, s->lost_logged);
+            s->silent_rounds = s->lost_logged = 0;
+        }
+        check_silence(s);
         check_db(s);
     }
     return NULL;
-}
-
-/* Makes sock a CURVE client of the server whose public certificate is at server, with our
- * certificate at cert; neither given: nothing to do. Returns 0 or -EINVAL with the reason. */
-static int curve_apply(void *sock, const char *server, const char *cert, char *err, size_t errlen)
-{
-    int given = (server && *server) + (cert && *cert);
-    if (!given)
-        return 0;
-    if (given == 1) {
-        snprintf(err, errlen,
-                 "CURVE needs both ADW_GATEWAY_CURVE_SERVER (ingest's public "
-                 "certificate) and ADW_GATEWAY_CURVE_CERT (the gateway's)");
-        return -EINVAL;
-    }
-    static const unsigned char zero[32];
-    zcert_t *srv = zcert_load(server), *own = zcert_load(cert);
-    int rc = -EINVAL;
-    if (!srv)
-        snprintf(err, errlen, "ADW_GATEWAY_CURVE_SERVER: cannot read a certificate from %s",
-                 server);
-    else if (!own)
-        snprintf(err, errlen, "ADW_GATEWAY_CURVE_CERT: cannot read a certificate from %s", cert);
-    else if (!memcmp(zcert_secret_key(own), zero, sizeof zero))
-        snprintf(err, errlen,
-                 "ADW_GATEWAY_CURVE_CERT: %s holds no secret key (%s_secret is "
-                 "needed)",
-                 cert, cert);
-    else if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, zcert_public_key(srv), 32) ||
-             zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, zcert_public_key(own), 32) ||
-             zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(own), 32))
-        snprintf(err, errlen, "cannot set the CURVE keys: %s", zmq_strerror(errno));
-    else
-        rc = 0;
-    zcert_destroy(&srv);
-    zcert_destroy(&own);
-    return rc;
 }
 
 sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
@@ -527,7 +615,8 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (sub_open(s, err, errlen))
+    s->silence_ms = o->silence_ms > 0 ? o->silence_ms : SUB_SILENCE_DEFAULT_MS;
+    if (curve_load(s, o->curve_server, o->curve_cert, err, errlen) || open_socket(s, err, errlen))
         goto fail;
     if (o->metrics) {
         metrics_t *m = o->metrics;
@@ -545,8 +634,12 @@ sub_t *sub_new(const sub_options_t *o, char *err, size_t errlen)
                                              "Messages from ingest that could not be decoded");
         s->m_resets = metrics_counter(m, "adw_gateway_epoch_resets_total", NULL,
                                       "Epoch changes seen (the database was replaced)");
-        s->m_reopens = metrics_counter(m, "adw_gateway_sub_reopens_total", NULL,
-                                       "Subscriptions opened anew after ingest fell silent");
+        s->m_disconnects = metrics_counter(m, "adw_gateway_sub_disconnects_total", NULL,
+                                           "Connections to ingest's PUB lost");
+        s->m_silences =
+            metrics_counter(m, "adw_gateway_sub_silences_total", NULL,
+                            "Times nothing came from ingest for the silence bound and the "
+                            "subscription was made anew");
     }
     if (pthread_create(&s->thread, NULL, sub_main, s)) {
         snprintf(err, errlen, "cannot start the subscriber thread");
@@ -576,8 +669,8 @@ void sub_destroy(sub_t **ps)
         sub_item_free(it);
     }
     frame_unref(&s->held);
-    if (s->sock)
-        zmq_close(s->sock);
+    close_socket(s);
+    memset(s->curve_secret_key, 0, sizeof s->curve_secret_key);
     if (s->conn)
         PQfinish(s->conn);
     pthread_mutex_destroy(&s->mu);

@@ -31,6 +31,8 @@ typedef struct sub_options_t {
     void *zctx;               /* ZeroMQ context (borrowed) */
     const char *endpoints;    /* comma-separated endpoints to connect to (copied) */
     int rcvhwm;               /* SUB receive high-water mark, in messages */
+    int64_t silence_ms;       /* nothing received for this long while listening: the socket is
+                                 made anew (0: 3000) */
     const char *curve_server; /* CURVE: ingest's public certificate file; NULL or "": none */
     const char *curve_cert;   /* CURVE: our certificate (secret half in PATH_secret) */
     const char *conninfo;     /* PostgreSQL (copied) */

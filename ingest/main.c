@@ -42,6 +42,7 @@ typedef struct ingest_options_t {
     int64_t idle_timeout_ms;
     int64_t max_connections;
     int64_t shutdown_timeout_ms;
+    int64_t db_timeout_ms;
     const char *log_level;
     const char *log_format;
 } ingest_options_t;
@@ -92,6 +93,9 @@ static const config_option_t OPTIONS[] = {
      1000000, 0, "HTTP connections held at once (more get 503)"},
     {"shutdown-timeout-ms", "ADW_INGEST_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "10000",
      OPT(shutdown_timeout_ms), 0, 600000, 0, "on SIGTERM, how long to wait for requests in flight"},
+    {"db-timeout-ms", "ADW_INGEST_DB_TIMEOUT_MS", CONFIG_INT, "15000", OPT(db_timeout_ms), 500,
+     3600000, 0,
+     "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
     {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
      "debug, info, warn or error"},
     {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
@@ -234,6 +238,7 @@ int main(int argc, char **argv)
     }
     store_options_t so = {.conninfo = in.opt.database_url,
                           .max_batch_events = in.opt.max_batch,
+                          .reply_timeout_ms = in.opt.db_timeout_ms,
                           .metrics = in.metrics};
     publish_options_t po = {.zctx = in.zctx,
                             .endpoint = in.opt.pub,

@@ -4,12 +4,14 @@
 #include <float.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +82,7 @@ struct store_t {
 
     metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
     metric_t *m_state, *m_reconnects, *m_lookups;
+    metric_t *m_unknown_stored, *m_unknown_not_stored; /* commits whose answer was lost */
 };
 
 static int64_t mono_ms(void)
@@ -211,9 +214,70 @@ static void disconnect(store_t *s)
     s->conn = NULL;
 }
 
+/* Waits until libpq can hand over the next result without blocking, at most
+ * opts.reply_timeout_ms. When PostgreSQL stays silent that long (a black-holed link: the
+ * connection is open, nothing arrives), the socket is shut down, so that libpq reports the
+ * connection lost and the caller handles it as any lost connection. */
+static void await_reply(store_t *s)
+{
+    int64_t deadline = timefmt_mono_us() + s->opts.reply_timeout_ms * 1000;
+    if (PQflush(s->conn) < 0)
+        return;
+    while (PQisBusy(s->conn)) {
+        int fd = PQsocket(s->conn);
+        if (fd < 0)
+            return;
+        int64_t left_ms = (deadline - timefmt_mono_us()) / 1000;
+        if (left_ms <= 0) {
+            log_warn("store: no answer from PostgreSQL for %" PRId64 " ms; dropping the connection",
+                     s->opts.reply_timeout_ms);
+            shutdown(fd, SHUT_RDWR);
+            return;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left_ms < 1000 ? (int)left_ms : 1000) > 0 && !PQconsumeInput(s->conn))
+            return; /* the connection failed: PQgetResult says so */
+    }
+}
+
+/* PQgetResult bounded by await_reply. Caller owns the result (NULL: no more). */
+static PGresult *get_result(store_t *s)
+{
+    await_reply(s);
+    return PQgetResult(s->conn);
+}
+
+/* The outcome of the query just sent, as PQexec gives it (the first error, else the last
+ * result; stops at a COPY state), each wait bounded by await_reply. Caller owns the result;
+ * NULL when nothing could be sent or read (PQerrorMessage says why). */
+static PGresult *collect(store_t *s, int sent)
+{
+    if (!sent)
+        return NULL;
+    PGresult *keep = NULL, *r;
+    while ((r = get_result(s))) {
+        ExecStatusType st = PQresultStatus(r);
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+            break;
+    }
+    return keep;
+}
+
+/* PQexec and PQexecParams with every wait bounded (see collect). */
+static PGresult *exec0(store_t *s, const char *sql)
+{
+    return collect(s, PQsendQuery(s->conn, sql));
+}
+
 static PGresult *exec1(store_t *s, const char *sql, int nparams, const char *const *params)
 {
-    return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    return collect(s, PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0));
 }
 
 static int prepare_statements(store_t *s, char *err, size_t errlen);
@@ -224,14 +288,12 @@ static int connect_step(store_t *s)
 {
     char err[512];
     if (!s->conn) {
-        const char *keys[] = {"connect_timeout",
-                              "application_name",
-                              "keepalives_idle",
-                              "keepalives_interval",
-                              "keepalives_count",
-                              "dbname",
-                              NULL};
-        const char *vals[] = {"5", "adw-ingest", "5", "2", "3", s->conninfo, NULL};
+        char user_timeout[24];
+        snprintf(user_timeout, sizeof user_timeout, "%" PRId64, s->opts.reply_timeout_ms);
+        const char *keys[] = {
+            "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+            "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+        const char *vals[] = {"5", "adw-ingest", "5", "2", "3", user_timeout, s->conninfo, NULL};
         s->conn = PQconnectdbParams(keys, vals, 1);
         if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
             snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s",
@@ -244,7 +306,7 @@ static int connect_step(store_t *s)
             return -1;
         }
         metric_add(s->m_reconnects, 1);
-        PQclear(PQexec(s->conn, "SET synchronous_commit = on"));
+        PQclear(exec0(s, "SET synchronous_commit = on"));
     }
     const char *params[1] = {STORE_LOCK_KEY};
     PGresult *r = exec1(s, "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
@@ -622,7 +684,8 @@ static int prepare_statements(store_t *s, char *err, size_t errlen)
                  {"adw_runs", RUNS_UPSERT, 15},
                  {"adw_steps", STEPS_UPSERT, 11}};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+        PGresult *r =
+            collect(s, PQsendPrepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL));
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
         if (!ok) {
@@ -896,9 +959,9 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
     if (use_copy) {
         /* BEGIN and the COPY in one round trip, the rows in a second; then the upserts and
          * COMMIT in a third. */
-        PGresult *r = PQexec(s->conn, "BEGIN; COPY events (id, adw_id, type, step, event_type,"
-                                      " event, status, ts, received_at, event_id, doc)"
-                                      " FROM STDIN (FORMAT binary)");
+        PGresult *r = exec0(s, "BEGIN; COPY events (id, adw_id, type, step, event_type,"
+                               " event, status, ts, received_at, event_id, doc)"
+                               " FROM STDIN (FORMAT binary)");
         if (PQresultStatus(r) != PGRES_COPY_IN) {
             res = classify(s, r, err, errlen);
             PQclear(r);
@@ -910,16 +973,16 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
             res = classify(s, NULL, err, errlen);
             goto rollback;
         }
-        r = PQgetResult(s->conn);
+        r = get_result(s);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             res = classify(s, r, err, errlen);
             PQclear(r);
-            while ((r = PQgetResult(s->conn)))
+            while ((r = get_result(s)))
                 PQclear(r);
             goto rollback;
         }
         PQclear(r);
-        while ((r = PQgetResult(s->conn)))
+        while ((r = get_result(s)))
             PQclear(r);
         nq = s->steps.used ? 3 : 2;
         if (PQenterPipelineMode(s->conn) != 1 || send_upsert(s, 0) ||
@@ -945,7 +1008,7 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
             goto send_failed;
     }
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
-        PGresult *r = PQgetResult(s->conn);
+        PGresult *r = get_result(s);
         if (!r) {
             if (PQstatus(s->conn) != CONNECTION_OK)
                 break;
@@ -998,7 +1061,7 @@ send_failed:
 
 rollback:
     if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(exec0(s, "ROLLBACK"));
     return res;
 }
 
@@ -1098,6 +1161,8 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
     case TX_UNKNOWN: {
         set_state(s, STORE_CONNECTING);
         int committed = resolve_unknown(s, reqs, nreqs);
+        if (committed >= 0)
+            metric_add(committed ? s->m_unknown_stored : s->m_unknown_not_stored, 1);
         if (committed == 1) {
             int64_t last = 0;
             for (size_t q = 0; q < nreqs; q++)
@@ -1241,7 +1306,7 @@ static void *store_main(void *arg)
             s->last_ping_ms = mono_ms();
         } else if (mono_ms() - s->last_ping_ms >= STORE_PING_MS) {
             /* Idle: notice a lost server now rather than at the next submission. */
-            PGresult *r = PQexec(s->conn, "SELECT 1");
+            PGresult *r = exec0(s, "SELECT 1");
             int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
             PQclear(r);
             s->last_ping_ms = mono_ms();
@@ -1270,6 +1335,8 @@ store_t *store_new(const store_options_t *o)
     s->opts = *o;
     if (s->opts.max_batch_events <= 0)
         s->opts.max_batch_events = 2000;
+    if (s->opts.reply_timeout_ms <= 0)
+        s->opts.reply_timeout_ms = 15000;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     for (int i = 0; i < 16; i++)
@@ -1303,6 +1370,12 @@ store_t *store_new(const store_options_t *o)
                                        "Transactions run again to answer a retried event_id");
         s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,
                                           "Connections made to PostgreSQL");
+        s->m_unknown_stored =
+            metrics_counter(m, "adw_ingest_commit_outcome_lost_total", "outcome=\"stored\"",
+                            "Commits whose answer was lost, resolved by reading the batch back");
+        s->m_unknown_not_stored =
+            metrics_counter(m, "adw_ingest_commit_outcome_lost_total", "outcome=\"not_stored\"",
+                            "Commits whose answer was lost, resolved by reading the batch back");
     }
     if (pthread_create(&s->thread, NULL, store_main, s))
         goto fail;

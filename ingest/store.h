@@ -48,6 +48,8 @@ typedef struct store_req_t {
 typedef struct store_options_t {
     const char *conninfo;     /* libpq URI or conninfo; NULL/"" for libpq's defaults */
     int64_t max_batch_events; /* most events in one transaction */
+    int64_t reply_timeout_ms; /* longest wait for an answer; then the connection counts as lost
+                                 (0: 15 s) */
     metrics_t *metrics;       /* registry for the store's series; may be NULL */
 } store_options_t;
 

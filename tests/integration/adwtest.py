@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -120,10 +121,14 @@ class PgCluster:
 
     As root, every server command runs as `postgres` (runuser) and the directory belongs to
     it. Trust auth for local and 127.0.0.1; database `dbname` created at first start.
-    destroy() (also registered with atexit) stops it and removes the directory.
+    tmpfs=("data" | "wal", MiB) (root only): the data directory, or only its pg_wal (then with
+    1 MiB WAL segments), is a tmpfs of that size mounted before initdb, so that a test can fill
+    PostgreSQL's disk (.tmpfs_dir is the mount point). destroy() (also registered with atexit)
+    stops it, unmounts and removes the directory.
     """
 
-    def __init__(self, port=None, dbname="adw", settings=None, timeout=60.0):
+    def __init__(self, port=None, dbname="adw", settings=None, timeout=60.0, tmpfs=None):
+        self.tmpfs = tmpfs
         self.dbname = dbname
         self.timeout = timeout
         self.settings = dict(settings or {})
@@ -142,6 +147,11 @@ class PgCluster:
     @property
     def sockdir(self):
         return self.base / "sock"
+
+    @property
+    def tmpfs_dir(self):
+        """Where the tmpfs is mounted: the data directory, or base/wal for pg_wal."""
+        return self.base / ("wal" if self.tmpfs and self.tmpfs[0] == "wal" else "data")
 
     @property
     def logfile(self):
@@ -185,9 +195,22 @@ class PgCluster:
             shutil.chown(self.base, "postgres", "postgres")
             shutil.chown(self.sockdir, "postgres", "postgres")
         atexit.register(self.destroy)
+        extra = []
+        if self.tmpfs:
+            what, mb = self.tmpfs
+            if not _is_root():
+                raise PgError("a tmpfs data directory needs root")
+            self.tmpfs_dir.mkdir()
+            pw = pwd.getpwnam("postgres")
+            subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            f"size={int(mb)}m,mode=0700,uid={pw.pw_uid},gid={pw.pw_gid}",
+                            "tmpfs", str(self.tmpfs_dir)],
+                           check=True, capture_output=True, timeout=30)
+            if what == "wal":
+                extra = ["--waldir", self.tmpfs_dir, "--wal-segsize", "1"]
         self._run(
             [PG_BIN / "initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-locale", "--no-sync"]
+             "-E", "UTF8", "--no-locale", "--no-sync", *extra]
         )
         hba = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
         self._write_as_pg(self.datadir / "pg_hba.conf", hba)
@@ -282,6 +305,8 @@ class PgCluster:
         self._destroyed = True
         with contextlib.suppress(Exception):
             self.stop(mode="immediate", timeout=30)
+        for d in ("data", "wal"):
+            _unmount(self.base / d)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def log_tail(self, lines=30):
@@ -331,6 +356,13 @@ class PgCluster:
             conn.close()
 
 
+def _unmount(path):
+    """Unmounts path if something is mounted there (a tmpfs data directory)."""
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+
+
 def _sweep_stale_clusters():
     """Removes /tmp/adw-pg-* clusters whose owning process is gone (a killed earlier run)."""
     for d in Path("/tmp").glob(PG_PREFIX + "*"):
@@ -348,6 +380,9 @@ def _sweep_stale_clusters():
             with contextlib.suppress(Exception):
                 subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=30, cwd="/")
+        with contextlib.suppress(Exception):
+            for sub in ("data", "wal"):
+                _unmount(d / sub)
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -224,6 +224,45 @@ def test_gateway_with_its_key_receives_the_stream_and_delivers_it(make_ingest, m
     assert gw_metric(gw, "adw_gateway_hole_filled_events_total") == 0
 
 
+def test_gateway_keeps_its_key_when_it_subscribes_anew_after_a_silent_link(make_ingest,
+                                                                           make_gateway, keys):
+    """The gateway's SUB reaches ingest's CURVE PUB through a fault proxy that black-holes the
+    link: the gateway notices the silence and makes its socket anew, with its CURVE keys, so
+    once the link is back every event arrives, once and in order."""
+    import sys
+    sys.path.insert(0, str(adwtest.REPO / "tests" / "tools"))
+    from faultproxy import FaultProxy
+    ingest = make_ingest(**keys.ingest_env())
+    with FaultProxy((adwtest.LOOPBACK, ingest.pub_port)) as fp:
+        gw = make_gateway(f"tcp://{adwtest.LOOPBACK}:{fp.port}",
+                          ADW_GATEWAY_CURVE_SERVER=keys.server, ADW_GATEWAY_CURVE_CERT=keys.gateway)
+        ws = gw.ws()
+        try:
+            ws.wait_for(lambda m: m.get("type") == "hello")
+            ids = []
+            with ingest.http() as c:
+                ids += c.post_json("/api/events", [ev(summary=str(i)) for i in range(10)])[2]["ids"]
+                fp.blackhole()
+                adwtest.wait_for(lambda: (gw_metric(gw, "adw_gateway_sub_silences_total") or 0)
+                                 >= 1, 15, what="the silence noticed")
+                ids += c.post_json("/api/events", [ev(summary=str(i)) for i in range(10, 20)])[2][
+                    "ids"]
+                fp.heal()
+                time.sleep(0.5)
+                ids += c.post_json("/api/events", [ev(summary=str(i)) for i in range(20, 30)])[2][
+                    "ids"]
+            got = ws.collect(count=30, pred=lambda m: "id" in m, timeout=30)
+            assert [m["id"] for m in got] == ids == list(range(1, 31))
+            # After the hole, events arrive live again over the new CURVE connection.
+            with ingest.http() as c:
+                more = c.post_json("/api/events", [ev(summary="live")])[2]["ids"]
+            assert [m["id"] for m in ws.collect(count=1, pred=lambda m: "id" in m,
+                                                timeout=10)] == more
+        finally:
+            ws.close()
+    assert metric(ingest, 'adw_ingest_curve_peers_total{result="refused"}') == 0
+
+
 def test_bench_publishes_with_curve_and_loses_nothing(make_ingest, make_gateway, keys):
     if not adwtest.have_binary("adw-bench"):
         pytest.skip("adw-bench not built")

@@ -389,7 +389,7 @@ def metric(server, name):
 
 def gateway_figures(gw):
     return {k: metric(gw, f"adw_gateway_{k}_total")
-            for k in ("sub_reopens", "hole_fills", "hole_filled_events", "replays")}
+            for k in ("sub_silences", "hole_fills", "hole_filled_events", "replays")}
 
 
 def report(name, figures, injectors):

@@ -141,22 +141,36 @@ def test_gateway_started_late(ingest, make_gateway):
 
 
 def test_sigstop_then_continue_delivers_everything_once(make_ingest, make_gateway):
+    # Stopped for 5 s while 10,000 events pass, with high-water marks that overflow at once:
+    # the gateway finds the holes (events and heartbeats ahead of it) and fills them from
+    # PostgreSQL, delivering every event once and in order.
     ingest = make_ingest(ADW_INGEST_PUB_HWM="20")
     gw = make_gateway(ingest, ADW_GATEWAY_SUB_HWM="5")
     ws = connect(gw)
     first = post(ingest, [ev()])
     assert [m["id"] for m in recv_events(ws, 1)] == first
+    n = 10000
     gw.signal(signal.SIGSTOP)
+    t0 = time.monotonic()
     try:
-        ids = post(ingest, [ev(summary=str(i)) for i in range(1500)], batch=500)
-        time.sleep(1.5)  # heartbeats pile up too
+        ids = post(ingest, [ev(summary=str(i), event_id=f"s-{i}", payload={"seq": i})
+                            for i in range(n)], batch=500)
+        posted = time.monotonic() - t0
+        time.sleep(max(0.0, 5.0 - posted))  # heartbeats pile up too
     finally:
         gw.signal(signal.SIGCONT)
-    got = [m["id"] for m in recv_events(ws, 1500, timeout=90)]
-    assert got == ids
+    stopped = time.monotonic() - t0
+    got = recv_events(ws, n, timeout=120)
+    caught_up = time.monotonic() - t0 - stopped
+    assert [m["id"] for m in got] == ids
+    assert [m["payload"]["seq"] for m in got] == list(range(n))
+    assert_contiguous([first[0]] + ids)
     assert metric(gw, "adw_gateway_hole_fills_total") >= 1
+    filled = metric(gw, "adw_gateway_hole_filled_events_total")
     after = post(ingest, [ev()])
     assert [m["id"] for m in recv_events(ws, 1)] == after
+    print(f"sigstop: {n} events posted in {posted:.1f} s, stopped {stopped:.1f} s, all delivered "
+          f"{caught_up:.1f} s after SIGCONT, {filled:.0f} of them read from PostgreSQL")
     ws.close()
 
 

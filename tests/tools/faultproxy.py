@@ -4,7 +4,14 @@ Sits between a client and a server on loopback and can, at any moment:
   delay(ms)        hold every chunk this long before forwarding it
   throttle(bps)    forward at most this many bytes per second per direction
   cut()            close every connection now (and refuse new ones until heal())
-  blackhole()      keep connections open but forward nothing (data is dropped)
+  blackhole(direction="both")
+                   keep connections open but forward nothing (data is dropped); direction
+                   "up" drops only client-to-server data, "down" only server-to-client
+  blackhole_on(trigger, direction="down", drop_trigger=False)
+                   arm a black hole that starts when client-to-server data contains the bytes
+                   `trigger` (once): the chunk holding them is still forwarded unless
+                   drop_trigger; .triggered (a threading.Event) is set then. E.g. swallow the
+                   answer to a COMMIT: blackhole_on(b"COMMIT", "down").
   heal()           back to a clean link
 
     with FaultProxy(("127.0.0.1", server_port)) as fp:
@@ -29,6 +36,9 @@ class FaultProxy:
         self._delay = 0.0
         self._bps = 0
         self._mode = "ok"  # ok | cut | blackhole
+        self._drop = {"up", "down"}  # directions a black hole drops
+        self._arm = None  # (trigger, direction, drop_trigger) waiting to start a black hole
+        self.triggered = threading.Event()
         self._conns = set()
         self.bytes_forwarded = 0
         self.connections = 0
@@ -52,15 +62,22 @@ class FaultProxy:
     def throttle(self, bytes_per_s):
         self._bps = int(bytes_per_s)
 
-    def blackhole(self):
+    def blackhole(self, direction="both"):
+        assert direction in ("both", "up", "down")
+        self._drop = {"up", "down"} if direction == "both" else {direction}
         self._mode = "blackhole"
+
+    def blackhole_on(self, trigger, direction="down", drop_trigger=False):
+        assert direction in ("both", "up", "down")
+        self.triggered.clear()
+        self._arm = (bytes(trigger), direction, drop_trigger)
 
     def cut(self):
         self._mode = "cut"
         self._loop.call_soon_threadsafe(self._close_all)
 
     def heal(self):
-        self._delay, self._bps, self._mode = 0.0, 0, "ok"
+        self._delay, self._bps, self._mode, self._arm = 0.0, 0, "ok", None
 
     def close(self):
         if self._loop.is_closed():
@@ -119,7 +136,7 @@ class FaultProxy:
             return
         self.connections += 1
         self._conns.update((writer, uw))
-        await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer),
+        await asyncio.gather(self._pipe(reader, uw, "up"), self._pipe(ur, writer, "down"),
                              return_exceptions=True)
         for w in (writer, uw):
             self._conns.discard(w)
@@ -128,12 +145,28 @@ class FaultProxy:
             except Exception:
                 pass
 
-    async def _pipe(self, reader, writer):
+    def _check_trigger(self, tail, data):
+        """True when the armed trigger is in tail+data and the chunk must be dropped."""
+        trigger, direction, drop_trigger = self._arm
+        if trigger not in tail + data:
+            return False
+        self._arm = None
+        self.blackhole(direction)
+        self.triggered.set()
+        return drop_trigger
+
+    async def _pipe(self, reader, writer, direction):
+        tail = b""  # the end of the previous chunk, for a trigger split across two
         while True:
             data = await reader.read(self.chunk)
             if not data or self._mode == "cut":
                 break
-            if self._mode == "blackhole":
+            if direction == "up" and self._arm and self._mode == "ok":
+                drop = self._check_trigger(tail, data)
+                tail = data[-64:]
+                if drop:
+                    continue
+            elif self._mode == "blackhole" and direction in self._drop:
                 continue
             if self._delay:
                 await asyncio.sleep(self._delay)
