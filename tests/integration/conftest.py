@@ -7,16 +7,25 @@
   make_ingest   function: factory, make_ingest(**env) -> Ingest (several, custom env)
   make_gateway  function: factory, make_gateway(ingest, **env) -> Gateway
   proc          function: factory, proc(argv, env=None, name=None) -> started Proc
-  adw_procs     autouse: every Proc created during the test; killed at teardown, and their
-                log tails are added to the report of a failed test
+  adw_procs     autouse: every Proc created during the test; stopped with SIGTERM at teardown
+                (so that LeakSanitizer runs at their exit), then killed if still there; the
+                test errors when any of their logs holds a sanitizer report, or when a
+                connection of the programs to PostgreSQL outlives them; log tails are added to
+                the report of a failed test
 
 Marker: @pytest.mark.needs_bin("adw-ingest", ...) skips a test when the build lacks a program.
 """
 
 import signal
+import time
 
 import adwtest
 import pytest
+
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer write when they find
+# something (the sanitizer build runs every integration test).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 def _sigterm(signum, frame):
@@ -68,7 +77,41 @@ def adw_procs(request, tmp_path):
     adwtest.set_tracker(None)
     adwtest.set_log_dir(None)
     for p in procs:
+        if p.popen is not None and p.alive():
+            p.stop(timeout=15)  # a clean exit, where LeakSanitizer reports
         p.cleanup()
+    problems = []
+    for p in procs:
+        text = p.log_text() if p.popen is not None else ""
+        for marker in SANITIZER_MARKERS:
+            at = text.find(marker)
+            if at >= 0:
+                problems.append(f"{p.name}: {text[at:at + 2000]}")
+                break
+    cluster = request.node.funcargs.get("db") or request.node.funcargs.get("pg")
+    if procs and isinstance(cluster, adwtest.PgCluster) and cluster.is_running():
+        left = _program_connections(cluster)
+        if left:
+            problems.append(f"connections to PostgreSQL left behind after the programs ended: "
+                            f"{left}")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def _program_connections(cluster, timeout=10.0):
+    """The project's programs' connections still open in cluster's pg_stat_activity, waiting up
+    to timeout for the server to notice that their processes have gone."""
+    sql = ("SELECT application_name, count(*) FROM pg_stat_activity"
+           " WHERE application_name LIKE 'adw-%' GROUP BY 1")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rows = cluster.query(sql, dbname="postgres")
+        except Exception:  # the test left the server unreachable: nothing to check
+            return []
+        if not rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
