@@ -2,52 +2,72 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "timefmt.h"
 
+/* The clients speak WebSocket themselves over non-blocking sockets, one epoll set per thread:
+ * a reader that costs little per message (one recv brings many frames; server frames are not
+ * masked, so a payload is used where it lies), so that the load generator is not what limits
+ * the gateway's figures. */
+
 #define FLEET_CONNECTS_IN_FLIGHT 256 /* handshakes under way per thread */
 #define FLEET_MSG_MAX (1 << 20)
+#define FLEET_RBUF (FLEET_MSG_MAX + (256 << 10)) /* a thread's read buffer */
+#define FLEET_HEAD_MAX 8192                      /* the server's handshake answer */
+#define FLEET_READS_PER_TURN 8                   /* reads per ready client per epoll turn */
 
 typedef struct fleet_thread fleet_thread_t;
+
+enum { FC_IDLE, FC_CONNECTING, FC_HANDSHAKE, FC_OPEN, FC_DONE };
 
 /* One of these per client connection. */
 typedef struct fclient {
     fleet_thread_t *th;
-    struct lws *wsi;
+    int fd;
+    int state;
     int half; /* uses half_query */
     int url;  /* index into the URL list */
-    int connecting;
     int connected;
     int ever;
-    int pong_due;
     int64_t last_id;
     uint8_t *seen; /* bitset over bench_seq, or NULL */
     char *frag;    /* a message arriving in fragments */
     size_t frag_len;
+    unsigned char *rest; /* bytes read but not yet a whole frame (or handshake) */
+    size_t rest_len;
+    unsigned char *out; /* bytes to send that the socket did not take yet */
+    size_t out_len;
 } fclient_t;
 
 typedef struct url {
     char host[128];
     int port;
     char path[512];
+    struct sockaddr_in addr;
 } url_t;
 
-/* One of these per client thread (one libwebsockets context). */
+/* One of these per client thread. */
 struct fleet_thread {
     fleet_t *f;
     pthread_t tid;
-    struct lws_context *ctx;
+    int ep; /* epoll */
     fclient_t *clients;
     size_t nclients;
     size_t next_connect; /* clients below this have been started */
     int in_flight;
-    pthread_mutex_t mu; /* guards stats */
+    uint64_t rng;
+    unsigned char *rbuf; /* FLEET_RBUF bytes */
+    pthread_mutex_t mu;  /* guards stats */
     fleet_stats_t st;
 };
 
@@ -87,7 +107,15 @@ static int parse_url(const char *s, size_t n, url_t *u)
     snprintf(u->path, sizeof u->path, "%s", slash ? slash : "/ws/events");
     if (!strcmp(u->path, "/"))
         snprintf(u->path, sizeof u->path, "/ws/events");
-    return u->port > 0 ? 0 : -EINVAL;
+    if (u->port <= 0 || u->port > 65535)
+        return -EINVAL;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(u->host, NULL, &hints, &ai) || !ai)
+        return -EINVAL;
+    memcpy(&u->addr, ai->ai_addr, sizeof u->addr);
+    u->addr.sin_port = htons((uint16_t)u->port);
+    freeaddrinfo(ai);
+    return 0;
 }
 
 /* Expands "a,b,c" or "127.0.0.2-127.0.0.9" into f->sources. */
@@ -142,16 +170,95 @@ static int find_int(const char *m, size_t n, const char *key, int64_t *out)
     return 0;
 }
 
+static uint64_t next_rand(fleet_thread_t *th)
+{
+    th->rng ^= th->rng << 13;
+    th->rng ^= th->rng >> 7;
+    th->rng ^= th->rng << 17;
+    return th->rng;
+}
+
+static void want_events(fclient_t *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(c->th->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Sends data (or queues what the socket does not take). Returns 0 or -1 (connection gone). */
+static int send_raw(fclient_t *c, const void *data, size_t n)
+{
+    if (!c->out_len) {
+        ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        if (w > 0) {
+            data = (const char *)data + w;
+            n -= (size_t)w;
+        }
+        if (!n)
+            return 0;
+    }
+    unsigned char *nb = realloc(c->out, c->out_len + n);
+    if (!nb)
+        return -1;
+    memcpy(nb + c->out_len, data, n);
+    c->out = nb;
+    c->out_len += n;
+    want_events(c);
+    return 0;
+}
+
+/* Sends one masked client frame (RFC 6455 5.3) of at most 125 payload bytes. */
+static int send_frame(fclient_t *c, int opcode, const void *payload, size_t n)
+{
+    unsigned char f[2 + 4 + 125];
+    if (n > 125)
+        n = 125;
+    uint32_t key = (uint32_t)next_rand(c->th);
+    f[0] = (unsigned char)(0x80 | opcode);
+    f[1] = (unsigned char)(0x80 | n);
+    memcpy(f + 2, &key, 4);
+    for (size_t i = 0; i < n; i++)
+        f[6 + i] = ((const unsigned char *)payload)[i] ^ f[2 + (i & 3)];
+    return send_raw(c, f, 6 + n);
+}
+
+/* Ends a client's connection (no reconnecting); stats lock held. */
+static void finish(fclient_t *c, int failed)
+{
+    fleet_thread_t *th = c->th;
+    if (c->state == FC_CONNECTING || c->state == FC_HANDSHAKE)
+        th->in_flight--;
+    if (failed)
+        th->st.failed++;
+    if (c->connected) {
+        th->st.connected--;
+        th->st.closed++;
+    }
+    c->connected = 0;
+    if (c->fd >= 0) {
+        epoll_ctl(th->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->state = FC_DONE;
+    free(c->rest);
+    free(c->out);
+    free(c->frag);
+    c->rest = c->out = NULL;
+    c->frag = NULL;
+    c->rest_len = c->out_len = c->frag_len = 0;
+}
+
+/* One whole text message; stats lock held. */
 static void on_message(fclient_t *c, const char *m, size_t n)
 {
     fleet_thread_t *th = c->th;
     int64_t seq, t, id;
-    int64_t now = timefmt_now_us();
-    pthread_mutex_lock(&th->mu);
     th->st.messages++;
     if (!find_int(m, n, "\"bench_seq\":", &seq) && !find_int(m, n, "\"bench_t\":", &t)) {
         th->st.deliveries++;
-        hist_add(&th->st.latency, now - t);
+        hist_add(&th->st.latency, timefmt_now_us() - t);
         if (c->seen && seq >= 0 && seq < th->f->o.max_seq) {
             uint8_t bit = (uint8_t)(1u << (seq & 7));
             if (c->seen[seq >> 3] & bit)
@@ -165,105 +272,231 @@ static void on_message(fclient_t *c, const char *m, size_t n)
         }
     } else if (memmem(m, n, "\"type\":\"replayed\"", 17)) {
         th->st.replayed++;
-        th->st.last_replayed_us = now;
+        th->st.last_replayed_us = timefmt_now_us();
         find_int(m, n, "\"count\":", &th->st.replayed_events);
     } else if (memmem(m, n, "\"type\":\"ping\"", 13)) {
+        static const char pong[] = "{\"action\":\"pong\"}";
         th->st.pings++;
-        c->pong_due = 1;
-        lws_callback_on_writable(c->wsi);
+        if (send_frame(c, 1, pong, sizeof pong - 1))
+            finish(c, 0);
     }
-    pthread_mutex_unlock(&th->mu);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+/* Handles the frames in p[0..n); returns the bytes used (the rest is an incomplete frame), or
+ * -1 when the connection ended. Stats lock held. */
+static ssize_t on_frames(fclient_t *c, unsigned char *p, size_t n)
 {
-    fclient_t *c = user;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        c->connected = 1;
-        c->connecting = 0;
-        c->th->in_flight--;
-        pthread_mutex_lock(&c->th->mu);
-        c->th->st.connected++;
-        if (!c->th->st.first_connect_us)
-            c->th->st.first_connect_us = timefmt_now_us();
-        if (!c->ever)
-            c->th->st.ever_connected++;
-        pthread_mutex_unlock(&c->th->mu);
-        c->ever = 1;
-        break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (c) {
-            if (c->connecting)
-                c->th->in_flight--;
-            c->connecting = 0;
-            c->wsi = NULL;
-            pthread_mutex_lock(&c->th->mu);
-            c->th->st.failed++;
-            pthread_mutex_unlock(&c->th->mu);
+    size_t used = 0;
+    while (n - used >= 2 && c->state == FC_OPEN) {
+        unsigned char *h = p + used;
+        size_t avail = n - used, hlen = 2;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
+        uint64_t len = h[1] & 0x7f;
+        if (len == 126) {
+            if (avail < 4)
+                break;
+            len = ((uint64_t)h[2] << 8) | h[3];
+            hlen = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                break;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | h[2 + i];
+            hlen = 10;
         }
-        break;
-    case LWS_CALLBACK_CLIENT_RECEIVE: {
-        int final = lws_is_final_fragment(wsi);
-        if (!c->frag_len && final) {
-            on_message(c, in, len);
+        if (masked)
+            hlen += 4;
+        if (len > FLEET_MSG_MAX) { /* more than any message the gateway sends */
+            finish(c, 0);
+            return -1;
+        }
+        if (avail < hlen + len)
             break;
-        }
-        if (c->frag_len + len <= FLEET_MSG_MAX) {
-            char *nb = realloc(c->frag, c->frag_len + len);
-            if (nb) {
-                memcpy(nb + c->frag_len, in, len);
-                c->frag = nb;
-                c->frag_len += len;
+        unsigned char *pl = h + hlen;
+        if (masked)
+            for (uint64_t i = 0; i < len; i++)
+                pl[i] ^= h[hlen - 4 + (i & 3)];
+        used += hlen + (size_t)len;
+        if (op == 1 || op == 0) {
+            if (!c->frag_len && fin && op == 1) {
+                on_message(c, (const char *)pl, (size_t)len);
+            } else {
+                if (c->frag_len + len <= FLEET_MSG_MAX) {
+                    char *nb = realloc(c->frag, c->frag_len + (size_t)len + 1);
+                    if (nb) {
+                        memcpy(nb + c->frag_len, pl, (size_t)len);
+                        c->frag = nb;
+                        c->frag_len += (size_t)len;
+                    }
+                }
+                if (fin) {
+                    on_message(c, c->frag, c->frag_len);
+                    c->frag_len = 0;
+                }
             }
-        }
-        if (final) {
-            on_message(c, c->frag, c->frag_len);
-            c->frag_len = 0;
-        }
-        break;
-    }
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (c->pong_due) {
-            unsigned char buf[LWS_PRE + 32];
-            static const char pong[] = "{\"action\":\"pong\"}";
-            memcpy(buf + LWS_PRE, pong, sizeof pong - 1);
-            c->pong_due = 0;
-            if (lws_write(wsi, buf + LWS_PRE, sizeof pong - 1, LWS_WRITE_TEXT) < 0)
+        } else if (op == 8) {
+            if (len >= 2)
+                c->th->st.last_close_code = (pl[0] << 8) | pl[1];
+            send_frame(c, 8, pl, len >= 2 ? 2 : 0);
+            finish(c, 0);
+            return -1;
+        } else if (op == 9) {
+            if (send_frame(c, 10, pl, (size_t)len)) {
+                finish(c, 0);
                 return -1;
-        }
-        break;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && len >= 2) {
-            const unsigned char *p = in;
-            pthread_mutex_lock(&c->th->mu);
-            c->th->st.last_close_code = (p[0] << 8) | p[1];
-            pthread_mutex_unlock(&c->th->mu);
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c) {
-            pthread_mutex_lock(&c->th->mu);
-            if (c->connected) {
-                c->th->st.connected--;
-                c->th->st.closed++;
             }
-            pthread_mutex_unlock(&c->th->mu);
-            c->connected = 0;
-            c->wsi = NULL;
         }
-        break;
-    default:
-        break;
     }
-    return 0;
+    return c->state == FC_OPEN ? (ssize_t)used : -1;
 }
 
-static const struct lws_protocols PROTOCOLS[] = {
-    {"adw-bench", callback, 0, 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
+/* The server's answer to the upgrade in p[0..n): returns the bytes it took, 0 when incomplete,
+ * -1 when refused (the client is finished). Stats lock held. */
+static ssize_t on_handshake(fclient_t *c, const unsigned char *p, size_t n)
+{
+    const unsigned char *end = memmem(p, n, "\r\n\r\n", 4);
+    if (!end) {
+        if (n >= FLEET_HEAD_MAX) {
+            finish(c, 1);
+            return -1;
+        }
+        return 0;
+    }
+    if (n < 12 || memcmp(p, "HTTP/1.1 101", 12)) {
+        finish(c, 1);
+        return -1;
+    }
+    fleet_thread_t *th = c->th;
+    c->state = FC_OPEN;
+    c->connected = 1;
+    c->ever = 1;
+    th->in_flight--;
+    th->st.connected++;
+    th->st.ever_connected++;
+    if (!th->st.first_connect_us)
+        th->st.first_connect_us = timefmt_now_us();
+    return (ssize_t)(end + 4 - p);
+}
+
+/* Reads what the socket has and handles it. */
+static void on_readable(fclient_t *c)
+{
+    fleet_thread_t *th = c->th;
+    unsigned char *b = th->rbuf;
+    for (int turn = 0; turn < FLEET_READS_PER_TURN && c->state != FC_DONE; turn++) {
+        size_t have = c->rest_len;
+        if (have)
+            memcpy(b, c->rest, have);
+        ssize_t r = recv(c->fd, b + have, FLEET_RBUF - have, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        pthread_mutex_lock(&th->mu);
+        if (r <= 0) {
+            finish(c, c->state != FC_OPEN);
+            pthread_mutex_unlock(&th->mu);
+            return;
+        }
+        size_t n = have + (size_t)r, used = 0;
+        if (c->state == FC_HANDSHAKE) {
+            ssize_t k = on_handshake(c, b, n);
+            if (k > 0)
+                used = (size_t)k;
+        }
+        if (c->state == FC_OPEN) {
+            ssize_t k = on_frames(c, b + used, n - used);
+            if (k >= 0)
+                used += (size_t)k;
+        }
+        pthread_mutex_unlock(&th->mu);
+        if (c->state == FC_DONE)
+            return;
+        size_t left = n - used;
+        if (left != c->rest_len) {
+            unsigned char *nr = left ? realloc(c->rest, left) : NULL;
+            if (left && !nr) {
+                pthread_mutex_lock(&th->mu);
+                finish(c, 0);
+                pthread_mutex_unlock(&th->mu);
+                return;
+            }
+            if (!left)
+                free(c->rest);
+            c->rest = nr;
+        }
+        if (left)
+            memcpy(c->rest, b + used, left);
+        c->rest_len = left;
+        if ((size_t)r < FLEET_RBUF - have)
+            return; /* the socket had no more */
+    }
+}
+
+/* The socket can take more: the connection completed, or queued bytes can go. */
+static void on_writable(fclient_t *c)
+{
+    fleet_thread_t *th = c->th;
+    if (c->state == FC_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+            pthread_mutex_lock(&th->mu);
+            finish(c, 1);
+            pthread_mutex_unlock(&th->mu);
+            return;
+        }
+        fleet_t *f = th->f;
+        url_t *u = &f->urls[c->url];
+        const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
+        unsigned char key[16];
+        for (int i = 0; i < 16; i += 8) {
+            uint64_t r = next_rand(th);
+            memcpy(key + i, &r, 8);
+        }
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char k64[25];
+        for (int i = 0, o = 0; i < 16; i += 3) {
+            uint32_t v = (uint32_t)key[i] << 16 | (i + 1 < 16 ? (uint32_t)key[i + 1] << 8 : 0) |
+                         (i + 2 < 16 ? key[i + 2] : 0);
+            k64[o++] = b64[(v >> 18) & 63];
+            k64[o++] = b64[(v >> 12) & 63];
+            k64[o++] = i + 1 < 16 ? b64[(v >> 6) & 63] : '=';
+            k64[o++] = i + 2 < 16 ? b64[v & 63] : '=';
+            k64[o] = '\0';
+        }
+        char req[2048];
+        int n = snprintf(req, sizeof req,
+                         "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                         "Sec-WebSocket-Version: 13\r\nOrigin: http://%s:%d\r\n\r\n",
+                         u->path, q && *q ? (strchr(u->path, '?') ? "&" : "?") : "",
+                         q && *q ? q : "", u->host, u->port, k64, u->host, u->port);
+        c->state = FC_HANDSHAKE;
+        if (n < 0 || (size_t)n >= sizeof req || send_raw(c, req, (size_t)n)) {
+            pthread_mutex_lock(&th->mu);
+            finish(c, 1);
+            pthread_mutex_unlock(&th->mu);
+            return;
+        }
+        want_events(c);
+        return;
+    }
+    while (c->out_len) {
+        ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            pthread_mutex_lock(&th->mu);
+            finish(c, 0);
+            pthread_mutex_unlock(&th->mu);
+            return;
+        }
+        memmove(c->out, c->out + w, c->out_len - (size_t)w);
+        c->out_len -= (size_t)w;
+    }
+    want_events(c);
+}
 
 static void connect_more(fleet_thread_t *th)
 {
@@ -271,45 +504,51 @@ static void connect_more(fleet_thread_t *th)
     while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT) {
         fclient_t *c = &th->clients[th->next_connect++];
         url_t *u = &f->urls[c->url];
-        char path[1024];
-        const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
-        snprintf(path, sizeof path, "%s%s%s", u->path,
-                 q && *q ? (strchr(u->path, '?') ? "&" : "?") : "", q && *q ? q : "");
-        char origin[160]; /* libwebsockets writes "Origin: http://" before it */
-        snprintf(origin, sizeof origin, "%s:%d", u->host, u->port);
-        struct lws_client_connect_info ci;
-        memset(&ci, 0, sizeof ci);
-        ci.context = th->ctx;
-        ci.address = u->host;
-        ci.port = u->port;
-        ci.path = path;
-        ci.host = origin;
-        ci.origin = origin;
-        ci.ietf_version_or_minus_one = -1;
-        ci.userdata = c;
-        ci.local_protocol_name = "adw-bench";
-        ci.pwsi = &c->wsi;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int ok = fd >= 0;
         size_t idx = (size_t)(c - th->clients) * (size_t)f->nthreads + (size_t)(th - f->threads);
-        if (f->nsources)
-            ci.iface = f->sources[idx % (size_t)f->nsources];
-        c->connecting = 1;
-        th->in_flight++;
-        if (!lws_client_connect_via_info(&ci) && c->connecting) {
-            c->connecting = 0;
-            th->in_flight--;
+        if (ok && f->nsources) {
+            struct sockaddr_in src = {.sin_family = AF_INET};
+            ok = inet_pton(AF_INET, f->sources[idx % (size_t)f->nsources], &src.sin_addr) == 1 &&
+                 !bind(fd, (struct sockaddr *)&src, sizeof src);
+        }
+        if (ok && connect(fd, (struct sockaddr *)&u->addr, sizeof u->addr) && errno != EINPROGRESS)
+            ok = 0;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+        if (ok && epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev))
+            ok = 0;
+        if (!ok) {
+            if (fd >= 0)
+                close(fd);
+            c->state = FC_DONE;
             pthread_mutex_lock(&th->mu);
             th->st.failed++;
             pthread_mutex_unlock(&th->mu);
+            continue;
         }
+        c->fd = fd;
+        c->state = FC_CONNECTING;
+        th->in_flight++;
     }
 }
 
 static void *thread_main(void *arg)
 {
     fleet_thread_t *th = arg;
+    struct epoll_event evs[256];
     while (!atomic_load(&th->f->stop)) {
         connect_more(th);
-        lws_service(th->ctx, 50);
+        int n = epoll_wait(th->ep, evs, 256, 50);
+        for (int i = 0; i < n; i++) {
+            fclient_t *c = evs[i].data.ptr;
+            if (c->state == FC_DONE)
+                continue;
+            if (evs[i].events & (EPOLLOUT | EPOLLERR) && (c->state == FC_CONNECTING || c->out_len))
+                on_writable(c);
+            if (c->state != FC_DONE && c->state != FC_CONNECTING &&
+                evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                on_readable(c);
+        }
     }
     return NULL;
 }
@@ -342,10 +581,6 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "bad source addresses '%s'", o->sources);
         goto fail;
     }
-    lws_set_log_level(getenv("ADW_BENCH_LWS_DEBUG")
-                          ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_CLIENT
-                          : LLL_ERR,
-                      NULL);
     f->nthreads = f->o.threads;
     f->threads = calloc((size_t)f->nthreads, sizeof *f->threads);
     if (!f->threads)
@@ -355,6 +590,8 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
     for (int t = 0; t < f->nthreads; t++) {
         fleet_thread_t *th = &f->threads[t];
         th->f = f;
+        th->ep = -1;
+        th->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)timefmt_now_us() << 8) ^ (uint64_t)t;
         pthread_mutex_init(&th->mu, NULL);
         hist_init(&th->st.latency);
         th->nclients = assigned + per <= o->clients ? per : o->clients - assigned;
@@ -366,6 +603,7 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
             fclient_t *c = &th->clients[i];
             size_t gi = i * (size_t)f->nthreads + (size_t)t; /* the client's global index */
             c->th = th;
+            c->fd = -1;
             if (o->half_query) { /* `filtered` of the clients, spread evenly */
                 size_t nf = o->filtered ? o->filtered : o->clients / 2;
                 c->half = (gi + 1) * nf / o->clients != gi * nf / o->clients;
@@ -377,16 +615,10 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
                     goto oom;
             }
         }
-        struct lws_context_creation_info info;
-        memset(&info, 0, sizeof info);
-        info.port = CONTEXT_PORT_NO_LISTEN;
-        info.protocols = PROTOCOLS;
-        info.gid = -1;
-        info.uid = -1;
-        info.fd_limit_per_thread = (unsigned int)(th->nclients + 64);
-        th->ctx = lws_create_context(&info);
-        if (!th->ctx) {
-            snprintf(err, errlen, "cannot create a libwebsockets context");
+        th->ep = epoll_create1(EPOLL_CLOEXEC);
+        th->rbuf = malloc(FLEET_RBUF);
+        if (th->ep < 0 || !th->rbuf) {
+            snprintf(err, errlen, "cannot make a client thread's epoll set or buffer");
             goto fail;
         }
     }
@@ -410,22 +642,23 @@ void fleet_destroy(fleet_t **fp)
         return;
     fleet_t *f = *fp;
     atomic_store(&f->stop, 1);
-    for (int t = 0; f->threads && t < f->o.threads; t++) {
-        fleet_thread_t *th = &f->threads[t];
-        if (th->ctx)
-            lws_cancel_service(th->ctx);
-    }
     for (int t = 0; f->threads && t < f->nthreads; t++)
         if (f->threads[t].tid)
             pthread_join(f->threads[t].tid, NULL);
     for (int t = 0; f->threads && t < f->o.threads; t++) {
         fleet_thread_t *th = &f->threads[t];
-        if (th->ctx)
-            lws_context_destroy(th->ctx);
         for (size_t i = 0; th->clients && i < th->nclients; i++) {
-            free(th->clients[i].seen);
-            free(th->clients[i].frag);
+            fclient_t *c = &th->clients[i];
+            if (c->fd >= 0)
+                close(c->fd);
+            free(c->seen);
+            free(c->frag);
+            free(c->rest);
+            free(c->out);
         }
+        if (th->ep >= 0)
+            close(th->ep);
+        free(th->rbuf);
         free(th->clients);
         pthread_mutex_destroy(&th->mu);
     }
