@@ -26,8 +26,6 @@
 /* Batches with at least this many new events go in with COPY (three round trips, the least
  * work per row); smaller ones as one pipelined INSERT (one round trip). */
 #define STORE_COPY_MIN 64
-/* The longest a batch waits for the clients of the previous one to come back (see gather). */
-#define STORE_GATHER_MAX_US 500
 
 /* One of these per (run) or (run, step) touched by a batch: the batch's contribution. */
 typedef struct agg {
@@ -58,7 +56,6 @@ struct store_t {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     store_req_t *q_head, *q_tail; /* submitted, not taken */
-    size_t q_reqs, q_events;      /* how many requests and events are queued */
     store_req_t *d_head, *d_tail; /* completed, not collected */
     int stopping;
     char last_error[256];
@@ -72,10 +69,6 @@ struct store_t {
     /* Writer thread only. */
     PGconn *conn;
     int64_t last_ping_ms;
-    /* The last batch, for gathering the next one: when it finished, how long its commit took,
-     * and how many requests it answered plus how many were already waiting then. */
-    int64_t last_finish_us, last_commit_us;
-    size_t gather_target;
     buf_t arrays[16]; /* a batch's parameters: the events' columns, then the upserts' */
     buf_t copy;       /* a large batch's events as a binary COPY stream */
     agg_map_t runs, steps;
@@ -196,7 +189,6 @@ static void drain_queue(store_t *s, const char *why)
     pthread_mutex_lock(&s->mu);
     store_req_t *r = s->q_head;
     s->q_head = s->q_tail = NULL;
-    s->q_reqs = s->q_events = 0;
     pthread_mutex_unlock(&s->mu);
     while (r) {
         store_req_t *next = r->next;
@@ -1190,35 +1182,6 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
     }
 }
 
-/* Called with mu held and something queued. A client with one request in flight sends its
- * next one as soon as it is answered; if the writer took only what was queued the moment a
- * commit finished, the clients just answered would miss the next batch and wait for the one
- * after, and the batches would alternate between halves of the clients. So right after a
- * commit, wait a little (at most as long as that commit took, and at most 0.5 ms) for the
- * requests just answered to come back, up to the bound of a batch. A lone client, or one that
- * comes back later than that, waits for nothing. */
-static void gather(store_t *s)
-{
-    if (!s->q_head || s->stopping || s->q_reqs >= s->gather_target)
-        return;
-    int64_t window =
-        s->last_commit_us < STORE_GATHER_MAX_US ? s->last_commit_us : STORE_GATHER_MAX_US;
-    int64_t deadline = s->last_finish_us + window;
-    while (s->q_reqs < s->gather_target && s->q_events < (size_t)s->opts.max_batch_events &&
-           !s->stopping) {
-        int64_t now = timefmt_mono_us();
-        if (now >= deadline)
-            break;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = until.tv_nsec + (deadline - now) * 1000;
-        until.tv_sec += ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&s->cond, &s->mu, &until);
-    }
-    s->gather_target = 0; /* once per commit */
-}
-
 static void *store_main(void *arg)
 {
     store_t *s = arg;
@@ -1272,7 +1235,6 @@ static void *store_main(void *arg)
             until.tv_sec += 1;
             pthread_cond_timedwait(&s->cond, &s->mu, &until);
         }
-        gather(s);
         size_t n = 0, events = 0;
         while (s->q_head &&
                (n == 0 || events + s->q_head->nevents <= (size_t)s->opts.max_batch_events)) {
@@ -1288,21 +1250,13 @@ static void *store_main(void *arg)
             s->q_head = r->next;
             if (!s->q_head)
                 s->q_tail = NULL;
-            s->q_reqs--;
-            s->q_events -= r->nevents;
             r->next = NULL;
             batch[n++] = r;
             events += r->nevents;
         }
         pthread_mutex_unlock(&s->mu);
         if (n) {
-            int64_t t0 = timefmt_mono_us();
             process(s, batch, n);
-            s->last_finish_us = timefmt_mono_us();
-            s->last_commit_us = s->last_finish_us - t0;
-            pthread_mutex_lock(&s->mu);
-            s->gather_target = n + s->q_reqs;
-            pthread_mutex_unlock(&s->mu);
             s->last_ping_ms = mono_ms();
         } else if (mono_ms() - s->last_ping_ms >= STORE_PING_MS) {
             /* Idle: notice a lost server now rather than at the next submission. */
@@ -1440,8 +1394,6 @@ void store_submit(store_t *s, store_req_t *r)
     else
         s->q_head = r;
     s->q_tail = r;
-    s->q_reqs++;
-    s->q_events += r->nevents;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->mu);
 }
