@@ -32,12 +32,14 @@ BENCH = adwtest.BIN_DIR / "adw-bench"
 SCENARIOS = {
     "fanout-1": ("deliveries to 1 client, ZeroMQ batches of 100 at full speed", 1,
                  ["--clients", "1", "--batch", "100", "--concurrency", "4", "--count", "200000"]),
-    "fanout-100": ("deliveries to 100 clients subscribed to everything, 5,000 events/s", 1,
-                   ["--clients", "100", "--threads", "2", "--batch", "10", "--concurrency", "4",
-                    "--rate", "5000", "--count", "100000"]),
-    "fanout-1000": ("deliveries to 1,000 clients subscribed to everything, 500 events/s", 1,
-                    ["--clients", "1000", "--threads", "2", "--batch", "10", "--concurrency",
-                     "2", "--rate", "500", "--count", "10000", "--drain", "30"]),
+    "fanout-100": ("deliveries to 100 clients subscribed to everything, ZeroMQ batches of 100 at "
+                   "full speed", 1,
+                   ["--clients", "100", "--threads", "2", "--batch", "100", "--concurrency", "4",
+                    "--count", "100000", "--drain", "30"]),
+    "fanout-1000": ("deliveries to 1,000 clients subscribed to everything, ZeroMQ batches of 100 "
+                    "at full speed", 1,
+                    ["--clients", "1000", "--threads", "2", "--batch", "100", "--concurrency",
+                     "4", "--count", "20000", "--drain", "30"]),
     "ingest-http-single": ("durable events/s over HTTP, 16 keep-alive connections, single "
                            "events", 0,
                            ["--clients", "0", "--http", "{ingest_url}", "--batch", "1",
