@@ -417,13 +417,9 @@ int load_main(int argc, char **argv)
     load_options_t o;
     memset(&o, 0, sizeof o);
     char err[512];
-    int rc = config_load(&PROGRAM, &o, argc, argv, NULL, NULL, err, sizeof err);
-    if (rc == CONFIG_EXIT)
-        return 0;
-    if (rc || log_init("adw-bench", o.log_level, "text")) {
-        fprintf(stderr, "adw-bench: %s\n", rc ? err : "bad ADW_LOG_LEVEL");
-        return 2;
-    }
+    int rc = config_start(&PROGRAM, &o, argc, argv, &o.log_level, NULL);
+    if (rc)
+        return rc == CONFIG_EXIT ? 0 : 2;
     if (o.http && !*o.http)
         o.http = NULL;
     signal(SIGPIPE, SIG_IGN);

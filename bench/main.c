@@ -82,18 +82,9 @@ static void on_signal(int sig)
 static int demo_cli(int argc, char **argv)
 {
     bench_options_t opt = {0};
-    char err[256];
-    int rc = config_load(&PROGRAM, &opt, argc, argv, NULL, NULL, err, sizeof err);
-    if (rc == CONFIG_EXIT)
-        return 0;
-    if (rc) {
-        fprintf(stderr, "adw-bench: %s\n", err);
-        return 64;
-    }
-    if (log_init("adw-bench", opt.log_level, opt.log_format)) {
-        fprintf(stderr, "adw-bench: bad ADW_LOG_LEVEL or ADW_LOG_FORMAT\n");
-        return 64;
-    }
+    int rc = config_start(&PROGRAM, &opt, argc, argv, &opt.log_level, &opt.log_format);
+    if (rc)
+        return rc == CONFIG_EXIT ? 0 : 64;
     char *end = NULL;
     double speed = strtod(opt.speed, &end);
     if (!end || *end || !(speed > 0.0) || speed > 1000.0) {

@@ -92,10 +92,7 @@ static const config_option_t OPTIONS[] = {
     {"shutdown-timeout-ms", "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "5000",
      OPT(shutdown_timeout_ms), 0, 600000, 0,
      "on SIGTERM, how long to wait for clients to take their close frames"},
-    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
-     "debug, info, warn or error"},
-    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
-     "text or json"},
+    CONFIG_LOG_OPTIONS(gateway_options_t, "info"),
 };
 
 static const config_program_t PROGRAM = {
@@ -134,14 +131,9 @@ int main(int argc, char **argv)
     gateway_options_t opt;
     memset(&opt, 0, sizeof opt);
     char err[512];
-    int rc = config_load(&PROGRAM, &opt, argc, argv, NULL, NULL, err, sizeof err);
-    if (rc == CONFIG_EXIT)
-        return 0;
-    if (rc || log_init("adw-gateway", opt.log_level, opt.log_format)) {
-        fprintf(stderr, "adw-gateway: %s\n",
-                rc ? err : "ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid");
-        return 2;
-    }
+    int rc = config_start(&PROGRAM, &opt, argc, argv, &opt.log_level, &opt.log_format);
+    if (rc)
+        return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);

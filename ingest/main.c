@@ -96,10 +96,7 @@ static const config_option_t OPTIONS[] = {
     {"db-timeout-ms", "ADW_INGEST_DB_TIMEOUT_MS", CONFIG_INT, "15000", OPT(db_timeout_ms), 500,
      3600000, 0,
      "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
-    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, "info", OPT(log_level), 0, 0, 0,
-     "debug, info, warn or error"},
-    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", OPT(log_format), 0, 0, 0,
-     "text or json"},
+    CONFIG_LOG_OPTIONS(ingest_options_t, "info"),
 };
 
 static const config_program_t PROGRAM = {
@@ -186,14 +183,9 @@ int main(int argc, char **argv)
     ingest_t in;
     memset(&in, 0, sizeof in);
     char err[512];
-    int rc = config_load(&PROGRAM, &in.opt, argc, argv, NULL, NULL, err, sizeof err);
-    if (rc == CONFIG_EXIT)
-        return 0;
-    if (rc || log_init("adw-ingest", in.opt.log_level, in.opt.log_format)) {
-        fprintf(stderr, "adw-ingest: %s\n",
-                rc ? err : "ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid");
-        return 2;
-    }
+    int rc = config_start(&PROGRAM, &in.opt, argc, argv, &in.opt.log_level, &in.opt.log_format);
+    if (rc)
+        return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);

@@ -633,17 +633,9 @@ int main(int argc, char **argv)
     int64_t start = timefmt_mono_us();
     send_t s = {.opt = {.duration_ms = -1}};
     char err[CLIENT_ERR_LEN];
-    int rc = config_load(&PROGRAM, &s.opt, argc, argv, NULL, NULL, err, sizeof err);
-    if (rc == CONFIG_EXIT)
-        return 0;
-    if (rc) {
-        fprintf(stderr, "adw-send: %s\n", err);
-        return SEND_EXIT_USAGE;
-    }
-    if (log_init("adw-send", s.opt.log_level, s.opt.log_format)) {
-        fprintf(stderr, "adw-send: bad ADW_LOG_LEVEL or ADW_LOG_FORMAT\n");
-        return SEND_EXIT_USAGE;
-    }
+    int rc = config_start(&PROGRAM, &s.opt, argc, argv, &s.opt.log_level, &s.opt.log_format);
+    if (rc)
+        return rc == CONFIG_EXIT ? 0 : SEND_EXIT_USAGE;
     s.deadline_us = start + s.opt.timeout_ms * 1000;
     if (s.opt.make_cert) {
         if (client_curve_make_cert(s.opt.make_cert, err, sizeof err)) {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 int config_parse_size(const char *s, int64_t *out)
 {
     if (!s || !*s)
@@ -199,5 +201,24 @@ int config_load(const config_program_t *prog, void *opts, int argc, char **argv,
     }
     if (npositional)
         *npositional = npos;
+    return CONFIG_OK;
+}
+
+int config_start(const config_program_t *prog, void *opts, int argc, char **argv,
+                 const char *const *log_level, const char *const *log_format)
+{
+    char err[512];
+    int rc = config_load(prog, opts, argc, argv, NULL, NULL, err, sizeof err);
+    if (rc == CONFIG_EXIT)
+        return CONFIG_EXIT;
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog->name, err);
+        return -EINVAL;
+    }
+    const char *format = log_format && *log_format ? *log_format : "text";
+    if (log_init(prog->name, *log_level, format)) {
+        fprintf(stderr, "%s: ADW_LOG_LEVEL or ADW_LOG_FORMAT is invalid\n", prog->name);
+        return -EINVAL;
+    }
     return CONFIG_OK;
 }

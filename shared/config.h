@@ -47,6 +47,23 @@ typedef struct config_program_t {
 int config_load(const config_program_t *prog, void *opts, int argc, char **argv, int *positional,
                 int *npositional, char *err, size_t errlen);
 
+/* The rows of the options every program has: --log-level (default level) and --log-format, in
+ * the fields log_level and log_format of type. */
+// clang-format off
+#define CONFIG_LOG_OPTIONS(type, level)                                                            \
+    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, level, offsetof(type, log_level), 0, 0, 0,       \
+     "debug, info, warn or error"},                                                                \
+    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", offsetof(type, log_format), 0, 0, 0,   \
+     "text or json"}
+// clang-format on
+
+/* What a program does first: config_load (no positional arguments), then log_init with the
+ * level and format the options name (*log_format NULL or log_format NULL: text). Returns
+ * CONFIG_OK, CONFIG_EXIT after --help or --version (exit 0), or -EINVAL after printing
+ * "program: reason" on stderr (bad usage). */
+int config_start(const config_program_t *prog, void *opts, int argc, char **argv,
+                 const char *const *log_level, const char *const *log_format);
+
 /* Prints --help text for prog to f (each flag with its environment variable and default). */
 void config_print_help(const config_program_t *prog, void *f);
 
