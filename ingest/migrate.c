@@ -72,9 +72,20 @@ int migrate_latest(void)
     return NMIGRATIONS;
 }
 
-static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
+/* The statement through the caller's exec, else PQexec / PQexecParams. */
+static PGresult *run(const migrate_db_t *db, const char *sql, int nparams,
+                     const char *const *params)
 {
-    PGresult *r = PQexec(conn, sql);
+    if (db->exec)
+        return db->exec(db->ctx, sql, nparams, params);
+    return nparams ? PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                   : PQexec(db->conn, sql);
+}
+
+static int exec_ok(const migrate_db_t *db, const char *sql, char *err, size_t errlen)
+{
+    PGconn *conn = db->conn;
+    PGresult *r = run(db, sql, 0, NULL);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok)
@@ -83,15 +94,16 @@ static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -EIO;
 }
 
-int migrate_apply(PGconn *conn, char *err, size_t errlen)
+int migrate_apply(const migrate_db_t *db, char *err, size_t errlen)
 {
-    if (exec_ok(conn,
+    PGconn *conn = db->conn;
+    if (exec_ok(db,
                 "CREATE TABLE IF NOT EXISTS adw_schema_migrations (\n"
                 "    version integer PRIMARY KEY,\n"
                 "    applied_at timestamptz NOT NULL DEFAULT now())",
                 err, errlen))
         return -EIO;
-    PGresult *r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM adw_schema_migrations");
+    PGresult *r = run(db, "SELECT coalesce(max(version), 0) FROM adw_schema_migrations", 0, NULL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(conn));
         PQclear(r);
@@ -110,31 +122,31 @@ int migrate_apply(PGconn *conn, char *err, size_t errlen)
         char ver[16];
         snprintf(ver, sizeof ver, "%d", v);
         const char *params[1] = {ver};
-        if (exec_ok(conn, "BEGIN", err, errlen))
+        if (exec_ok(db, "BEGIN", err, errlen))
             return -EIO;
-        if (exec_ok(conn, MIGRATIONS[v - 1], err, errlen))
+        if (exec_ok(db, MIGRATIONS[v - 1], err, errlen))
             goto fail;
-        r = PQexecParams(conn, "INSERT INTO adw_schema_migrations (version) VALUES ($1::int)", 1,
-                         NULL, params, NULL, NULL, 0);
+        r = run(db, "INSERT INTO adw_schema_migrations (version) VALUES ($1::int)", 1, params);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "%s", PQerrorMessage(conn));
         PQclear(r);
-        if (!ok || exec_ok(conn, "COMMIT", err, errlen))
+        if (!ok || exec_ok(db, "COMMIT", err, errlen))
             goto fail;
     }
     return 0;
 fail:;
     char keep[256];
     snprintf(keep, sizeof keep, "%s", err);
-    PQclear(PQexec(conn, "ROLLBACK"));
+    PQclear(run(db, "ROLLBACK", 0, NULL));
     snprintf(err, errlen, "migration failed: %s", keep);
     return -EIO;
 }
 
-int migrate_epoch(PGconn *conn, int64_t *epoch, char *err, size_t errlen)
+int migrate_epoch(const migrate_db_t *db, int64_t *epoch, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(conn, "SELECT value FROM adw_meta WHERE key = 'epoch'");
+    PGconn *conn = db->conn;
+    PGresult *r = run(db, "SELECT value FROM adw_meta WHERE key = 'epoch'", 0, NULL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         snprintf(err, errlen, "cannot read the epoch: %s", PQerrorMessage(conn));
         PQclear(r);

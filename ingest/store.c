@@ -159,21 +159,31 @@ static void set_state(store_t *s, store_state_t st)
 
 /* ---- completion ---- */
 
-static void complete(store_t *s, store_req_t *r)
+/* Hands n requests back to the loop thread at once: one lock, one wake-up. */
+static void complete_all(store_t *s, store_req_t **reqs, size_t n)
 {
-    atomic_fetch_sub(&s->pending, (int64_t)r->nevents);
-    r->next = NULL;
+    int64_t events = 0;
+    for (size_t i = 0; i < n; i++) {
+        events += (int64_t)reqs[i]->nevents;
+        reqs[i]->next = i + 1 < n ? reqs[i + 1] : NULL;
+    }
+    atomic_fetch_sub(&s->pending, events);
     pthread_mutex_lock(&s->mu);
     if (s->d_tail)
-        s->d_tail->next = r;
+        s->d_tail->next = reqs[0];
     else
-        s->d_head = r;
-    s->d_tail = r;
+        s->d_head = reqs[0];
+    s->d_tail = reqs[n - 1];
     pthread_mutex_unlock(&s->mu);
     uint64_t one = 1;
     /* EAGAIN means the counter is full: the loop is woken already. */
     while (write(s->evfd, &one, sizeof one) < 0 && errno == EINTR)
         ;
+}
+
+static void complete(store_t *s, store_req_t *r)
+{
+    complete_all(s, &r, 1);
 }
 
 static void complete_unavailable(store_t *s, store_req_t *r, const char *why)
@@ -274,6 +284,13 @@ static PGresult *exec1(store_t *s, const char *sql, int nparams, const char *con
 
 static int prepare_statements(store_t *s, char *err, size_t errlen);
 
+/* For migrate: a statement with its waits bounded like every other. */
+static PGresult *migrate_exec(void *ctx, const char *sql, int nparams, const char *const *params)
+{
+    store_t *s = ctx;
+    return nparams ? exec1(s, sql, nparams, params) : exec0(s, sql);
+}
+
 /* Connects, takes the writer lock, migrates, reads epoch and last id.
  * Returns 0 when READY, 1 when standing by (connected, lock held elsewhere), -1 on error. */
 static int connect_step(store_t *s)
@@ -315,7 +332,8 @@ static int connect_step(store_t *s)
         set_state(s, STORE_STANDBY);
         return 1;
     }
-    int rc = migrate_apply(s->conn, err, sizeof err);
+    migrate_db_t db = {.conn = s->conn, .exec = migrate_exec, .ctx = s};
+    int rc = migrate_apply(&db, err, sizeof err);
     if (rc == -EPROTO) {
         set_error(s, err);
         log_error("store: %s", err);
@@ -324,7 +342,7 @@ static int connect_step(store_t *s)
         return -1;
     }
     int64_t epoch = 0;
-    if (rc || migrate_epoch(s->conn, &epoch, err, sizeof err)) {
+    if (rc || migrate_epoch(&db, &epoch, err, sizeof err)) {
         set_error(s, err);
         disconnect(s);
         return -1;
@@ -1119,10 +1137,9 @@ static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
 
 static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
 {
-    for (size_t q = 0; q < nreqs; q++) {
+    for (size_t q = 0; q < nreqs; q++)
         reqs[q]->status = STORE_STATUS_OK;
-        complete(s, reqs[q]);
-    }
+    complete_all(s, reqs, nreqs);
 }
 
 /* Commits reqs, isolating a request PostgreSQL refuses so the others still commit. */

@@ -189,6 +189,31 @@ def test_commit_with_lost_outcome_is_resolved_not_guessed(db, make_ingest, lost,
               f"{[ln for ln in ing.log_text().splitlines() if 'outcome' in ln or 'failed' in ln]}")
 
 
+def test_postgres_black_hole_while_migrating(db, make_ingest):
+    """PostgreSQL goes silent while a starting ingest applies its schema (the link stays open,
+    the answers are dropped): ingest gives up on the silent connection after
+    ADW_INGEST_DB_TIMEOUT_MS instead of waiting for good, and is ready as soon as the link is
+    back."""
+    with FaultProxy((db.host, db.port)) as fp:
+        fp.blackhole_on(b"adw_schema_migrations", "down")
+        url = f"postgresql://postgres@127.0.0.1:{fp.port}/{db.dbname}"
+        ing = make_ingest(DATABASE_URL=url, ADW_INGEST_DB_TIMEOUT_MS="1500", start=False)
+        ing.start_again()
+        assert fp.triggered.wait(10), "the migration never went through the proxy"
+        adwtest.wait_for(lambda: "no answer from PostgreSQL" in ing.log_text(), 15,
+                         what="ingest giving up on the silent connection")
+        st, _, _ = adwtest.http_get(ing.base_url + "/readyz")
+        assert st == 503
+        fp.heal()
+        t_heal = time.monotonic()
+        wait_status(ing, "/readyz", 200, timeout=30)
+        ready_s = time.monotonic() - t_heal
+        st, _, body = adwtest.post_json(ing.base_url + "/api/events", ev())
+        assert st == 200 and body["id"] == 1, body
+        assert db.scalar("SELECT count(*) FROM events") == 1
+        print(f"pg black hole while migrating: ready {ready_s:.2f} s after the link came back")
+
+
 def test_postgres_link_black_hole_under_load(db, make_ingest):
     """The link between ingest and PostgreSQL silently drops everything for a while (packets
     lost, connection still open) under load, then comes back. Ingest must give up on the
