@@ -28,6 +28,7 @@ struct zap_t {
     zcert_t *cert;
     auth_allow_t clients, subscribers;
     metric_t *m_admitted, *m_refused;
+    log_every_t refusals; /* a refused peer retries without end: one line a second at most */
 };
 
 static int allow_open(auth_allow_t *al, const char *what, const char *dir, char *err, size_t errlen)
@@ -94,10 +95,13 @@ static void handle(zap_t *a, zmq_msg_t *parts, size_t nparts)
     const char *addr = (const char *)zmq_msg_data(address);
     int alen = (int)(zmq_msg_size(address) < 64 ? zmq_msg_size(address) : 64);
     int dlen = (int)(zmq_msg_size(domain) < 16 ? zmq_msg_size(domain) : 16);
+    unsigned long long held = 0;
     if (!frame_is(mech, "CURVE") || nparts < 7 || zmq_msg_size(&parts[6]) != 32) {
         metric_add(a->m_refused, 1);
-        log_warn("auth: refused a peer from %.*s on %.*s: not CURVE", alen, addr, dlen,
-                 (const char *)zmq_msg_data(domain));
+        if (log_every(&a->refusals, &held))
+            log_warn("auth: refused a peer from %.*s on %.*s: not CURVE (%llu more refused since "
+                     "the last line)",
+                     alen, addr, dlen, (const char *)zmq_msg_data(domain), held);
         reply(a, &parts[1], "400", "CURVE required");
         return;
     }
@@ -110,8 +114,10 @@ static void handle(zap_t *a, zmq_msg_t *parts, size_t nparts)
     char txt[41] = "?";
     zmq_z85_encode(txt, key, 32);
     metric_add(a->m_refused, 1);
-    log_warn("auth: refused CURVE key %s from %.*s on %.*s: not in %s", txt, alen, addr, dlen,
-             (const char *)zmq_msg_data(domain), al->dir);
+    if (log_every(&a->refusals, &held))
+        log_warn("auth: refused CURVE key %s from %.*s on %.*s: not in %s (%llu more refused since "
+                 "the last line)",
+                 txt, alen, addr, dlen, (const char *)zmq_msg_data(domain), al->dir, held);
     reply(a, &parts[1], "400", "unknown key");
 }
 
@@ -172,6 +178,7 @@ zap_t *zap_new(const zap_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    a->refusals.period_ms = 1000;
     a->loop = o->loop;
     a->fd = -1;
     a->cert = zcert_load(o->cert);

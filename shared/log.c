@@ -103,3 +103,18 @@ void log_write(log_level_t level, const char *fmt, ...)
     ssize_t rc = write(STDERR_FILENO, line, pos);
     (void)rc;
 }
+
+int log_every(log_every_t *e, unsigned long long *held)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+    if (e->last_ms && now - e->last_ms < e->period_ms) {
+        e->held++;
+        return 0;
+    }
+    *held = e->held;
+    e->held = 0;
+    e->last_ms = now;
+    return 1;
+}

@@ -22,6 +22,18 @@ int log_enabled(log_level_t level);
 /* Writes one line at `level` when enabled. The message is printf-formatted, newlines escaped. */
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* At most one line a period for a condition that can recur without bound (a peer retrying a
+ * refused key, say): log_every returns 1 when this occurrence is to be written, with *held set
+ * to how many were held back since the last line written, or 0 to hold it back. One per
+ * condition, used from one thread; zero-initialised with period_ms set. */
+typedef struct log_every_t {
+    long long period_ms;
+    long long last_ms; /* when the last line was written (0: never) */
+    unsigned long long held;
+} log_every_t;
+
+int log_every(log_every_t *e, unsigned long long *held);
+
 #define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -318,6 +318,34 @@ def test_unknown_key_is_refused_on_the_router_then_admitted_once_its_cert_is_add
     assert spooled(spool) == []
 
 
+def test_a_flood_of_refused_keys_logs_a_line_a_second(make_ingest, keys):
+    """Peers with an unknown key keep coming, 50 every 0.25 s for 2.5 s: every handshake is
+    refused and counted, but the log gets at most one refusal line a second, which says how
+    many it stands for; a known client is served meanwhile."""
+    ingest = make_ingest(**keys.ingest_env())
+    for _ in range(10):
+        socks = [curve_socket(zmq.DEALER, ingest.zmq_endpoint, keys, cert=keys.intruder)
+                 for _ in range(50)]
+        time.sleep(0.25)
+        for s in socks:
+            s.close(0)
+    good = curve_socket(zmq.DEALER, ingest.zmq_endpoint, keys)
+    try:
+        assert submit(good, ev(event_id="known-1"))["ids"] == [1]
+    finally:
+        good.close(0)
+    refused = metric(ingest, 'adw_ingest_curve_peers_total{result="refused"}')
+    lines = [ln for ln in ingest.log_text().splitlines() if "auth: refused" in ln]
+    held = sum(int(ln.split("(")[-1].split()[0]) for ln in lines)
+    print(f"refusal flood: {refused:.0f} refused in 2.5 s, {len(lines)} log lines "
+          f"standing for {len(lines) + held}")
+    assert refused >= 100
+    assert 1 <= len(lines) <= 5
+    assert "more refused since the last line" in lines[-1]
+    assert held >= refused / 2  # the lines account for the refusals (the last second's wait)
+    assert count(ingest.pg) == 1
+
+
 def test_a_wrong_server_key_is_refused_by_the_client(make_ingest, keys, tmp_path):
     ingest = make_ingest(**keys.ingest_env())
     r = run_send(["--zmq", ingest.zmq_endpoint,
