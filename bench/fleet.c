@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -18,7 +19,9 @@
 /* The clients speak WebSocket themselves over non-blocking sockets, one epoll set per thread:
  * a reader that costs little per message (one recv brings many frames; server frames are not
  * masked, so a payload is used where it lies), so that the load generator is not what limits
- * the gateway's figures. */
+ * the gateway's figures. With `lws`, they are libwebsockets' client instead (one context per
+ * thread; about ten times the CPU per message): a second, independent client to check the
+ * figures against. */
 
 #define FLEET_CONNECTS_IN_FLIGHT 256 /* handshakes under way per thread */
 #define FLEET_MSG_MAX (1 << 20)
@@ -33,6 +36,8 @@ enum { FC_IDLE, FC_CONNECTING, FC_HANDSHAKE, FC_OPEN, FC_DONE };
 /* One of these per client connection. */
 typedef struct fclient {
     fleet_thread_t *th;
+    struct lws *wsi; /* with libwebsockets' client */
+    int pong_due;    /* the same: a pong to write when writable */
     int fd;
     int state;
     int half; /* uses half_query */
@@ -60,7 +65,8 @@ typedef struct url {
 struct fleet_thread {
     fleet_t *f;
     pthread_t tid;
-    int ep; /* epoll */
+    int ep;                  /* epoll */
+    struct lws_context *ctx; /* instead, with libwebsockets' client */
     fclient_t *clients;
     size_t nclients;
     size_t next_connect; /* clients below this have been started */
@@ -250,6 +256,8 @@ static void finish(fclient_t *c, int failed)
     c->rest_len = c->out_len = c->frag_len = 0;
 }
 
+static const char PONG[] = "{\"action\":\"pong\"}";
+
 /* One whole text message; stats lock held. */
 static void on_message(fclient_t *c, const char *m, size_t n)
 {
@@ -275,10 +283,13 @@ static void on_message(fclient_t *c, const char *m, size_t n)
         th->st.last_replayed_us = timefmt_now_us();
         find_int(m, n, "\"count\":", &th->st.replayed_events);
     } else if (memmem(m, n, "\"type\":\"ping\"", 13)) {
-        static const char pong[] = "{\"action\":\"pong\"}";
         th->st.pings++;
-        if (send_frame(c, 1, pong, sizeof pong - 1))
+        if (c->wsi) {
+            c->pong_due = 1;
+            lws_callback_on_writable(c->wsi);
+        } else if (send_frame(c, 1, PONG, sizeof PONG - 1)) {
             finish(c, 0);
+        }
     }
 }
 
@@ -532,11 +543,17 @@ static void connect_more(fleet_thread_t *th)
     }
 }
 
+static void lwsc_connect_more(fleet_thread_t *th);
+
 static void *thread_main(void *arg)
 {
     fleet_thread_t *th = arg;
     struct epoll_event evs[256];
-    while (!atomic_load(&th->f->stop)) {
+    while (th->ctx && !atomic_load(&th->f->stop)) {
+        lwsc_connect_more(th);
+        lws_service(th->ctx, 50);
+    }
+    while (!th->ctx && !atomic_load(&th->f->stop)) {
         connect_more(th);
         int n = epoll_wait(th->ep, evs, 256, 50);
         for (int i = 0; i < n; i++) {
@@ -551,6 +568,155 @@ static void *thread_main(void *arg)
         }
     }
     return NULL;
+}
+
+/* ---- libwebsockets' client ---- */
+
+/* Appends a fragment to c's message; whole messages go to on_message. Stats lock held. */
+static void lwsc_piece(fclient_t *c, const char *in, size_t len, int final)
+{
+    if (!c->frag_len && final) {
+        on_message(c, in, len);
+        return;
+    }
+    if (c->frag_len + len <= FLEET_MSG_MAX) {
+        char *nb = realloc(c->frag, c->frag_len + len);
+        if (nb) {
+            memcpy(nb + c->frag_len, in, len);
+            c->frag = nb;
+            c->frag_len += len;
+        }
+    }
+    if (final) {
+        on_message(c, c->frag, c->frag_len);
+        c->frag_len = 0;
+    }
+}
+
+static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    fclient_t *c = user;
+    fleet_thread_t *th = c ? c->th : NULL;
+    if (th)
+        pthread_mutex_lock(&th->mu);
+    int rc = 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->state = FC_OPEN;
+        c->connected = 1;
+        th->in_flight--;
+        th->st.connected++;
+        if (!th->st.first_connect_us)
+            th->st.first_connect_us = timefmt_now_us();
+        if (!c->ever)
+            th->st.ever_connected++;
+        c->ever = 1;
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (c) {
+            if (c->state == FC_CONNECTING)
+                th->in_flight--;
+            c->state = FC_DONE;
+            c->wsi = NULL;
+            th->st.failed++;
+        }
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        lwsc_piece(c, in, len, lws_is_final_fragment(wsi));
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (c->pong_due) {
+            unsigned char buf[LWS_PRE + sizeof PONG];
+            memcpy(buf + LWS_PRE, PONG, sizeof PONG - 1);
+            c->pong_due = 0;
+            if (lws_write(wsi, buf + LWS_PRE, sizeof PONG - 1, LWS_WRITE_TEXT) < 0)
+                rc = -1;
+        }
+        break;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && len >= 2)
+            th->st.last_close_code =
+                (((const unsigned char *)in)[0] << 8) | ((const unsigned char *)in)[1];
+        break;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (c) {
+            if (c->connected) {
+                th->st.connected--;
+                th->st.closed++;
+            }
+            c->connected = 0;
+            c->state = FC_DONE;
+            c->wsi = NULL;
+        }
+        break;
+    default:
+        break;
+    }
+    if (th)
+        pthread_mutex_unlock(&th->mu);
+    return rc;
+}
+
+static const struct lws_protocols LWSC_PROTOCOLS[] = {
+    {"adw-bench", lwsc_callback, 0, 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lwsc_connect_more(fleet_thread_t *th)
+{
+    fleet_t *f = th->f;
+    while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT) {
+        fclient_t *c = &th->clients[th->next_connect++];
+        url_t *u = &f->urls[c->url];
+        char path[1024];
+        const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
+        snprintf(path, sizeof path, "%s%s%s", u->path,
+                 q && *q ? (strchr(u->path, '?') ? "&" : "?") : "", q && *q ? q : "");
+        char origin[160]; /* libwebsockets writes "Origin: http://" before it */
+        snprintf(origin, sizeof origin, "%s:%d", u->host, u->port);
+        struct lws_client_connect_info ci;
+        memset(&ci, 0, sizeof ci);
+        ci.context = th->ctx;
+        ci.address = u->host;
+        ci.port = u->port;
+        ci.path = path;
+        ci.host = origin;
+        ci.origin = origin;
+        ci.ietf_version_or_minus_one = -1;
+        ci.userdata = c;
+        ci.local_protocol_name = "adw-bench";
+        ci.pwsi = &c->wsi;
+        size_t idx = (size_t)(c - th->clients) * (size_t)f->nthreads + (size_t)(th - f->threads);
+        if (f->nsources)
+            ci.iface = f->sources[idx % (size_t)f->nsources];
+        pthread_mutex_lock(&th->mu);
+        c->state = FC_CONNECTING;
+        th->in_flight++;
+        pthread_mutex_unlock(&th->mu);
+        if (!lws_client_connect_via_info(&ci)) {
+            pthread_mutex_lock(&th->mu);
+            if (c->state == FC_CONNECTING) { /* no error callback came */
+                c->state = FC_DONE;
+                th->in_flight--;
+                th->st.failed++;
+            }
+            pthread_mutex_unlock(&th->mu);
+        }
+    }
+}
+
+static int lwsc_thread_start(fleet_thread_t *th)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = LWSC_PROTOCOLS;
+    info.gid = -1;
+    info.uid = -1;
+    info.fd_limit_per_thread = (unsigned int)(th->nclients + 64);
+    th->ctx = lws_create_context(&info);
+    return th->ctx ? 0 : -1;
 }
 
 fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
@@ -581,6 +747,8 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "bad source addresses '%s'", o->sources);
         goto fail;
     }
+    if (o->lws)
+        lws_set_log_level(LLL_ERR, NULL);
     f->nthreads = f->o.threads;
     f->threads = calloc((size_t)f->nthreads, sizeof *f->threads);
     if (!f->threads)
@@ -615,6 +783,13 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
                     goto oom;
             }
         }
+        if (o->lws) {
+            if (lwsc_thread_start(th)) {
+                snprintf(err, errlen, "cannot create a libwebsockets context");
+                goto fail;
+            }
+            continue;
+        }
         th->ep = epoll_create1(EPOLL_CLOEXEC);
         th->rbuf = malloc(FLEET_RBUF);
         if (th->ep < 0 || !th->rbuf) {
@@ -642,11 +817,16 @@ void fleet_destroy(fleet_t **fp)
         return;
     fleet_t *f = *fp;
     atomic_store(&f->stop, 1);
+    for (int t = 0; f->threads && t < f->o.threads; t++)
+        if (f->threads[t].ctx)
+            lws_cancel_service(f->threads[t].ctx);
     for (int t = 0; f->threads && t < f->nthreads; t++)
         if (f->threads[t].tid)
             pthread_join(f->threads[t].tid, NULL);
     for (int t = 0; f->threads && t < f->o.threads; t++) {
         fleet_thread_t *th = &f->threads[t];
+        if (th->ctx)
+            lws_context_destroy(th->ctx);
         for (size_t i = 0; th->clients && i < th->nclients; i++) {
             fclient_t *c = &th->clients[i];
             if (c->fd >= 0)

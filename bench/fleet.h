@@ -1,8 +1,8 @@
 /* fleet: many WebSocket clients of adw-gateway, spread over threads (one epoll set each; the
- * clients speak WebSocket themselves), gateway URLs and local source addresses, recording what each
- * receives: bench events (top-level "bench_seq" and "bench_t", the publisher's wall clock in
- * microseconds) are checked for loss, duplicates and order (by id) and their publish-to-receipt
- * latency is recorded.
+ * clients speak WebSocket themselves, or libwebsockets' client), gateway URLs and local source
+ * addresses, recording what each receives: bench events (top-level "bench_seq" and "bench_t", the
+ * publisher's wall clock in microseconds) are checked for loss, duplicates and order (by id) and
+ * their publish-to-receipt latency is recorded.
  */
 #ifndef ADW_FLEET_H
 #define ADW_FLEET_H
@@ -21,6 +21,7 @@ typedef struct fleet_options_t {
     const char *sources;    /* comma-separated local addresses to bind, or a range
                                "127.0.0.2-127.0.0.9"; NULL: the kernel chooses */
     int threads;            /* client threads */
+    int lws;                /* libwebsockets' client instead of the built-in one */
     int64_t max_seq;        /* bench_seq values are below this (sizes the loss bitsets); 0: no
                                per-client loss tracking */
 } fleet_options_t;

@@ -29,6 +29,7 @@ typedef struct load_options_t {
     int64_t filtered;
     const char *sources;
     int64_t threads;
+    int lws_client;
     const char *http;
     const char *zmq;
     int mixed;
@@ -66,6 +67,9 @@ static const config_option_t OPTIONS[] = {
     {"sources", "ADW_BENCH_SOURCES", CONFIG_STRING, NULL, OPT(sources), 0, 0, 0,
      "local addresses for client connections: a,b,c or 127.0.0.2-127.0.0.9"},
     {"threads", "ADW_BENCH_THREADS", CONFIG_INT, "1", OPT(threads), 1, 64, 0, "client threads"},
+    {"lws-client", "ADW_BENCH_LWS_CLIENT", CONFIG_BOOL, "0", OPT(lws_client), 0, 0, 0,
+     "WebSocket clients are libwebsockets' client instead of adw-bench's own (a cross-check; "
+     "about ten times the CPU per message)"},
     {"http", "ADW_INGEST_URL", CONFIG_STRING, NULL, OPT(http), 0, 0, 0,
      "publish over HTTP to this ingest URL (default: ZeroMQ)"},
     {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, "tcp://127.0.0.1:5555", OPT(zmq), 0, 0, 0,
@@ -333,10 +337,10 @@ static void print_report(const load_options_t *o, const report_t *r)
             gw_cpu += r->probes[i].cpu1 - r->probes[i].cpu0;
     double us_per_delivery = r->fs.deliveries ? gw_cpu * 1e6 / (double)r->fs.deliveries : 0;
     if (o->json) {
-        printf("{\"transport\":\"%s\",\"clients\":%" PRId64 ",\"connected\":%zu,\"batch\":%" PRId64
-               ",\"concurrency\":%" PRId64 ",\"rate\":%" PRId64 ",\"published\":%" PRId64
-               ",\"published_zmq\":%" PRId64 ",\"failed\":%" PRId64 ",\"retries\":%" PRId64
-               ",\"publish_s\":%.3f"
+        printf("{\"transport\":\"%s\",\"ws_client\":\"%s\",\"clients\":%" PRId64
+               ",\"connected\":%zu,\"batch\":%" PRId64 ",\"concurrency\":%" PRId64
+               ",\"rate\":%" PRId64 ",\"published\":%" PRId64 ",\"published_zmq\":%" PRId64
+               ",\"failed\":%" PRId64 ",\"retries\":%" PRId64 ",\"publish_s\":%.3f"
                ",\"events_per_s\":%.1f,\"deliveries\":%" PRIu64 ",\"deliveries_per_s\":%.1f"
                ",\"expected_deliveries\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                ",\"out_of_order\":%" PRIu64 ",\"latency_us\":{\"p50\":%.0f,\"p99\":%.0f,"
@@ -344,13 +348,14 @@ static void print_report(const load_options_t *o, const report_t *r)
                "\"p50\":%.0f,\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
                "\"replay_ms\":%.1f,\"replayed\":%" PRId64 ",\"closed\":%zu,\"last_close_code\":%d,"
                "\"processes\":{",
-               o->http ? (o->mixed ? "http+zmq" : "http") : "zmq", o->clients, r->fs.connected,
-               o->batch, o->concurrency, o->rate, r->acked, r->acked_zmq, r->failed, r->retries,
-               r->publish_s, r->events_per_s, r->fs.deliveries, r->deliveries_per_s, r->expected,
-               r->lost, r->fs.duplicates, r->fs.out_of_order, hist_quantile(h, 0.5),
-               hist_quantile(h, 0.99), hist_quantile(h, 0.999), h->max_us, h->count,
-               hist_quantile(&r->ack, 0.5), hist_quantile(&r->ack, 0.99), us_per_delivery,
-               r->replay_ms, r->fs.replayed_events, r->fs.closed, r->fs.last_close_code);
+               o->http ? (o->mixed ? "http+zmq" : "http") : "zmq",
+               o->lws_client ? "libwebsockets" : "adw-bench", o->clients, r->fs.connected, o->batch,
+               o->concurrency, o->rate, r->acked, r->acked_zmq, r->failed, r->retries, r->publish_s,
+               r->events_per_s, r->fs.deliveries, r->deliveries_per_s, r->expected, r->lost,
+               r->fs.duplicates, r->fs.out_of_order, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
+               hist_quantile(h, 0.999), h->max_us, h->count, hist_quantile(&r->ack, 0.5),
+               hist_quantile(&r->ack, 0.99), us_per_delivery, r->replay_ms, r->fs.replayed_events,
+               r->fs.closed, r->fs.last_close_code);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
@@ -445,6 +450,7 @@ int load_main(int argc, char **argv)
             .filtered = (size_t)(o.filtered < o.clients ? o.filtered : o.clients),
             .sources = o.sources,
             .threads = (int)o.threads,
+            .lws = o.lws_client,
             .max_seq = (uint64_t)o.clients * (uint64_t)o.count / 8 < (512u << 20) ? o.count : 0};
         fleet = fleet_new(&fo, err, sizeof err);
         if (!fleet) {
@@ -472,7 +478,8 @@ int load_main(int argc, char **argv)
     if (o.replay_since >= 0) {
         char *q = replay_query;
         snprintf(q, sizeof replay_query, "since=%" PRId64, o.replay_since);
-        fleet_options_t ro = {.urls = o.gateways, .clients = 1, .query = q, .threads = 1};
+        fleet_options_t ro = {
+            .urls = o.gateways, .clients = 1, .query = q, .threads = 1, .lws = o.lws_client};
         replay = fleet_new(&ro, err, sizeof err);
         if (!replay) {
             fprintf(stderr, "adw-bench: %s\n", err);
