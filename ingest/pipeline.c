@@ -285,7 +285,8 @@ size_t pipeline_waiting(const pipeline_t *p)
     return p->waiting;
 }
 
-/* Publishes a committed request's fresh events, in id order. */
+/* Publishes a committed request's fresh events, in id order. An empty frame was not encoded
+ * (out of memory): the gateways read that event from PostgreSQL. */
 static void publish_req(pipeline_t *p, store_req_t *r)
 {
     size_t start = 0;
@@ -293,8 +294,9 @@ static void publish_req(pipeline_t *p, store_req_t *r)
         if (!r->fresh[i])
             continue;
         size_t end = r->frame_end[i];
-        publish_event(p->o.publish, r->events[i].adw_id, r->ids[i], r->frames.data + start,
-                      end - start);
+        if (end > start)
+            publish_event(p->o.publish, r->events[i].adw_id, r->ids[i], r->frames.data + start,
+                          end - start);
         start = end;
     }
 }

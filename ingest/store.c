@@ -490,6 +490,7 @@ static void agg_add(agg_t *a, const adw_event_t *e)
 #define OID_TEXT 25
 #define OID_TIMESTAMPTZ 1184
 #define OID_JSONB 3802
+#define OID_FLOAT8 701
 #define PG_EPOCH_US 946684800000000LL /* 2000-01-01T00:00:00Z, PostgreSQL's zero */
 
 static int put32(buf_t *b, uint32_t v)
@@ -544,6 +545,13 @@ static int barr_int8(buf_t *b, int64_t v)
     return put32(b, 8) || put32(b, (uint32_t)(u >> 32)) || put32(b, (uint32_t)u);
 }
 
+static int barr_float8(buf_t *b, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return put32(b, 8) || put32(b, (uint32_t)(u >> 32)) || put32(b, (uint32_t)u);
+}
+
 static int barr_ts(buf_t *b, int64_t unix_us)
 {
     return barr_int8(b, unix_us - PG_EPOCH_US);
@@ -574,19 +582,6 @@ static void arr_text(buf_t *b, const char *s)
         buf_putc(b, *s);
     }
     buf_putc(b, '"');
-}
-
-static void arr_int(buf_t *b, int64_t v)
-{
-    buf_putc(b, b->len ? ',' : '{');
-    buf_printf(b, "%" PRId64, v);
-}
-
-static void arr_ts(buf_t *b, int64_t us)
-{
-    char t[TIMEFMT_LEN];
-    timefmt_format(us, t);
-    arr_text(b, t);
 }
 
 static void arr_close(buf_t *b)
@@ -714,51 +709,72 @@ static int prepare_statements(store_t *s, char *err, size_t errlen)
 static int send_upsert(store_t *s, int steps)
 {
     agg_map_t *m = steps ? &s->steps : &s->runs;
-    int ncols = steps ? 11 : 15;
+    /* The columns' types, in the statement's parameter order (binary arrays: no text to
+     * format here or to parse in PostgreSQL). */
+    static const uint32_t RUN_OIDS[15] = {OID_TEXT,   OID_TEXT, OID_TEXT,        OID_INT8,
+                                          OID_FLOAT8, OID_INT8, OID_INT8,        OID_INT8,
+                                          OID_INT8,   OID_INT8, OID_TIMESTAMPTZ, OID_TIMESTAMPTZ,
+                                          OID_INT8,   OID_INT8, OID_TIMESTAMPTZ};
+    static const uint32_t STEP_OIDS[11] = {OID_TEXT,   OID_TEXT, OID_TEXT,        OID_INT8,
+                                           OID_FLOAT8, OID_INT8, OID_TIMESTAMPTZ, OID_TIMESTAMPTZ,
+                                           OID_INT8,   OID_INT8, OID_INT8};
+    const uint32_t *oids = steps ? STEP_OIDS : RUN_OIDS;
+    int ncols = steps ? 11 : 15, rc = 0, nulls[15] = {0};
+    buf_t *A = s->arrays;
     for (int c = 0; c < ncols; c++)
-        buf_reset(&s->arrays[c]);
-    for (size_t i = 0; i < m->cap; i++) {
+        rc |= barr_begin(&A[c], oids[c]);
+    for (size_t i = 0; i < m->cap && !rc; i++) {
         agg_t *a = &m->slots[i];
         if (!a->adw_id)
             continue;
-        buf_t *A = s->arrays;
         int c = 0;
-        arr_text(&A[c++], a->adw_id);
-        if (steps)
-            arr_text(&A[c++], a->step);
-        arr_text(&A[c++], a->status);
-        if (!steps)
-            arr_text(&A[c++], a->current_step);
-        arr_int(&A[c++], a->n);
-        buf_putc(&A[c], A[c].len ? ',' : '{');
-        buf_printf(&A[c++], "%.17g", a->cost);
-        arr_int(&A[c++], a->tokens);
-        if (!steps) {
-            arr_int(&A[c++], a->itok);
-            arr_int(&A[c++], a->otok);
-            arr_int(&A[c++], a->crtok);
-            arr_int(&A[c++], a->cctok);
+        rc |= barr_text(&A[c], a->adw_id, &nulls[c]);
+        c++;
+        if (steps) {
+            rc |= barr_text(&A[c], a->step, &nulls[c]);
+            c++;
         }
-        arr_ts(&A[c++], a->first_ts);
-        arr_ts(&A[c++], a->last_ts);
+        rc |= barr_text(&A[c], a->status, &nulls[c]);
+        c++;
+        if (!steps) {
+            rc |= barr_text(&A[c], a->current_step, &nulls[c]);
+            c++;
+        }
+        rc |= barr_int8(&A[c++], a->n);
+        rc |= barr_float8(&A[c++], a->cost);
+        rc |= barr_int8(&A[c++], a->tokens);
+        if (!steps) {
+            rc |= barr_int8(&A[c++], a->itok);
+            rc |= barr_int8(&A[c++], a->otok);
+            rc |= barr_int8(&A[c++], a->crtok);
+            rc |= barr_int8(&A[c++], a->cctok);
+        }
+        rc |= barr_ts(&A[c++], a->first_ts);
+        rc |= barr_ts(&A[c++], a->last_ts);
         if (steps) {
             if (a->has_duration)
-                arr_int(&A[c++], a->duration_ms);
+                rc |= barr_int8(&A[c], a->duration_ms);
             else
-                arr_text(&A[c++], NULL);
+                rc |= barr_text(&A[c], NULL, &nulls[c]); /* NULL looks the same in any type */
+            c++;
         }
-        arr_int(&A[c++], a->first_id);
-        arr_int(&A[c++], a->last_id);
+        rc |= barr_int8(&A[c++], a->first_id);
+        rc |= barr_int8(&A[c++], a->last_id);
         if (!steps)
-            arr_ts(&A[c++], a->updated_us);
+            rc |= barr_ts(&A[c++], a->updated_us);
     }
-    const char *params[16];
+    if (rc)
+        return -1;
+    const char *values[15];
+    int lengths[15], formats[15];
     for (int c = 0; c < ncols; c++) {
-        arr_close(&s->arrays[c]);
-        params[c] = s->arrays[c].data;
+        barr_end(&A[c], (uint32_t)m->used, nulls[c]);
+        values[c] = A[c].data;
+        lengths[c] = (int)A[c].len;
+        formats[c] = 1;
     }
-    return PQsendQueryPrepared(s->conn, steps ? "adw_steps" : "adw_runs", ncols, params, NULL, NULL,
-                               0) == 1
+    return PQsendQueryPrepared(s->conn, steps ? "adw_steps" : "adw_runs", ncols, values, lengths,
+                               formats, 0) == 1
                ? 0
                : -1;
 }
@@ -823,13 +839,43 @@ static int64_t batch_duplicate(store_req_t **reqs, size_t q_end, size_t i_end, c
     }
 }
 
-/* Encodes one fresh event for publishing: a msgpack map of id, received_at, then its keys. */
-static int encode_frame(store_req_t *r, size_t i, const char *received)
+/* Encodes each fresh event for publishing: a msgpack map of id, received_at, then its keys.
+ * Returns 0, or -ENOMEM. */
+static int encode_frames(store_req_t **reqs, size_t nreqs)
 {
-    adw_event_t *e = &r->events[i];
-    int rc = codec_msgpack_event(&r->frames, e->doc, e->id, received);
-    r->frame_end[i] = r->frames.len;
-    return rc;
+    int rc = 0;
+    for (size_t q = 0; q < nreqs; q++) {
+        store_req_t *r = reqs[q];
+        buf_reset(&r->frames);
+        for (size_t i = 0; i < r->nevents; i++) {
+            if (!r->fresh[i])
+                continue;
+            adw_event_t *e = &r->events[i];
+            char received[TIMEFMT_LEN];
+            timefmt_format(e->received_us, received);
+            rc |= codec_msgpack_event(&r->frames, e->doc, e->id, received);
+            r->frame_end[i] = r->frames.len;
+        }
+    }
+    if (!rc)
+        return 0;
+    /* Out of memory: no frame at all rather than a cut one (an empty frame is not published,
+     * and each gateway reads those events from PostgreSQL after the gap). */
+    for (size_t q = 0; q < nreqs; q++) {
+        buf_reset(&reqs[q]->frames);
+        memset(reqs[q]->frame_end, 0, reqs[q]->nevents * sizeof *reqs[q]->frame_end);
+    }
+    return -ENOMEM;
+}
+
+/* After a commit whose frames could not be encoded: tries again; if memory is still short,
+ * the events go unpublished: each gateway sees the gap with the next event or heartbeat and
+ * reads them from PostgreSQL. */
+static void publish_from_store(store_req_t **reqs, size_t nreqs)
+{
+    if (encode_frames(reqs, nreqs))
+        log_warn("store: out of memory encoding a committed batch for publishing; gateways will "
+                 "read it from PostgreSQL");
 }
 
 /* Runs one transaction for reqs. Returns the outcome; on TX_OK every request's ids, fresh
@@ -842,6 +888,7 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
                                 size_t errlen)
 {
     tx_result_t res = TX_NOT_COMMITTED;
+    int unencoded = 0;
     size_t total = 0;
     for (size_t q = 0; q < nreqs; q++) {
         total += reqs[q]->nevents;
@@ -935,7 +982,6 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
             rc |= barr_ts(col[8], e->received_us);
             rc |= barr_text(col[9], e->event_id, &nulls[9]);
             rc |= barr_jsonb(col[10], e->doc, prefix);
-            rc |= encode_frame(r, i, received);
 
             agg_t *run = agg_get(&s->runs, e->adw_id, NULL);
             agg_add(run, e);
@@ -1017,6 +1063,8 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
             send_upsert(s, 0) || (nq == 3 && send_upsert(s, 1)) || PQpipelineSync(s->conn) != 1)
             goto send_failed;
     }
+    /* While PostgreSQL works: each fresh event as it will be published. */
+    unencoded = encode_frames(reqs, nreqs);
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
         PGresult *r = get_result(s);
         if (!r) {
@@ -1061,6 +1109,8 @@ committed:
     metric_add(s->m_batches, 1);
     metric_observe(s->m_batch_size, (double)total);
     metric_observe(s->m_commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
+    if (unencoded) /* out of memory: once more, else the gateways read these from PostgreSQL */
+        publish_from_store(reqs, nreqs);
     return TX_OK;
 
 send_failed:

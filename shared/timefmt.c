@@ -101,6 +101,16 @@ int timefmt_parse(const char *s, size_t len, int64_t *us)
     return 0;
 }
 
+/* Writes v as exactly n decimal digits (zero-padded); returns the end. */
+static char *put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
 size_t timefmt_format(int64_t us, char *out)
 {
     int64_t secs = us / 1000000;
@@ -118,11 +128,31 @@ size_t timefmt_format(int64_t us, char *out)
     int y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, TIMEFMT_LEN, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
-    if (n < 0)
-        return 0;
-    return (size_t)n < TIMEFMT_LEN ? (size_t)n : TIMEFMT_LEN - 1;
+    if (y < 0 || y > 9999) { /* outside what timefmt_parse takes: printf's form */
+        int n = snprintf(out, TIMEFMT_LEN, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
+                         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
+        if (n < 0)
+            return 0;
+        return (size_t)n < TIMEFMT_LEN ? (size_t)n : TIMEFMT_LEN - 1;
+    }
+    /* The common case without printf (it runs for every event, several times). */
+    char *p = out;
+    p = put_digits(p, (unsigned)y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, (unsigned)(rem / 3600), 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)(rem / 60 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)(rem % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (unsigned)frac, 6);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - out);
 }
 
 int64_t timefmt_now_us(void)
