@@ -24,8 +24,10 @@
 #define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
 #define STORE_PING_MS 1000
 /* Batches with at least this many new events go in with COPY (three round trips, the least
- * work per row); smaller ones as one pipelined INSERT (one round trip). */
+ * work per row); smaller ones as one statement that also brings their runs and steps up to
+ * date (one round trip). */
 #define STORE_COPY_MIN 64
+#define STORE_NPARAMS 37 /* the one-statement batch: 11 event, 15 run and 11 step columns */
 
 /* One of these per (run) or (run, step) touched by a batch: the batch's contribution. */
 typedef struct agg {
@@ -69,8 +71,8 @@ struct store_t {
     /* Writer thread only. */
     PGconn *conn;
     int64_t last_ping_ms;
-    buf_t arrays[16]; /* a batch's parameters: the events' columns, then the upserts' */
-    buf_t copy;       /* a large batch's events as a binary COPY stream */
+    buf_t arrays[STORE_NPARAMS]; /* a batch's parameters: events', runs', steps' columns */
+    buf_t copy;                  /* a large batch's events as a binary COPY stream */
     agg_map_t runs, steps;
 
     metric_t *m_stored, *m_dupes, *m_batches, *m_commit_fail, *m_batch_size, *m_commit_latency;
@@ -522,6 +524,18 @@ static int barr_begin(buf_t *b, uint32_t oid)
     return put32(b, 1) || put32(b, 0) || put32(b, oid) || put32(b, 0) || put32(b, 1);
 }
 
+/* The events' columns' types, in the statement's parameter order. */
+static const uint32_t EVENT_OIDS[11] = {OID_INT8,        OID_TEXT, OID_TEXT, OID_TEXT,
+                                        OID_TEXT,        OID_TEXT, OID_TEXT, OID_TIMESTAMPTZ,
+                                        OID_TIMESTAMPTZ, OID_TEXT, OID_JSONB};
+
+/* An empty array (no dimensions). */
+static int barr_empty(buf_t *b, uint32_t oid)
+{
+    buf_reset(b);
+    return put32(b, 0) || put32(b, 0) || put32(b, oid);
+}
+
 static void barr_end(buf_t *b, uint32_t n, int has_null)
 {
     patch32(b, 4, has_null ? 1 : 0);
@@ -625,19 +639,31 @@ static tx_result_t classify(store_t *s, PGresult *r, char *err, size_t errlen)
 
 /* The statements read as SQL, a clause a line. */
 // clang-format off
-static const char RUNS_UPSERT[] =
-    "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
-    " $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
-    " $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::timestamptz[])"
+/* A batch in one statement: the events' rows ($1..$11), then what they add to their runs
+ * ($12..$26) and steps ($27..$37). Each parameter is an array, one element per event, run or
+ * step; a batch that went in by COPY passes no events. */
+static const char BATCH_SQL[] =
+    "WITH rb AS (SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::bigint[],"
+    " $16::float8[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[],"
+    " $22::timestamptz[], $23::timestamptz[], $24::bigint[], $25::bigint[], $26::timestamptz[])"
     " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-    " last_ts, first_id, last_id, updated_at))"
-    " INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd, tokens,"
-    " input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts,"
-    " first_id, last_id, updated_at)"
+    " last_ts, first_id, last_id, updated_at)),"
+    " sb AS (SELECT * FROM unnest($27::text[], $28::text[], $29::text[], $30::bigint[],"
+    " $31::float8[], $32::bigint[], $33::timestamptz[], $34::timestamptz[], $35::bigint[],"
+    " $36::bigint[], $37::bigint[])"
+    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
+    " last_id)),"
+    " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
+    " received_at, event_id, doc) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+    " $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],"
+    " $10::text[], $11::jsonb[])),"
+    " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
+    " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
+    " last_ts, first_id, last_id, updated_at)"
     " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
-    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM b"
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM rb"
     " ON CONFLICT (adw_id) DO UPDATE SET"
-    " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id), r.status),"
+    " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
     " event_count = r.event_count + excluded.event_count,"
     " cost_usd =" SAT_FLOAT("r", "cost_usd") ","
@@ -649,21 +675,14 @@ static const char RUNS_UPSERT[] =
     " first_ts = least(r.first_ts, excluded.first_ts),"
     " last_ts = greatest(r.last_ts, excluded.last_ts),"
     " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at";
-
-static const char STEPS_UPSERT[] =
-    "WITH b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
-    " $5::float8[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::bigint[],"
-    " $10::bigint[], $11::bigint[])"
-    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
-    " last_id))"
+    " updated_at = excluded.updated_at)"
     " INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens, first_ts,"
     " last_ts, duration_ms, first_id, last_id)"
     " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
-    " duration_ms, first_id, last_id FROM b"
+    " duration_ms, first_id, last_id FROM sb"
     " ON CONFLICT (adw_id, step) DO UPDATE SET"
-    " status = coalesce((SELECT b.status FROM b WHERE b.adw_id = excluded.adw_id"
-    " AND b.step = excluded.step), s.status),"
+    " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id"
+    " AND sb.step = excluded.step), s.status),"
     " event_count = s.event_count + excluded.event_count,"
     " cost_usd =" SAT_FLOAT("s", "cost_usd") ","
     " tokens =" SAT_BIGINT("s", "tokens") ","
@@ -673,21 +692,13 @@ static const char STEPS_UPSERT[] =
     " last_id = greatest(s.last_id, excluded.last_id)";
 // clang-format on
 
-static const char EVENTS_INSERT[] =
-    "INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts, received_at,"
-    " event_id, doc) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
-    " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],"
-    " $11::jsonb[])";
-
 /* Prepares the statements of a batch on a new connection. Returns 0 or -1 with err. */
 static int prepare_statements(store_t *s, char *err, size_t errlen)
 {
     static const struct {
         const char *name, *sql;
         int nparams;
-    } stmts[] = {{"adw_events", EVENTS_INSERT, 11},
-                 {"adw_runs", RUNS_UPSERT, 15},
-                 {"adw_steps", STEPS_UPSERT, 11}};
+    } stmts[] = {{"adw_batch", BATCH_SQL, STORE_NPARAMS}};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         PGresult *r =
             collect(s, PQsendPrepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL));
@@ -704,9 +715,9 @@ static int prepare_statements(store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Queues the upsert of the runs (steps = 0) or steps (1) of the batch in the pipeline.
- * Returns 0 or -1 (out of memory, or the connection is gone). */
-static int send_upsert(store_t *s, int steps)
+/* Encodes what the batch adds to its runs (steps = 0: parameters $12..$26) or steps (1:
+ * $27..$37) as binary arrays. Returns 0 or -1 (out of memory). */
+static int encode_aggs(store_t *s, int steps)
 {
     agg_map_t *m = steps ? &s->steps : &s->runs;
     /* The columns' types, in the statement's parameter order (binary arrays: no text to
@@ -720,7 +731,7 @@ static int send_upsert(store_t *s, int steps)
                                            OID_INT8,   OID_INT8, OID_INT8};
     const uint32_t *oids = steps ? STEP_OIDS : RUN_OIDS;
     int ncols = steps ? 11 : 15, rc = 0, nulls[15] = {0};
-    buf_t *A = s->arrays;
+    buf_t *A = s->arrays + (steps ? 26 : 11);
     for (int c = 0; c < ncols; c++)
         rc |= barr_begin(&A[c], oids[c]);
     for (size_t i = 0; i < m->cap && !rc; i++) {
@@ -765,16 +776,30 @@ static int send_upsert(store_t *s, int steps)
     }
     if (rc)
         return -1;
-    const char *values[15];
-    int lengths[15], formats[15];
-    for (int c = 0; c < ncols; c++) {
+    for (int c = 0; c < ncols; c++)
         barr_end(&A[c], (uint32_t)m->used, nulls[c]);
-        values[c] = A[c].data;
-        lengths[c] = (int)A[c].len;
+    return 0;
+}
+
+/* Sends the batch statement: the events' columns in s->arrays[0..10] (none: empty arrays, as
+ * after a COPY), the runs and steps from the aggregates. Returns 0 or -1. */
+static int send_batch(store_t *s, int with_events)
+{
+    if (!with_events)
+        for (int c = 0; c < 11; c++)
+            if (barr_empty(&s->arrays[c], EVENT_OIDS[c]))
+                return -1;
+    if (encode_aggs(s, 0) || encode_aggs(s, 1))
+        return -1;
+    const char *values[STORE_NPARAMS];
+    int lengths[STORE_NPARAMS], formats[STORE_NPARAMS];
+    for (int c = 0; c < STORE_NPARAMS; c++) {
+        values[c] = s->arrays[c].data;
+        lengths[c] = (int)s->arrays[c].len;
         formats[c] = 1;
     }
-    return PQsendQueryPrepared(s->conn, steps ? "adw_steps" : "adw_runs", ncols, values, lengths,
-                               formats, 0) == 1
+    return PQsendQueryPrepared(s->conn, "adw_batch", STORE_NPARAMS, values, lengths, formats, 0) ==
+                   1
                ? 0
                : -1;
 }
@@ -942,9 +967,6 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
     /* The events' columns, as binary arrays (one per column) or as the rows of a binary COPY
      * (every column into one buffer); and the run and step aggregates. The field encodings of
      * the two are the same. */
-    static const uint32_t oids[11] = {OID_INT8,        OID_TEXT, OID_TEXT, OID_TEXT,
-                                      OID_TEXT,        OID_TEXT, OID_TEXT, OID_TIMESTAMPTZ,
-                                      OID_TIMESTAMPTZ, OID_TEXT, OID_JSONB};
     static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
     int use_copy = nfresh >= STORE_COPY_MIN;
     buf_t *col[11];
@@ -957,7 +979,7 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
     for (int c = 0; c < 11; c++) {
         col[c] = use_copy ? &s->copy : &s->arrays[c];
         if (!use_copy)
-            rc |= barr_begin(col[c], oids[c]);
+            rc |= barr_begin(col[c], EVENT_OIDS[c]);
     }
     for (size_t q = 0; q < nreqs && !rc; q++) {
         store_req_t *r = reqs[q];
@@ -1040,27 +1062,18 @@ static tx_result_t commit_batch(store_t *s, store_req_t **reqs, size_t nreqs, in
         PQclear(r);
         while ((r = get_result(s)))
             PQclear(r);
-        nq = s->steps.used ? 3 : 2;
-        if (PQenterPipelineMode(s->conn) != 1 || send_upsert(s, 0) ||
-            (nq == 3 && send_upsert(s, 1)) ||
+        nq = 2;
+        if (PQenterPipelineMode(s->conn) != 1 || send_batch(s, 0) ||
             PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
             PQpipelineSync(s->conn) != 1)
             goto send_failed;
     } else {
-        /* One round trip: the events, the run and step upserts, then Sync, which commits the
-         * implicit transaction they share (or rolls it back if any failed). */
-        const char *values[11];
-        int lengths[11], formats[11];
-        for (int c = 0; c < 11; c++) {
+        /* One round trip: the batch statement, then Sync, which commits its implicit
+         * transaction (or rolls it back when it failed). */
+        for (int c = 0; c < 11; c++)
             barr_end(col[c], (uint32_t)nfresh, nulls[c]);
-            values[c] = col[c]->data;
-            lengths[c] = (int)col[c]->len;
-            formats[c] = 1;
-        }
-        nq = s->steps.used ? 3 : 2;
-        if (PQenterPipelineMode(s->conn) != 1 ||
-            PQsendQueryPrepared(s->conn, "adw_events", 11, values, lengths, formats, 0) != 1 ||
-            send_upsert(s, 0) || (nq == 3 && send_upsert(s, 1)) || PQpipelineSync(s->conn) != 1)
+        nq = 1;
+        if (PQenterPipelineMode(s->conn) != 1 || send_batch(s, 1) || PQpipelineSync(s->conn) != 1)
             goto send_failed;
     }
     /* While PostgreSQL works: each fresh event as it will be published. */
@@ -1360,7 +1373,7 @@ store_t *store_new(const store_options_t *o)
         s->opts.reply_timeout_ms = 15000;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < STORE_NPARAMS; i++)
         buf_init(&s->arrays[i], 0);
     buf_init(&s->copy, 0);
     pthread_mutex_init(&s->mu, NULL);
@@ -1433,7 +1446,7 @@ void store_destroy(store_t **sp)
     disconnect(s);
     if (s->evfd >= 0)
         close(s->evfd);
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < STORE_NPARAMS; i++)
         buf_free(&s->arrays[i]);
     buf_free(&s->copy);
     free(s->runs.slots);

@@ -141,8 +141,8 @@ def test_commit_with_lost_outcome_is_resolved_not_guessed(db, make_ingest, lost,
         ing = make_ingest(DATABASE_URL=url)
         assert adwtest.post_json(ing.base_url + "/api/events", ev())[2]["id"] == 1
         events = [ev("u", event_id=f"u-{i}", payload={"seq": i}) for i in range(n)]
-        # The pipelined INSERT names its prepared statement; the COPY path sends COMMIT last.
-        trigger = b"adw_events" if n < 64 else b"COMMIT"
+        # The one-statement batch names its prepared statement; the COPY path sends COMMIT last.
+        trigger = b"adw_batch" if n < 64 else b"COMMIT"
         if lost == "answer":
             fp.blackhole_on(trigger, "down")
         else:
