@@ -40,6 +40,11 @@ SCENARIOS = {
                     "at full speed", 1,
                     ["--clients", "1000", "--threads", "2", "--batch", "100", "--concurrency",
                      "4", "--count", "20000", "--drain", "30"]),
+    "fanout-1000-lws": ("the same as fanout-1000 with libwebsockets' client in adw-bench (a "
+                        "cross-check: the gateway's CPU per delivery should not depend on the "
+                        "client)", 1,
+                        ["--clients", "1000", "--threads", "2", "--batch", "100", "--concurrency",
+                         "4", "--count", "20000", "--drain", "60", "--lws-client"]),
     "ingest-http-single": ("durable events/s over HTTP, 16 keep-alive connections, single "
                            "events", 0,
                            ["--clients", "0", "--http", "{ingest_url}", "--batch", "1",
