@@ -66,8 +66,6 @@ struct sub_t {
     int missing_tries;
     int64_t next_db_check_us;
     int64_t silence_ms; /* see SUB_SILENCE_DEFAULT_MS */
-    int defer_wake;     /* emit leaves the wake to the caller ... */
-    int wake_owed;      /* ... which owes one when this is set */
 
     metric_t *m_events, *m_dups, *m_holes, *m_filled, *m_decode_errors, *m_resets, *m_skipped;
     metric_t *m_disconnects, *m_silences;
@@ -103,13 +101,6 @@ static int emit(sub_t *s, sub_item_kind_t kind, frame_t *frame, int64_t last_id,
     it->epoch = epoch;
     size_t n = frame ? frame->len : 0;
     pthread_mutex_lock(&s->mu);
-    if (s->wake_owed && s->head && s->bytes + n > SUB_INBOX_MAX_BYTES) {
-        pthread_mutex_unlock(&s->mu); /* full: the loop must come for what is there */
-        s->wake_owed = 0;
-        if (s->o.wake)
-            s->o.wake(s->o.wake_arg);
-        pthread_mutex_lock(&s->mu);
-    }
     while (s->head && s->bytes + n > SUB_INBOX_MAX_BYTES && !atomic_load(&s->stop)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -127,9 +118,7 @@ static int emit(sub_t *s, sub_item_kind_t kind, frame_t *frame, int64_t last_id,
     s->tail = it;
     s->bytes += n;
     pthread_mutex_unlock(&s->mu);
-    if (s->defer_wake)
-        s->wake_owed = 1;
-    else if (s->o.wake)
+    if (s->o.wake)
         s->o.wake(s->o.wake_arg);
     return 0;
 }
@@ -592,21 +581,11 @@ static void *sub_main(void *arg)
         }
         if (s->mon)
             on_monitor(s);
-        /* What arrived together (a commit's events) goes to the loop together, with one wake:
-         * a wake per event let the loop start writing to every client with the first events
-         * of a commit and write to them all again for the rest. */
         int got = 0;
-        s->defer_wake = 1;
         for (int i = 0; i < SUB_DRAIN_MAX && !s->held && s->fill_target <= s->seq.last; i++) {
             if (!receive_one(s))
                 break;
             got++;
-        }
-        s->defer_wake = 0;
-        if (s->wake_owed) {
-            s->wake_owed = 0;
-            if (s->o.wake)
-                s->o.wake(s->o.wake_arg);
         }
         s->silent_us = got ? 0 : s->silent_us + (timefmt_mono_us() - t0);
         if (got && (s->silent_rounds || s->lost_logged)) {
