@@ -193,9 +193,11 @@ static int find_int(const char *m, size_t n, const char *key, int64_t *out)
 static int find_int_last(const char *m, size_t n, const char *key, int64_t *out)
 {
     size_t kl = strlen(key);
-    for (const char *p = m + n - kl; n >= kl && p >= m; p--)
-        if (*p == key[0] && !memcmp(p, key, kl))
-            return parse_int(p + kl, m + n, out);
+    if (n < kl)
+        return -1;
+    for (size_t i = n - kl + 1; i-- > 0;)
+        if (m[i] == key[0] && !memcmp(m + i, key, kl))
+            return parse_int(m + i + kl, m + n, out);
     return -1;
 }
 
