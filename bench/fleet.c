@@ -7,11 +7,15 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "timefmt.h"
@@ -28,6 +32,13 @@
 #define FLEET_RBUF (FLEET_MSG_MAX + (256 << 10)) /* a thread's read buffer */
 #define FLEET_HEAD_MAX 8192                      /* the server's handshake answer */
 #define FLEET_READS_PER_TURN 8                   /* reads per ready client per epoll turn */
+/* A turn that found fewer ready clients than this naps FLEET_NAP_US before the next epoll_wait:
+ * a fan-out writes to one client after the other, and readers that went back to epoll_wait
+ * after every few of them (13,000 turns a second for 60,000 reads in the soak, each wake-up
+ * paid for in the gateway's send) took CPU from the gateway they measure. The nap is part of
+ * the latency they report. */
+#define FLEET_NAP_BELOW 16
+#define FLEET_NAP_US 200
 
 typedef struct fleet_thread fleet_thread_t;
 
@@ -73,8 +84,11 @@ struct fleet_thread {
     int in_flight;
     uint64_t rng;
     unsigned char *rbuf; /* FLEET_RBUF bytes */
-    pthread_mutex_t mu;  /* guards stats */
+    int64_t now_us;      /* wall clock of the last recv: the receipt time of what it brought */
+    int64_t arrived_us;  /* when the kernel received the last of it (SO_TIMESTAMP), or 0 */
+    pthread_mutex_t mu;  /* guards stats, first and last */
     fleet_stats_t st;
+    int32_t *first, *last; /* per bench_seq: the least and greatest latency (us) seen here */
 };
 
 struct fleet_t {
@@ -153,15 +167,9 @@ static int parse_sources(fleet_t *f, const char *s)
     return 0;
 }
 
-/* Finds `"key":` in the message and parses the integer after it. */
-static int find_int(const char *m, size_t n, const char *key, int64_t *out)
+/* Parses the integer at p (the first byte after a key's colon); -1 when there is none. */
+static int parse_int(const char *p, const char *end, int64_t *out)
 {
-    size_t kl = strlen(key);
-    const char *p = memmem(m, n, key, kl);
-    if (!p)
-        return -1;
-    p += kl;
-    const char *end = m + n;
     int neg = 0;
     if (p < end && *p == '-') {
         neg = 1;
@@ -174,6 +182,30 @@ static int find_int(const char *m, size_t n, const char *key, int64_t *out)
         v = v * 10 + (*p++ - '0');
     *out = neg ? -v : v;
     return 0;
+}
+
+/* Finds `"key":` in the message and parses the integer after it. */
+static int find_int(const char *m, size_t n, const char *key, int64_t *out)
+{
+    size_t kl = strlen(key);
+    const char *p = memmem(m, n, key, kl);
+    if (!p)
+        return -1;
+    return parse_int(p + kl, m + n, out);
+}
+
+/* Parses the integer after the last `"key":` in the message, looking from its end: bench events
+ * end with "bench_seq" and "bench_t", and memmem costs more to set up per call than this scan of
+ * their last bytes (three memmem calls a message were a fifth of the fleet's CPU). */
+static int find_int_last(const char *m, size_t n, const char *key, int64_t *out)
+{
+    size_t kl = strlen(key);
+    if (n < kl)
+        return -1;
+    for (size_t i = n - kl + 1; i-- > 0;)
+        if (m[i] == key[0] && !memcmp(m + i, key, kl))
+            return parse_int(m + i + kl, m + n, out);
+    return -1;
 }
 
 static uint64_t next_rand(fleet_thread_t *th)
@@ -262,18 +294,29 @@ static const char PONG[] = "{\"action\":\"pong\"}";
 static void on_message(fclient_t *c, const char *m, size_t n)
 {
     fleet_thread_t *th = c->th;
-    int64_t seq, t, id;
+    int64_t seq = 0, t = 0, id;
     th->st.messages++;
-    if (!find_int(m, n, "\"bench_seq\":", &seq) && !find_int(m, n, "\"bench_t\":", &t)) {
+    if (!find_int_last(m, n, "\"bench_t\":", &t) && !find_int_last(m, n, "\"bench_seq\":", &seq)) {
+        int64_t lat = th->now_us - t;
         th->st.deliveries++;
-        hist_add(&th->st.latency, timefmt_now_us() - t);
+        hist_add(&th->st.latency, lat);
+        if (th->arrived_us)
+            hist_add(&th->st.arrival, th->arrived_us - t);
+        if (th->first && seq >= 0 && seq < th->f->o.max_seq) {
+            int32_t l = lat < 0 ? 0 : lat > INT32_MAX ? INT32_MAX : (int32_t)lat;
+            if (!th->first[seq] || l < th->first[seq])
+                th->first[seq] = l ? l : 1;
+            if (l > th->last[seq])
+                th->last[seq] = l;
+        }
         if (c->seen && seq >= 0 && seq < th->f->o.max_seq) {
             uint8_t bit = (uint8_t)(1u << (seq & 7));
             if (c->seen[seq >> 3] & bit)
                 th->st.duplicates++;
             c->seen[seq >> 3] |= bit;
         }
-        if (!find_int(m, n, "{\"id\":", &id)) {
+        if (n > 6 && !memcmp(m, "{\"id\":", 6) ? !parse_int(m + 6, m + n, &id)
+                                               : !find_int(m, n, "{\"id\":", &id)) {
             if (id <= c->last_id)
                 th->st.out_of_order++;
             c->last_id = id;
@@ -399,9 +442,24 @@ static void on_readable(fclient_t *c)
         size_t have = c->rest_len;
         if (have)
             memcpy(b, c->rest, have);
-        ssize_t r = recv(c->fd, b + have, FLEET_RBUF - have, 0);
+        struct iovec iov = {.iov_base = b + have, .iov_len = FLEET_RBUF - have};
+        union {
+            char buf[CMSG_SPACE(sizeof(struct timeval))];
+            struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl};
+        ssize_t r = recvmsg(c->fd, &mh, 0);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
+        th->now_us = timefmt_now_us();
+        th->arrived_us = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMP) {
+                struct timeval tv;
+                memcpy(&tv, CMSG_DATA(cm), sizeof tv);
+                th->arrived_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+            }
         pthread_mutex_lock(&th->mu);
         if (r <= 0) {
             finish(c, c->state != FC_OPEN);
@@ -523,6 +581,9 @@ static void connect_more(fleet_thread_t *th)
             ok = inet_pton(AF_INET, f->sources[idx % (size_t)f->nsources], &src.sin_addr) == 1 &&
                  !bind(fd, (struct sockaddr *)&src, sizeof src);
         }
+        int one = 1; /* the kernel's receipt time of what each recv brings */
+        if (ok)
+            setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
         if (ok && connect(fd, (struct sockaddr *)&u->addr, sizeof u->addr) && errno != EINPROGRESS)
             ok = 0;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -565,6 +626,10 @@ static void *thread_main(void *arg)
             if (c->state != FC_DONE && c->state != FC_CONNECTING &&
                 evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
                 on_readable(c);
+        }
+        if (n > 0 && n < FLEET_NAP_BELOW) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = FLEET_NAP_US * 1000L};
+            nanosleep(&ts, NULL);
         }
     }
     return NULL;
@@ -623,6 +688,8 @@ static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+        th->now_us = timefmt_now_us();
+        th->arrived_us = 0; /* no kernel timestamp through libwebsockets */
         lwsc_piece(c, in, len, lws_is_final_fragment(wsi));
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -762,6 +829,7 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         th->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)timefmt_now_us() << 8) ^ (uint64_t)t;
         pthread_mutex_init(&th->mu, NULL);
         hist_init(&th->st.latency);
+        hist_init(&th->st.arrival);
         th->nclients = assigned + per <= o->clients ? per : o->clients - assigned;
         assigned += th->nclients;
         th->clients = calloc(th->nclients ? th->nclients : 1, sizeof *th->clients);
@@ -782,6 +850,12 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
                 if (!c->seen)
                     goto oom;
             }
+        }
+        if (o->max_seq > 0) {
+            th->first = calloc((size_t)o->max_seq, sizeof *th->first);
+            th->last = calloc((size_t)o->max_seq, sizeof *th->last);
+            if (!th->first || !th->last)
+                goto oom;
         }
         if (o->lws) {
             if (lwsc_thread_start(th)) {
@@ -839,6 +913,8 @@ void fleet_destroy(fleet_t **fp)
         if (th->ep >= 0)
             close(th->ep);
         free(th->rbuf);
+        free(th->first);
+        free(th->last);
         free(th->clients);
         pthread_mutex_destroy(&th->mu);
     }
@@ -851,6 +927,7 @@ void fleet_stats(fleet_t *f, fleet_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     hist_init(&st->latency);
+    hist_init(&st->arrival);
     for (int t = 0; t < f->nthreads; t++) {
         fleet_thread_t *th = &f->threads[t];
         pthread_mutex_lock(&th->mu);
@@ -874,6 +951,7 @@ void fleet_stats(fleet_t *f, fleet_stats_t *st)
         if (th->st.last_replayed_us > st->last_replayed_us)
             st->last_replayed_us = th->st.last_replayed_us;
         hist_merge(&st->latency, &th->st.latency);
+        hist_merge(&st->arrival, &th->st.arrival);
         pthread_mutex_unlock(&th->mu);
     }
 }
@@ -883,6 +961,7 @@ void fleet_reset_latency(fleet_t *f)
     for (int t = 0; t < f->nthreads; t++) {
         pthread_mutex_lock(&f->threads[t].mu);
         hist_init(&f->threads[t].st.latency);
+        hist_init(&f->threads[t].st.arrival);
         pthread_mutex_unlock(&f->threads[t].mu);
     }
 }
@@ -910,4 +989,32 @@ uint64_t fleet_lost(fleet_t *f, int half, const uint8_t *want, int64_t n)
         pthread_mutex_unlock(&th->mu);
     }
     return lost;
+}
+
+void fleet_spread(fleet_t *f, int64_t from, int64_t to, hist_t *first, hist_t *last)
+{
+    hist_init(first);
+    hist_init(last);
+    if (f->o.max_seq <= 0)
+        return;
+    if (to > f->o.max_seq)
+        to = f->o.max_seq;
+    for (int t = 0; t < f->nthreads; t++)
+        pthread_mutex_lock(&f->threads[t].mu);
+    for (int64_t s = from < 0 ? 0 : from; s < to; s++) {
+        int32_t lo = 0, hi = 0;
+        for (int t = 0; t < f->nthreads; t++) {
+            const fleet_thread_t *th = &f->threads[t];
+            if (th->first[s] && (!lo || th->first[s] < lo))
+                lo = th->first[s];
+            if (th->last[s] > hi)
+                hi = th->last[s];
+        }
+        if (lo) {
+            hist_add(first, lo);
+            hist_add(last, hi);
+        }
+    }
+    for (int t = f->nthreads - 1; t >= 0; t--)
+        pthread_mutex_unlock(&f->threads[t].mu);
 }

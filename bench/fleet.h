@@ -43,6 +43,8 @@ typedef struct fleet_stats_t {
     int64_t first_connect_us; /* wall clock of the first handshake */
     int64_t last_replayed_us; /* wall clock of the last "replayed" message */
     hist_t latency;           /* publish (bench_t) to receipt */
+    hist_t arrival;           /* publish to the kernel's receipt (SO_TIMESTAMP): the rest of
+                                 latency is the client's own delay in reading */
 } fleet_stats_t;
 
 typedef struct fleet_t fleet_t;
@@ -64,5 +66,11 @@ void fleet_reset_latency(fleet_t *f);
  * events each is missing among those whose bit is set in want (a bitset over bench_seq; NULL:
  * every seq below n). Returns the total missing over those clients. */
 uint64_t fleet_lost(fleet_t *f, int half, const uint8_t *want, int64_t n);
+
+/* For each bench event with from <= bench_seq < to that some client received (needs max_seq):
+ * adds to *first the publish-to-receipt latency of the first client to get it, and to *last
+ * that of the last one (the spread between them is the fan-out's sweep plus the clients' own
+ * delay). */
+void fleet_spread(fleet_t *f, int64_t from, int64_t to, hist_t *first, hist_t *last);
 
 #endif

@@ -321,6 +321,7 @@ typedef struct report {
     uint64_t expected, lost;
     fleet_stats_t fs;
     hist_t ack;
+    hist_t first, last; /* per event: latency to its first and to its last receiving client */
     proc_probe_t probes[16];
     int nprobes;
     long self_hwm_kb;
@@ -345,7 +346,9 @@ static void print_report(const load_options_t *o, const report_t *r)
                ",\"expected_deliveries\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                ",\"out_of_order\":%" PRIu64 ",\"latency_us\":{\"p50\":%.0f,\"p99\":%.0f,"
                "\"p999\":%.0f,\"max\":%" PRId64 ",\"count\":%" PRIu64 "},\"ack_latency_us\":{"
-               "\"p50\":%.0f,\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
+               "\"p50\":%.0f,\"p99\":%.0f},\"first_receipt_us\":{\"p50\":%.0f,\"p99\":%.0f},"
+               "\"last_receipt_us\":{\"p50\":%.0f,\"p99\":%.0f},\"arrival_us\":{\"p50\":%.0f,"
+               "\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
                "\"replay_ms\":%.1f,\"replayed\":%" PRId64 ",\"closed\":%zu,\"last_close_code\":%d,"
                "\"processes\":{",
                o->http ? (o->mixed ? "http+zmq" : "http") : "zmq",
@@ -354,8 +357,11 @@ static void print_report(const load_options_t *o, const report_t *r)
                r->events_per_s, r->fs.deliveries, r->deliveries_per_s, r->expected, r->lost,
                r->fs.duplicates, r->fs.out_of_order, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
                hist_quantile(h, 0.999), h->max_us, h->count, hist_quantile(&r->ack, 0.5),
-               hist_quantile(&r->ack, 0.99), us_per_delivery, r->replay_ms, r->fs.replayed_events,
-               r->fs.closed, r->fs.last_close_code);
+               hist_quantile(&r->ack, 0.99), hist_quantile(&r->first, 0.5),
+               hist_quantile(&r->first, 0.99), hist_quantile(&r->last, 0.5),
+               hist_quantile(&r->last, 0.99), hist_quantile(&r->fs.arrival, 0.5),
+               hist_quantile(&r->fs.arrival, 0.99), us_per_delivery, r->replay_ms,
+               r->fs.replayed_events, r->fs.closed, r->fs.last_close_code);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
@@ -383,6 +389,15 @@ static void print_report(const load_options_t *o, const report_t *r)
     printf("  %-34s p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
            "publish-to-receipt latency", hist_quantile(h, 0.5) / 1000,
            hist_quantile(h, 0.99) / 1000, hist_quantile(h, 0.999) / 1000, (double)h->max_us / 1000);
+    if (r->fs.arrival.count)
+        printf("  %-34s p50 %.2f ms, p99 %.2f ms\n", "publish to the clients' kernel",
+               hist_quantile(&r->fs.arrival, 0.5) / 1000,
+               hist_quantile(&r->fs.arrival, 0.99) / 1000);
+    if (r->first.count)
+        printf("  %-34s first client p50 %.2f ms, p99 %.2f ms; last p50 %.2f ms, p99 %.2f ms\n",
+               "per event, receipt by", hist_quantile(&r->first, 0.5) / 1000,
+               hist_quantile(&r->first, 0.99) / 1000, hist_quantile(&r->last, 0.5) / 1000,
+               hist_quantile(&r->last, 0.99) / 1000);
     printf("  %-34s lost %" PRIu64 ", duplicated %" PRIu64 ", out of order %" PRIu64 "\n",
            "integrity", r->lost, r->fs.duplicates, r->fs.out_of_order);
     if (r->fs.closed)
@@ -562,6 +577,7 @@ int load_main(int argc, char **argv)
         r.lost = fleet_lost(fleet, 0, sp.acked_bits, o.count);
         if (half_want)
             r.lost += fleet_lost(fleet, 1, half_want, o.count);
+        fleet_spread(fleet, o.warmup, o.count, &r.first, &r.last);
     }
     if (replay) {
         int64_t until = timefmt_mono_us() + o.drain_s * 1000000;

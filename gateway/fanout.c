@@ -184,35 +184,55 @@ static void cull(fanout_t *f, fanout_client_t *c)
     fanout_close(f, c, FANOUT_CLOSE_SLOW, reason);
 }
 
-/* Queues frame (taking the reference) to c's ring or held list, culling c past the bound. */
-static void enqueue(fanout_t *f, fanout_client_t *c, frame_t *frame, int held)
+/* Queues frame (taking the reference) to c's ring or held list, culling c past the bound.
+ * Returns 1 when it went to the ring (c has something new to write), else 0. */
+static int queue(fanout_t *f, fanout_client_t *c, frame_t *frame, int held)
 {
     if (c->close_code) {
         frame_unref(&frame);
-        return;
+        return 0;
     }
     if ((held ? pend_push(c, frame) : ring_push(c, frame)) < 0) {
         frame_unref(&frame);
         cull(f, c);
-        return;
+        return 0;
     }
     if (c->bytes > f->o.max_queue) {
         cull(f, c);
-        return;
+        return 0;
     }
-    if (!held && f->o.wake)
+    return !held;
+}
+
+/* queue, then wakes c when it has something new to write. */
+static void enqueue(fanout_t *f, fanout_client_t *c, frame_t *frame, int held)
+{
+    if (queue(f, c, frame, held) && f->o.wake)
         f->o.wake(c->user);
 }
 
 void fanout_publish(fanout_t *f, frame_t *frame)
 {
-    f->last_id = frame->id;
-    metric_add(f->m_published, 1);
+    fanout_publish_batch(f, &frame, 1);
+}
+
+void fanout_publish_batch(fanout_t *f, frame_t *const *frames, size_t n)
+{
+    if (!n)
+        return;
+    f->last_id = frames[n - 1]->id;
+    metric_add(f->m_published, (int64_t)n);
     for (fanout_client_t *c = f->clients, *next; c; c = next) {
         next = c->next;
-        if (c->close_code || frame->id <= c->cursor || !filter_match(&c->filter, &frame->fields))
-            continue;
-        enqueue(f, c, frame_ref(frame), c->replaying);
+        int woken = 0;
+        for (size_t i = 0; i < n && !c->close_code; i++) {
+            frame_t *fr = frames[i];
+            if (fr->id <= c->cursor || !filter_match(&c->filter, &fr->fields))
+                continue;
+            woken |= queue(f, c, frame_ref(fr), c->replaying);
+        }
+        if (woken && !c->close_code && f->o.wake)
+            f->o.wake(c->user);
     }
 }
 

@@ -87,6 +87,12 @@ size_t fanout_count(const fanout_t *f);
  * that pass max_queue. */
 void fanout_publish(fanout_t *f, frame_t *frame);
 
+/* Publishes the next n events (ids ascending, each above the position; the references stay
+ * the caller's) as n calls of fanout_publish would, but visits each client once for all of
+ * them and wakes it once: with 1,000 clients and a commit of 20 events, the fan-out looks at
+ * each client 20 times less often. */
+void fanout_publish_batch(fanout_t *f, frame_t *const *frames, size_t n);
+
 /* Queues a message that is not an event (hello, pong, ...) to c, taking the reference. It goes
  * out after what is queued already, even during a replay. Does nothing (but release it) once
  * c is closing. Counts toward max_queue. */

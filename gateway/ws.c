@@ -896,6 +896,15 @@ static void reset_replays(ws_server_t *s)
     }
 }
 
+/* Hands the events gathered in batch (frames: their frames) to the fanout and frees them. */
+static void publish_batch(ws_server_t *s, sub_item_t **batch, frame_t **frames, size_t *nb)
+{
+    fanout_publish_batch(s->fanout, frames, *nb);
+    for (size_t i = 0; i < *nb; i++)
+        sub_item_free(batch[i]);
+    *nb = 0;
+}
+
 /* Moves what the subscriber and the database workers produced into the fanout, at most
  * WS_DRAIN_SLICE events per turn of the loop so that clients write between slices of a burst;
  * the rest waits in s->inbox and the loop is woken again for it. */
@@ -903,24 +912,34 @@ static void drain(ws_server_t *s)
 {
     if (s->sub && !s->inbox)
         s->inbox = sub_take(s->sub);
+    sub_item_t *batch[WS_DRAIN_SLICE];
+    frame_t *frames[WS_DRAIN_SLICE];
+    size_t nb = 0;
+    int64_t last = fanout_last_id(s->fanout);
     for (int n = 0; s->inbox && n < WS_DRAIN_SLICE; n++) {
         sub_item_t *it = s->inbox;
         s->inbox = it->next;
-        switch (it->kind) {
-        case SUB_ITEM_EVENT:
-            if (it->frame->id > fanout_last_id(s->fanout))
-                fanout_publish(s->fanout, it->frame);
-            break;
-        case SUB_ITEM_POSITION:
+        if (it->kind == SUB_ITEM_EVENT) { /* consecutive events go to the fanout together */
+            if (it->frame->id > last) {
+                last = it->frame->id;
+                frames[nb] = it->frame;
+                batch[nb++] = it;
+            } else {
+                sub_item_free(it);
+            }
+            continue;
+        }
+        publish_batch(s, batch, frames, &nb);
+        if (it->kind == SUB_ITEM_POSITION) {
             fanout_position(s->fanout, it->last_id, it->epoch);
-            break;
-        case SUB_ITEM_RESET:
+        } else {
             reset_replays(s);
             fanout_reset(s->fanout, it->epoch);
-            break;
         }
+        last = fanout_last_id(s->fanout);
         sub_item_free(it);
     }
+    publish_batch(s, batch, frames, &nb);
     if (s->inbox)
         lws_cancel_service(s->ctx);
     if (s->pool)

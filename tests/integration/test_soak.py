@@ -146,6 +146,10 @@ def test_soak_2000_events_per_s_to_1000_clients(db, tmp_path):
         "p999_ms": lat["p999"] / 1000, "max_ms": lat["max"] / 1000,
         "ack_p50_ms": res["ack_latency_us"]["p50"] / 1000,
         "ack_p99_ms": res["ack_latency_us"]["p99"] / 1000,  # request to commit acknowledged
+        # Where the latency goes: publish to the clients' kernel (the rest is the reader's own
+        # delay), and per event the first and the last client to get it (the gateway's pass).
+        "stages_ms": {k: {q: res[k][q] / 1000 for q in ("p50", "p99")}
+                      for k in ("arrival_us", "first_receipt_us", "last_receipt_us") if k in res},
         "closed": res["closed"], "processes": res["processes"], "memory": {},
     }
     # Publishing starts once every client is connected; memory is judged from the end of the

@@ -341,6 +341,60 @@ static void test_ring_grows_in_order(void **state)
     fanout_destroy(&f);
 }
 
+/* A batch delivers what one-by-one publishing would (filters, cursors, the bound, held events
+ * during a replay) and wakes each client once. */
+static void test_publish_batch(void **state)
+{
+    (void)state;
+    frame_t *probe = event(1, "r", "build");
+    size_t one = probe->len;
+    frame_unref(&probe);
+    fanout_t *f = new_fanout(one * 3 + one / 2);       /* room for three events */
+    fanout_client_t all, plan, small, late, replaying; /* small: never drained */
+    fanout_add(f, &all, NULL);
+    fanout_add(f, &plan, NULL);
+    fanout_add(f, &small, NULL);
+    fanout_add(f, &replaying, NULL);
+    char err[64];
+    assert_int_equal(filter_set_csv(&plan.filter, FILTER_STEPS, "plan", 4, err, sizeof err), 0);
+    assert_int_equal(fanout_replay_begin(f, &replaying, 0), 0);
+    frame_t *b1[2] = {event(1, "r", "build"), event(2, "r", "plan")};
+    wakes = 0;
+    fanout_publish_batch(f, b1, 2);
+    assert_int_equal(wakes, 3); /* all, plan and small once each; replaying holds them */
+    assert_int_equal(fanout_last_id(f), 2);
+    assert_int_equal(replaying.npend, 2);
+    int64_t ids[8];
+    assert_int_equal(drain(&all, ids, 8), 2);
+    fanout_add(f, &late, NULL); /* starts after 2 */
+    frame_t *b2[3] = {event(3, "r", "build"), event(4, "r", "plan"), event(5, "r", "build")};
+    fanout_publish_batch(f, b2, 3);
+    for (int i = 0; i < 2; i++)
+        frame_unref(&b1[i]);
+    for (int i = 0; i < 3; i++)
+        frame_unref(&b2[i]);
+    assert_int_equal(drain(&plan, ids, 8), 2);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 4);
+    assert_int_equal(drain(&late, ids, 8), 3);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[2], 5);
+    assert_int_equal(small.close_code, FANOUT_CLOSE_SLOW); /* 5 queued, room for 3 */
+    assert_int_equal(small.count, 0);
+    assert_int_equal(all.close_code, 0); /* drained in between: 3 fit */
+    assert_int_equal(drain(&all, ids, 8), 3);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(replaying.close_code, FANOUT_CLOSE_SLOW); /* held ones count too */
+    fanout_publish_batch(f, NULL, 0);                          /* nothing: no change */
+    assert_int_equal(fanout_last_id(f), 5);
+    fanout_remove(f, &all);
+    fanout_remove(f, &plan);
+    fanout_remove(f, &small);
+    fanout_remove(f, &late);
+    fanout_remove(f, &replaying);
+    fanout_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_held_events_count_toward_bound),
         cmocka_unit_test(test_reset_and_position),
         cmocka_unit_test(test_ring_grows_in_order),
+        cmocka_unit_test(test_publish_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
