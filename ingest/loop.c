@@ -13,6 +13,7 @@ typedef struct watch {
     loop_fd_fn fn;
     void *arg;
     int mask;
+    loop_hook_fn drain; /* a ZeroMQ socket's (loop_watch_zmq) */
 } watch_t;
 
 /* One of these per periodic timer. */
@@ -109,6 +110,24 @@ int loop_watch(loop_t *l, int fd, int mask, loop_fd_fn fn, void *arg)
         return -errno;
     l->watches[fd] = (watch_t){.fn = fn, .arg = arg, .mask = mask};
     return 0;
+}
+
+static void drain_fd(loop_t *l, int fd, int mask, void *arg)
+{
+    (void)mask;
+    l->watches[fd].drain(l, arg);
+}
+
+int loop_watch_zmq(loop_t *l, int fd, loop_hook_fn drain, void *arg)
+{
+    int rc = loop_watch(l, fd, LOOP_READ, drain_fd, arg);
+    if (rc)
+        return rc;
+    l->watches[fd].drain = drain;
+    rc = loop_hook(l, drain, arg);
+    if (rc)
+        loop_unwatch(l, fd);
+    return rc;
 }
 
 void loop_unwatch(loop_t *l, int fd)

@@ -31,6 +31,11 @@ void loop_destroy(loop_t **l);
 /* Watches fd for mask; replaces a previous registration of fd. Returns 0 or -errno. */
 int loop_watch(loop_t *l, int fd, int mask, loop_fd_fn fn, void *arg);
 
+/* Watches a ZeroMQ socket's ZMQ_FD: drain runs when fd is readable and also before every
+ * wait (the fd is edge-triggered, so messages can be waiting without it firing again); drain
+ * returns 1 when it may have left messages. Returns 0 or -errno. */
+int loop_watch_zmq(loop_t *l, int fd, loop_hook_fn drain, void *arg);
+
 /* Stops watching fd (no error when it was not watched). Call before closing fd. */
 void loop_unwatch(loop_t *l, int fd);
 

@@ -561,9 +561,9 @@ static int barr_int8(buf_t *b, int64_t v)
 
 static int barr_float8(buf_t *b, double d)
 {
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    return put32(b, 8) || put32(b, (uint32_t)(u >> 32)) || put32(b, (uint32_t)u);
+    int64_t bits; /* float8send: the IEEE 754 bits, big-endian, as an int8 is sent */
+    memcpy(&bits, &d, sizeof bits);
+    return barr_int8(b, bits);
 }
 
 static int barr_ts(buf_t *b, int64_t unix_us)
@@ -896,7 +896,7 @@ static int encode_frames(store_req_t **reqs, size_t nreqs)
 /* After a commit whose frames could not be encoded: tries again; if memory is still short,
  * the events go unpublished: each gateway sees the gap with the next event or heartbeat and
  * reads them from PostgreSQL. */
-static void publish_from_store(store_req_t **reqs, size_t nreqs)
+static void encode_frames_again(store_req_t **reqs, size_t nreqs)
 {
     if (encode_frames(reqs, nreqs))
         log_warn("store: out of memory encoding a committed batch for publishing; gateways will "
@@ -1123,7 +1123,7 @@ committed:
     metric_observe(s->m_batch_size, (double)total);
     metric_observe(s->m_commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
     if (unencoded) /* out of memory: once more, else the gateways read these from PostgreSQL */
-        publish_from_store(reqs, nreqs);
+        encode_frames_again(reqs, nreqs);
     return TX_OK;
 
 send_failed:

@@ -122,8 +122,10 @@ static void handle(zap_t *a, zmq_msg_t *parts, size_t nparts)
 }
 
 /* Answers up to a burst of requests. Returns 1 when more may be waiting. */
-static int drain(zap_t *a)
+static int drain(loop_t *loop, void *arg)
 {
+    (void)loop;
+    zap_t *a = arg;
     for (int n = 0; n < AUTH_BURST; n++) {
         int events = 0;
         size_t sz = sizeof events;
@@ -151,20 +153,6 @@ static int drain(zap_t *a)
             zmq_msg_close(&parts[i]);
     }
     return 1;
-}
-
-static void on_fd(loop_t *loop, int fd, int mask, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)mask;
-    drain(arg);
-}
-
-static int on_hook(loop_t *loop, void *arg)
-{
-    (void)loop;
-    return drain(arg);
 }
 
 zap_t *zap_new(const zap_options_t *o, char *err, size_t errlen)
@@ -218,7 +206,7 @@ zap_t *zap_new(const zap_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "cannot watch the ZAP socket");
         goto fail;
     }
-    if (loop_watch(o->loop, a->fd, LOOP_READ, on_fd, a) || loop_hook(o->loop, on_hook, a)) {
+    if (loop_watch_zmq(o->loop, a->fd, drain, a)) {
         snprintf(err, errlen, "cannot watch the ZAP socket");
         goto fail;
     }

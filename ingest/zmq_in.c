@@ -166,8 +166,10 @@ static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
 }
 
 /* Reads up to a burst of requests. Returns 1 when more may be waiting. */
-static int drain(zmq_in_t *z)
+static int drain(loop_t *loop, void *arg)
 {
+    (void)loop;
+    zmq_in_t *z = arg;
     if (z->paused)
         return 0;
     for (int n = 0; n < ZMQ_IN_BURST; n++) {
@@ -204,20 +206,6 @@ static int drain(zmq_in_t *z)
     return 1;
 }
 
-static void on_fd(loop_t *loop, int fd, int mask, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)mask;
-    drain(arg);
-}
-
-static int on_hook(loop_t *loop, void *arg)
-{
-    (void)loop;
-    return drain(arg);
-}
-
 zmq_in_t *zmq_in_new(const zmq_in_options_t *o, char *err, size_t errlen)
 {
     zmq_in_t *z = calloc(1, sizeof *z);
@@ -252,8 +240,7 @@ zmq_in_t *zmq_in_new(const zmq_in_options_t *o, char *err, size_t errlen)
         goto fail;
     }
     size_t sz = sizeof z->fd;
-    if (zmq_getsockopt(z->sock, ZMQ_FD, &z->fd, &sz) ||
-        loop_watch(o->loop, z->fd, LOOP_READ, on_fd, z) || loop_hook(o->loop, on_hook, z)) {
+    if (zmq_getsockopt(z->sock, ZMQ_FD, &z->fd, &sz) || loop_watch_zmq(o->loop, z->fd, drain, z)) {
         snprintf(err, errlen, "cannot watch the ZeroMQ socket");
         goto fail;
     }

@@ -1150,6 +1150,71 @@ class WsClosed(Exception):
         self.reason = reason
 
 
+class ResumingFleet:
+    """WebSocket clients in one asyncio loop (a thread). Client i has filters[i] (query
+    parameters) and starts on gateway i mod n (gws: Gateway objects or ws:// URLs, such as a
+    load balancer's); when its connection ends it moves to the next one with since = the last
+    id it holds, as the dashboard does. Records every event's id in .ids, the moves in .moves,
+    and how long each move took (connection lost -> the replayed marker on the next one) in
+    .resume_s."""
+
+    def __init__(self, gws, filters, open_timeout=5, retry_s=0.1):
+        self.gws, self.filters = gws, filters
+        self.open_timeout, self.retry_s = open_timeout, retry_s
+        self.ids = [[] for _ in filters]
+        self.moves = [0] * len(filters)
+        self.resume_s = []
+        self.stop_flag = False
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(
+            asyncio.gather(*(self._client(i) for i in range(len(self.filters)))))
+
+    async def _client(self, i):
+        import websockets
+        g, lost_at = i % len(self.gws), None
+        while not self.stop_flag:
+            q = dict(self.filters[i], since=self.ids[i][-1] if self.ids[i] else 0)
+            gw = self.gws[g]
+            url = (gw if isinstance(gw, str) else gw.ws_url) + "?" + urllib.parse.urlencode(q)
+            try:
+                async with websockets.connect(url, open_timeout=self.open_timeout,
+                                              ping_interval=None, compression=None,
+                                              max_size=2**22) as ws:
+                    while not self.stop_flag:
+                        try:
+                            raw = await asyncio.wait_for(ws.recv(), 0.5)
+                        except asyncio.TimeoutError:
+                            continue
+                        m = json.loads(raw)
+                        if "id" in m and "received_at" in m:
+                            self.ids[i].append(m["id"])
+                        elif m.get("type") == "replayed" and lost_at is not None:
+                            self.resume_s.append(time.monotonic() - lost_at)
+                            lost_at = None
+                        elif m.get("type") == "ping":
+                            await ws.send('{"action":"pong"}')
+            except Exception:  # noqa: BLE001 - refused, reset, closed: move on
+                pass
+            if not self.stop_flag:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                self.moves[i] += 1
+                g = (g + 1) % len(self.gws)
+                await asyncio.sleep(self.retry_s)
+
+    def close(self):
+        self.stop_flag = True
+        self.thread.join(30)
+
+
 class WsClient:
     """A WebSocket client that reads as a synchronous API. Text frames are decoded as JSON
     (left as str if not JSON), binary frames returned as bytes. Every message received is

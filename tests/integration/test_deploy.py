@@ -1,7 +1,6 @@
 """The deployment: docker-compose.yml, deploy/Dockerfile, haproxy, and the same topology run
 natively (PostgreSQL, one ingest, three gateways, haproxy, all on loopback)."""
 
-import asyncio
 import json
 import os
 import re
@@ -130,56 +129,10 @@ def test_haproxy_config_is_valid_for_compose_and_loopback(tmp_path):
 N_CLIENTS = int(os.environ.get("ADW_TOPOLOGY_CLIENTS", "300"))
 
 
-class Fleet:
-    """N WebSocket clients in one asyncio loop (a thread), each reconnecting through the load
-    balancer with since = the last id it holds, recording every id it receives."""
-
-    def __init__(self, url, n):
-        self.url, self.n = url, n
-        self.ids = [[] for _ in range(n)]
-        self.reconnects = [0] * n
-        self.stop = False
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(asyncio.gather(*(self._client(i) for i in range(self.n))))
-
-    async def _client(self, i):
-        import websockets
-        while not self.stop:
-            since = self.ids[i][-1] if self.ids[i] else 0
-            try:
-                async with websockets.connect(f"{self.url}?since={since}", open_timeout=10,
-                                              ping_interval=None, compression=None,
-                                              max_size=2**20) as ws:
-                    while not self.stop:
-                        try:
-                            raw = await asyncio.wait_for(ws.recv(), 0.5)
-                        except asyncio.TimeoutError:
-                            continue
-                        msg = json.loads(raw)
-                        if "id" in msg and msg.get("type") in ("adw_event", "system"):
-                            self.ids[i].append(msg["id"])
-                        elif msg.get("type") == "ping":
-                            await ws.send('{"action":"pong"}')
-            except Exception:
-                pass
-            if not self.stop:
-                self.reconnects[i] += 1
-                await asyncio.sleep(0.2)
-
-    def complete(self, last):
-        return all(len(x) >= last for x in self.ids)
-
-    def close(self):
-        self.stop = True
-        self.thread.join(30)
+def fleet(url, n):
+    """n clients through the load balancer, each reconnecting with since = the last id it
+    holds (adwtest.ResumingFleet over one URL)."""
+    return adwtest.ResumingFleet([url], [{}] * n, open_timeout=10, retry_s=0.2).start()
 
 
 def publish(ingest, first_seq, count, rate):
@@ -200,9 +153,10 @@ def publish(ingest, first_seq, count, rate):
     return ids
 
 
-def check_exactly_once(fleet, last):
-    adwtest.wait_for(lambda: fleet.complete(last), 60, what=f"every client to reach id {last}")
-    for i, got in enumerate(fleet.ids):
+def check_exactly_once(fl, last):
+    adwtest.wait_for(lambda: all(len(x) >= last for x in fl.ids), 60,
+                     what=f"every client to reach id {last}")
+    for i, got in enumerate(fl.ids):
         assert got == list(range(1, len(got) + 1)), f"client {i}: gap, duplicate or disorder"
         assert got[-1] == last, f"client {i} ends at {got[-1]}, expected {last}"
 
@@ -227,23 +181,23 @@ def topology(db, make_ingest, make_gateway, tmp_path):
 
 def test_topology_kill9_one_gateway_clients_resume_elsewhere(topology):
     ingest, gws, url, port = topology
-    fleet = Fleet(url, N_CLIENTS).start()
+    fl = fleet(url, N_CLIENTS)
     try:
         adwtest.wait_for(lambda: sum(1 for g in gws if g.alive()) == 3, 10)
         time.sleep(2)  # let the fleet connect
         ids = publish(ingest, 0, 200, 200)
-        check_exactly_once(fleet, ids[-1])
+        check_exactly_once(fl, ids[-1])
         gws[1].kill9()
         ids = publish(ingest, 200, 300, 150)
-        check_exactly_once(fleet, ids[-1])
-        assert sum(fleet.reconnects) > 0, "killing a gateway should have moved some clients"
+        check_exactly_once(fl, ids[-1])
+        assert sum(fl.moves) > 0, "killing a gateway should have moved some clients"
     finally:
-        fleet.close()
+        fl.close()
 
 
 def test_topology_rolling_restart_under_load(topology):
     ingest, gws, url, port = topology
-    fleet = Fleet(url, min(N_CLIENTS, 100)).start()
+    fl = fleet(url, min(N_CLIENTS, 100))
     try:
         time.sleep(2)
         done = []
@@ -256,6 +210,6 @@ def test_topology_rolling_restart_under_load(topology):
             time.sleep(0.5)
         pub.join(60)
         assert done, "publisher did not finish"
-        check_exactly_once(fleet, done[0][-1])
+        check_exactly_once(fl, done[0][-1])
     finally:
-        fleet.close()
+        fl.close()

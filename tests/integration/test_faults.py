@@ -8,13 +8,10 @@ and order where events are delivered. ADW_LONG=1 runs the long versions (more ki
 load); ADW_SEED replays a run's random choices.
 """
 
-import asyncio
-import json
 import os
 import sys
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 import adwtest
@@ -441,66 +438,6 @@ def test_gateway_postgres_link_black_hole(make_ingest, make_gateway):
           f"back; {len(ids)} events delivered once, in order")
 
 
-class ResumingFleet:
-    """WebSocket clients in one asyncio loop (a thread). Client i has filters[i] (query
-    parameters) and starts on gateway i mod n; when its connection ends it moves to the next
-    gateway with since = the last id it holds, as the dashboard does. Records every event's id,
-    and how long each move took (connection lost -> the replayed marker on the next one)."""
-
-    def __init__(self, gws, filters):
-        self.gws, self.filters = gws, filters
-        self.ids = [[] for _ in filters]
-        self.moves = [0] * len(filters)
-        self.resume_s = []
-        self.stop_flag = False
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(
-            asyncio.gather(*(self._client(i) for i in range(len(self.filters)))))
-
-    async def _client(self, i):
-        import websockets
-        g, lost_at = i % len(self.gws), None
-        while not self.stop_flag:
-            q = dict(self.filters[i], since=self.ids[i][-1] if self.ids[i] else 0)
-            url = self.gws[g].ws_url + "?" + urllib.parse.urlencode(q)
-            try:
-                async with websockets.connect(url, open_timeout=5, ping_interval=None,
-                                              compression=None, max_size=2**22) as ws:
-                    while not self.stop_flag:
-                        try:
-                            raw = await asyncio.wait_for(ws.recv(), 0.5)
-                        except asyncio.TimeoutError:
-                            continue
-                        m = json.loads(raw)
-                        if "id" in m and "received_at" in m:
-                            self.ids[i].append(m["id"])
-                        elif m.get("type") == "replayed" and lost_at is not None:
-                            self.resume_s.append(time.monotonic() - lost_at)
-                            lost_at = None
-                        elif m.get("type") == "ping":
-                            await ws.send('{"action":"pong"}')
-            except Exception:  # noqa: BLE001 - refused, reset, closed: move on
-                pass
-            if not self.stop_flag:
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                self.moves[i] += 1
-                g = (g + 1) % len(self.gws)
-                await asyncio.sleep(0.1)
-
-    def close(self):
-        self.stop_flag = True
-        self.thread.join(30)
-
-
 def matches(flt, row):
     """filter_match for a row (id, adw_id, step, type, event_type or event)."""
     _, adw_id, step, type_, kind = row
@@ -522,7 +459,7 @@ def test_gateways_killed_in_turn_clients_resume_exactly_once(db, ingest, make_ga
     filters = [{}, {"adw_id": "r1"}, {"steps": "build"}, {"types": "system"},
                {"adw_id": "r2", "event_types": "ToolUseBlock"},
                {"adw_id": "r0,r2", "steps": "plan", "types": "adw_event"}] * 3
-    fleet = ResumingFleet(gws, filters).start()
+    fleet = adwtest.ResumingFleet(gws, filters).start()
     feed = Feeder(ingest, rate=150)
     kills = 0
     try:
