@@ -1,9 +1,9 @@
 #include "streamjson.h"
+#include "err.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +23,6 @@ struct streamjson_t {
     } tools[STREAMJSON_TOOL_MEMORY]; /* a ring; the oldest entry is overwritten */
     size_t tool_next;                /* the ring slot written next */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 streamjson_t *streamjson_new(const char *adw_id, const char *step)
 {

@@ -1,4 +1,5 @@
 #include "spool.h"
+#include "err.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -68,12 +69,6 @@ void spool_close(spool_t **sp)
 const char *spool_dir(const spool_t *s)
 {
     return s->dir;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, const char *a, int e)
-{
-    if (errlen)
-        snprintf(err, errlen, fmt, a, strerror(e));
 }
 
 /* mkdir -p with mode 0700. Returns 0 or a negative errno. */
@@ -179,12 +174,12 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
         }
         rc = -errno;
         if (rc != -ENOENT || attempt) {
-            set_err(err, errlen, "spool: cannot create a file in %s: %s", s->dir, -rc);
+            set_err(err, errlen, "spool: cannot create a file in %s: %s", s->dir, strerror(-rc));
             goto fail;
         }
         rc = make_dirs(s->dir);
         if (rc) {
-            set_err(err, errlen, "spool: cannot create %s: %s", s->dir, -rc);
+            set_err(err, errlen, "spool: cannot create %s: %s", s->dir, strerror(-rc));
             goto fail;
         }
     }
@@ -195,7 +190,7 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
         rc = -errno;
     fd = -1;
     if (rc) {
-        set_err(err, errlen, "spool: cannot write to %s: %s", s->dir, -rc);
+        set_err(err, errlen, "spool: cannot write to %s: %s", s->dir, strerror(-rc));
         goto fail;
     }
     if (made_us < 0)
@@ -209,7 +204,7 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
         seq = atomic_fetch_add(&spool_seq, 1);
     }
     if (rc) {
-        set_err(err, errlen, "spool: cannot rename a file in %s: %s", s->dir, -rc);
+        set_err(err, errlen, "spool: cannot rename a file in %s: %s", s->dir, strerror(-rc));
         goto fail;
     }
     buf_free(&b);
@@ -347,7 +342,7 @@ int spool_read(spool_t *s, const char *name, json_t **ev, char *err, size_t errl
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int rc = -errno;
-        set_err(err, errlen, "spool: cannot open %s: %s", name, -rc);
+        set_err(err, errlen, "spool: cannot open %s: %s", name, strerror(-rc));
         return rc;
     }
     buf_t b;
@@ -356,7 +351,7 @@ int spool_read(spool_t *s, const char *name, json_t **ev, char *err, size_t errl
     struct stat st;
     if (fstat(fd, &st)) {
         rc = -errno;
-        set_err(err, errlen, "spool: cannot stat %s: %s", name, -rc);
+        set_err(err, errlen, "spool: cannot stat %s: %s", name, strerror(-rc));
         goto fail;
     }
     if (st.st_size > (off_t)SPOOL_FILE_MAX) {
@@ -373,7 +368,7 @@ int spool_read(spool_t *s, const char *name, json_t **ev, char *err, size_t errl
             if (errno == EINTR)
                 continue;
             rc = -errno;
-            set_err(err, errlen, "spool: cannot read %s: %s", name, -rc);
+            set_err(err, errlen, "spool: cannot read %s: %s", name, strerror(-rc));
             goto fail;
         }
         if (r == 0)

@@ -1,11 +1,11 @@
 #include "codec.h"
+#include "err.h"
 
 #include <limits.h>
 #include <msgpack.h>
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,23 +26,10 @@ typedef struct codec__reader_t {
     size_t errlen;
 } codec__reader_t;
 
-static void codec__set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void codec__set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Records "<what> at byte <at>" and returns rc. */
 static int codec__fail(codec__reader_t *r, int rc, size_t at, const char *what)
 {
-    codec__set_err(r->err, r->errlen, "%s at byte %zu", what, at);
+    set_err(r->err, r->errlen, "%s at byte %zu", what, at);
     return rc;
 }
 
@@ -158,8 +145,7 @@ static int codec__map(codec__reader_t *r, size_t at, uint64_t n, int depth, json
             goto fail;
         if (json_object_getn(obj, key, (size_t)klen)) {
             int shown = (int)utf8_truncate(key, (size_t)klen, 40);
-            codec__set_err(r->err, r->errlen, "duplicate key \"%.*s\" at byte %zu", shown, key,
-                           kat);
+            set_err(r->err, r->errlen, "duplicate key \"%.*s\" at byte %zu", shown, key, kat);
             rc = -EINVAL;
             goto fail;
         }
@@ -317,9 +303,9 @@ int codec_msgpack_decode(const void *buf, size_t len, json_t **out, char *err, s
     int rc;
 
     *out = NULL;
-    codec__set_err(err, errlen, "%s", "");
+    set_err(err, errlen, "%s", "");
     if (len == 0) {
-        codec__set_err(err, errlen, "empty frame");
+        set_err(err, errlen, "empty frame");
         return -EINVAL;
     }
     if ((rc = codec__value(&r, &v, 0)))
@@ -499,30 +485,30 @@ int codec_json_parse(const char *buf, size_t len, json_t **out, char *err, size_
     size_t i = 0;
 
     *out = NULL;
-    codec__set_err(err, errlen, "%s", "");
+    set_err(err, errlen, "%s", "");
     while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
         i++;
     if (i == len) {
-        codec__set_err(err, errlen, "empty body");
+        set_err(err, errlen, "empty body");
         return -EINVAL;
     }
     json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v) {
         enum json_error_code code = json_error_code(&jerr);
         if (code == json_error_null_character || code == json_error_null_byte_in_key)
-            codec__set_err(err, errlen,
-                           "\\u0000 (NUL) is not accepted: PostgreSQL's jsonb cannot store it; "
-                           "at line %d column %d",
-                           jerr.line, jerr.column);
+            set_err(err, errlen,
+                    "\\u0000 (NUL) is not accepted: PostgreSQL's jsonb cannot store it; "
+                    "at line %d column %d",
+                    jerr.line, jerr.column);
         else
-            codec__set_err(err, errlen, "%s%s at line %d column %d",
-                           code == json_error_invalid_utf8 ? "invalid UTF-8: " : "", jerr.text,
-                           jerr.line, jerr.column);
+            set_err(err, errlen, "%s%s at line %d column %d",
+                    code == json_error_invalid_utf8 ? "invalid UTF-8: " : "", jerr.text, jerr.line,
+                    jerr.column);
         return json_error_code(&jerr) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
     }
     if (!codec__depth_ok(v, 0)) {
         json_decref(v);
-        codec__set_err(err, errlen, "nesting deeper than %d", ADW_JSON_DEPTH_MAX);
+        set_err(err, errlen, "nesting deeper than %d", ADW_JSON_DEPTH_MAX);
         return -EINVAL;
     }
     *out = v;

@@ -1,7 +1,7 @@
 #include "hook.h"
+#include "err.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,19 +13,6 @@
 #define HOOK_MARK_FIXED 21
 #define HOOK_FIT_ROUNDS 6   /* cut/replace rounds before the stub */
 #define HOOK_WALK_DEPTH 256 /* strings deeper than this are left to the top-level pass */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- UTF-8 ---------------------------------------------------------------------------- */
 
