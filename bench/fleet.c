@@ -19,9 +19,6 @@
 #include "fleet_internal.h"
 #include "timefmt.h"
 
-const char FLEET_PONG[] = "{\"action\":\"pong\"}";
-_Static_assert(sizeof "{\"action\":\"pong\"}" - 1 == FLEET_PONG_LEN, "FLEET_PONG_LEN");
-
 static int parse_url(const char *s, size_t n, url_t *u)
 {
     char buf[700];
@@ -174,7 +171,7 @@ int fleet_client_piece(fclient_t *c, const char *in, size_t len, int final)
     if (!c->frag_len && final)
         return fleet_client_message(c, in, len);
     if (c->frag_len + len <= FLEET_MSG_MAX) {
-        char *nb = realloc(c->frag, c->frag_len + len);
+        char *nb = realloc(c->frag, c->frag_len + len + 1); /* never 0 bytes */
         if (nb) {
             memcpy(nb + c->frag_len, in, len);
             c->frag = nb;

@@ -87,9 +87,9 @@ struct fleet_t {
 
 /* fleet.c: what both kinds of client use. */
 
-/* The JSON pong a client answers the gateway's JSON ping with. */
-extern const char FLEET_PONG[];
-#define FLEET_PONG_LEN 17
+/* The JSON pong a client answers the gateway's JSON ping with, and its length. */
+#define FLEET_PONG "{\"action\":\"pong\"}"
+#define FLEET_PONG_LEN (sizeof FLEET_PONG - 1)
 
 /* Records one whole text message m[0..n) that client c received at th->now_us: counts, latency,
  * loss bitset, order, replay and ping counters. Returns 1 when it is a JSON ping the client must
