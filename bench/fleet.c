@@ -1,8 +1,11 @@
+/* fleet: what the fleet's two kinds of client share (fleet_epoll.c: adw-bench's own WebSocket
+ * clients; fleet_lws.c: libwebsockets' client): the gateway URLs and source addresses, starting
+ * and stopping the threads, recording what a client receives (counters, latency, the loss
+ * bitsets, order) and the readers of those records (stats, loss, spread). */
 #include "fleet.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -11,96 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "fleet_internal.h"
 #include "timefmt.h"
-
-/* The clients speak WebSocket themselves over non-blocking sockets, one epoll set per thread:
- * a reader that costs little per message (one recv brings many frames; server frames are not
- * masked, so a payload is used where it lies), so that the load generator is not what limits
- * the gateway's figures. With `lws`, they are libwebsockets' client instead (one context per
- * thread; about ten times the CPU per message): a second, independent client to check the
- * figures against. */
-
-#define FLEET_CONNECTS_IN_FLIGHT 256 /* handshakes under way per thread */
-#define FLEET_MSG_MAX (1 << 20)
-#define FLEET_RBUF (FLEET_MSG_MAX + (256 << 10)) /* a thread's read buffer */
-#define FLEET_HEAD_MAX 8192                      /* the server's handshake answer */
-#define FLEET_READS_PER_TURN 8                   /* reads per ready client per epoll turn */
-/* A turn that found fewer ready clients than this naps FLEET_NAP_US before the next epoll_wait:
- * a fan-out writes to one client after the other, and readers that went back to epoll_wait
- * after every few of them (13,000 turns a second for 60,000 reads in the soak, each wake-up
- * paid for in the gateway's send) took CPU from the gateway they measure. The nap is part of
- * the latency they report. */
-#define FLEET_NAP_BELOW 16
-#define FLEET_NAP_US 200
-
-typedef struct fleet_thread fleet_thread_t;
-
-enum { FC_IDLE, FC_CONNECTING, FC_HANDSHAKE, FC_OPEN, FC_DONE };
-
-/* One of these per client connection. */
-typedef struct fclient {
-    fleet_thread_t *th;
-    struct lws *wsi; /* with libwebsockets' client */
-    int pong_due;    /* the same: a pong to write when writable */
-    int fd;
-    int state;
-    int half; /* uses half_query */
-    int url;  /* index into the URL list */
-    int connected;
-    int ever;
-    int64_t last_id;
-    uint8_t *seen; /* bitset over bench_seq, or NULL */
-    char *frag;    /* a message arriving in fragments */
-    size_t frag_len;
-    unsigned char *rest; /* bytes read but not yet a whole frame (or handshake) */
-    size_t rest_len;
-    unsigned char *out; /* bytes to send that the socket did not take yet */
-    size_t out_len;
-} fclient_t;
-
-typedef struct url {
-    char host[128];
-    int port;
-    char path[512];
-    struct sockaddr_in addr;
-} url_t;
-
-/* One of these per client thread. */
-struct fleet_thread {
-    fleet_t *f;
-    pthread_t tid;
-    int ep;                  /* epoll */
-    struct lws_context *ctx; /* instead, with libwebsockets' client */
-    fclient_t *clients;
-    size_t nclients;
-    size_t next_connect; /* clients below this have been started */
-    int in_flight;
-    uint64_t rng;
-    unsigned char *rbuf; /* FLEET_RBUF bytes */
-    int64_t now_us;      /* wall clock of the last recv: the receipt time of what it brought */
-    int64_t arrived_us;  /* when the kernel received the last of it (SO_TIMESTAMP), or 0 */
-    pthread_mutex_t mu;  /* guards stats, first and last */
-    fleet_stats_t st;
-    int32_t *first, *last; /* per bench_seq: the least and greatest latency (us) seen here */
-};
-
-struct fleet_t {
-    fleet_options_t o;
-    url_t urls[32];
-    int nurls;
-    char sources[64][64];
-    int nsources;
-    fleet_thread_t *threads;
-    int nthreads;
-    _Atomic int stop;
-};
 
 static int parse_url(const char *s, size_t n, url_t *u)
 {
@@ -208,90 +125,7 @@ static int find_int_last(const char *m, size_t n, const char *key, int64_t *out)
     return -1;
 }
 
-static uint64_t next_rand(fleet_thread_t *th)
-{
-    th->rng ^= th->rng << 13;
-    th->rng ^= th->rng >> 7;
-    th->rng ^= th->rng << 17;
-    return th->rng;
-}
-
-static void want_events(fclient_t *c)
-{
-    struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(c->th->ep, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
-/* Sends data (or queues what the socket does not take). Returns 0 or -1 (connection gone). */
-static int send_raw(fclient_t *c, const void *data, size_t n)
-{
-    if (!c->out_len) {
-        ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        if (w > 0) {
-            data = (const char *)data + w;
-            n -= (size_t)w;
-        }
-        if (!n)
-            return 0;
-    }
-    unsigned char *nb = realloc(c->out, c->out_len + n);
-    if (!nb)
-        return -1;
-    memcpy(nb + c->out_len, data, n);
-    c->out = nb;
-    c->out_len += n;
-    want_events(c);
-    return 0;
-}
-
-/* Sends one masked client frame (RFC 6455 5.3) of at most 125 payload bytes. */
-static int send_frame(fclient_t *c, int opcode, const void *payload, size_t n)
-{
-    unsigned char f[2 + 4 + 125];
-    if (n > 125)
-        n = 125;
-    uint32_t key = (uint32_t)next_rand(c->th);
-    f[0] = (unsigned char)(0x80 | opcode);
-    f[1] = (unsigned char)(0x80 | n);
-    memcpy(f + 2, &key, 4);
-    for (size_t i = 0; i < n; i++)
-        f[6 + i] = ((const unsigned char *)payload)[i] ^ f[2 + (i & 3)];
-    return send_raw(c, f, 6 + n);
-}
-
-/* Ends a client's connection (no reconnecting); stats lock held. */
-static void finish(fclient_t *c, int failed)
-{
-    fleet_thread_t *th = c->th;
-    if (c->state == FC_CONNECTING || c->state == FC_HANDSHAKE)
-        th->in_flight--;
-    if (failed)
-        th->st.failed++;
-    if (c->connected) {
-        th->st.connected--;
-        th->st.closed++;
-    }
-    c->connected = 0;
-    if (c->fd >= 0) {
-        epoll_ctl(th->ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
-    c->state = FC_DONE;
-    free(c->rest);
-    free(c->out);
-    free(c->frag);
-    c->rest = c->out = NULL;
-    c->frag = NULL;
-    c->rest_len = c->out_len = c->frag_len = 0;
-}
-
-static const char PONG[] = "{\"action\":\"pong\"}";
-
-/* One whole text message; stats lock held. */
-static void on_message(fclient_t *c, const char *m, size_t n)
+int fleet_client_message(fclient_t *c, const char *m, size_t n)
 {
     fleet_thread_t *th = c->th;
     int64_t seq = 0, t = 0, id;
@@ -327,463 +161,43 @@ static void on_message(fclient_t *c, const char *m, size_t n)
         find_int(m, n, "\"count\":", &th->st.replayed_events);
     } else if (memmem(m, n, "\"type\":\"ping\"", 13)) {
         th->st.pings++;
-        if (c->wsi) {
-            c->pong_due = 1;
-            lws_callback_on_writable(c->wsi);
-        } else if (send_frame(c, 1, PONG, sizeof PONG - 1)) {
-            finish(c, 0);
-        }
+        return 1;
     }
+    return 0;
 }
 
-/* Handles the frames in p[0..n); returns the bytes used (the rest is an incomplete frame), or
- * -1 when the connection ended. Stats lock held. */
-static ssize_t on_frames(fclient_t *c, unsigned char *p, size_t n)
+int fleet_client_piece(fclient_t *c, const char *in, size_t len, int final)
 {
-    size_t used = 0;
-    while (n - used >= 2 && c->state == FC_OPEN) {
-        unsigned char *h = p + used;
-        size_t avail = n - used, hlen = 2;
-        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
-        uint64_t len = h[1] & 0x7f;
-        if (len == 126) {
-            if (avail < 4)
-                break;
-            len = ((uint64_t)h[2] << 8) | h[3];
-            hlen = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                break;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = (len << 8) | h[2 + i];
-            hlen = 10;
-        }
-        if (masked)
-            hlen += 4;
-        if (len > FLEET_MSG_MAX) { /* more than any message the gateway sends */
-            finish(c, 0);
-            return -1;
-        }
-        if (avail < hlen + len)
-            break;
-        unsigned char *pl = h + hlen;
-        if (masked)
-            for (uint64_t i = 0; i < len; i++)
-                pl[i] ^= h[hlen - 4 + (i & 3)];
-        used += hlen + (size_t)len;
-        if (op == 1 || op == 0) {
-            if (!c->frag_len && fin && op == 1) {
-                on_message(c, (const char *)pl, (size_t)len);
-            } else {
-                if (c->frag_len + len <= FLEET_MSG_MAX) {
-                    char *nb = realloc(c->frag, c->frag_len + (size_t)len + 1);
-                    if (nb) {
-                        memcpy(nb + c->frag_len, pl, (size_t)len);
-                        c->frag = nb;
-                        c->frag_len += (size_t)len;
-                    }
-                }
-                if (fin) {
-                    on_message(c, c->frag, c->frag_len);
-                    c->frag_len = 0;
-                }
-            }
-        } else if (op == 8) {
-            if (len >= 2)
-                c->th->st.last_close_code = (pl[0] << 8) | pl[1];
-            send_frame(c, 8, pl, len >= 2 ? 2 : 0);
-            finish(c, 0);
-            return -1;
-        } else if (op == 9) {
-            if (send_frame(c, 10, pl, (size_t)len)) {
-                finish(c, 0);
-                return -1;
-            }
-        }
-    }
-    return c->state == FC_OPEN ? (ssize_t)used : -1;
-}
-
-/* The server's answer to the upgrade in p[0..n): returns the bytes it took, 0 when incomplete,
- * -1 when refused (the client is finished). Stats lock held. */
-static ssize_t on_handshake(fclient_t *c, const unsigned char *p, size_t n)
-{
-    const unsigned char *end = memmem(p, n, "\r\n\r\n", 4);
-    if (!end) {
-        if (n >= FLEET_HEAD_MAX) {
-            finish(c, 1);
-            return -1;
-        }
-        return 0;
-    }
-    if (n < 12 || memcmp(p, "HTTP/1.1 101", 12)) {
-        finish(c, 1);
-        return -1;
-    }
-    fleet_thread_t *th = c->th;
-    c->state = FC_OPEN;
-    c->connected = 1;
-    c->ever = 1;
-    th->in_flight--;
-    th->st.connected++;
-    th->st.ever_connected++;
-    if (!th->st.first_connect_us)
-        th->st.first_connect_us = timefmt_now_us();
-    return (ssize_t)(end + 4 - p);
-}
-
-/* Reads what the socket has and handles it. */
-static void on_readable(fclient_t *c)
-{
-    fleet_thread_t *th = c->th;
-    unsigned char *b = th->rbuf;
-    for (int turn = 0; turn < FLEET_READS_PER_TURN && c->state != FC_DONE; turn++) {
-        size_t have = c->rest_len;
-        if (have)
-            memcpy(b, c->rest, have);
-        struct iovec iov = {.iov_base = b + have, .iov_len = FLEET_RBUF - have};
-        union {
-            char buf[CMSG_SPACE(sizeof(struct timeval))];
-            struct cmsghdr align;
-        } ctl;
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl};
-        ssize_t r = recvmsg(c->fd, &mh, 0);
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        th->now_us = timefmt_now_us();
-        th->arrived_us = 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMP) {
-                struct timeval tv;
-                memcpy(&tv, CMSG_DATA(cm), sizeof tv);
-                th->arrived_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-            }
-        pthread_mutex_lock(&th->mu);
-        if (r <= 0) {
-            finish(c, c->state != FC_OPEN);
-            pthread_mutex_unlock(&th->mu);
-            return;
-        }
-        size_t n = have + (size_t)r, used = 0;
-        if (c->state == FC_HANDSHAKE) {
-            ssize_t k = on_handshake(c, b, n);
-            if (k > 0)
-                used = (size_t)k;
-        }
-        if (c->state == FC_OPEN) {
-            ssize_t k = on_frames(c, b + used, n - used);
-            if (k >= 0)
-                used += (size_t)k;
-        }
-        pthread_mutex_unlock(&th->mu);
-        if (c->state == FC_DONE)
-            return;
-        size_t left = n - used;
-        if (left != c->rest_len) {
-            unsigned char *nr = left ? realloc(c->rest, left) : NULL;
-            if (left && !nr) {
-                pthread_mutex_lock(&th->mu);
-                finish(c, 0);
-                pthread_mutex_unlock(&th->mu);
-                return;
-            }
-            if (!left)
-                free(c->rest);
-            c->rest = nr;
-        }
-        if (left)
-            memcpy(c->rest, b + used, left);
-        c->rest_len = left;
-        if ((size_t)r < FLEET_RBUF - have)
-            return; /* the socket had no more */
-    }
-}
-
-/* The socket can take more: the connection completed, or queued bytes can go. */
-static void on_writable(fclient_t *c)
-{
-    fleet_thread_t *th = c->th;
-    if (c->state == FC_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-            pthread_mutex_lock(&th->mu);
-            finish(c, 1);
-            pthread_mutex_unlock(&th->mu);
-            return;
-        }
-        fleet_t *f = th->f;
-        url_t *u = &f->urls[c->url];
-        const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
-        unsigned char key[16];
-        for (int i = 0; i < 16; i += 8) {
-            uint64_t r = next_rand(th);
-            memcpy(key + i, &r, 8);
-        }
-        static const char b64[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char k64[25];
-        for (int i = 0, o = 0; i < 16; i += 3) {
-            uint32_t v = (uint32_t)key[i] << 16 | (i + 1 < 16 ? (uint32_t)key[i + 1] << 8 : 0) |
-                         (i + 2 < 16 ? key[i + 2] : 0);
-            k64[o++] = b64[(v >> 18) & 63];
-            k64[o++] = b64[(v >> 12) & 63];
-            k64[o++] = i + 1 < 16 ? b64[(v >> 6) & 63] : '=';
-            k64[o++] = i + 2 < 16 ? b64[v & 63] : '=';
-            k64[o] = '\0';
-        }
-        char req[2048];
-        int n = snprintf(req, sizeof req,
-                         "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                         "Sec-WebSocket-Version: 13\r\nOrigin: http://%s:%d\r\n\r\n",
-                         u->path, q && *q ? (strchr(u->path, '?') ? "&" : "?") : "",
-                         q && *q ? q : "", u->host, u->port, k64, u->host, u->port);
-        c->state = FC_HANDSHAKE;
-        if (n < 0 || (size_t)n >= sizeof req || send_raw(c, req, (size_t)n)) {
-            pthread_mutex_lock(&th->mu);
-            finish(c, 1);
-            pthread_mutex_unlock(&th->mu);
-            return;
-        }
-        want_events(c);
-        return;
-    }
-    while (c->out_len) {
-        ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            pthread_mutex_lock(&th->mu);
-            finish(c, 0);
-            pthread_mutex_unlock(&th->mu);
-            return;
-        }
-        memmove(c->out, c->out + w, c->out_len - (size_t)w);
-        c->out_len -= (size_t)w;
-    }
-    want_events(c);
-}
-
-static void connect_more(fleet_thread_t *th)
-{
-    fleet_t *f = th->f;
-    while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT) {
-        fclient_t *c = &th->clients[th->next_connect++];
-        url_t *u = &f->urls[c->url];
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int ok = fd >= 0;
-        size_t idx = (size_t)(c - th->clients) * (size_t)f->nthreads + (size_t)(th - f->threads);
-        if (ok && f->nsources) {
-            struct sockaddr_in src = {.sin_family = AF_INET};
-            ok = inet_pton(AF_INET, f->sources[idx % (size_t)f->nsources], &src.sin_addr) == 1 &&
-                 !bind(fd, (struct sockaddr *)&src, sizeof src);
-        }
-        int one = 1; /* the kernel's receipt time of what each recv brings */
-        if (ok)
-            setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
-        if (ok && connect(fd, (struct sockaddr *)&u->addr, sizeof u->addr) && errno != EINPROGRESS)
-            ok = 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-        if (ok && epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev))
-            ok = 0;
-        if (!ok) {
-            if (fd >= 0)
-                close(fd);
-            c->state = FC_DONE;
-            pthread_mutex_lock(&th->mu);
-            th->st.failed++;
-            pthread_mutex_unlock(&th->mu);
-            continue;
-        }
-        c->fd = fd;
-        c->state = FC_CONNECTING;
-        th->in_flight++;
-    }
-}
-
-static void lwsc_connect_more(fleet_thread_t *th);
-
-static void *thread_main(void *arg)
-{
-    fleet_thread_t *th = arg;
-    struct epoll_event evs[256];
-    while (th->ctx && !atomic_load(&th->f->stop)) {
-        lwsc_connect_more(th);
-        lws_service(th->ctx, 50);
-    }
-    while (!th->ctx && !atomic_load(&th->f->stop)) {
-        connect_more(th);
-        int n = epoll_wait(th->ep, evs, 256, 50);
-        for (int i = 0; i < n; i++) {
-            fclient_t *c = evs[i].data.ptr;
-            if (c->state == FC_DONE)
-                continue;
-            if (evs[i].events & (EPOLLOUT | EPOLLERR) && (c->state == FC_CONNECTING || c->out_len))
-                on_writable(c);
-            if (c->state != FC_DONE && c->state != FC_CONNECTING &&
-                evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                on_readable(c);
-        }
-        if (n > 0 && n < FLEET_NAP_BELOW) {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = FLEET_NAP_US * 1000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    return NULL;
-}
-
-/* ---- libwebsockets' client ---- */
-
-/* Appends a fragment to c's message; whole messages go to on_message. Stats lock held. */
-static void lwsc_piece(fclient_t *c, const char *in, size_t len, int final)
-{
-    if (!c->frag_len && final) {
-        on_message(c, in, len);
-        return;
-    }
+    if (!c->frag_len && final)
+        return fleet_client_message(c, in, len);
     if (c->frag_len + len <= FLEET_MSG_MAX) {
-        char *nb = realloc(c->frag, c->frag_len + len);
+        char *nb = realloc(c->frag, c->frag_len + len + 1); /* never 0 bytes */
         if (nb) {
             memcpy(nb + c->frag_len, in, len);
             c->frag = nb;
             c->frag_len += len;
         }
     }
-    if (final) {
-        on_message(c, c->frag, c->frag_len);
-        c->frag_len = 0;
-    }
+    if (!final)
+        return 0;
+    int pong = fleet_client_message(c, c->frag, c->frag_len);
+    c->frag_len = 0;
+    return pong;
 }
 
-static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                         size_t len)
+const char *fleet_client_query(const fclient_t *c)
 {
-    fclient_t *c = user;
-    fleet_thread_t *th = c ? c->th : NULL;
-    if (th)
-        pthread_mutex_lock(&th->mu);
-    int rc = 0;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        c->state = FC_OPEN;
-        c->connected = 1;
-        th->in_flight--;
-        th->st.connected++;
-        if (!th->st.first_connect_us)
-            th->st.first_connect_us = timefmt_now_us();
-        if (!c->ever)
-            th->st.ever_connected++;
-        c->ever = 1;
-        break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (c) {
-            if (c->state == FC_CONNECTING)
-                th->in_flight--;
-            c->state = FC_DONE;
-            c->wsi = NULL;
-            th->st.failed++;
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        th->now_us = timefmt_now_us();
-        th->arrived_us = 0; /* no kernel timestamp through libwebsockets */
-        lwsc_piece(c, in, len, lws_is_final_fragment(wsi));
-        break;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (c->pong_due) {
-            unsigned char buf[LWS_PRE + sizeof PONG];
-            memcpy(buf + LWS_PRE, PONG, sizeof PONG - 1);
-            c->pong_due = 0;
-            if (lws_write(wsi, buf + LWS_PRE, sizeof PONG - 1, LWS_WRITE_TEXT) < 0)
-                rc = -1;
-        }
-        break;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && len >= 2)
-            th->st.last_close_code =
-                (((const unsigned char *)in)[0] << 8) | ((const unsigned char *)in)[1];
-        break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c) {
-            if (c->connected) {
-                th->st.connected--;
-                th->st.closed++;
-            }
-            c->connected = 0;
-            c->state = FC_DONE;
-            c->wsi = NULL;
-        }
-        break;
-    default:
-        break;
-    }
-    if (th)
-        pthread_mutex_unlock(&th->mu);
-    return rc;
+    const fleet_options_t *o = &c->th->f->o;
+    return c->half && o->half_query ? o->half_query : o->query;
 }
 
-static const struct lws_protocols LWSC_PROTOCOLS[] = {
-    {"adw-bench", lwsc_callback, 0, 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static void lwsc_connect_more(fleet_thread_t *th)
+const char *fleet_client_source(const fclient_t *c)
 {
-    fleet_t *f = th->f;
-    while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT) {
-        fclient_t *c = &th->clients[th->next_connect++];
-        url_t *u = &f->urls[c->url];
-        char path[1024];
-        const char *q = c->half && f->o.half_query ? f->o.half_query : f->o.query;
-        snprintf(path, sizeof path, "%s%s%s", u->path,
-                 q && *q ? (strchr(u->path, '?') ? "&" : "?") : "", q && *q ? q : "");
-        char origin[160]; /* libwebsockets writes "Origin: http://" before it */
-        snprintf(origin, sizeof origin, "%s:%d", u->host, u->port);
-        struct lws_client_connect_info ci;
-        memset(&ci, 0, sizeof ci);
-        ci.context = th->ctx;
-        ci.address = u->host;
-        ci.port = u->port;
-        ci.path = path;
-        ci.host = origin;
-        ci.origin = origin;
-        ci.ietf_version_or_minus_one = -1;
-        ci.userdata = c;
-        ci.local_protocol_name = "adw-bench";
-        ci.pwsi = &c->wsi;
-        size_t idx = (size_t)(c - th->clients) * (size_t)f->nthreads + (size_t)(th - f->threads);
-        if (f->nsources)
-            ci.iface = f->sources[idx % (size_t)f->nsources];
-        pthread_mutex_lock(&th->mu);
-        c->state = FC_CONNECTING;
-        th->in_flight++;
-        pthread_mutex_unlock(&th->mu);
-        if (!lws_client_connect_via_info(&ci)) {
-            pthread_mutex_lock(&th->mu);
-            if (c->state == FC_CONNECTING) { /* no error callback came */
-                c->state = FC_DONE;
-                th->in_flight--;
-                th->st.failed++;
-            }
-            pthread_mutex_unlock(&th->mu);
-        }
-    }
-}
-
-static int lwsc_thread_start(fleet_thread_t *th)
-{
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = LWSC_PROTOCOLS;
-    info.gid = -1;
-    info.uid = -1;
-    info.fd_limit_per_thread = (unsigned int)(th->nclients + 64);
-    th->ctx = lws_create_context(&info);
-    return th->ctx ? 0 : -1;
+    const fleet_t *f = c->th->f;
+    if (!f->nsources)
+        return NULL;
+    size_t idx = (size_t)(c - c->th->clients) * (size_t)f->nthreads + (size_t)(c->th - f->threads);
+    return f->sources[idx % (size_t)f->nsources];
 }
 
 fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
@@ -814,18 +228,17 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "bad source addresses '%s'", o->sources);
         goto fail;
     }
-    if (o->lws)
-        lws_set_log_level(LLL_ERR, NULL);
     f->nthreads = f->o.threads;
     f->threads = calloc((size_t)f->nthreads, sizeof *f->threads);
     if (!f->threads)
         goto oom;
+    for (int t = 0; t < f->nthreads; t++)
+        f->threads[t].ep = -1; /* what fleet_destroy may meet before the thread is prepared */
     size_t per = (o->clients + (size_t)f->nthreads - 1) / (size_t)f->nthreads;
     size_t assigned = 0;
     for (int t = 0; t < f->nthreads; t++) {
         fleet_thread_t *th = &f->threads[t];
         th->f = f;
-        th->ep = -1;
         th->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)timefmt_now_us() << 8) ^ (uint64_t)t;
         pthread_mutex_init(&th->mu, NULL);
         hist_init(&th->st.latency);
@@ -835,11 +248,12 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
         th->clients = calloc(th->nclients ? th->nclients : 1, sizeof *th->clients);
         if (!th->clients)
             goto oom;
+        for (size_t i = 0; i < th->nclients; i++)
+            th->clients[i].fd = -1;
         for (size_t i = 0; i < th->nclients; i++) {
             fclient_t *c = &th->clients[i];
             size_t gi = i * (size_t)f->nthreads + (size_t)t; /* the client's global index */
             c->th = th;
-            c->fd = -1;
             if (o->half_query) { /* `filtered` of the clients, spread evenly */
                 size_t nf = o->filtered ? o->filtered : o->clients / 2;
                 c->half = (gi + 1) * nf / o->clients != gi * nf / o->clients;
@@ -857,22 +271,18 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
             if (!th->first || !th->last)
                 goto oom;
         }
-        if (o->lws) {
-            if (lwsc_thread_start(th)) {
-                snprintf(err, errlen, "cannot create a libwebsockets context");
-                goto fail;
-            }
-            continue;
+        if (o->lws && fleet_lws_init(th)) {
+            snprintf(err, errlen, "cannot create a libwebsockets context");
+            goto fail;
         }
-        th->ep = epoll_create1(EPOLL_CLOEXEC);
-        th->rbuf = malloc(FLEET_RBUF);
-        if (th->ep < 0 || !th->rbuf) {
+        if (!o->lws && fleet_epoll_init(th)) {
             snprintf(err, errlen, "cannot make a client thread's epoll set or buffer");
             goto fail;
         }
     }
     for (int t = 0; t < f->nthreads; t++)
-        if (pthread_create(&f->threads[t].tid, NULL, thread_main, &f->threads[t])) {
+        if (pthread_create(&f->threads[t].tid, NULL, o->lws ? fleet_lws_run : fleet_epoll_run,
+                           &f->threads[t])) {
             snprintf(err, errlen, "cannot start a client thread");
             f->nthreads = t;
             goto fail;
@@ -892,27 +302,21 @@ void fleet_destroy(fleet_t **fp)
     fleet_t *f = *fp;
     atomic_store(&f->stop, 1);
     for (int t = 0; f->threads && t < f->o.threads; t++)
-        if (f->threads[t].ctx)
-            lws_cancel_service(f->threads[t].ctx);
+        if (f->o.lws)
+            fleet_lws_wake(&f->threads[t]);
     for (int t = 0; f->threads && t < f->nthreads; t++)
         if (f->threads[t].tid)
             pthread_join(f->threads[t].tid, NULL);
     for (int t = 0; f->threads && t < f->o.threads; t++) {
         fleet_thread_t *th = &f->threads[t];
-        if (th->ctx)
-            lws_context_destroy(th->ctx);
+        if (f->o.lws)
+            fleet_lws_fini(th);
+        else
+            fleet_epoll_fini(th);
         for (size_t i = 0; th->clients && i < th->nclients; i++) {
-            fclient_t *c = &th->clients[i];
-            if (c->fd >= 0)
-                close(c->fd);
-            free(c->seen);
-            free(c->frag);
-            free(c->rest);
-            free(c->out);
+            free(th->clients[i].seen);
+            free(th->clients[i].frag);
         }
-        if (th->ep >= 0)
-            close(th->ep);
-        free(th->rbuf);
         free(th->first);
         free(th->last);
         free(th->clients);
