@@ -7,8 +7,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include "jsonw.h"
 #include "listen.h"
 #include "log.h"
+#include "sock.h"
 
 #define HTTP_READ_CHUNK 65536
 
@@ -36,7 +35,7 @@ typedef enum conn_state {
 struct httpd_conn_t {
     httpd_conn_t *prev, *next;
     httpd_t *srv;
-    int fd;
+    sock_t sock; /* the socket, plain or TLS */
     conn_state_t state;
     buf_t in;       /* bytes received and not yet consumed */
     buf_t out;      /* bytes to send */
@@ -50,10 +49,6 @@ struct httpd_conn_t {
     int64_t started_ms; /* first byte of the current request, or 0 when none yet */
     int64_t idle_since_ms;
     int mask;              /* what the loop watches for: LOOP_READ | LOOP_WRITE */
-    SSL *ssl;              /* the TLS session, or NULL on a plain listener */
-    int handshaking;       /* the TLS handshake is not done yet */
-    int tls_rd_want;       /* what the last SSL_read waits for (LOOP_READ | LOOP_WRITE), or 0 */
-    int tls_wr_want;       /* what the last SSL_write waits for, or 0 */
     max_align_t session[]; /* the handler's handler.session_size bytes */
 };
 
@@ -348,75 +343,21 @@ static void conn_process(httpd_conn_t *c)
 
 static void on_conn(loop_t *loop, int fd, int mask, void *arg);
 
-/* Turns a failed SSL call's result into the socket convention: -1 with errno EAGAIN (and
- * *want set to what it waits for), 0 at a clean end, or -1 with another errno. */
-static ssize_t tls_result(httpd_conn_t *c, int rc, int *want)
-{
-    int e = SSL_get_error(c->ssl, rc);
-    ERR_clear_error();
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-        *want = LOOP_READ;
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_WANT_WRITE:
-        *want = LOOP_WRITE;
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        if (!errno)
-            errno = ECONNRESET;
-        return -1;
-    default:
-        errno = EPROTO;
-        return -1;
-    }
-}
-
-/* recv(2) for plain and TLS connections alike. */
-static ssize_t conn_recv(httpd_conn_t *c, char *p, size_t len)
-{
-    if (!c->ssl)
-        return recv(c->fd, p, len, 0);
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_read(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
-    c->tls_rd_want = 0;
-    return n > 0 ? n : tls_result(c, n, &c->tls_rd_want);
-}
-
-/* send(2) for plain and TLS connections alike. */
-static ssize_t conn_send(httpd_conn_t *c, const char *p, size_t len)
-{
-    if (!c->ssl)
-        return send(c->fd, p, len, MSG_NOSIGNAL);
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
-    c->tls_wr_want = 0;
-    return n > 0 ? n : tls_result(c, n, &c->tls_wr_want);
-}
-
 /* Moves the TLS handshake on. Returns 1 when it is done, 0 while it waits (the connection is
  * watched for what it needs), -1 when it failed and the connection was closed. */
 static int conn_handshake(httpd_conn_t *c)
 {
-    ERR_clear_error();
-    errno = 0;
-    int rc = SSL_accept(c->ssl);
+    int want = 0;
+    int rc = sock_handshake(&c->sock, &want);
     if (rc == 1) {
-        c->handshaking = 0;
         c->started_ms = 0;
         c->idle_since_ms = loop_now_ms(c->srv->o.loop);
         return 1;
     }
-    int want = 0;
-    if (tls_result(c, rc, &want) < 0 && errno == EAGAIN) {
+    if (rc == 0) {
         if (want != c->mask) {
             c->mask = want;
-            loop_watch(c->srv->o.loop, c->fd, want, on_conn, c);
+            loop_watch(c->srv->o.loop, c->sock.fd, want, on_conn, c);
         }
         return 0;
     }
@@ -435,17 +376,17 @@ static void conn_rearm(httpd_conn_t *c)
     if (c->out.len > c->out_off)
         mask |= LOOP_WRITE;
     /* TLS: a read may wait for the socket to take bytes, a write for bytes to come. */
-    mask |= (c->tls_rd_want & LOOP_WRITE) | (c->tls_wr_want & LOOP_READ);
+    mask |= sock_wants(&c->sock);
     if (mask != c->mask) {
         c->mask = mask;
-        loop_watch(c->srv->o.loop, c->fd, mask, on_conn, c);
+        loop_watch(c->srv->o.loop, c->sock.fd, mask, on_conn, c);
     }
 }
 
 static void conn_flush(httpd_conn_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t n = conn_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+        ssize_t n = sock_send(&c->sock, c->out.data + c->out_off, c->out.len - c->out_off);
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
@@ -481,12 +422,12 @@ static void on_conn(loop_t *loop, int fd, int mask, void *arg)
     (void)fd;
     httpd_conn_t *c = arg;
     httpd_t *s = c->srv;
-    if (c->handshaking) {
+    if (c->sock.handshaking) {
         if (conn_handshake(c) <= 0)
             return;
         mask = LOOP_READ; /* the first request may have come with the handshake's end */
     }
-    if (c->ssl && (mask & LOOP_WRITE) && (c->tls_rd_want & LOOP_WRITE))
+    if (c->sock.ssl && (mask & LOOP_WRITE) && (c->sock.rd_want & LOOP_WRITE))
         mask |= LOOP_READ;
     if (mask & LOOP_READ) {
         /* Bound what one connection may buffer: a head, a body, and a little slack. */
@@ -497,12 +438,12 @@ static void on_conn(loop_t *loop, int fd, int mask, void *arg)
                 conn_close(c);
                 return;
             }
-            ssize_t n = conn_recv(c, c->in.data + c->in.len, HTTP_READ_CHUNK);
+            ssize_t n = sock_recv(&c->sock, c->in.data + c->in.len, HTTP_READ_CHUNK);
             if (n > 0) {
                 c->in.len += (size_t)n;
                 c->in.data[c->in.len] = '\0';
                 /* TLS hands out one record at a time: read on until it would block. */
-                if ((size_t)n < HTTP_READ_CHUNK && !c->ssl)
+                if ((size_t)n < HTTP_READ_CHUNK && !c->sock.ssl)
                     break;
                 continue;
             }
@@ -537,16 +478,8 @@ static void conn_close(httpd_conn_t *c)
     httpd_t *s = c->srv;
     if (c->state == CONN_WAIT && s->o.handler.closed)
         s->o.handler.closed(s->o.handler.arg, c);
-    loop_unwatch(s->o.loop, c->fd);
-    if (c->ssl) {
-        if (!c->handshaking) { /* a close_notify if the socket takes it; never waits */
-            ERR_clear_error();
-            SSL_shutdown(c->ssl);
-        }
-        ERR_clear_error();
-        SSL_free(c->ssl);
-    }
-    close(c->fd);
+    loop_unwatch(s->o.loop, c->sock.fd);
+    sock_close(&c->sock);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -600,7 +533,6 @@ static void on_accept(loop_t *loop, int fd, int mask, void *arg)
             continue;
         }
         c->srv = s;
-        c->fd = cfd;
         c->state = CONN_HEAD;
         c->idle_since_ms = loop_now_ms(loop);
         buf_init(&c->in, 0);
@@ -608,21 +540,15 @@ static void on_accept(loop_t *loop, int fd, int mask, void *arg)
         buf_init(&c->body, (size_t)s->o.max_body);
         http1_request_init(&c->req);
         c->mask = LOOP_READ;
-        if (s->o.tls) {
-            c->ssl = SSL_new(s->o.tls);
-            if (!c->ssl || !SSL_set_fd(c->ssl, cfd)) {
-                ERR_clear_error();
-                SSL_free(c->ssl);
-                close(cfd);
-                free(c);
-                continue;
-            }
-            c->handshaking = 1;
-            c->started_ms = loop_now_ms(loop); /* the handshake runs on the request's clock */
-        }
-        if (loop_watch(loop, cfd, LOOP_READ, on_conn, c)) {
-            SSL_free(c->ssl);
+        if (sock_init(&c->sock, cfd, s->o.tls)) {
             close(cfd);
+            free(c);
+            continue;
+        }
+        if (s->o.tls) /* the handshake runs on the request's clock */
+            c->started_ms = loop_now_ms(loop);
+        if (loop_watch(loop, cfd, LOOP_READ, on_conn, c)) {
+            sock_close(&c->sock);
             free(c);
             continue;
         }
@@ -643,7 +569,7 @@ static void on_tick(loop_t *loop, void *arg)
     httpd_conn_t *c = s->conns;
     while (c) {
         httpd_conn_t *next = c->next;
-        if (c->handshaking) {
+        if (c->sock.handshaking) {
             if (now - c->started_ms > s->o.request_timeout_ms) {
                 log_debug("http: TLS handshake not done in time; connection closed");
                 metric_add(s->m_tls_timeout, 1);
