@@ -41,7 +41,7 @@ typedef enum httpd_next {
     HTTPD_READ_BODY,    /* read the body (httpd_check_body passed), then call handler.body */
 } httpd_next_t;
 
-/* Requests the engine refuses by itself, told to handler.refused (after the answer is queued). */
+/* Requests the engine refuses by itself, told to handler.refused. */
 typedef enum httpd_refusal {
     HTTPD_REFUSED_HEAD,      /* the head is malformed or too large (400, 431, 501, 505) */
     HTTPD_REFUSED_NO_LENGTH, /* a body without Content-Length or chunked (411) */
