@@ -11,12 +11,13 @@
 #include "adw_limits.h"
 #include "zap.h"
 #include "config.h"
-#include "http.h"
+#include "httpd.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "publish.h"
+#include "routes.h"
 #include "store.h"
 #include "tls.h"
 #include "zmq_in.h"
@@ -130,7 +131,8 @@ typedef struct ingest_t {
     publish_t *publish;
     pipeline_t *pipeline;
     zmq_in_t *zin;
-    http_server_t *http;
+    routes_t *routes;
+    httpd_t *http;
     int fatal;
 } ingest_t;
 
@@ -166,11 +168,11 @@ static void on_heartbeat(loop_t *loop, void *arg)
 static void shutdown_gracefully(ingest_t *in)
 {
     log_info("shutting down: no new requests; finishing those in flight");
-    http_drain(in->http);
+    httpd_drain(in->http);
     zmq_in_pause(in->zin);
     pipeline_stop(in->pipeline);
     int64_t deadline = loop_now_ms(in->loop) + in->opt.shutdown_timeout_ms;
-    while ((pipeline_waiting(in->pipeline) || http_busy(in->http)) &&
+    while ((pipeline_waiting(in->pipeline) || httpd_busy(in->http)) &&
            loop_now_ms(in->loop) < deadline)
         loop_run_once(in->loop);
     if (pipeline_waiting(in->pipeline))
@@ -268,20 +270,27 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto done;
     }
-    http_options_t ho = {.listen = in.opt.http,
-                         .token = in.opt.token,
-                         .tls = tls,
-                         .max_body = in.opt.max_body,
-                         .head_max = in.opt.max_head,
-                         .request_timeout_ms = in.opt.request_timeout_ms,
-                         .idle_timeout_ms = in.opt.idle_timeout_ms,
-                         .max_connections = in.opt.max_connections,
-                         .loop = in.loop,
-                         .pipeline = in.pipeline,
-                         .metrics = in.metrics,
-                         .ready = on_ready,
-                         .ready_arg = &in};
-    in.http = http_new(&ho, err, sizeof err);
+    routes_options_t ro = {.pipeline = in.pipeline,
+                           .token = in.opt.token,
+                           .metrics = in.metrics,
+                           .ready = on_ready,
+                           .ready_arg = &in};
+    in.routes = routes_new(&ro);
+    if (!in.routes) {
+        log_error("out of memory");
+        goto done;
+    }
+    httpd_options_t ho = {.listen = in.opt.http,
+                          .tls = tls,
+                          .max_body = in.opt.max_body,
+                          .head_max = in.opt.max_head,
+                          .request_timeout_ms = in.opt.request_timeout_ms,
+                          .idle_timeout_ms = in.opt.idle_timeout_ms,
+                          .max_connections = in.opt.max_connections,
+                          .loop = in.loop,
+                          .metrics = in.metrics,
+                          .handler = routes_handler(in.routes)};
+    in.http = httpd_new(&ho, err, sizeof err);
     if (!in.http) {
         log_error("%s", err);
         goto done;
@@ -305,7 +314,8 @@ int main(int argc, char **argv)
     shutdown_gracefully(&in);
     exit_code = 0;
 done:
-    http_destroy(&in.http);
+    httpd_destroy(&in.http);
+    routes_destroy(&in.routes); /* after the server that uses them */
     zmq_in_destroy(&in.zin);
     pipeline_destroy(&in.pipeline); /* unwatches the store's fd: before the store goes */
     store_destroy(&in.store);

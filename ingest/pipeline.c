@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,14 @@ struct pipeline_entry_t {
     char error[160];
 };
 
-static const char *const REJECT_REASONS[] = {"bad_json",   "schema",       "too_large",
-                                             "batch_size", "unauthorized", "bad_request",
-                                             "database",   "unavailable",  "overloaded"};
-#define NREASONS (sizeof REJECT_REASONS / sizeof REJECT_REASONS[0])
+/* The label of each pipeline_reject_t, indexed by it. */
+static const char *const REJECT_NAMES[PIPELINE_REJECT_COUNT] = {
+    [PIPELINE_REJECT_BAD_JSON] = "bad_json",         [PIPELINE_REJECT_SCHEMA] = "schema",
+    [PIPELINE_REJECT_TOO_LARGE] = "too_large",       [PIPELINE_REJECT_BATCH_SIZE] = "batch_size",
+    [PIPELINE_REJECT_UNAUTHORIZED] = "unauthorized", [PIPELINE_REJECT_BAD_REQUEST] = "bad_request",
+    [PIPELINE_REJECT_DATABASE] = "database",         [PIPELINE_REJECT_UNAVAILABLE] = "unavailable",
+    [PIPELINE_REJECT_OVERLOADED] = "overloaded",
+};
 
 struct pipeline_t {
     pipeline_options_t o;
@@ -35,7 +40,7 @@ struct pipeline_t {
     size_t blocked_cap;
     int stopping;
     int synced; /* the publisher's last id was read from the store since it became ready */
-    metric_t *m_rejected[NREASONS];
+    metric_t *m_rejected[PIPELINE_REJECT_COUNT];
     metric_t *m_received_http, *m_received_zmq, *m_pending;
 };
 
@@ -54,9 +59,9 @@ pipeline_t *pipeline_new(const pipeline_options_t *o)
         return NULL;
     }
     if (o->metrics) {
-        for (size_t i = 0; i < NREASONS; i++) {
+        for (size_t i = 0; i < PIPELINE_REJECT_COUNT; i++) {
             char label[64];
-            snprintf(label, sizeof label, "reason=\"%s\"", REJECT_REASONS[i]);
+            snprintf(label, sizeof label, "reason=\"%s\"", REJECT_NAMES[i]);
             p->m_rejected[i] = metrics_counter(o->metrics, "adw_ingest_rejected_total", label,
                                                "Events or requests refused, by reason");
         }
@@ -90,16 +95,20 @@ void pipeline_destroy(pipeline_t **pp)
     *pp = NULL;
 }
 
-void pipeline_count_rejected(pipeline_t *p, const char *reason)
+const char *pipeline_reject_name(pipeline_reject_t reason)
 {
-    for (size_t i = 0; i < NREASONS; i++)
-        if (!strcmp(reason, REJECT_REASONS[i]))
-            metric_add(p->m_rejected[i], 1);
+    return (unsigned)reason < PIPELINE_REJECT_COUNT ? REJECT_NAMES[reason] : NULL;
 }
 
-void pipeline_count_received(pipeline_t *p, const char *transport, int64_t n)
+void pipeline_count_rejected(pipeline_t *p, pipeline_reject_t reason)
 {
-    metric_add(!strcmp(transport, "zmq") ? p->m_received_zmq : p->m_received_http, n);
+    assert((unsigned)reason < PIPELINE_REJECT_COUNT);
+    metric_add(p->m_rejected[reason], 1);
+}
+
+void pipeline_count_received(pipeline_t *p, pipeline_transport_t transport, int64_t n)
+{
+    metric_add(transport == PIPELINE_ZMQ ? p->m_received_zmq : p->m_received_http, n);
 }
 
 static void append(pipeline_t *p, pipeline_entry_t *e)
@@ -229,9 +238,9 @@ pipeline_entry_t *pipeline_refuse(pipeline_t *p, uint64_t channel, pipeline_stat
     e->index = index;
     snprintf(e->error, sizeof e->error, "%s", error ? error : admission_error(status));
     if (status == PIPELINE_UNAVAILABLE)
-        pipeline_count_rejected(p, "unavailable");
+        pipeline_count_rejected(p, PIPELINE_REJECT_UNAVAILABLE);
     else if (status == PIPELINE_OVERLOADED || status == PIPELINE_STOPPING)
-        pipeline_count_rejected(p, "overloaded");
+        pipeline_count_rejected(p, PIPELINE_REJECT_OVERLOADED);
     append(p, e);
     p->finished++;
     /* Refusals are answered on the next turn, so a callback never runs inside submit. */
@@ -323,12 +332,12 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
         case STORE_STATUS_UNAVAILABLE:
             e->status = PIPELINE_UNAVAILABLE;
             snprintf(e->error, sizeof e->error, "%s", r->err);
-            pipeline_count_rejected(p, "unavailable");
+            pipeline_count_rejected(p, PIPELINE_REJECT_UNAVAILABLE);
             break;
         case STORE_STATUS_REJECTED:
             e->status = PIPELINE_INVALID;
             snprintf(e->error, sizeof e->error, "%s", r->err);
-            pipeline_count_rejected(p, "database");
+            pipeline_count_rejected(p, PIPELINE_REJECT_DATABASE);
             break;
         }
         r = next;

@@ -90,8 +90,35 @@ int pipeline_synced(const pipeline_t *p);
 /* Entries not yet answered. */
 size_t pipeline_waiting(const pipeline_t *p);
 
-/* Records a refused event (the reason label is one of the fixed set in proto/). */
-void pipeline_count_rejected(pipeline_t *p, const char *reason);
-void pipeline_count_received(pipeline_t *p, const char *transport, int64_t n);
+/* Why an event or request was refused: the reason label of adw_ingest_rejected_total (the
+ * fixed set in proto/), in the order the series are registered. */
+typedef enum pipeline_reject {
+    PIPELINE_REJECT_BAD_JSON = 0, /* "bad_json": not JSON (or msgpack), or an empty body */
+    PIPELINE_REJECT_SCHEMA,       /* "schema": not a valid event or hook body */
+    PIPELINE_REJECT_TOO_LARGE,    /* "too_large": a body over the size limit */
+    PIPELINE_REJECT_BATCH_SIZE,   /* "batch_size": more events than ADW_BATCH_MAX */
+    PIPELINE_REJECT_UNAUTHORIZED, /* "unauthorized": missing or wrong bearer token */
+    PIPELINE_REJECT_BAD_REQUEST,  /* "bad_request": malformed HTTP, no length, wrong type */
+    PIPELINE_REJECT_DATABASE,     /* "database": PostgreSQL refused the data */
+    PIPELINE_REJECT_UNAVAILABLE,  /* "unavailable": the database is unavailable */
+    PIPELINE_REJECT_OVERLOADED,   /* "overloaded": too many pending events, or shutting down */
+    PIPELINE_REJECT_COUNT         /* the number of reasons, not a reason */
+} pipeline_reject_t;
+
+/* Where events came from: the transport label of adw_ingest_received_total. */
+typedef enum pipeline_transport {
+    PIPELINE_HTTP = 0, /* "http" */
+    PIPELINE_ZMQ,      /* "zmq" */
+} pipeline_transport_t;
+
+/* Returns the metric label of reason ("bad_json", ...), or NULL when reason is out of range.
+ * Static storage. */
+const char *pipeline_reject_name(pipeline_reject_t reason);
+
+/* Records one refused event or request. */
+void pipeline_count_rejected(pipeline_t *p, pipeline_reject_t reason);
+
+/* Records n events received over transport. */
+void pipeline_count_received(pipeline_t *p, pipeline_transport_t transport, int64_t n);
 
 #endif

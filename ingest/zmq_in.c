@@ -146,7 +146,7 @@ static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
     char err[256];
     json_t *value = NULL;
     if (codec_msgpack_decode(zmq_msg_data(body), zmq_msg_size(body), &value, err, sizeof err)) {
-        pipeline_count_rejected(p, "bad_json");
+        pipeline_count_rejected(p, PIPELINE_REJECT_BAD_JSON);
         pipeline_refuse(p, pr->channel, PIPELINE_INVALID, err, -1, on_done, pr);
         return;
     }
@@ -154,10 +154,12 @@ static void handle(zmq_in_t *z, zmq_msg_t *parts, size_t nparts)
     store_req_t *r = NULL;
     long index = -1;
     int rc = pipeline_build(value, now, &r, &pr->is_batch, err, sizeof err, &index);
-    pipeline_count_received(p, "zmq", json_is_array(value) ? (int64_t)json_array_size(value) : 1);
+    pipeline_count_received(p, PIPELINE_ZMQ,
+                            json_is_array(value) ? (int64_t)json_array_size(value) : 1);
     json_decref(value);
     if (rc) {
-        pipeline_count_rejected(p, rc == -E2BIG ? "batch_size" : "schema");
+        pipeline_count_rejected(p,
+                                rc == -E2BIG ? PIPELINE_REJECT_BATCH_SIZE : PIPELINE_REJECT_SCHEMA);
         pipeline_refuse(p, pr->channel, PIPELINE_INVALID, err, index, on_done, pr);
         return;
     }

@@ -172,7 +172,9 @@ int http1_query_get(http1_str_t query, const char *key, char *val, size_t val_si
 int http1_path_decode(http1_str_t path, char *out, size_t out_size, size_t *out_len);
 
 /* Returns the standard reason phrase of status ("OK", "Payload Too Large"), or "" for a status
- * the project does not use. Static storage. */
+ * the project does not use. The project's one status-text table: every status line written
+ * (http1_write_response_head, adw-ingest's canned answers, adw-gateway's) takes its phrase
+ * from here. Static storage. */
 const char *http1_status_reason(int status);
 
 /* Appends an HTTP/1.1 response head to b: the status line, Content-Type when content_type is

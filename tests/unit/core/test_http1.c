@@ -1032,11 +1032,15 @@ static void test_write_response_head(void **state)
     buf_free(&b);
 
     /* Every status the project uses has its phrase; others write an empty one. */
-    const int used[] = {200, 204, 400, 401, 403, 404, 405, 408, 411,
-                        413, 415, 429, 431, 500, 501, 503, 505};
+    const int used[] = {100, 200, 204, 400, 401, 403, 404, 405, 408, 411,
+                        413, 414, 415, 429, 431, 500, 501, 503, 505};
     for (size_t i = 0; i < sizeof used / sizeof *used; i++)
         assert_true(strlen(http1_status_reason(used[i])) > 0);
     assert_string_equal(http1_status_reason(418), "");
+    assert_string_equal(http1_status_reason(100), "Continue");
+    assert_string_equal(http1_status_reason(414), "URI Too Long");
+    assert_string_equal(http1_status_reason(503), "Service Unavailable");
+    assert_string_equal(http1_status_reason(0), "");
     buf_init(&b, 0);
     assert_int_equal(http1_write_response_head(&b, 418, NULL, 0, 1, NULL), 0);
     assert_true(strncmp(b.data, "HTTP/1.1 418 \r\n", 15) == 0);

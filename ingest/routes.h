@@ -1,0 +1,44 @@
+/* routes: what adw-ingest's HTTP requests mean, as the handler of its HTTP engine (httpd.h).
+ *   POST /api/events, /api/events/broadcast   one event, an array, or NDJSON (one per line)
+ *   POST /api/hooks                           a Claude Code hook body (?adw_id=&step= or the
+ *                                             X-ADW-Id and X-ADW-Step headers)
+ *   GET  /healthz, /readyz, /metrics
+ * Every POST needs the bearer token when one is set. An accepted body goes to the pipeline,
+ * and its answer ({"status":"broadcasted","id":N} or "ids":[...]) is written once the events
+ * are committed; refusals count in adw_ingest_rejected_total.
+ *
+ * Loop thread only.
+ */
+#ifndef ADW_ROUTES_H
+#define ADW_ROUTES_H
+
+#include <stddef.h>
+
+#include "httpd.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+typedef struct routes_t routes_t;
+
+/* Answers /readyz: returns 1 when ready, else 0 with a reason in why. */
+typedef int (*routes_ready_fn)(void *arg, char *why, size_t whylen);
+
+typedef struct routes_options_t {
+    pipeline_t *pipeline; /* borrowed; where accepted events go */
+    const char *token;    /* bearer token every POST needs (borrowed); NULL or "" for none */
+    metrics_t *metrics;   /* borrowed; what /metrics renders */
+    routes_ready_fn ready;
+    void *ready_arg;
+} routes_options_t;
+
+/* Returns the routes, or NULL when out of memory. */
+routes_t *routes_new(const routes_options_t *o);
+
+/* Frees the routes; call after the server using them is destroyed. Accepts NULL and sets *r
+ * to NULL. */
+void routes_destroy(routes_t **r);
+
+/* The handler to put in httpd_options_t: it borrows r, which must outlive the server. */
+httpd_handler_t routes_handler(routes_t *r);
+
+#endif
