@@ -1,5 +1,7 @@
 #include "rxguard.h"
 
+#if RXGUARD_BUILT
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <openssl/ssl.h>
@@ -248,3 +250,39 @@ void rxguard_shutdown(void)
     g_conns = NULL;
     g_nconns = 0;
 }
+
+int rxguard_active(void)
+{
+    return 1;
+}
+
+#else /* !RXGUARD_BUILT: libwebsockets closes unmasked client frames itself (rxguard.h) */
+
+int rxguard_init(rxguard_violation_fn on_violation)
+{
+    (void)on_violation;
+    return 0;
+}
+
+void rxguard_watch(int fd)
+{
+    (void)fd;
+}
+
+int rxguard_attach(int fd, void *user)
+{
+    (void)fd;
+    (void)user;
+    return 0;
+}
+
+void rxguard_shutdown(void)
+{
+}
+
+int rxguard_active(void)
+{
+    return 0;
+}
+
+#endif

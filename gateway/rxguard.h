@@ -15,11 +15,30 @@
  * (wss) are followed the same way in SSL_read, which this module defines too, on the decrypted
  * bytes.
  *
+ * Which libwebsockets need it: every one before 5.0.0. lws 5.0.0 is the first release whose
+ * frame parser (lib/roles/ws/ops-ws.c, lws_ws_rx_sm, state LWS_RXPS_04_FRAME_HDR_LEN) closes a
+ * server connection on a client frame without the mask bit, itself, with 1002 "client
+ * unmasked" (the lws commit "Audit fixes"); every 4.x release up to 4.5.8, and every
+ * v4.x-stable branch, records the bit and takes the frame. So the guard is built only against
+ * lws < 5 (RXGUARD_BUILT, from lws_config.h's LWS_LIBRARY_VERSION_MAJOR). Built against lws 5
+ * or later, this module is stubs: recv and SSL_read are libc's and OpenSSL's own,
+ * rxguard_init does nothing and returns 0, rxguard_attach returns 0, rxguard_active returns 0;
+ * lws closes unmasked frames with its own reason and the gateway's unmasked_frame metric stays
+ * at 0.
+ *
  * Threads: rxguard_init, rxguard_watch and rxguard_attach belong to the thread that runs the
  * lws loop (the one that called rxguard_init).
  */
 #ifndef ADW_GATEWAY_RXGUARD_H
 #define ADW_GATEWAY_RXGUARD_H
+
+#include <lws_config.h>
+
+#if LWS_LIBRARY_VERSION_MAJOR < 5
+#define RXGUARD_BUILT 1 /* this libwebsockets takes unmasked client frames: the guard is built */
+#else
+#define RXGUARD_BUILT 0 /* this libwebsockets closes them itself: stubs only */
+#endif
 
 /* Called, from inside a read, when a connection with a user (rxguard_attach) sent an unmasked
  * frame. It must not close the connection itself; it may ask lws for a writeable callback. */
@@ -40,5 +59,9 @@ int rxguard_attach(int fd, void *user);
 
 /* Frees the guard's table; later reads all go straight through. */
 void rxguard_shutdown(void);
+
+/* Returns 1 when this build carries the guard (RXGUARD_BUILT: recv and SSL_read are defined
+ * here), 0 when it holds only the stubs. */
+int rxguard_active(void);
 
 #endif
