@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "auth.h"
+#include "http1.h"
 #include "log.h"
 
 #define ADMIT_TOKEN_MAX 1024 /* longest token accepted */
@@ -184,16 +185,9 @@ fail:
 int admit_refuse(struct lws *wsi, int status, const char *msg, const char *hname,
                  const char *hvalue)
 {
-    static const struct {
-        int code;
-        const char *text;
-    } reasons[] = {{400, "Bad Request"},        {401, "Unauthorized"}, {403, "Forbidden"},
-                   {405, "Method Not Allowed"}, {404, "Not Found"},    {414, "URI Too Long"},
-                   {503, "Service Unavailable"}};
-    const char *text = "Error";
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-        if (reasons[i].code == status)
-            text = reasons[i].text;
+    const char *text = http1_status_reason(status);
+    if (!*text)
+        text = "Error";
     size_t blen = 0;
     char *body = api_error_body(msg, &blen);
     unsigned char buf[LWS_PRE + 1024];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "listen.h"
 #include "log.h"
 #include "routes.h"
 #include "rxguard.h"
@@ -281,32 +282,6 @@ static void lws_log(int level, const char *line)
     log_write(level == LLL_ERR ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "lws: %.*s", (int)n, line);
 }
 
-/* Splits "host:port" or "[v6]:port"; an empty host or 0.0.0.0 means every interface. */
-static int parse_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-    const char *colon;
-    if (listen[0] == '[') {
-        const char *end = strchr(listen, ']');
-        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= hostlen)
-            return -EINVAL;
-        memcpy(host, listen + 1, (size_t)(end - listen - 1));
-        host[end - listen - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || (size_t)(colon - listen) >= hostlen)
-            return -EINVAL;
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || p < 1 || p > 65535)
-        return -EINVAL;
-    *port = (int)p;
-    return 0;
-}
-
 /* Binds and releases the address once, so that "address in use" is reported plainly. */
 static int probe_bind(const char *host, int port, char *err, size_t errlen, const char *listen)
 {
@@ -351,13 +326,14 @@ static int probe_bind(const char *host, int port, char *err, size_t errlen, cons
 
 ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
 {
-    char host[128];
-    int port;
-    if (parse_listen(o->listen, host, sizeof host, &port)) {
+    listen_addr_t la;
+    if (listen_parse(o->listen, &la, NULL, 0) || la.port == 0) {
         snprintf(err, errlen, "bad listen address \"%s\" (want host:port)", o->listen);
         return NULL;
     }
-    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "*"))
+    char *host = la.host; /* "*" is "" already */
+    int port = la.port;
+    if (!strcmp(host, "0.0.0.0"))
         host[0] = '\0';
     if (probe_bind(host, port, err, errlen, o->listen))
         return NULL;
