@@ -461,7 +461,7 @@ int demo_run(const demo_options_t *o, volatile sig_atomic_t *stop)
                            .token = o->token,
                            .curve_server = o->curve_server,
                            .curve_cert = o->curve_cert};
-    client_t *c = client_new(&co, err, sizeof err);
+    client_t *c = client_new(&co, NULL, err, sizeof err);
     if (!c) {
         log_error("demo: %s", err);
         return -EINVAL;

@@ -240,7 +240,7 @@ static void *pub_main(void *arg)
                            .token = o->token,
                            .curve_server = o->curve_server,
                            .curve_cert = o->curve_cert};
-    client_t *c = client_new(&co, err, sizeof err);
+    client_t *c = client_new(&co, NULL, err, sizeof err);
     if (!c) {
         pthread_mutex_lock(&sp->mu);
         snprintf(sp->err, sizeof sp->err, "%s", err);

@@ -638,7 +638,7 @@ int main(int argc, char **argv)
         return rc == CONFIG_EXIT ? 0 : SEND_EXIT_USAGE;
     s.deadline_us = start + s.opt.timeout_ms * 1000;
     if (s.opt.make_cert) {
-        if (client_curve_make_cert(s.opt.make_cert, err, sizeof err)) {
+        if (client_cert_make(s.opt.make_cert, err, sizeof err)) {
             fprintf(stderr, "adw-send: %s\n", err);
             return 1;
         }
@@ -688,8 +688,9 @@ int main(int argc, char **argv)
     else if (strcmp(s.opt.spool, "off") != 0)
         co.spool_dir = s.opt.spool;
 
-    s.client = client_new(&co, err, sizeof err);
-    if (!s.client && (strstr(err, "out of memory") || strstr(err, strerror(ENOMEM)))) {
+    client_err_t why;
+    s.client = client_new(&co, &why, err, sizeof err);
+    if (!s.client && why == CLIENT_ERR_NOMEM) {
         /* Not a usage error: the event is lost, and only --strict says so in the exit code. */
         log_error("%s; the event(s) were not sent", err);
         s.tally.lost++;

@@ -10,6 +10,7 @@
 
 #include "adw_limits.h"
 #include "client_wire.h"
+#include "err.h"
 #include "event.h"
 #include "jsonw.h"
 #include "log.h"
@@ -30,23 +31,32 @@ struct client_t {
     json_t *batch; /* the request being sent (references to the events) */
 };
 
-client_t *client_new(const client_options_t *o, char *err, size_t errlen)
+/* The kind of failure a negative errno from a constructor means. */
+static client_err_t err_kind(int e)
 {
+    return e == ENOMEM ? CLIENT_ERR_NOMEM : CLIENT_ERR_CONFIG;
+}
+
+client_t *client_new(const client_options_t *o, client_err_t *code, char *err, size_t errlen)
+{
+    client_err_t kind = CLIENT_ERR_NOMEM;
     client_t *c = calloc(1, sizeof *c);
     if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+        set_err(err, errlen, "out of memory");
+        goto fail;
     }
     c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
     c->batch = json_array();
     if (!c->batch) {
-        snprintf(err, errlen, "out of memory");
+        set_err(err, errlen, "out of memory");
         goto fail;
     }
     if (o->http_url && *o->http_url) {
         c->http = client_http_new(o->http_url, o->token, o->ca_file, err, errlen);
-        if (!c->http)
+        if (!c->http) {
+            kind = err_kind(errno);
             goto fail;
+        }
     } else {
         const char *ep = o->zmq_endpoint && *o->zmq_endpoint ? o->zmq_endpoint : CLIENT_ZMQ_DEFAULT;
         /* A bind address (ingest's own ADW_INGEST_ZMQ, a wildcard host) means this host. */
@@ -59,26 +69,28 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
                 break;
             }
         }
-        client_curve_t keys, *curve = NULL;
+        client_curve_keys_t keys, *curve = NULL;
         int given = (o->curve_server && *o->curve_server) + (o->curve_cert && *o->curve_cert);
         if (given == 1) {
-            snprintf(err, errlen,
-                     "CURVE needs both the server's public certificate "
-                     "(--curve-server) and our secret one (--curve-cert)");
+            set_err(err, errlen,
+                    "CURVE needs both the server's public certificate "
+                    "(--curve-server) and our secret one (--curve-cert)");
+            kind = CLIENT_ERR_CONFIG;
             goto fail;
         }
         if (given == 2) {
-            char why[CLIENT_ERR_LEN];
-            memset(&keys, 0, sizeof keys);
-            if (client_curve_load(o->curve_server, keys.server, NULL, why, sizeof why) ||
-                client_curve_load(o->curve_cert, keys.pub, keys.sec, why, sizeof why)) {
-                snprintf(err, errlen, "%s", why);
+            int rc = client_cert_load(o->curve_server, keys.server, NULL, err, errlen);
+            if (rc == 0)
+                rc = client_cert_load(o->curve_cert, keys.pub, keys.sec, err, errlen);
+            if (rc) {
                 explicit_bzero(&keys, sizeof keys);
+                kind = err_kind(-rc);
                 goto fail;
             }
             curve = &keys;
         }
         c->zmq = client_zmq_new(ep, curve, err, errlen);
+        kind = err_kind(errno);
         if (curve)
             explicit_bzero(&keys, sizeof keys);
         if (!c->zmq)
@@ -87,12 +99,17 @@ client_t *client_new(const client_options_t *o, char *err, size_t errlen)
     if (o->spool_dir && *o->spool_dir) {
         c->spool = spool_open(o->spool_dir, o->spool_max);
         if (!c->spool) {
-            snprintf(err, errlen, "spool directory '%s': %s", o->spool_dir, strerror(errno));
+            kind = err_kind(errno);
+            set_err(err, errlen, "spool directory '%s': %s", o->spool_dir, strerror(errno));
             goto fail;
         }
     }
+    if (code)
+        *code = CLIENT_ERR_NONE;
     return c;
 fail:
+    if (code)
+        *code = kind;
     client_destroy(&c);
     return NULL;
 }

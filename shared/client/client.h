@@ -1,11 +1,10 @@
 /* client: pushes ADW events to adw-ingest, for programs to embed (adw-send, adw-bench).
  *
  * Two transports, one per client:
- *   ZeroMQ  a DEALER connected to ingest's ROUTER (ZMTP 3.0 spoken directly on a TCP or IPC
- *           socket: no libzmq, no threads; NULL security, or CURVE with certificates);
- *           a request is one msgpack frame, an
- *           array of event maps; the answer {"ok":true,"ids":[...]} or {"ok":false,"error":...,
- *           "index":i, "retry":true}.
+ *   ZeroMQ  a libzmq DEALER connected to ingest's ROUTER over TCP or IPC (NULL security, or
+ *           CURVE with certificates); a request is one msgpack frame, an array of event maps;
+ *           the answer {"ok":true,"ids":[...]} or {"ok":false,"error":..., "index":i,
+ *           "retry":true}.
  *   HTTP    POST <url>/api/events with a JSON array body over one keep-alive connection,
  *           "Authorization: Bearer <token>" when a token is set; the answer
  *           200 {"status":"broadcasted","ids":[...]} or an error status with {"error","index"}.
@@ -52,6 +51,13 @@
 
 typedef struct client_t client_t;
 
+/* Why client_new() failed, for a program to act on (the reason text beside it is for people). */
+typedef enum client_err_t {
+    CLIENT_ERR_NONE = 0,
+    CLIENT_ERR_CONFIG, /* an option cannot be used (see client_new): the caller's mistake */
+    CLIENT_ERR_NOMEM,  /* out of memory */
+} client_err_t;
+
 /* How to reach ingest. Plain data; every string is copied by client_new. */
 typedef struct client_options_t {
     const char *http_url;     /* "http[s]://host[:port][/prefix]": HTTP to <prefix>/api/events
@@ -86,17 +92,22 @@ typedef struct client_report_t {
     char lost_err[CLIENT_ERR_LEN];    /* why events were lost (no spool, spool full), or "" */
 } client_report_t;
 
-/* Makes a new CURVE key pair and writes it as CZMQ's zcert_save does: path (the public
- * certificate, 0644) and path + "_secret" (both keys, 0600); an existing file is never
- * overwritten. Returns 0 or a negative errno with the reason in err. */
-int client_curve_make_cert(const char *path, char *err, size_t errlen);
+/* Makes a new CURVE key pair (libzmq's zmq_curve_keypair) and writes it as CZMQ's zcert_save
+ * does: path (the public certificate, 0644) and path + "_secret" (both keys, 0600); an existing
+ * file is never overwritten. Returns 0 or a negative errno with the reason in err. */
+int client_cert_make(const char *path, char *err, size_t errlen);
 
 /* Makes a client. Nothing is connected yet (the first send connects). Returns NULL with the
- * reason in err (NUL-terminated when errlen > 0): a URL that is not http[s]://host[:port][/path]
- * (https needs OpenSSL 3, loaded at run time), an endpoint that is not tcp://host:port or
- * ipc:///path, one CURVE certificate without the other or one that cannot be read, an unusable
- * spool directory, out of memory. */
-client_t *client_new(const client_options_t *o, char *err, size_t errlen);
+ * kind of failure in *code (when code is not NULL) and the reason in err (NUL-terminated when
+ * errlen > 0):
+ *   CLIENT_ERR_CONFIG  a URL that is not http[s]://host[:port][/path] (https needs OpenSSL 3,
+ *                      loaded at run time; an unreadable CA file), a token with a space or
+ *                      control character, an endpoint that is not tcp://host:port or
+ *                      ipc:///path, one CURVE certificate without the other or one that cannot
+ *                      be read, an unusable spool directory
+ *   CLIENT_ERR_NOMEM   out of memory
+ * On success *code is CLIENT_ERR_NONE. */
+client_t *client_new(const client_options_t *o, client_err_t *code, char *err, size_t errlen);
 
 /* Closes its connection, frees the client and sets *c to NULL. Never blocks. Accepts NULL and
  * a pointer to NULL. */

@@ -123,6 +123,7 @@ static int parse_url(client_http_t *h, const char *url, char *err, size_t errlen
 client_http_t *client_http_new(const char *url, const char *token, const char *ca_file, char *err,
                                size_t errlen)
 {
+    int e = EINVAL;
     client_http_t *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -149,6 +150,7 @@ client_http_t *client_http_new(const char *url, const char *token, const char *c
         h->auth = malloc(n);
         if (!h->auth) {
             snprintf(err, errlen, "out of memory");
+            e = ENOMEM;
             goto fail;
         }
         snprintf(h->auth, n, "Authorization: Bearer %s\r\n", token);
@@ -156,7 +158,7 @@ client_http_t *client_http_new(const char *url, const char *token, const char *c
     return h;
 fail:
     client_http_destroy(&h);
-    errno = EINVAL;
+    errno = e;
     return NULL;
 }
 

@@ -15,94 +15,40 @@
 
 #include <jansson.h>
 
-#include "buf.h"
-
-/* CurveZMQ (RFC 26 over ZMTP 3.0, as libzmq speaks it), the client side; client_curve.c. */
-#define CLIENT_CURVE_KEY 32     /* bytes of a key */
+/* CURVE certificate files (client_cert.c). */
 #define CLIENT_CURVE_Z85_LEN 40 /* characters of a key in Z85 */
 
-/* One connection's CURVE state. The first three keys are the caller's; the rest is made by
- * the handshake. Plain data. */
-typedef struct client_curve_t {
-    unsigned char server[CLIENT_CURVE_KEY];    /* S: the server's long-term public key */
-    unsigned char pub[CLIENT_CURVE_KEY];       /* C: ours, long-term */
-    unsigned char sec[CLIENT_CURVE_KEY];       /* c */
-    unsigned char cn_pub[CLIENT_CURVE_KEY];    /* C': this connection's */
-    unsigned char cn_sec[CLIENT_CURVE_KEY];    /* c' */
-    unsigned char cn_server[CLIENT_CURVE_KEY]; /* S' */
-    unsigned char cookie[96];
-    unsigned char precom[CLIENT_CURVE_KEY]; /* crypto_box_beforenm(S', c') */
-    uint64_t nonce;                         /* our next short nonce */
-    uint64_t peer_nonce;                    /* the server's last short nonce */
-} client_curve_t;
+/* The keys of a CURVE client, Z85 text with a NUL each. Plain data. */
+typedef struct client_curve_keys_t {
+    char server[CLIENT_CURVE_Z85_LEN + 1]; /* the server's long-term public key */
+    char pub[CLIENT_CURVE_Z85_LEN + 1];    /* ours */
+    char sec[CLIENT_CURVE_Z85_LEN + 1];    /* our secret key */
+} client_curve_keys_t;
 
-/* Starts libsodium (once; thread-safe). Returns 0 or -EIO. */
-int client_curve_init(void);
-/* Z85: encodes a key into 40 characters and a NUL; decodes exactly 40 characters. decode
- * returns 0 or -EINVAL. */
-void client_curve_z85_encode(char out[CLIENT_CURVE_Z85_LEN + 1],
-                             const unsigned char key[CLIENT_CURVE_KEY]);
-int client_curve_z85_decode(unsigned char key[CLIENT_CURVE_KEY], const char *text, size_t len);
 /* Reads a certificate as zcert_load does (path + "_secret" when it exists, else path; ZPL with
- * curve/public-key and curve/secret-key in Z85). sec NULL: only the public key is wanted.
- * Returns 0, -ENOENT (unreadable) or -EINVAL (no key, or no secret key when sec is given) with
- * the reason in err. */
-int client_curve_load(const char *path, unsigned char pub[CLIENT_CURVE_KEY],
-                      unsigned char sec[CLIENT_CURVE_KEY], char *err, size_t errlen);
-/* Makes this connection's key pair and appends the HELLO command frame. 0, -ENOMEM or -EIO. */
-int client_curve_hello(client_curve_t *c, buf_t *out);
-/* Opens the WELCOME command (cmd[0..len), the frame's body) and appends the INITIATE command
- * frame carrying metadata (ZMTP properties). Returns 0, -EPROTO with the reason in err,
- * -ENOMEM or -EIO. */
-int client_curve_welcome(client_curve_t *c, const unsigned char *cmd, size_t len,
-                         const unsigned char *metadata, size_t mlen, buf_t *out, char *err,
-                         size_t errlen);
-/* Opens the READY command (decrypted in place). Returns 0 or -EPROTO with the reason in err. */
-int client_curve_ready(client_curve_t *c, unsigned char *cmd, size_t len, char *err, size_t errlen);
-/* Appends one MESSAGE frame boxing len bytes of body with flags (bit 0: more). 0, -ENOMEM,
- * -E2BIG or -EIO. */
-int client_curve_seal(client_curve_t *c, buf_t *out, const void *body, size_t len, unsigned flags);
-/* Opens a MESSAGE (a frame's body, decrypted in place): 0 with *flags (bit 0 more, bit 1
- * command) and the body at *body (into msg), or -EPROTO (malformed, replayed, forged). */
-int client_curve_open(client_curve_t *c, unsigned char *msg, size_t len, unsigned *flags,
-                      const unsigned char **body, size_t *body_len);
-/* Forgets the connection's secrets. */
-void client_curve_wipe(client_curve_t *c);
+ * curve/public-key and curve/secret-key in Z85) into pub and, when sec is not NULL, sec (Z85
+ * with a NUL). Returns 0, -ENOENT (unreadable), -EINVAL (no valid key, or no secret key when
+ * sec is given) or -ENOMEM, with the reason in err. */
+int client_cert_load(const char *path, char pub[CLIENT_CURVE_Z85_LEN + 1],
+                     char sec[CLIENT_CURVE_Z85_LEN + 1], char *err, size_t errlen);
 
-/* ZeroMQ: a DEALER speaking ZMTP 3.0 itself over one TCP or IPC connection, without libzmq: no
- * context, no I/O thread, a refused connection known at once. NULL security: the greeting, the
- * READY command and the first request go out in one write; CURVE: two round trips (HELLO,
- * INITIATE) before the first request. */
+/* ZeroMQ (client_zmq.c): a libzmq DEALER connected to ingest's ROUTER, opened on the first
+ * request and kept while it works. libzmq's monitor says what the socket does not: a refused
+ * connection (-ECONNREFUSED at once), a refused or failed handshake (-EPROTO at once), a
+ * connection lost before the answer (-ECONNRESET). Every wait is a zmq_poll bounded by the
+ * deadline, and sockets close with ZMQ_LINGER 0, so nothing blocks past it. */
 typedef struct client_zmq_t client_zmq_t;
 
 /* endpoint: "tcp://host:port" or "ipc:///path" (copied). curve: NULL for NULL security, else
- * the keys to use (server, pub and sec copied). Returns NULL with the reason in err and errno
- * EINVAL (another transport, a malformed endpoint), EIO (libsodium) or ENOMEM. */
-client_zmq_t *client_zmq_new(const char *endpoint, const client_curve_t *curve, char *err,
+ * the keys to use (copied). Nothing is connected yet. Returns NULL with the reason in err and
+ * errno EINVAL (another transport, a malformed endpoint) or ENOMEM. */
+client_zmq_t *client_zmq_new(const char *endpoint, const client_curve_keys_t *curve, char *err,
                              size_t errlen);
+/* Closes the socket (never blocks), wipes the keys, frees *z and sets it to NULL. Accepts NULL
+ * and a pointer to NULL. */
 void client_zmq_destroy(client_zmq_t **z);
 int client_zmq_request(client_zmq_t *z, const json_t *events, int64_t deadline_us, int64_t *ids,
                        long *index, char *err, size_t errlen);
-
-/* ZMTP framing, no I/O (exposed for the unit tests). */
-#define CLIENT_ZMTP_GREETING 64
-/* Appends our greeting and READY command (Socket-Type DEALER) to out. Returns 0 or -ENOMEM. */
-int client_zmtp_hello(buf_t *out);
-/* Appends one final message frame holding len bytes of body. Returns 0, -ENOMEM or -E2BIG. */
-int client_zmtp_frame(buf_t *out, const void *body, size_t len);
-/* Checks the peer's greeting (the first CLIENT_ZMTP_GREETING bytes of p) offers the NULL
- * mechanism. Returns 0 or -EPROTO with the reason in err. */
-int client_zmtp_check_greeting(const unsigned char *p, char *err, size_t errlen);
-/* Appends our greeting for mechanism ("NULL" or "CURVE"), as a client. Returns 0 or -ENOMEM. */
-int client_zmtp_greeting(buf_t *out, const char *mechanism);
-/* As client_zmtp_check_greeting, for mechanism ("NULL" or "CURVE"). */
-int client_zmtp_check_greeting_for(const unsigned char *p, const char *mechanism, char *err,
-                                   size_t errlen);
-/* Parses the frame at p[0..len): returns -EAGAIN when incomplete, -EPROTO when malformed, or
- * 0 with *flags (bit 0 more, bit 2 command), the body at *body (into p), *body_len, and
- * *frame_len the bytes the whole frame took. max bounds the body. */
-int client_zmtp_parse_frame(const unsigned char *p, size_t len, size_t max, unsigned *flags,
-                            const unsigned char **body, size_t *body_len, size_t *frame_len);
 
 /* Sockets, shared by both transports. */
 /* Connects a non-blocking stream socket to host:port (tcp) or the unix socket path (host NULL,

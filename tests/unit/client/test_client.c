@@ -1,5 +1,6 @@
-/* Unit tests for the client library: event ids, ZMTP framing, the spool, and both transports
- * against in-process peers (a libzmq ROUTER, a scripted HTTP server). */
+/* Unit tests for the client library: event ids, CURVE certificate files, the spool, and both
+ * transports against in-process peers (a libzmq ROUTER, plain or CURVE, a scripted HTTP
+ * server). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,97 +102,7 @@ static void test_prepare_adds_id_and_timestamp_and_keeps_given_ones(void **state
     json_decref(e);
 }
 
-/* ---- ZMTP framing ---- */
-
-static void test_zmtp_hello_is_a_greeting_and_ready_dealer(void **state)
-{
-    (void)state;
-    buf_t b;
-    buf_init(&b, 0);
-    assert_int_equal(client_zmtp_hello(&b), 0);
-    const unsigned char *p = (const unsigned char *)b.data;
-    assert_int_equal(b.len, 64 + 2 + 28);
-    assert_int_equal(p[0], 0xff);
-    assert_int_equal(p[9], 0x7f);
-    assert_int_equal(p[10], 3);
-    assert_memory_equal(p + 12, "NULL\0\0\0\0", 8);
-    assert_int_equal(p[32], 0); /* as-server */
-    assert_int_equal(client_zmtp_check_greeting(p, NULL, 0), 0);
-    assert_int_equal(p[64], 0x04); /* a short command */
-    assert_int_equal(p[65], 28);
-    assert_memory_equal(p + 66,
-                        "\x05READY\x0bSocket-Type\0\0\0\x06"
-                        "DEALER",
-                        28);
-    buf_free(&b);
-}
-
-static void test_zmtp_frames_short_and_long(void **state)
-{
-    (void)state;
-    buf_t b;
-    buf_init(&b, 0);
-    char big[300];
-    memset(big, 'x', sizeof big);
-    assert_int_equal(client_zmtp_frame(&b, "abc", 3), 0);
-    assert_int_equal(client_zmtp_frame(&b, big, sizeof big), 0);
-    const unsigned char *p = (const unsigned char *)b.data;
-    assert_memory_equal(p,
-                        "\x00\x03"
-                        "abc",
-                        5);
-    assert_memory_equal(p + 5, "\x02\0\0\0\0\0\0\x01\x2c", 9);
-    unsigned flags;
-    const unsigned char *body;
-    size_t bl, fl;
-    assert_int_equal(client_zmtp_parse_frame(p, b.len, 1000, &flags, &body, &bl, &fl), 0);
-    assert_int_equal(flags, 0);
-    assert_int_equal(bl, 3);
-    assert_int_equal(fl, 5);
-    assert_memory_equal(body, "abc", 3);
-    assert_int_equal(client_zmtp_parse_frame(p + 5, b.len - 5, 1000, &flags, &body, &bl, &fl), 0);
-    assert_int_equal(bl, 300);
-    assert_int_equal(fl, 309);
-    /* Every prefix of a frame is incomplete, never an error. */
-    for (size_t n = 0; n < 309; n++)
-        assert_int_equal(client_zmtp_parse_frame(p + 5, n, 1000, &flags, &body, &bl, &fl), -EAGAIN);
-    /* Over the bound, unknown flag bits: malformed. */
-    assert_int_equal(client_zmtp_parse_frame(p + 5, b.len - 5, 299, &flags, &body, &bl, &fl),
-                     -EPROTO);
-    assert_int_equal(
-        client_zmtp_parse_frame((const unsigned char *)"\x08\x00", 2, 10, &flags, &body, &bl, &fl),
-        -EPROTO);
-    assert_int_equal(
-        client_zmtp_parse_frame((const unsigned char *)"\x05\x01x", 3, 10, &flags, &body, &bl, &fl),
-        0);
-    assert_int_equal(flags, 5); /* more + command */
-    const unsigned char huge[9] = {0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    assert_int_equal(client_zmtp_parse_frame(huge, 9, SIZE_MAX, &flags, &body, &bl, &fl),
-                     SIZE_MAX >= UINT64_MAX ? -EAGAIN : -EPROTO);
-    buf_free(&b);
-}
-
-static void test_zmtp_greeting_refusals(void **state)
-{
-    (void)state;
-    buf_t b;
-    buf_init(&b, 0);
-    client_zmtp_hello(&b);
-    unsigned char g[64];
-    char err[128];
-    memcpy(g, b.data, 64);
-    g[0] = 'H'; /* an HTTP server */
-    assert_int_equal(client_zmtp_check_greeting(g, err, sizeof err), -EPROTO);
-    assert_non_null(strstr(err, "ZMTP"));
-    memcpy(g, b.data, 64);
-    g[10] = 2;
-    assert_int_equal(client_zmtp_check_greeting(g, err, sizeof err), -EPROTO);
-    memcpy(g, b.data, 64);
-    memcpy(g + 12, "CURVE", 5);
-    assert_int_equal(client_zmtp_check_greeting(g, err, sizeof err), -EPROTO);
-    assert_non_null(strstr(err, "security"));
-    buf_free(&b);
-}
+/* ---- answers ---- */
 
 static void test_wire_ids(void **state)
 {
@@ -224,7 +135,7 @@ static void test_client_new_checks_urls_and_endpoints(void **state)
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
         client_options_t o = {.http_url = bad_urls[i]};
         err[0] = '\0';
-        client_t *c = client_new(&o, err, sizeof err);
+        client_t *c = client_new(&o, NULL, err, sizeof err);
         if (c)
             fail_msg("accepted %s", bad_urls[i]);
         assert_true(err[0]);
@@ -232,15 +143,15 @@ static void test_client_new_checks_urls_and_endpoints(void **state)
     /* https: OpenSSL loads at run time; a CA file that cannot be read is refused at once */
     client_options_t ho = {.http_url = "https://127.0.0.1:1", .ca_file = "/nonexistent/ca.pem"};
     err[0] = '\0';
-    assert_null(client_new(&ho, err, sizeof err));
+    assert_null(client_new(&ho, NULL, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
     ho.ca_file = NULL;
-    client_t *hc = client_new(&ho, err, sizeof err);
+    client_t *hc = client_new(&ho, NULL, err, sizeof err);
     assert_non_null(hc);
     client_destroy(&hc);
     for (size_t i = 0; i < sizeof bad_eps / sizeof bad_eps[0]; i++) {
         client_options_t o = {.zmq_endpoint = bad_eps[i]};
-        client_t *c = client_new(&o, err, sizeof err);
+        client_t *c = client_new(&o, NULL, err, sizeof err);
         if (c)
             fail_msg("accepted %s", bad_eps[i]);
     }
@@ -253,17 +164,20 @@ static void test_client_new_checks_urls_and_endpoints(void **state)
                                  NULL};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         client_options_t o = {.zmq_endpoint = good[i]};
-        client_t *c = client_new(&o, err, sizeof err);
+        client_t *c = client_new(&o, NULL, err, sizeof err);
         if (!c)
             fail_msg("refused %s: %s", good[i] ? good[i] : "(default)", err);
         client_destroy(&c);
         assert_null(c);
     }
     client_options_t o = {.http_url = "http://h:8000/base/", .token = "bad token"};
-    assert_null(client_new(&o, err, sizeof err));
+    client_err_t code = CLIENT_ERR_NONE;
+    assert_null(client_new(&o, &code, err, sizeof err));
+    assert_int_equal(code, CLIENT_ERR_CONFIG); /* a usage error, not out of memory */
     o.token = "good";
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, &code, err, sizeof err);
     assert_non_null(c);
+    assert_int_equal(code, CLIENT_ERR_NONE);
     client_destroy(&c);
     client_destroy(&c); /* NULL is fine */
     client_destroy(NULL);
@@ -480,7 +394,7 @@ static void test_zmq_send_and_every_kind_of_answer(void **state)
     router_start(&r);
     client_options_t o = {.zmq_endpoint = r.endpoint};
     char err[CLIENT_ERR_LEN];
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     assert_non_null(c);
     json_t *two = json_array();
     json_array_append_new(two, event("a"));
@@ -532,7 +446,7 @@ static void test_zmq_refused_at_once_and_not_a_zmq_peer(void **state)
     char ep[64], err[CLIENT_ERR_LEN];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
     client_options_t o = {.zmq_endpoint = ep};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     json_t *e = event("x");
     int64_t t0 = timefmt_mono_us();
     assert_int_equal(client_send(c, e, 20000, NULL, NULL, err, sizeof err), -ECONNREFUSED);
@@ -554,6 +468,228 @@ static void test_zmq_refused_at_once_and_not_a_zmq_peer(void **state)
     close(ls);
     json_decref(e);
     client_destroy(&c);
+}
+
+static void test_zmq_oversize_answer_is_refused_and_the_next_request_works(void **state)
+{
+    (void)state;
+    /* An answer of more than 1 MiB: the socket drops the connection rather than take it. */
+    size_t big = (1u << 20) + 100;
+    char *huge = malloc(big + 64);
+    assert_non_null(huge);
+    int n = snprintf(huge, 64, "{\"ok\":true,\"ids\":[1],\"pad\":\"");
+    memset(huge + n, 'x', big);
+    strcpy(huge + n + big, "\"}");
+    router_t r = {.replies = {huge, "{\"ok\":true,\"ids\":[2]}"}, .nreplies = 2};
+    router_start(&r);
+    client_options_t o = {.zmq_endpoint = r.endpoint};
+    char err[CLIENT_ERR_LEN];
+    client_t *c = client_new(&o, NULL, err, sizeof err);
+    json_t *e = event("x");
+    int64_t id = 0;
+    int64_t t0 = timefmt_mono_us();
+    int rc = client_send(c, e, 3000, &id, NULL, err, sizeof err);
+    if (rc != -ECONNRESET)
+        fail_msg("rc %d: %s", rc, err);
+    assert_true(timefmt_mono_us() - t0 < 2500000); /* at once, not at the timeout */
+    assert_non_null(strstr(err, "closed the connection"));
+    assert_int_equal(client_send(c, e, 3000, &id, NULL, err, sizeof err), 0);
+    assert_int_equal(id, 2);
+    router_stop(&r);
+    json_decref(r.first);
+    json_decref(r.last);
+    json_decref(e);
+    client_destroy(&c);
+    free(huge);
+}
+
+/* ---- CURVE: certificate files and a libzmq CURVE server ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_certificates_as_zcert_and_pyzmq_write_them(void **state)
+{
+    (void)state;
+    char dir[64], path[256], err[256];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/a.cert", dir);
+    assert_int_equal(client_cert_make(path, err, sizeof err), 0);
+    struct stat st;
+    char secret[300];
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    assert_int_equal(stat(secret, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(client_cert_make(path, err, sizeof err), -EEXIST);
+
+    char pub[41], sec[41], pub2[41];
+    assert_int_equal(client_cert_load(path, pub, sec, err, sizeof err), 0);
+    /* libzmq takes the pair: the public key is the secret key's. */
+    char derived[41];
+    assert_int_equal(zmq_curve_public(derived, sec), 0);
+    assert_string_equal(derived, pub);
+    /* The public file alone gives the same public key and no secret. */
+    assert_int_equal(unlink(secret), 0);
+    assert_int_equal(client_cert_load(path, pub2, NULL, err, sizeof err), 0);
+    assert_string_equal(pub, pub2);
+    assert_int_equal(client_cert_load(path, pub2, sec, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "secret"));
+
+    /* Single quotes, no spaces, comments, a metadata section with look-alike names. */
+    char pt[41], st_[41];
+    assert_int_equal(zmq_curve_keypair(pt, st_), 0);
+    char text[600];
+    snprintf(text, sizeof text,
+             "#   comment\n\nmetadata\n    public-key = \"not a key\"\ncurve\n"
+             "    public-key = '%s'\n    secret-key=\"%s\" # a comment\n",
+             pt, st_);
+    snprintf(path, sizeof path, "%s/b.key", dir);
+    write_file(path, text);
+    assert_int_equal(client_cert_load(path, pub, sec, err, sizeof err), 0);
+    assert_string_equal(pub, pt);
+    assert_string_equal(sec, st_);
+
+    /* Not Z85, or not 40 characters: no key. */
+    snprintf(path, sizeof path, "%s/c.key", dir);
+    write_file(path, "curve\n    public-key = \"short\"\n");
+    assert_int_equal(client_cert_load(path, pub, NULL, err, sizeof err), -EINVAL);
+    snprintf(text, sizeof text, "curve\n    public-key = \"%.35s#####\"\n", pt);
+    write_file(path, text); /* "#####" is 85^5 - 1, over 32 bits */
+    assert_int_equal(client_cert_load(path, pub, NULL, err, sizeof err), -EINVAL);
+    snprintf(text, sizeof text, "curve\n    public-key = \"%.39s \"\n", pt);
+    write_file(path, text);
+    assert_int_equal(client_cert_load(path, pub, NULL, err, sizeof err), -EINVAL);
+    snprintf(path, sizeof path, "%s/missing", dir);
+    assert_int_equal(client_cert_load(path, pub, NULL, err, sizeof err), -ENOENT);
+    rm_rf(dir);
+}
+
+/* One of these per CURVE server: a ROUTER answering every request with {"ok":true,"ids":[n]}
+ * until its context shuts down. */
+typedef struct curve_server_t {
+    void *ctx, *sock;
+    char endpoint[64];
+    int replies;
+    pthread_t thread;
+} curve_server_t;
+
+static void *curve_serve(void *arg)
+{
+    curve_server_t *s = arg;
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, s->sock, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            break;
+        }
+        zmq_msg_recv(&body, s->sock, 0);
+        s->replies++;
+        unsigned char ans[] = {
+            0x82, 0xa2, 'o', 'k', 0xc3, 0xa3, 'i', 'd', 's', 0x91, (unsigned char)s->replies};
+        zmq_msg_send(&id, s->sock, ZMQ_SNDMORE);
+        zmq_send(s->sock, ans, sizeof ans, 0);
+        zmq_msg_close(&body);
+    }
+    zmq_close(s->sock); /* ETERM: the context is shutting down */
+    return NULL;
+}
+
+static void test_curve_with_a_libzmq_server_right_and_wrong_keys(void **state)
+{
+    (void)state;
+    char dir[64], server[256], client[256], other[256], err[CLIENT_ERR_LEN];
+    temp_dir(dir, sizeof dir);
+    snprintf(server, sizeof server, "%s/server.cert", dir);
+    snprintf(client, sizeof client, "%s/client.cert", dir);
+    snprintf(other, sizeof other, "%s/other.cert", dir);
+    assert_int_equal(client_cert_make(server, err, sizeof err), 0);
+    assert_int_equal(client_cert_make(client, err, sizeof err), 0);
+    assert_int_equal(client_cert_make(other, err, sizeof err), 0);
+    char spub[41], ssec[41];
+    assert_int_equal(client_cert_load(server, spub, ssec, err, sizeof err), 0);
+
+    curve_server_t s = {0};
+    s.ctx = zmq_ctx_new();
+    s.sock = zmq_socket(s.ctx, ZMQ_ROUTER);
+    int on = 1, zero = 0;
+    zmq_setsockopt(s.sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s.sock, ZMQ_CURVE_SERVER, &on, sizeof on);
+    zmq_setsockopt(s.sock, ZMQ_CURVE_SECRETKEY, ssec, 40);
+    assert_int_equal(zmq_bind(s.sock, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof s.endpoint;
+    zmq_getsockopt(s.sock, ZMQ_LAST_ENDPOINT, s.endpoint, &len);
+    pthread_create(&s.thread, NULL, curve_serve, &s);
+
+    /* The right keys: several requests on one connection, then a big one. */
+    client_options_t o = {.zmq_endpoint = s.endpoint, .curve_server = server, .curve_cert = client};
+    client_t *c = client_new(&o, NULL, err, sizeof err);
+    assert_non_null(c);
+    json_t *ev = event("a");
+    int64_t id = 0;
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(client_send(c, ev, 3000, &id, NULL, err, sizeof err), 0);
+        assert_int_equal(id, i);
+    }
+    char summary[2000];
+    memset(summary, 'x', sizeof summary - 1);
+    summary[sizeof summary - 1] = '\0';
+    json_t *big = event(summary);
+    assert_int_equal(client_send(c, big, 3000, &id, NULL, err, sizeof err), 0);
+    assert_int_equal(id, 4);
+    json_decref(big);
+    client_destroy(&c);
+
+    /* Holding another server key: the server cannot open our HELLO and hangs up; refused
+     * well within the timeout. */
+    o.curve_server = other;
+    c = client_new(&o, NULL, err, sizeof err);
+    int64_t t0 = timefmt_mono_us();
+    int rc = client_send(c, ev, 2000, &id, NULL, err, sizeof err);
+    assert_true(rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO);
+    assert_true(timefmt_mono_us() - t0 < 2500000);
+    client_destroy(&c);
+    assert_int_equal(s.replies, 4);
+
+    /* A plain client: refused as soon as the greetings' mechanisms differ, saying CURVE. */
+    client_options_t plain = {.zmq_endpoint = s.endpoint};
+    c = client_new(&plain, NULL, err, sizeof err);
+    t0 = timefmt_mono_us();
+    rc = client_send(c, ev, 2000, &id, NULL, err, sizeof err);
+    assert_true(rc == -EPROTO || rc == -ECONNRESET);
+    assert_non_null(strstr(err, "CURVE"));
+    assert_true(timefmt_mono_us() - t0 < 1500000);
+    client_destroy(&c);
+    assert_int_equal(s.replies, 4);
+
+    /* One certificate without the other, or a public one given as ours: refused at once. */
+    client_err_t code;
+    o.curve_server = NULL;
+    assert_null(client_new(&o, &code, err, sizeof err));
+    assert_int_equal(code, CLIENT_ERR_CONFIG);
+    char pub_only[300];
+    snprintf(pub_only, sizeof pub_only, "%s/pub-only.cert", dir);
+    char spub_text[300];
+    snprintf(spub_text, sizeof spub_text, "curve\n    public-key = \"%s\"\n", spub);
+    write_file(pub_only, spub_text);
+    o.curve_server = server;
+    o.curve_cert = pub_only;
+    assert_null(client_new(&o, &code, err, sizeof err));
+    assert_int_equal(code, CLIENT_ERR_CONFIG);
+    assert_non_null(strstr(err, "secret"));
+
+    json_decref(ev);
+    zmq_ctx_shutdown(s.ctx);
+    pthread_join(s.thread, NULL);
+    zmq_ctx_term(s.ctx);
+    rm_rf(dir);
 }
 
 /* ---- the HTTP transport against a scripted server ---- */
@@ -662,7 +798,7 @@ static void test_http_send_answers_keep_alive_and_reconnect(void **state)
     char url[64], err[CLIENT_ERR_LEN];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/prefix/", h.port);
     client_options_t o = {.http_url = url, .token = "tok"};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     assert_non_null(c);
     json_t *e = event("x");
     int64_t id = 0;
@@ -701,7 +837,7 @@ static void test_http_idle_connection_closed_by_the_server_is_retried_once(void 
     char url[64], err[CLIENT_ERR_LEN];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", h.port);
     client_options_t o = {.http_url = url};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     json_t *e = event("x");
     int64_t id = 0;
     assert_int_equal(client_send(c, e, 5000, &id, NULL, err, sizeof err), 0);
@@ -731,7 +867,7 @@ static void test_submit_spools_when_down_and_drains_in_order_when_up(void **stat
     close(ls); /* nothing listens there now */
 
     client_options_t o = {.zmq_endpoint = ep, .spool_dir = dir};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     json_t *evs = json_array();
     json_array_append_new(evs, event("one"));
     json_array_append_new(evs, parse("{\"type\":\"adw_event\"}")); /* invalid: no adw_id */
@@ -759,7 +895,7 @@ static void test_submit_spools_when_down_and_drains_in_order_when_up(void **stat
                   .nreplies = 2};
     router_start(&r);
     o.zmq_endpoint = r.endpoint;
-    c = client_new(&o, err, sizeof err);
+    c = client_new(&o, NULL, err, sizeof err);
     json_t *four = event("four");
     assert_int_equal(client_submit(c, four, 5000, &rep), 0);
     router_stop(&r);
@@ -790,7 +926,7 @@ static void test_submit_drops_what_ingest_refuses_and_sends_the_rest(void **stat
                   .nreplies = 2};
     router_start(&r);
     client_options_t o = {.zmq_endpoint = r.endpoint};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     json_t *evs = json_array();
     json_array_append_new(evs, event("a"));
     json_array_append_new(evs, event("b"));
@@ -816,7 +952,7 @@ static void test_submit_without_spool_counts_lost_and_drain_is_a_no_op(void **st
     (void)state;
     char err[CLIENT_ERR_LEN];
     client_options_t o = {.zmq_endpoint = "tcp://127.0.0.1:1"};
-    client_t *c = client_new(&o, err, sizeof err);
+    client_t *c = client_new(&o, NULL, err, sizeof err);
     json_t *e = event("x");
     client_report_t rep;
     assert_int_equal(client_submit(c, e, 500, &rep), 1);
@@ -831,9 +967,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_id_is_32_hex_and_unique),
         cmocka_unit_test(test_prepare_adds_id_and_timestamp_and_keeps_given_ones),
-        cmocka_unit_test(test_zmtp_hello_is_a_greeting_and_ready_dealer),
-        cmocka_unit_test(test_zmtp_frames_short_and_long),
-        cmocka_unit_test(test_zmtp_greeting_refusals),
         cmocka_unit_test(test_wire_ids),
         cmocka_unit_test(test_client_new_checks_urls_and_endpoints),
         cmocka_unit_test(test_spool_orders_by_time_made_then_call_order),
@@ -841,6 +974,9 @@ int main(void)
         cmocka_unit_test(test_spool_lock_waits_until_the_deadline),
         cmocka_unit_test(test_zmq_send_and_every_kind_of_answer),
         cmocka_unit_test(test_zmq_refused_at_once_and_not_a_zmq_peer),
+        cmocka_unit_test(test_zmq_oversize_answer_is_refused_and_the_next_request_works),
+        cmocka_unit_test(test_certificates_as_zcert_and_pyzmq_write_them),
+        cmocka_unit_test(test_curve_with_a_libzmq_server_right_and_wrong_keys),
         cmocka_unit_test(test_http_send_answers_keep_alive_and_reconnect),
         cmocka_unit_test(test_http_idle_connection_closed_by_the_server_is_retried_once),
         cmocka_unit_test(test_submit_spools_when_down_and_drains_in_order_when_up),
