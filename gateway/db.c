@@ -2,16 +2,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "buf.h"
 #include "codec.h"
 #include "log.h"
-#include "timefmt.h"
+#include "pgwait.h"
 
 /* Copies libpq's message into err without its trailing newline. */
 static void pq_reason(char *err, size_t errlen, const char *what, const char *msg)
@@ -22,49 +20,12 @@ static void pq_reason(char *err, size_t errlen, const char *what, const char *ms
         err[--n] = '\0';
 }
 
-/* The outcome of the query just sent (sent: what PQsend* returned), as PQexec gives it: the
- * first error, else the last result. Waits at most timeout_ms in all; a connection silent that
- * long is shut down, so that libpq reports it lost. Caller owns the result (NULL: not sent). */
-static PGresult *wait_result(PGconn *conn, int sent, int timeout_ms)
-{
-    if (!sent)
-        return NULL;
-    int64_t deadline = timefmt_mono_us() + (int64_t)timeout_ms * 1000;
-    PGresult *keep = NULL, *r;
-    for (;;) {
-        if (PQflush(conn) >= 0)
-            while (PQisBusy(conn)) {
-                int64_t left_ms = (deadline - timefmt_mono_us()) / 1000;
-                if (left_ms <= 0) {
-                    log_warn("db: no answer from PostgreSQL for %d ms; dropping the connection",
-                             timeout_ms);
-                    shutdown(PQsocket(conn), SHUT_RDWR);
-                    break;
-                }
-                struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
-                if (poll(&p, 1, left_ms < 1000 ? (int)left_ms : 1000) > 0 && !PQconsumeInput(conn))
-                    break; /* the connection failed: PQgetResult says so */
-            }
-        if (!(r = PQgetResult(conn)))
-            break;
-        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
-            PQclear(r);
-        } else {
-            PQclear(keep);
-            keep = r;
-        }
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
-            break;
-    }
-    return keep;
-}
-
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                   int timeout_ms)
 {
-    return wait_result(conn, PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0),
-                       timeout_ms);
+    /* One bound for the whole query: a silent link costs at most timeout_ms. */
+    const pgwait_t w = {.who = "db", .timeout_ms = timeout_ms, .each_result = 0};
+    return pgwait_exec_params(conn, &w, sql, nparams, params);
 }
 
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)

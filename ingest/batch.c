@@ -1,0 +1,633 @@
+#include "batch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "pgbin.h"
+#include "rollup.h"
+#include "timefmt.h"
+
+/* Batches with at least this many new events go in with COPY (three round trips, the least
+ * work per row); smaller ones as one statement that also brings their runs and steps up to
+ * date (one round trip). */
+#define BATCH_COPY_MIN 64
+#define BATCH_NPARAMS 37 /* the one-statement batch: 11 event, 15 run and 11 step columns */
+#define BATCH_EVENT_COLS 11
+
+struct batch_t {
+    batch_options_t o;
+    buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', runs', steps' columns */
+    buf_t copy;                  /* a large batch's events as a binary COPY stream */
+    rollup_map_t runs, steps;
+};
+
+/* One of these per batch_commit: the batch in hand, and what its steps learn about it. */
+typedef struct tx_t {
+    batch_t *b;
+    PGconn *conn;
+    store_req_t **reqs;
+    size_t nreqs;
+    size_t total;  /* events in the batch */
+    size_t nfresh; /* events this batch stores */
+    int64_t next;  /* the last id assigned */
+    int use_copy;  /* the events go in by COPY */
+    char *err;
+    size_t errlen;
+} tx_t;
+
+/* The events' columns' types, in the statement's parameter order. */
+static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
+    PGBIN_OID_INT8,        PGBIN_OID_TEXT, PGBIN_OID_TEXT, PGBIN_OID_TEXT,
+    PGBIN_OID_TEXT,        PGBIN_OID_TEXT, PGBIN_OID_TEXT, PGBIN_OID_TIMESTAMPTZ,
+    PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TEXT, PGBIN_OID_JSONB};
+
+/* Saturating sums of a stored total and a batch's (both non-negative). */
+#define SAT_BIGINT(t, col)                                                                         \
+    " CASE WHEN excluded." col " > 9223372036854775807 - " t "." col                               \
+    " THEN 9223372036854775807 ELSE " t "." col " + excluded." col " END"
+#define SAT_FLOAT(t, col)                                                                          \
+    " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
+    " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
+
+/* The statements read as SQL, a clause a line. */
+// clang-format off
+/* A batch in one statement: the events' rows ($1..$11), then what they add to their runs
+ * ($12..$26) and steps ($27..$37). Each parameter is an array, one element per event, run or
+ * step; a batch that went in by COPY passes no events. */
+static const char BATCH_SQL[] =
+    "WITH rb AS (SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::bigint[],"
+    " $16::float8[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[],"
+    " $22::timestamptz[], $23::timestamptz[], $24::bigint[], $25::bigint[], $26::timestamptz[])"
+    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
+    " last_ts, first_id, last_id, updated_at)),"
+    " sb AS (SELECT * FROM unnest($27::text[], $28::text[], $29::text[], $30::bigint[],"
+    " $31::float8[], $32::bigint[], $33::timestamptz[], $34::timestamptz[], $35::bigint[],"
+    " $36::bigint[], $37::bigint[])"
+    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
+    " last_id)),"
+    " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
+    " received_at, event_id, doc) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+    " $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],"
+    " $10::text[], $11::jsonb[])),"
+    " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
+    " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
+    " last_ts, first_id, last_id, updated_at)"
+    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM rb"
+    " ON CONFLICT (adw_id) DO UPDATE SET"
+    " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
+    " current_step = coalesce(excluded.current_step, r.current_step),"
+    " event_count = r.event_count + excluded.event_count,"
+    " cost_usd =" SAT_FLOAT("r", "cost_usd") ","
+    " tokens =" SAT_BIGINT("r", "tokens") ","
+    " input_tokens =" SAT_BIGINT("r", "input_tokens") ","
+    " output_tokens =" SAT_BIGINT("r", "output_tokens") ","
+    " cache_read_tokens =" SAT_BIGINT("r", "cache_read_tokens") ","
+    " cache_creation_tokens =" SAT_BIGINT("r", "cache_creation_tokens") ","
+    " first_ts = least(r.first_ts, excluded.first_ts),"
+    " last_ts = greatest(r.last_ts, excluded.last_ts),"
+    " last_id = greatest(r.last_id, excluded.last_id),"
+    " updated_at = excluded.updated_at)"
+    " INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens, first_ts,"
+    " last_ts, duration_ms, first_id, last_id)"
+    " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
+    " duration_ms, first_id, last_id FROM sb"
+    " ON CONFLICT (adw_id, step) DO UPDATE SET"
+    " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id"
+    " AND sb.step = excluded.step), s.status),"
+    " event_count = s.event_count + excluded.event_count,"
+    " cost_usd =" SAT_FLOAT("s", "cost_usd") ","
+    " tokens =" SAT_BIGINT("s", "tokens") ","
+    " first_ts = least(s.first_ts, excluded.first_ts),"
+    " last_ts = greatest(s.last_ts, excluded.last_ts),"
+    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
+    " last_id = greatest(s.last_id, excluded.last_id)";
+// clang-format on
+
+batch_t *batch_new(const batch_options_t *o)
+{
+    batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->o = *o;
+    for (int i = 0; i < BATCH_NPARAMS; i++)
+        buf_init(&b->arrays[i], 0);
+    buf_init(&b->copy, 0);
+    return b;
+}
+
+void batch_destroy(batch_t **bp)
+{
+    if (!bp || !*bp)
+        return;
+    batch_t *b = *bp;
+    for (int i = 0; i < BATCH_NPARAMS; i++)
+        buf_free(&b->arrays[i]);
+    buf_free(&b->copy);
+    rollup_map_free(&b->runs);
+    rollup_map_free(&b->steps);
+    free(b);
+    *bp = NULL;
+}
+
+/* Copies into err the first line of msg. */
+static void first_line(char *err, size_t errlen, const char *msg)
+{
+    snprintf(err, errlen, "%s", msg);
+    char *nl = strchr(err, '\n');
+    if (nl)
+        *nl = '\0';
+}
+
+/* What a failed statement's result r (NULL: none, the sending failed) says about the batch;
+ * err gets the reason. */
+static batch_result_t classify(PGconn *conn, PGresult *r, char *err, size_t errlen)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorMessage(r) : "";
+    first_line(err, errlen, *msg ? msg : PQerrorMessage(conn));
+    if (PQstatus(conn) != CONNECTION_OK)
+        return BATCH_NOT_COMMITTED;
+    const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    if (state && !strcmp(state, "23505") && constraint && !strcmp(constraint, "events_event_id"))
+        return BATCH_DUPLICATE;
+    if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) || !strncmp(state, "54", 2)))
+        return BATCH_DATA_ERROR;
+    return BATCH_NOT_COMMITTED;
+}
+
+int batch_prepare(const batch_t *b, PGconn *conn, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name, *sql;
+        int nparams;
+    } stmts[] = {{"adw_batch", BATCH_SQL, BATCH_NPARAMS}};
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        PGresult *r = pgwait_collect(
+            conn, PQsendPrepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL),
+            &b->o.wait);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            snprintf(err, errlen, "preparing %s: %s", stmts[i].name, PQerrorMessage(conn));
+            char *nl = strchr(err, '\n');
+            if (nl)
+                *nl = '\0';
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+/* ---- the steps of a commit, in order ---- */
+
+/* Clears the requests' outputs; counts the batch's events. */
+static void clear_outputs(tx_t *t)
+{
+    t->total = 0;
+    for (size_t q = 0; q < t->nreqs; q++) {
+        store_req_t *r = t->reqs[q];
+        t->total += r->nevents;
+        memset(r->ids, 0, r->nevents * sizeof(int64_t));
+        memset(r->fresh, 0, r->nevents);
+        buf_reset(&r->frames);
+    }
+}
+
+/* Appends to b the text[] literal element for s (NULL: an SQL NULL), for unnest($n::text[]). */
+static void arr_text(buf_t *b, const char *s)
+{
+    buf_putc(b, b->len ? ',' : '{');
+    if (!s) {
+        buf_puts(b, "NULL");
+        return;
+    }
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}
+
+static void arr_close(buf_t *b)
+{
+    if (!b->len)
+        buf_putc(b, '{');
+    buf_putc(b, '}');
+}
+
+/* Looks up which event_ids of the batch are stored already; marks those events not fresh with
+ * their stored ids. One writer (the advisory lock): what is stored cannot change under us, so
+ * the lookup needs no transaction of its own. */
+static batch_result_t find_duplicates(tx_t *t)
+{
+    buf_t *keys = &t->b->arrays[0];
+    buf_reset(keys);
+    size_t nkeys = 0;
+    for (size_t q = 0; q < t->nreqs; q++)
+        for (size_t i = 0; i < t->reqs[q]->nevents; i++)
+            if (t->reqs[q]->events[i].event_id) {
+                arr_text(keys, t->reqs[q]->events[i].event_id);
+                nkeys++;
+            }
+    if (!nkeys)
+        return BATCH_OK;
+    arr_close(keys);
+    const char *params[1] = {keys->data};
+    PGresult *r = pgwait_exec_params(
+        t->conn, &t->b->o.wait, "SELECT event_id, id FROM events WHERE event_id = ANY($1::text[])",
+        1, params);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        batch_result_t res = classify(t->conn, r, t->err, t->errlen);
+        PQclear(r);
+        return res;
+    }
+    int n = PQntuples(r);
+    for (int row = 0; row < n; row++) {
+        const char *eid = PQgetvalue(r, row, 0);
+        int64_t id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+        for (size_t q = 0; q < t->nreqs; q++)
+            for (size_t i = 0; i < t->reqs[q]->nevents; i++) {
+                store_req_t *req = t->reqs[q];
+                adw_event_t *e = &req->events[i];
+                if (e->event_id && !req->ids[i] && !strcmp(e->event_id, eid)) {
+                    req->ids[i] = id;
+                    req->fresh[i] = 0;
+                }
+            }
+    }
+    PQclear(r);
+    return BATCH_OK;
+}
+
+/* Gives each event not stored before the next id; a duplicate inside the batch reuses the first
+ * one's id. The steps map doubles as the event_id index, and is emptied again after. */
+static batch_result_t assign_ids(tx_t *t)
+{
+    rollup_map_t *seen = &t->b->steps;
+    for (size_t q = 0; q < t->nreqs; q++) {
+        store_req_t *r = t->reqs[q];
+        for (size_t i = 0; i < r->nevents; i++) {
+            adw_event_t *e = &r->events[i];
+            if (r->ids[i])
+                continue; /* stored before */
+            if (e->event_id) {
+                const rollup_agg_t *dup = rollup_map_find(seen, e->event_id, NULL);
+                if (dup) {
+                    r->ids[i] = dup->first_id;
+                    continue;
+                }
+                rollup_map_get(seen, e->event_id, NULL)->first_id = t->next + 1;
+            }
+            r->ids[i] = ++t->next;
+            r->fresh[i] = 1;
+            e->id = t->next;
+            t->nfresh++;
+        }
+    }
+    if (rollup_map_reset(&t->b->steps, t->total)) {
+        snprintf(t->err, t->errlen, "out of memory");
+        return BATCH_NOT_COMMITTED;
+    }
+    return BATCH_OK;
+}
+
+/* Appends e's row, its 11 columns, to col[0..10] (one buffer per column, or the same COPY
+ * buffer eleven times); nulls[c] is set when column c gets a NULL. */
+static int encode_event(buf_t **col, int *nulls, const adw_event_t *e)
+{
+    char received[TIMEFMT_LEN], prefix[96];
+    timefmt_format(e->received_us, received);
+    snprintf(prefix, sizeof prefix, "\"id\":%" PRId64 ",\"received_at\":\"%s\"", e->id, received);
+    int rc = 0;
+    rc |= pgbin_int8(col[0], e->id);
+    rc |= pgbin_text(col[1], e->adw_id, &nulls[1]);
+    rc |= pgbin_text(col[2], e->type, &nulls[2]);
+    rc |= pgbin_text(col[3], e->step, &nulls[3]);
+    rc |= pgbin_text(col[4], e->event_type, &nulls[4]);
+    rc |= pgbin_text(col[5], e->event, &nulls[5]);
+    rc |= pgbin_text(col[6], e->status, &nulls[6]);
+    rc |= pgbin_timestamptz(col[7], e->ts_us);
+    rc |= pgbin_timestamptz(col[8], e->received_us);
+    rc |= pgbin_text(col[9], e->event_id, &nulls[9]);
+    rc |= pgbin_jsonb(col[10], e->doc, prefix);
+    return rc;
+}
+
+/* Encodes the fresh events' rows, as binary arrays (one per column) or as the rows of a binary
+ * COPY (every column into one buffer), and folds each into its run's and step's aggregates. */
+static batch_result_t encode_rows(tx_t *t)
+{
+    batch_t *b = t->b;
+    t->use_copy = t->nfresh >= BATCH_COPY_MIN;
+    buf_t *col[BATCH_EVENT_COLS];
+    int rc = 0, nulls[BATCH_EVENT_COLS] = {0};
+    if (t->use_copy)
+        rc |= pgbin_copy_begin(&b->copy);
+    for (int c = 0; c < BATCH_EVENT_COLS; c++) {
+        col[c] = t->use_copy ? &b->copy : &b->arrays[c];
+        if (!t->use_copy)
+            rc |= pgbin_array_begin(col[c], EVENT_OIDS[c]);
+    }
+    for (size_t q = 0; q < t->nreqs && !rc; q++) {
+        store_req_t *r = t->reqs[q];
+        for (size_t i = 0; i < r->nevents && !rc; i++) {
+            if (!r->fresh[i])
+                continue;
+            if (t->use_copy)
+                rc |= pgbin_copy_row(&b->copy, BATCH_EVENT_COLS);
+            rc |= encode_event(col, nulls, &r->events[i]);
+            rollup_event(&b->runs, &b->steps, &r->events[i]);
+        }
+    }
+    if (t->use_copy)
+        rc |= pgbin_copy_end(&b->copy);
+    if (rc || (t->use_copy && b->copy.len > INT32_MAX)) {
+        snprintf(t->err, t->errlen, "cannot serialize the batch (out of memory)");
+        return BATCH_NOT_COMMITTED;
+    }
+    if (!t->use_copy)
+        for (int c = 0; c < BATCH_EVENT_COLS; c++)
+            pgbin_array_end(col[c], (uint32_t)t->nfresh, nulls[c]);
+    return BATCH_OK;
+}
+
+/* Encodes what the batch adds to its runs (steps = 0: parameters $12..$26) or steps (1:
+ * $27..$37) as binary arrays. Returns 0 or -1 (out of memory). */
+static int encode_aggs(batch_t *b, int steps)
+{
+    const rollup_map_t *m = steps ? &b->steps : &b->runs;
+    /* The columns' types, in the statement's parameter order (binary arrays: no text to
+     * format here or to parse in PostgreSQL). */
+    static const uint32_t RUN_OIDS[15] = {
+        PGBIN_OID_TEXT,   PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_INT8,
+        PGBIN_OID_FLOAT8, PGBIN_OID_INT8, PGBIN_OID_INT8,        PGBIN_OID_INT8,
+        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ,
+        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ};
+    static const uint32_t STEP_OIDS[11] = {
+        PGBIN_OID_TEXT,   PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_INT8,
+        PGBIN_OID_FLOAT8, PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ,
+        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_INT8};
+    const uint32_t *oids = steps ? STEP_OIDS : RUN_OIDS;
+    int ncols = steps ? 11 : 15, rc = 0, nulls[15] = {0};
+    buf_t *A = b->arrays + (steps ? 26 : 11);
+    for (int c = 0; c < ncols; c++)
+        rc |= pgbin_array_begin(&A[c], oids[c]);
+    for (size_t i = 0; i < m->cap && !rc; i++) {
+        const rollup_agg_t *a = &m->slots[i];
+        if (!a->adw_id)
+            continue;
+        int c = 0;
+        rc |= pgbin_text(&A[c], a->adw_id, &nulls[c]);
+        c++;
+        if (steps) {
+            rc |= pgbin_text(&A[c], a->step, &nulls[c]);
+            c++;
+        }
+        rc |= pgbin_text(&A[c], a->status, &nulls[c]);
+        c++;
+        if (!steps) {
+            rc |= pgbin_text(&A[c], a->current_step, &nulls[c]);
+            c++;
+        }
+        rc |= pgbin_int8(&A[c++], a->n);
+        rc |= pgbin_float8(&A[c++], a->cost);
+        rc |= pgbin_int8(&A[c++], a->tokens);
+        if (!steps) {
+            rc |= pgbin_int8(&A[c++], a->itok);
+            rc |= pgbin_int8(&A[c++], a->otok);
+            rc |= pgbin_int8(&A[c++], a->crtok);
+            rc |= pgbin_int8(&A[c++], a->cctok);
+        }
+        rc |= pgbin_timestamptz(&A[c++], a->first_ts);
+        rc |= pgbin_timestamptz(&A[c++], a->last_ts);
+        if (steps) {
+            if (a->has_duration)
+                rc |= pgbin_int8(&A[c], a->duration_ms);
+            else
+                rc |= pgbin_text(&A[c], NULL, &nulls[c]); /* NULL looks the same in any type */
+            c++;
+        }
+        rc |= pgbin_int8(&A[c++], a->first_id);
+        rc |= pgbin_int8(&A[c++], a->last_id);
+        if (!steps)
+            rc |= pgbin_timestamptz(&A[c++], a->updated_us);
+    }
+    if (rc)
+        return -1;
+    for (int c = 0; c < ncols; c++)
+        pgbin_array_end(&A[c], (uint32_t)m->used, nulls[c]);
+    return 0;
+}
+
+/* Sends the batch statement: the events' columns in arrays[0..10] (none: empty arrays, as
+ * after a COPY), the runs and steps from the aggregates. Returns 0 or -1. */
+static int send_statement(tx_t *t, int with_events)
+{
+    batch_t *b = t->b;
+    if (!with_events)
+        for (int c = 0; c < BATCH_EVENT_COLS; c++)
+            if (pgbin_array_empty(&b->arrays[c], EVENT_OIDS[c]))
+                return -1;
+    if (encode_aggs(b, 0) || encode_aggs(b, 1))
+        return -1;
+    const char *values[BATCH_NPARAMS];
+    int lengths[BATCH_NPARAMS], formats[BATCH_NPARAMS];
+    for (int c = 0; c < BATCH_NPARAMS; c++) {
+        values[c] = b->arrays[c].data;
+        lengths[c] = (int)b->arrays[c].len;
+        formats[c] = 1;
+    }
+    return PQsendQueryPrepared(t->conn, "adw_batch", BATCH_NPARAMS, values, lengths, formats, 0) ==
+                   1
+               ? 0
+               : -1;
+}
+
+/* A large batch: BEGIN and the COPY in one round trip, the rows in a second. The transaction
+ * block stays open for send_pipeline's statement and COMMIT. */
+static batch_result_t send_copy(tx_t *t)
+{
+    const pgwait_t *w = &t->b->o.wait;
+    PGresult *r = pgwait_exec(t->conn, w,
+                              "BEGIN; COPY events (id, adw_id, type, step, event_type,"
+                              " event, status, ts, received_at, event_id, doc)"
+                              " FROM STDIN (FORMAT binary)");
+    batch_result_t res = BATCH_OK;
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        res = classify(t->conn, r, t->err, t->errlen);
+        PQclear(r);
+        return res;
+    }
+    PQclear(r);
+    if (PQputCopyData(t->conn, t->b->copy.data, (int)t->b->copy.len) != 1 ||
+        PQputCopyEnd(t->conn, NULL) != 1)
+        return classify(t->conn, NULL, t->err, t->errlen);
+    r = pgwait_result(t->conn, w);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        res = classify(t->conn, r, t->err, t->errlen);
+    PQclear(r);
+    while ((r = pgwait_result(t->conn, w)))
+        PQclear(r);
+    return res;
+}
+
+/* Sends, in pipeline mode, the batch statement (with the events' arrays, or after a COPY
+ * without), COMMIT after a COPY, then Sync, which commits the implicit transaction of the
+ * one-statement batch (or rolls it back when it failed). */
+static batch_result_t send_pipeline(tx_t *t)
+{
+    if (PQenterPipelineMode(t->conn) != 1 || send_statement(t, !t->use_copy) ||
+        (t->use_copy && PQsendQueryParams(t->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1) ||
+        PQpipelineSync(t->conn) != 1) {
+        classify(t->conn, NULL, t->err, t->errlen);
+        return BATCH_SEND_FAILED;
+    }
+    return BATCH_OK;
+}
+
+/* Encodes each fresh event for publishing: a msgpack map of id, received_at, then its keys.
+ * Returns 0, or -ENOMEM. */
+static int encode_frames(store_req_t **reqs, size_t nreqs)
+{
+    int rc = 0;
+    for (size_t q = 0; q < nreqs; q++) {
+        store_req_t *r = reqs[q];
+        buf_reset(&r->frames);
+        for (size_t i = 0; i < r->nevents; i++) {
+            if (!r->fresh[i])
+                continue;
+            adw_event_t *e = &r->events[i];
+            char received[TIMEFMT_LEN];
+            timefmt_format(e->received_us, received);
+            rc |= codec_msgpack_event(&r->frames, e->doc, e->id, received);
+            r->frame_end[i] = r->frames.len;
+        }
+    }
+    if (!rc)
+        return 0;
+    /* Out of memory: no frame at all rather than a cut one (an empty frame is not published,
+     * and each gateway reads those events from PostgreSQL after the gap). */
+    for (size_t q = 0; q < nreqs; q++) {
+        buf_reset(&reqs[q]->frames);
+        memset(reqs[q]->frame_end, 0, reqs[q]->nevents * sizeof *reqs[q]->frame_end);
+    }
+    return -ENOMEM;
+}
+
+/* After a commit whose frames could not be encoded: tries again; if memory is still short,
+ * the events go unpublished: each gateway sees the gap with the next event or heartbeat and
+ * reads them from PostgreSQL. */
+static void encode_frames_again(store_req_t **reqs, size_t nreqs)
+{
+    if (encode_frames(reqs, nreqs))
+        log_warn("store: out of memory encoding a committed batch for publishing; gateways will "
+                 "read it from PostgreSQL");
+}
+
+/* Reads the pipeline's results up to its Sync: BATCH_OK when everything succeeded, what the
+ * server's first error says (an error the server reports carries an SQLSTATE and proves that
+ * nothing was committed; one libpq makes up for a lost connection proves nothing), or
+ * BATCH_UNKNOWN when the connection went before the COMMIT's answer. */
+static batch_result_t read_outcome(tx_t *t)
+{
+    int nq = t->use_copy ? 2 : 1, synced = 0;
+    batch_result_t res = BATCH_OK;
+    for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
+        PGresult *r = pgwait_result(t->conn, &t->b->o.wait);
+        if (!r) {
+            if (PQstatus(t->conn) != CONNECTION_OK)
+                break;
+            continue; /* the end of one query's results */
+        }
+        switch (PQresultStatus(r)) {
+        case PGRES_PIPELINE_SYNC:
+            synced = 1;
+            break;
+        case PGRES_COMMAND_OK:
+        case PGRES_PIPELINE_ABORTED:
+            break;
+        default:
+            if (res == BATCH_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE))
+                res = classify(t->conn, r, t->err, t->errlen); /* never BATCH_OK */
+        }
+        PQclear(r);
+    }
+    if (synced)
+        PQexitPipelineMode(t->conn);
+    if (res == BATCH_OK && (!synced || PQstatus(t->conn) != CONNECTION_OK)) {
+        snprintf(t->err, t->errlen, "connection lost during commit: %s", PQerrorMessage(t->conn));
+        char *nl = strchr(t->err, '\n');
+        if (nl)
+            *nl = '\0';
+        return BATCH_UNKNOWN;
+    }
+    return res;
+}
+
+/* Counts a committed batch in the metrics. */
+static void count_commit(const tx_t *t, int64_t t0)
+{
+    const batch_options_t *o = &t->b->o;
+    metric_add(o->stored, (int64_t)t->nfresh);
+    metric_add(o->duplicates, (int64_t)(t->total - t->nfresh));
+    metric_add(o->batches, 1);
+    metric_observe(o->batch_size, (double)t->total);
+    metric_observe(o->commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
+}
+
+batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t nreqs, int lookup,
+                            int64_t *last_id, char *err, size_t errlen)
+{
+    tx_t t = {.b = b,
+              .conn = conn,
+              .reqs = reqs,
+              .nreqs = nreqs,
+              .next = *last_id,
+              .err = err,
+              .errlen = errlen};
+    batch_result_t res = BATCH_NOT_COMMITTED;
+    int unencoded = 0;
+    clear_outputs(&t);
+    int64_t t0 = timefmt_mono_us();
+    if (rollup_map_reset(&b->runs, t.total) || rollup_map_reset(&b->steps, t.total)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (lookup && (res = find_duplicates(&t)) != BATCH_OK)
+        goto fail;
+    if ((res = assign_ids(&t)) != BATCH_OK)
+        goto fail;
+    if (t.nfresh) { /* else every event was stored before: nothing to write */
+        if ((res = encode_rows(&t)) != BATCH_OK)
+            goto fail;
+        if (t.use_copy && (res = send_copy(&t)) != BATCH_OK)
+            goto fail;
+        if ((res = send_pipeline(&t)) != BATCH_OK)
+            goto fail;
+        /* While PostgreSQL works: each fresh event as it will be published. */
+        unencoded = encode_frames(reqs, nreqs);
+        if ((res = read_outcome(&t)) != BATCH_OK)
+            goto fail;
+    }
+    *last_id = t.next;
+    count_commit(&t, t0);
+    if (unencoded) /* out of memory: once more, else the gateways read these from PostgreSQL */
+        encode_frames_again(reqs, nreqs);
+    return BATCH_OK;
+
+fail:
+    /* A transaction block left open (and failed, with COPY) on a live connection is rolled
+     * back; when the connection's state is unknown, the caller's next step settles it. */
+    if (res != BATCH_SEND_FAILED && res != BATCH_UNKNOWN && PQstatus(conn) == CONNECTION_OK &&
+        PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(pgwait_exec(conn, &b->o.wait, "ROLLBACK"));
+    return res;
+}
