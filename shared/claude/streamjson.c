@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hook.h"
 #include "adw_limits.h"
+#include "event.h"
+#include "hook.h"
+#include "utf8.h"
 
 /* One of these per run being watched. */
 struct streamjson_t {
@@ -27,18 +29,16 @@ struct streamjson_t {
 streamjson_t *streamjson_new(const char *adw_id, const char *step)
 {
     streamjson_t *sj = NULL;
-    if (adw_id && *adw_id && !hook_adw_id_valid(adw_id, strnlen(adw_id, ADW_ADW_ID_MAX + 1))) {
+    if (adw_id && *adw_id && !event_adw_id_valid(adw_id, strnlen(adw_id, ADW_ADW_ID_MAX + 1))) {
         errno = EINVAL;
         return NULL;
     }
     if (step && *step) {
         size_t n = strnlen(step, ADW_STEP_MAX + 1);
-        json_t *probe = n <= ADW_STEP_MAX ? json_stringn(step, n) : NULL;
-        if (!probe) { /* too long or not UTF-8 */
+        if (n > ADW_STEP_MAX || utf8_validate(step, n) != 0) {
             errno = EINVAL;
             return NULL;
         }
-        json_decref(probe);
     }
     sj = calloc(1, sizeof *sj);
     if (!sj)
@@ -148,8 +148,7 @@ static int emit(streamjson_t *sj, json_t *events, hook_event_parts_t *parts, hoo
                 json_t *payload, char *err, size_t errlen)
 {
     json_t *ev = NULL;
-    if (line->len == 0 && !line->cut)
-        hook_line_puts(line, parts->event_type);
+    hook_line_fallback(line, parts->event_type);
     parts->adw_id = sj->adw_id;
     parts->session_id = sj->session_id;
     parts->step = sj->step;
@@ -195,14 +194,11 @@ static int map_other(streamjson_t *sj, const json_t *msg, json_t *events, char *
     hook_line_t line;
     hook_event_parts_t parts = {.event_type = "StreamMessage"};
     const json_t *type = json_object_get(msg, "type");
-    const json_t *sub = json_object_get(msg, "subtype");
     hook_line_init(&line);
     if (!hook_line_add_json(&line, type))
         hook_line_puts(&line, "message");
-    if (json_is_string(sub) && json_string_length(sub) > 0) {
-        hook_line_puts(&line, ": ");
-        hook_line_add_json(&line, sub);
-    } else if (json_is_string(type) && strcmp(json_string_value(type), "stream_event") == 0) {
+    if (!hook_line_add_key(&line, msg, "subtype", ": ") && json_is_string(type) &&
+        strcmp(json_string_value(type), "stream_event") == 0) {
         const json_t *et = json_object_get(json_object_get(msg, "event"), "type");
         if (json_is_string(et)) {
             hook_line_puts(&line, ": ");
@@ -283,8 +279,7 @@ static int map_assistant(streamjson_t *sj, const json_t *msg, json_t *events, ch
             const json_t *t = json_object_get(block, "thinking");
             if (json_is_string(t))
                 hook_line_add_first_line(&line, json_string_value(t), json_string_length(t));
-            if (line.len == 0)
-                hook_line_puts(&line, "(thinking)");
+            hook_line_fallback(&line, "(thinking)");
         } else if (strcmp(btype, "redacted_thinking") == 0) {
             parts.event_type = "ThinkingBlock";
             hook_line_puts(&line, "(redacted thinking)");
@@ -405,11 +400,7 @@ static int map_init(streamjson_t *sj, const json_t *msg, json_t *events, char *e
     char text[48];
     hook_line_init(&line);
     hook_line_puts(&line, "Session init");
-    if (json_is_string(json_object_get(msg, "model")) &&
-        json_string_length(json_object_get(msg, "model")) > 0) {
-        hook_line_puts(&line, ": ");
-        hook_line_add_json(&line, json_object_get(msg, "model"));
-    }
+    hook_line_add_key(&line, msg, "model", ": ");
     if (json_is_array(tools)) {
         size_t n = json_array_size(tools);
         snprintf(text, sizeof text, " (%zu tool%s)", n, n == 1 ? "" : "s");

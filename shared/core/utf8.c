@@ -79,6 +79,37 @@ int utf8_validate(const char *s, size_t len)
     return 0;
 }
 
+size_t utf8_char_len(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* E0: no overlongs */
+        hi = c == 0xED ? 0x9F : 0xBF; /* ED: no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80; /* F0: no overlongs */
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* F4: nothing above U+10FFFF */
+    } else {
+        return 0; /* 80..BF (stray continuation), C0/C1 (overlong), F5..FF */
+    }
+    if (len < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (!utf8__cont(p[i]))
+            return 0;
+    return n;
+}
+
 size_t utf8_truncate(const char *s, size_t len, size_t max)
 {
     if (len <= max)

@@ -1,4 +1,5 @@
-/* Unit tests for shared/hook.c: Claude Code hook JSON -> ADW event. */
+/* Unit tests for shared/claude/hook.c: Claude Code hook JSON -> ADW event. The summary line and
+ * payload fitting on their own: test_summary.c, test_fit.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 
 #include "hook.h"
 #include "adw_limits.h"
+#include "event.h"
+#include "jsonw.h"
 
 #define SESSION_PREFIX "abc12345"
 #define MARK "\xe2\x80\xa6[truncated "
@@ -584,121 +587,38 @@ static void test_huge_tool_response(void **state)
     json_decref(hook);
 }
 
-static void test_fit_common_length(void **state)
+/* The payload is fitted by the measure event_from_json checks the limit with (jsonw_size), so
+ * the event a hook gives is accepted, reals included: jsonw writes 12345678901234560.0 as
+ * 1.234567890123456e+16, two bytes longer than jansson's dump. */
+static void test_payload_passes_event_check(void **state)
 {
     (void)state;
-    char *a = repeat("a", 50000), *b = repeat("b", 40000), *c = repeat("c", 100);
-    json_t *p = json_pack("{s:s,s:[s,s],s:i}", "first", a, "list", b, c, "n", 1);
-    assert_non_null(p);
-    assert_int_equal(hook_payload_fit(p, 20000), 0);
-    assert_true(compact_size(p) <= 20000);
-    const char *fa = str(p, "first");
-    const char *fb = json_string_value(json_array_get(json_object_get(p, "list"), 0));
-    const char *fc = json_string_value(json_array_get(json_object_get(p, "list"), 1));
-    /* both long strings keep the same prefix length; the short one is untouched */
-    size_t pa = (size_t)(strstr(fa, MARK) - fa), pb = (size_t)(strstr(fb, MARK) - fb);
-    assert_int_equal(pa, pb);
-    assert_true(pa > 9000);
-    assert_int_equal(marker_bytes(fa), 50000 - (long)pa);
-    assert_int_equal(marker_bytes(fb), 40000 - (long)pb);
-    assert_string_equal(fc, c);
-    assert_int_equal(json_integer_value(json_object_get(p, "n")), 1);
-    assert_true(json_is_true(json_object_get(p, "adw_truncated")));
-    free(a);
-    free(b);
-    free(c);
-    json_decref(p);
-}
+    char err[EVENT_ERR_LEN];
+    json_t *hook = json_pack("{s:s,s:s,s:f,s:s}", "session_id", "s1", "hook_event_name",
+                             "Notification", "big", 12345678901234560.0, "message", "");
+    assert_non_null(hook);
+    /* grow the message until jansson's dump is exactly at the limit */
+    size_t base = compact_size(hook);
+    char *msg = repeat("m", ADW_PAYLOAD_MAX - base);
+    json_object_set_new(hook, "message", json_string(msg));
+    assert_int_equal(compact_size(hook), ADW_PAYLOAD_MAX);
+    size_t size = 0;
+    assert_int_equal(jsonw_size(hook, SIZE_MAX, &size), 0);
+    assert_int_equal(size, ADW_PAYLOAD_MAX + 2);
 
-static void test_fit_untouched(void **state)
-{
-    (void)state;
-    json_t *p = json_pack("{s:s}", "k", "v");
-    json_t *copy = json_deep_copy(p);
-    assert_int_equal(hook_payload_fit(p, compact_size(p)), 0);
-    assert_true(json_equal(p, copy));
-    json_decref(copy);
-    json_decref(p);
-    json_t *arr = json_array();
-    assert_int_equal(hook_payload_fit(arr, 100), -EINVAL);
-    json_decref(arr);
-    assert_int_equal(hook_payload_fit(NULL, 100), -EINVAL);
-}
-
-static void test_fit_containers(void **state)
-{
-    (void)state;
-    /* bulk that is not strings: a top-level value goes, a marker stands in */
-    json_t *p = json_pack("{s:s,s:{s:s},s:[]}", "hook_event_name", "PostToolUse", "tool_input",
-                          "pattern", "*.c", "tool_response");
-    json_t *arr = json_object_get(p, "tool_response");
-    for (int i = 0; i < 30000; i++)
-        json_array_append_new(arr, json_integer(i));
-    size_t arr_size = compact_size(arr);
-    assert_int_equal(hook_payload_fit(p, ADW_PAYLOAD_MAX), 0);
-    assert_true(compact_size(p) <= ADW_PAYLOAD_MAX);
-    assert_string_equal(str(p, "hook_event_name"), "PostToolUse");
-    assert_string_equal(str(json_object_get(p, "tool_input"), "pattern"), "*.c");
-    assert_int_equal(marker_bytes(str(p, "tool_response")), (long)arr_size);
-    assert_true(json_is_true(json_object_get(p, "adw_truncated")));
-    json_decref(p);
-}
-
-static void test_fit_mixed(void **state)
-{
-    (void)state;
-    /* strings cannot do it alone: the big array goes, the long string stays whole */
-    char *s = repeat("x", 30000);
-    json_t *p = json_pack("{s:{s:s},s:[]}", "tool_input", "content", s, "tool_response");
-    json_t *arr = json_object_get(p, "tool_response");
-    for (int i = 0; i < 20000; i++)
-        json_array_append_new(arr, json_integer(100000 + i));
-    assert_int_equal(hook_payload_fit(p, ADW_PAYLOAD_MAX), 0);
-    assert_true(compact_size(p) <= ADW_PAYLOAD_MAX);
-    assert_string_equal(str(json_object_get(p, "tool_input"), "content"), s);
-    assert_true(json_is_string(json_object_get(p, "tool_response")));
-    free(s);
-    json_decref(p);
-}
-
-static void test_fit_many_keys(void **state)
-{
-    (void)state;
-    json_t *p = json_object();
-    for (int i = 0; i < 10000; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "key_%05d", i);
-        json_object_set_new(p, key, json_integer(i));
-    }
-    size_t before = compact_size(p);
-    assert_int_equal(hook_payload_fit(p, ADW_PAYLOAD_MAX), 0);
-    assert_int_equal(json_object_size(p), 2);
-    assert_true(json_is_true(json_object_get(p, "adw_truncated")));
-    assert_int_equal(json_integer_value(json_object_get(p, "adw_original_bytes")),
-                     (json_int_t)before);
-    /* a limit too small even for that */
-    assert_int_equal(hook_payload_fit(p, 10), -E2BIG);
-    json_decref(p);
-}
-
-static void test_fit_escapes_property(void **state)
-{
-    (void)state;
-    /* strings heavy in escapes (\u0001 is 6 bytes, \n 2): every limit is met exactly */
-    char *ctl = repeat("\x01\n\"\\\xe2\x82\xac", 3000);
-    char *plain = repeat("p", 5000);
-    for (size_t max = 120; max < 40000; max = max * 3 / 2) {
-        json_t *p =
-            json_pack("{s:s,s:s,s:[s,s],s:b}", "a", ctl, "b", plain, "c", ctl, "short", "d", true);
-        assert_non_null(p);
-        assert_int_equal(hook_payload_fit(p, max), 0);
-        size_t size = compact_size(p);
-        if (size > max)
-            fail_msg("max %zu: size %zu", max, size);
-        json_decref(p);
-    }
-    free(ctl);
-    free(plain);
+    json_t *ev = hook_to_event(hook, NULL, NULL, err, sizeof err);
+    assert_non_null(ev);
+    json_t *payload = json_object_get(ev, "payload");
+    assert_true(json_is_true(json_object_get(payload, "adw_truncated")));
+    assert_int_equal(jsonw_size(payload, SIZE_MAX, &size), 0);
+    assert_true(size <= ADW_PAYLOAD_MAX);
+    adw_event_t e;
+    if (event_from_json(ev, 0, &e, err, sizeof err) != 0)
+        fail_msg("event_from_json: %s", err);
+    event_clear(&e);
+    json_decref(ev);
+    free(msg);
+    json_decref(hook);
 }
 
 /* n arrays, each holding the next: JSON nested n deep. */
@@ -764,41 +684,26 @@ static void test_event_new_parts(void **state)
     assert_string_equal(err, "payload is not an object");
 }
 
-static void test_line_helpers(void **state)
-{
-    (void)state;
-    hook_line_t l;
-    size_t n;
-    hook_line_init(&l);
-    assert_string_equal(hook_line_finish(&l, &n), "");
-    assert_int_equal(n, 0);
-    hook_line_init(&l);
-    hook_line_add(&l,
-                  "a\xff"
-                  "b\xc3",
-                  4); /* broken sequences are dropped */
-    assert_string_equal(hook_line_finish(&l, NULL), "ab");
-    hook_line_init(&l);
-    hook_line_add_tool(&l, NULL, NULL);
-    hook_line_add_tool(&l, "", NULL);
-    assert_string_equal(hook_line_finish(&l, NULL), "");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixtures),          cmocka_unit_test(test_key_order),
-        cmocka_unit_test(test_given_adw_id_wins), cmocka_unit_test(test_no_adw_id),
-        cmocka_unit_test(test_bad_adw_id),        cmocka_unit_test(test_bad_step),
-        cmocka_unit_test(test_event_name_errors), cmocka_unit_test(test_missing_fields),
-        cmocka_unit_test(test_tool_summaries),    cmocka_unit_test(test_post_tool_use_status),
-        cmocka_unit_test(test_failure_summaries), cmocka_unit_test(test_summary_one_line),
-        cmocka_unit_test(test_summary_cap),       cmocka_unit_test(test_huge_tool_response),
-        cmocka_unit_test(test_fit_common_length), cmocka_unit_test(test_fit_untouched),
-        cmocka_unit_test(test_fit_containers),    cmocka_unit_test(test_fit_mixed),
-        cmocka_unit_test(test_fit_many_keys),     cmocka_unit_test(test_fit_escapes_property),
-        cmocka_unit_test(test_depth_limit),       cmocka_unit_test(test_event_new_parts),
-        cmocka_unit_test(test_line_helpers),
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_key_order),
+        cmocka_unit_test(test_given_adw_id_wins),
+        cmocka_unit_test(test_no_adw_id),
+        cmocka_unit_test(test_bad_adw_id),
+        cmocka_unit_test(test_bad_step),
+        cmocka_unit_test(test_event_name_errors),
+        cmocka_unit_test(test_missing_fields),
+        cmocka_unit_test(test_tool_summaries),
+        cmocka_unit_test(test_post_tool_use_status),
+        cmocka_unit_test(test_failure_summaries),
+        cmocka_unit_test(test_summary_one_line),
+        cmocka_unit_test(test_summary_cap),
+        cmocka_unit_test(test_huge_tool_response),
+        cmocka_unit_test(test_payload_passes_event_check),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_event_new_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,69 @@ static void test_new_validates(void **state)
     streamjson_destroy(&sj);
 }
 
+/* The step is strict UTF-8 (as the event's own check): surrogates, overlong forms, values
+ * above U+10FFFF and cut characters are refused; the limit is in bytes. */
+static void test_new_step_strict(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"\xed\xa0\x80", "\xc0\xaf", "a\xf0\x9f\x98",
+                                      "\xf4\x90\x80\x80", "\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        assert_null(streamjson_new("r", bad[i]));
+        assert_int_equal(errno, EINVAL);
+    }
+    char step[ADW_STEP_MAX + 3];
+    for (size_t i = 0; i < ADW_STEP_MAX; i += 2)
+        memcpy(step + i, "\xc3\xa9", 2);
+    step[ADW_STEP_MAX] = '\0';
+    streamjson_t *sj = streamjson_new("r", step);
+    assert_non_null(sj);
+    json_t *ev = feed(sj, "{\"type\":\"result\"}");
+    assert_string_equal(str(json_array_get(ev, 0), "step"), step);
+    json_decref(ev);
+    streamjson_destroy(&sj);
+    memcpy(step + ADW_STEP_MAX, "\xc3\xa9", 3); /* 66 bytes */
+    assert_null(streamjson_new("r", step));
+    sj = streamjson_new("r", "\xf4\x8f\xbf\xbf");
+    assert_non_null(sj);
+    streamjson_destroy(&sj);
+}
+
+/* Keys that are empty or not strings add nothing to a summary. */
+static void test_summary_keys(void **state)
+{
+    (void)state;
+    streamjson_t *sj = streamjson_new("r", NULL);
+    static const struct {
+        const char *line;
+        const char *event_type;
+        const char *summary;
+    } cases[] = {
+        {"{\"type\":\"system\",\"subtype\":\"\"}", "StreamMessage", "system"},
+        {"{\"type\":\"system\",\"subtype\":3}", "StreamMessage", "system"},
+        {"{\"type\":\"system\",\"subtype\":\"compact_boundary\"}", "StreamMessage",
+         "system: compact_boundary"},
+        {"{\"type\":\"stream_event\",\"subtype\":\"\",\"event\":{\"type\":\"message_stop\"}}",
+         "StreamMessage", "stream_event: message_stop"},
+        {"{\"type\":\"stream_event\",\"subtype\":\"s\",\"event\":{\"type\":\"message_stop\"}}",
+         "StreamMessage", "stream_event: s"},
+        {"{\"type\":\"system\",\"subtype\":\"init\",\"model\":\"\"}", "SystemInit", "Session init"},
+        {"{\"type\":\"system\",\"subtype\":\"init\",\"model\":7,\"tools\":[]}", "SystemInit",
+         "Session init (0 tools)"},
+        {"{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"thinking\","
+         "\"thinking\":\" \\n\"}]}}",
+         "ThinkingBlock", "(thinking)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *ev = feed(sj, cases[i].line);
+        assert_int_equal(json_array_size(ev), 1);
+        expect(json_array_get(ev, 0), cases[i].event_type, cases[i].summary);
+        json_decref(ev);
+    }
+    streamjson_destroy(&sj);
+}
+
 static void test_line_ends_and_length(void **state)
 {
     (void)state;
@@ -505,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_session_fallback), cmocka_unit_test(test_blocks_odd_shapes),
         cmocka_unit_test(test_tool_memory),      cmocka_unit_test(test_result_variants),
         cmocka_unit_test(test_huge_tool_result), cmocka_unit_test(test_too_deep),
+        cmocka_unit_test(test_new_step_strict),  cmocka_unit_test(test_summary_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

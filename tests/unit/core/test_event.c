@@ -211,6 +211,14 @@ static void test_adw_id(void **state)
     char *z65 = rep('.', 65);
     assert_false(event_adw_id_valid(z65, 65));
     free(z65);
+    /* Every byte value, alone and between two allowed ones: only [A-Za-z0-9._:-] passes. */
+    for (unsigned b = 0; b < 256; b++) {
+        char one[1] = {(char)b}, three[3] = {'a', (char)b, 'z'};
+        int want = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+                   b == '.' || b == '_' || b == ':' || b == '-';
+        assert_int_equal(event_adw_id_valid(one, 1), want);
+        assert_int_equal(event_adw_id_valid(three, 3), want);
+    }
 }
 
 /* ---- byte limits of the string fields ---- */

@@ -186,6 +186,56 @@ static void test_truncate(void **state)
     assert_int_equal(utf8_truncate(bad, 6, 2), 0);
 }
 
+/* The slow reference for one character: the lead byte's length when those bytes decode. */
+static size_t ref_char_len(const unsigned char *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    size_t n = p[0] < 0x80             ? 1
+               : (p[0] & 0xE0) == 0xC0 ? 2
+               : (p[0] & 0xF0) == 0xE0 ? 3
+               : (p[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
+    if (n == 0 || n > len)
+        return 0;
+    return ref_validate(p, n) == 0 ? n : 0;
+}
+
+static void test_char_len(void **state)
+{
+    (void)state;
+    assert_int_equal(utf8_char_len("", 0), 0);
+    assert_int_equal(utf8_char_len("a", 1), 1);
+    assert_int_equal(utf8_char_len("\0", 1), 1);
+    assert_int_equal(utf8_char_len("\xC3\xA9", 2), 2);
+    assert_int_equal(utf8_char_len("\xE2\x82\xAC", 3), 3);
+    assert_int_equal(utf8_char_len("\xF0\x9F\x98\x80", 4), 4);
+    assert_int_equal(utf8_char_len("\xF0\x9F\x98\x80", 3), 0); /* cut short */
+    assert_int_equal(utf8_char_len("\xED\xA0\x80", 3), 0);     /* U+D800 */
+    assert_int_equal(utf8_char_len("\x80", 1), 0);
+    /* Every lead byte with every second byte, and the 3- and 4-byte forms as in
+     * test_exhaustive_short, each against the reference and at every shorter length. */
+    unsigned char b[4];
+    for (unsigned a = 0; a < 256; a++)
+        for (unsigned c = 0; c < 256; c++)
+            for (unsigned d = 0; d < 256; d += (a >= 0xE0 ? 1 : 255)) {
+                b[0] = (unsigned char)a;
+                b[1] = (unsigned char)c;
+                b[2] = (unsigned char)d;
+                b[3] = 0xBF;
+                for (size_t len = 0; len <= 4; len++)
+                    assert_int_equal(utf8_char_len((char *)b, len), ref_char_len(b, len));
+            }
+    /* Walking a string by characters accepts exactly what utf8_validate accepts. */
+    const char *s = "a\xC3\xA9\xF0\x9F\x98\x80\xE2\x82";
+    size_t len = strlen(s), i = 0;
+    while (i < len && utf8_char_len(s + i, len - i) > 0)
+        i += utf8_char_len(s + i, len - i);
+    assert_int_equal(i, 7);
+    assert_int_equal(utf8_validate(s, i), 0);
+    assert_int_not_equal(utf8_validate(s, i + 1), 0);
+}
+
 /* For every cut of a mixed string, the result is the longest valid prefix within max. */
 static void test_truncate_every_cut(void **state)
 {
@@ -209,7 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boundaries),         cmocka_unit_test(test_ascii_runs),
         cmocka_unit_test(test_exhaustive_short),   cmocka_unit_test(test_truncate),
-        cmocka_unit_test(test_truncate_every_cut),
+        cmocka_unit_test(test_truncate_every_cut), cmocka_unit_test(test_char_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
