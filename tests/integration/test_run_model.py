@@ -489,3 +489,31 @@ def test_stalled_decided_by_the_last_event(ingest, db):
     assert run_row(db)["stalled"] is False
     r = adwtest.zmq_submit(ingest.zmq_endpoint, stall)
     assert r["ok"] and run_row(db)["stalled"] is True
+
+
+def test_schema_sql_shows_the_migrated_schema(ingest, db):
+    """proto/schema.sql, applied to an empty schema, gives the same tables, columns and indexes
+    as the migrations."""
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA shown; SET search_path = shown")
+            cur.execute((ROOT / "proto" / "schema.sql").read_text())
+
+            def columns(schema):
+                cur.execute("SELECT table_name, column_name, data_type, is_nullable,"
+                            " column_default FROM information_schema.columns"
+                            " WHERE table_schema = %s ORDER BY 1, ordinal_position", (schema,))
+                return cur.fetchall()
+
+            def indexes(schema):
+                cur.execute("SELECT tablename, indexname, replace(indexdef, %s, '')"
+                            " FROM pg_indexes WHERE schemaname = %s ORDER BY 1, 2",
+                            (f"{schema}.", schema))
+                return cur.fetchall()
+
+            assert columns("shown") == columns("public")
+            assert indexes("shown") == indexes("public")
+            cur.execute("DROP SCHEMA shown CASCADE")
+    finally:
+        conn.close()
