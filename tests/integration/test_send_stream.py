@@ -155,7 +155,8 @@ def test_a_subagents_messages_carry_its_agent_id_and_type(ingest, gateway, tmp_p
     Task call; the subagent's messages (parent_tool_use_id = the Task's id) run a Grep and a
     failing Bash. Stored and echoed by the gateway with agent_id / agent_type."""
     r = run_send(["--zmq", ingest.zmq_endpoint, "--spool", tmp_path, "--stream-json",
-                  "--adw-id", "st-sub", "--strict"], input=(STREAMS / "subagent.jsonl").read_bytes())
+                  "--adw-id", "st-sub", "--strict"],
+                 input=(STREAMS / "subagent.jsonl").read_bytes())
     assert r.returncode == 0, r.stderr
     d = docs(ingest.pg)
     got = [(x["event_type"], x.get("agent_id"), x.get("agent_type")) for x in d]
