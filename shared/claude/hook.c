@@ -46,6 +46,17 @@ static bool text_ok(const char *s, size_t max)
     return n <= max && utf8_validate(s, n) == 0;
 }
 
+const char *hook_agent_text(const json_t *j, size_t max)
+{
+    if (!json_is_string(j))
+        return NULL;
+    const char *s = json_string_value(j);
+    size_t n = json_string_length(j);
+    if (n == 0 || n > max || memchr(s, '\0', n) != NULL || utf8_validate(s, n) != 0)
+        return NULL;
+    return s;
+}
+
 int hook_event_new(const hook_event_parts_t *parts, json_t *payload, json_t **event_out, char *err,
                    size_t errlen)
 {
@@ -80,6 +91,15 @@ int hook_event_new(const hook_event_parts_t *parts, json_t *payload, json_t **ev
     }
     if (parts->step && *parts->step && !text_ok(parts->step, ADW_STEP_MAX)) {
         set_err(err, errlen, "step must be at most %d bytes of UTF-8", ADW_STEP_MAX);
+        goto fail;
+    }
+    if (parts->agent_id && *parts->agent_id && !text_ok(parts->agent_id, ADW_AGENT_ID_MAX)) {
+        set_err(err, errlen, "agent_id must be 1-%d bytes of UTF-8", ADW_AGENT_ID_MAX);
+        goto fail;
+    }
+    if (parts->agent_type && *parts->agent_type &&
+        !text_ok(parts->agent_type, ADW_AGENT_TYPE_MAX)) {
+        set_err(err, errlen, "agent_type must be 1-%d bytes of UTF-8", ADW_AGENT_TYPE_MAX);
         goto fail;
     }
     if (!parts->event_type || !*parts->event_type ||
@@ -123,6 +143,12 @@ int hook_event_new(const hook_event_parts_t *parts, json_t *payload, json_t **ev
         goto nomem;
     if (parts->step && *parts->step &&
         json_object_set_new(ev, "step", json_string(parts->step)) != 0)
+        goto nomem;
+    if (parts->agent_id && *parts->agent_id &&
+        json_object_set_new(ev, "agent_id", json_string(parts->agent_id)) != 0)
+        goto nomem;
+    if (parts->agent_type && *parts->agent_type &&
+        json_object_set_new(ev, "agent_type", json_string(parts->agent_type)) != 0)
         goto nomem;
     if (json_object_set_new(ev, "event_type", json_string(parts->event_type)) != 0)
         goto nomem;
@@ -188,6 +214,8 @@ json_t *hook_to_event(const json_t *hook, const char *adw_id, const char *step, 
         .adw_id = adw_id,
         .session_id = json_string_value(json_object_get(hook, "session_id")),
         .step = step,
+        .agent_id = hook_agent_text(json_object_get(hook, "agent_id"), ADW_AGENT_ID_MAX),
+        .agent_type = hook_agent_text(json_object_get(hook, "agent_type"), ADW_AGENT_TYPE_MAX),
         .event_type = json_string_value(name),
         .summary = hook_line_finish(&line, NULL),
     };

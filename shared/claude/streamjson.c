@@ -22,6 +22,7 @@ struct streamjson_t {
     struct {
         char *id;                    /* owned tool_use id */
         char *name;                  /* owned tool name */
+        char *agent_type;            /* owned subagent_type of a Task/Agent call, or NULL */
     } tools[STREAMJSON_TOOL_MEMORY]; /* a ring; the oldest entry is overwritten */
     size_t tool_next;                /* the ring slot written next */
 };
@@ -62,6 +63,7 @@ void streamjson_destroy(streamjson_t **sjp)
     for (size_t i = 0; i < STREAMJSON_TOOL_MEMORY; i++) {
         free(sj->tools[i].id);
         free(sj->tools[i].name);
+        free(sj->tools[i].agent_type);
     }
     free(sj->session_id);
     free(sj->step);
@@ -85,38 +87,60 @@ static int remember_session(streamjson_t *sj, const json_t *msg)
     return 0;
 }
 
-static int remember_tool(streamjson_t *sj, const char *id, const char *name)
+/* The subagent_type a tool_use block starts a subagent of: its input's `subagent_type` when
+ * the tool is Task or Agent and that is a valid agent_type; else NULL. Points into block. */
+static const char *subagent_type_of(const char *name, const json_t *block)
+{
+    if (!name || (strcmp(name, "Task") != 0 && strcmp(name, "Agent") != 0))
+        return NULL;
+    return hook_agent_text(json_object_get(json_object_get(block, "input"), "subagent_type"),
+                           ADW_AGENT_TYPE_MAX);
+}
+
+/* Remembers a tool_use: its id, tool name and the subagent_type it starts (may be NULL). */
+static int remember_tool(streamjson_t *sj, const char *id, const char *name, const char *agent_type)
 {
     if (!id || !*id || !name || !*name)
         return 0;
     char *id_copy = strdup(id), *name_copy = strdup(name);
-    if (!id_copy || !name_copy) {
+    char *type_copy = agent_type ? strdup(agent_type) : NULL;
+    if (!id_copy || !name_copy || (agent_type && !type_copy)) {
         free(id_copy);
         free(name_copy);
+        free(type_copy);
         return -ENOMEM;
     }
     size_t slot = sj->tool_next;
     free(sj->tools[slot].id);
     free(sj->tools[slot].name);
+    free(sj->tools[slot].agent_type);
     sj->tools[slot].id = id_copy;
     sj->tools[slot].name = name_copy;
+    sj->tools[slot].agent_type = type_copy;
     sj->tool_next = (slot + 1) % STREAMJSON_TOOL_MEMORY;
     return 0;
 }
 
-/* The name of the tool whose tool_use had this id, newest first; NULL if forgotten. */
-static const char *tool_name_of(const streamjson_t *sj, const char *id)
+/* The ring slot of the tool_use with this id, newest first; -1 if forgotten. */
+static int tool_slot_of(const streamjson_t *sj, const char *id)
 {
     if (!id)
-        return NULL;
+        return -1;
     for (size_t k = 1; k <= STREAMJSON_TOOL_MEMORY; k++) {
         size_t slot = (sj->tool_next + STREAMJSON_TOOL_MEMORY - k) % STREAMJSON_TOOL_MEMORY;
         if (!sj->tools[slot].id)
-            return NULL;
+            return -1;
         if (strcmp(sj->tools[slot].id, id) == 0)
-            return sj->tools[slot].name;
+            return (int)slot;
     }
-    return NULL;
+    return -1;
+}
+
+/* The name of the tool whose tool_use had this id; NULL if forgotten. */
+static const char *tool_name_of(const streamjson_t *sj, const char *id)
+{
+    int slot = tool_slot_of(sj, id);
+    return slot < 0 ? NULL : sj->tools[slot].name;
 }
 
 /* ---- building events ---------------------------------------------------------------- */
@@ -142,16 +166,24 @@ static int put_context(json_t *payload, const json_t *msg)
     return 0;
 }
 
-/* Builds one event from parts (event_type, status, duration) and the line, appends it to
- * events. payload: always taken. Returns 0, -EINVAL or -ENOMEM (reason in err). */
-static int emit(streamjson_t *sj, json_t *events, hook_event_parts_t *parts, hook_line_t *line,
-                json_t *payload, char *err, size_t errlen)
+/* Builds one event of message msg from parts (event_type, status, duration) and the line,
+ * appends it to events. A msg with a parent_tool_use_id (a subagent's message) gives the
+ * event agent_id = that id and agent_type = the subagent_type of the Task/Agent tool_use with
+ * that id, when remembered. payload: always taken. Returns 0, -EINVAL or -ENOMEM (reason in
+ * err). */
+static int emit(streamjson_t *sj, const json_t *msg, json_t *events, hook_event_parts_t *parts,
+                hook_line_t *line, json_t *payload, char *err, size_t errlen)
 {
     json_t *ev = NULL;
     hook_line_fallback(line, parts->event_type);
     parts->adw_id = sj->adw_id;
     parts->session_id = sj->session_id;
     parts->step = sj->step;
+    parts->agent_id = hook_agent_text(json_object_get(msg, "parent_tool_use_id"), ADW_AGENT_ID_MAX);
+    if (parts->agent_id) {
+        int slot = tool_slot_of(sj, parts->agent_id);
+        parts->agent_type = slot < 0 ? NULL : sj->tools[slot].agent_type;
+    }
     parts->summary = hook_line_finish(line, NULL);
     int rc = hook_event_new(parts, payload, &ev, err, errlen);
     if (rc < 0)
@@ -208,7 +240,7 @@ static int map_other(streamjson_t *sj, const json_t *msg, json_t *events, char *
     json_t *payload = json_deep_copy(msg);
     if (!payload)
         return nomem(NULL, err, errlen);
-    return emit(sj, events, &parts, &line, payload, err, errlen);
+    return emit(sj, msg, events, &parts, &line, payload, err, errlen);
 }
 
 /* One content block that no mapping knows (or a user's text): StreamMessage, the block as
@@ -239,7 +271,7 @@ static int map_stray_block(streamjson_t *sj, const json_t *msg, const json_t *bl
     }
     if (!payload || put_context(payload, msg) < 0)
         return nomem(payload, err, errlen);
-    return emit(sj, events, &parts, &line, payload, err, errlen);
+    return emit(sj, msg, events, &parts, &line, payload, err, errlen);
 }
 
 static int map_assistant(streamjson_t *sj, const json_t *msg, json_t *events, char *err,
@@ -271,7 +303,8 @@ static int map_assistant(streamjson_t *sj, const json_t *msg, json_t *events, ch
             parts.event_type = "ToolUseBlock";
             name = json_string_value(json_object_get(block, "name"));
             hook_line_add_tool(&line, name, json_object_get(block, "input"));
-            rc = remember_tool(sj, json_string_value(json_object_get(block, "id")), name);
+            rc = remember_tool(sj, json_string_value(json_object_get(block, "id")), name,
+                               subagent_type_of(name, block));
             if (rc < 0)
                 return nomem(NULL, err, errlen);
         } else if (strcmp(btype, "thinking") == 0) {
@@ -304,7 +337,7 @@ static int map_assistant(streamjson_t *sj, const json_t *msg, json_t *events, ch
         if (name && !json_object_get(payload, "tool_name") &&
             json_object_set_new(payload, "tool_name", json_string(name)) != 0)
             return nomem(payload, err, errlen);
-        rc = emit(sj, events, &parts, &line, payload, err, errlen);
+        rc = emit(sj, msg, events, &parts, &line, payload, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -350,7 +383,7 @@ static int map_user(streamjson_t *sj, const json_t *msg, json_t *events, char *e
         json_t *payload = json_deep_copy(msg);
         if (!payload)
             return nomem(NULL, err, errlen);
-        return emit(sj, events, &parts, &line, payload, err, errlen);
+        return emit(sj, msg, events, &parts, &line, payload, err, errlen);
     }
     if (!json_is_array(content))
         return map_other(sj, msg, events, err, errlen);
@@ -385,7 +418,7 @@ static int map_user(streamjson_t *sj, const json_t *msg, json_t *events, char *e
             return nomem(payload, err, errlen);
         if (put_context(payload, msg) < 0)
             return nomem(payload, err, errlen);
-        rc = emit(sj, events, &parts, &line, payload, err, errlen);
+        rc = emit(sj, msg, events, &parts, &line, payload, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -413,7 +446,7 @@ static int map_init(streamjson_t *sj, const json_t *msg, json_t *events, char *e
         json_object_set_new(payload, "tools_count",
                             json_integer((json_int_t)json_array_size(tools))) != 0)
         return nomem(payload, err, errlen);
-    return emit(sj, events, &parts, &line, payload, err, errlen);
+    return emit(sj, msg, events, &parts, &line, payload, err, errlen);
 }
 
 /* Copies the integer usage[from] to payload[to] when it is >= 0. */
@@ -494,7 +527,7 @@ static int map_result(streamjson_t *sj, const json_t *msg, json_t *events, char 
     if ((errors && !json_is_null(errors) && put_absent(payload, "errors", errors) < 0) ||
         (json_array_size(denials) > 0 && put_absent(payload, "permission_denials", denials) < 0))
         return nomem(payload, err, errlen);
-    return emit(sj, events, &parts, &line, payload, err, errlen);
+    return emit(sj, msg, events, &parts, &line, payload, err, errlen);
 }
 
 /* ---- lines -------------------------------------------------------------------------- */

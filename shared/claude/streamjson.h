@@ -30,6 +30,16 @@
  *                                                         "user: <first line>"; payload the
  *                                                         message (or the block)
  *
+ * Subagents: Claude Code marks each message of a subagent with `parent_tool_use_id`, the id
+ * of the Task (or Agent) tool_use that started it ({"type":"tool_use","id":"toolu_...",
+ * "name":"Task","input":{"description":...,"prompt":...,"subagent_type":"Explore"}}). Every
+ * event of such a message gets `agent_id` = parent_tool_use_id (when it is 1..ADW_AGENT_ID_MAX
+ * bytes of UTF-8; else none) and `agent_type` = that tool_use's input.subagent_type when the
+ * mapper has seen the tool_use (remembered with the tool names, as far back as they are) and
+ * it is 1..ADW_AGENT_TYPE_MAX bytes; otherwise agent_id alone. Messages of the main agent
+ * (parent_tool_use_id null or absent) get neither. ToolUseBlock payloads keep the block's
+ * `id`, ToolResultBlock payloads its `tool_use_id`: the pair of one tool call.
+ *
  * ResultMessage payload: cost_usd (total_cost_usd, else cost_usd), input_tokens,
  * output_tokens, cache_read_tokens, cache_creation_tokens (from usage's input_tokens,
  * output_tokens, cache_read_input_tokens, cache_creation_input_tokens), num_turns,
@@ -48,7 +58,8 @@
 
 typedef struct streamjson_t streamjson_t;
 
-/* How many tool_use ids the mapper remembers to name later tool results. */
+/* How many tool_use ids the mapper remembers to name later tool results and to give the
+ * events of a subagent its agent_type. */
 #define STREAMJSON_TOOL_MEMORY 256
 
 /* Creates a mapper for one run.
@@ -68,8 +79,9 @@ void streamjson_destroy(streamjson_t **sj);
  * -EINVAL with the reason in err (NUL-terminated when errlen > 0): the line is not JSON, not
  * an object, has no adw_id to use, or an event breaks the contract (nesting too deep);
  * or -ENOMEM. Either way the mapper stays usable for the next line: the caller logs and goes
- * on. The mapper remembers each tool_use's id and name (the last STREAMJSON_TOOL_MEMORY) to
- * name tool results, and the last session_id. */
+ * on. The mapper remembers each tool_use's id, name and (Task/Agent) subagent_type, the last
+ * STREAMJSON_TOOL_MEMORY of them, to name tool results and type subagents, and the last
+ * session_id. */
 int streamjson_line(streamjson_t *sj, const char *line, size_t len, json_t **events_out, char *err,
                     size_t errlen);
 

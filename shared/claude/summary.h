@@ -23,7 +23,10 @@
  *   UserPromptSubmit        the prompt's first non-blank line
  *   Notification            the message (else the title)
  *   Stop, SubagentStop      "Stop", "Subagent stop (<agent_type>)"
- *   StopFailure             "Stop failure: <error>"
+ *   StopFailure             "Stop failure: <error>" (error: rate_limit, overloaded,
+ *                           billing_error, authentication_failed, server_error, ...; the
+ *                           body's error_details and last_assistant_message stay in the
+ *                           payload)
  *   SubagentStart           "Subagent start (<agent_type>)"
  *   SessionStart/End        "Session start (<source>)", "Session end (<reason>)"
  *   PreCompact              "Compact (<trigger>)"

@@ -3,7 +3,8 @@
  * Input: one mode byte, then the body. Mode bit 0: load with JSON_ALLOW_NUL; bit 1: give an
  * adw_id; bit 2: give a step; bits 3-7: the limit for a second, direct hook_payload_fit()
  * call (40..536 bytes) so that every shortening path runs on small inputs. Aborts when an
- * event breaks the contract or a fitted payload is over its limit (counted by jsonw_size, as
+ * event breaks the contract (agent_id / agent_type other than the body's valid ones
+ * included) or a fitted payload is over its limit (counted by jsonw_size, as
  * the contract counts it).
  */
 #include <errno.h>
@@ -78,6 +79,17 @@ static void check_event(const json_t *ev, const json_t *hook)
         abort();
     if (!json_object_get(payload, "adw_truncated") && !json_equal(payload, hook))
         abort();
+    /* agent keys: exactly the body's, when they are within the contract */
+    static const struct {
+        const char *key;
+        size_t max;
+    } agent[] = {{"agent_id", ADW_AGENT_ID_MAX}, {"agent_type", ADW_AGENT_TYPE_MAX}};
+    for (size_t i = 0; i < sizeof agent / sizeof agent[0]; i++) {
+        const char *want = hook_agent_text(json_object_get(hook, agent[i].key), agent[i].max);
+        const json_t *got = json_object_get(ev, agent[i].key);
+        if (want ? !json_equal(got, json_object_get(hook, agent[i].key)) : got != NULL)
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

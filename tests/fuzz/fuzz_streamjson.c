@@ -78,6 +78,13 @@ static void check_event(const json_t *ev)
         abort();
     if (dur && (!json_is_integer(dur) || json_integer_value(dur) < 0))
         abort();
+    /* agent_id / agent_type within the contract; agent_type only with an agent_id */
+    const json_t *aid = json_object_get(ev, "agent_id");
+    const json_t *atype = json_object_get(ev, "agent_type");
+    if (aid && hook_agent_text(aid, ADW_AGENT_ID_MAX) == NULL)
+        abort();
+    if (atype && (!aid || hook_agent_text(atype, ADW_AGENT_TYPE_MAX) == NULL))
+        abort();
 }
 
 static void feed(streamjson_t *sj, const char *line, size_t len)

@@ -145,3 +145,63 @@ def test_a_bad_adw_id_still_reads_the_whole_stream(ingest, tmp_path):
     assert r.returncode == 0 and "--adw-id" in r.stderr
     assert r.stdout == data
     assert count(ingest.pg) == 0
+
+
+TASK = "toolu_01Vq8TaskXk3Ld9Pz7Rw2Mn4"
+
+
+def test_a_subagents_messages_carry_its_agent_id_and_type(ingest, gateway, tmp_path):
+    """tests/data/streamjson/subagent.jsonl: the main agent starts an Explore subagent with a
+    Task call; the subagent's messages (parent_tool_use_id = the Task's id) run a Grep and a
+    failing Bash. Stored and echoed by the gateway with agent_id / agent_type."""
+    r = run_send(["--zmq", ingest.zmq_endpoint, "--spool", tmp_path, "--stream-json",
+                  "--adw-id", "st-sub", "--strict"],
+                 input=(STREAMS / "subagent.jsonl").read_bytes())
+    assert r.returncode == 0, r.stderr
+    d = docs(ingest.pg)
+    got = [(x["event_type"], x.get("agent_id"), x.get("agent_type")) for x in d]
+    sub = (TASK, "Explore")
+    assert got == [
+        ("SystemInit", None, None),
+        ("TextBlock", None, None),
+        ("ToolUseBlock", None, None),      # the Task call: the main agent's
+        ("StreamMessage", *sub),           # the subagent's prompt
+        ("ToolUseBlock", *sub),            # Grep
+        ("ToolResultBlock", *sub),
+        ("ToolUseBlock", *sub),            # Bash
+        ("ToolResultBlock", *sub),         # is_error
+        ("TextBlock", *sub),
+        ("ToolResultBlock", None, None),   # the Task's result, back in the main agent
+        ("TextBlock", None, None),
+        ("ResultMessage", None, None),
+    ]
+    assert all("agent_id" not in x and "agent_type" not in x for x in d if not x.get("agent_id"))
+    # a tool call pairs: ToolUseBlock payload.id, ToolResultBlock payload.tool_use_id
+    uses = {x["payload"]["id"]: x for x in d if x["event_type"] == "ToolUseBlock"}
+    results = {x["payload"]["tool_use_id"]: x for x in d if x["event_type"] == "ToolResultBlock"}
+    assert set(uses) == set(results) == {TASK, "toolu_01GrepH5s2Wq9Lk4Vb7Nc3Xz",
+                                          "toolu_01BashR8m3Tj6Qp1Yd4Fh9Ks"}
+    bash = results["toolu_01BashR8m3Tj6Qp1Yd4Fh9Ks"]
+    assert bash["status"] == "failed" and bash["payload"]["is_error"] is True
+    assert bash["summary"] == "Bash error: Exit code 1"
+    assert uses[TASK]["payload"]["input"]["subagent_type"] == "Explore"
+    # the gateway's REST echoes the keys as stored
+    c = gateway.http()
+    st, _, body = c.get("/api/events?adw_id=st-sub&limit=100")
+    assert st == 200
+    assert [(e["event_type"], e.get("agent_id"), e.get("agent_type")) for e in body["events"]] \
+        == got
+    c.close()
+
+
+def test_a_subagent_whose_task_call_was_not_seen_gets_agent_id_alone(ingest, tmp_path):
+    """adw-send started after the Task call (or the call forgotten): the id is all it knows."""
+    lines = (STREAMS / "subagent.jsonl").read_bytes().splitlines(keepends=True)
+    r = run_send(["--http", ingest.base_url, "--spool", tmp_path, "--stream-json", "--adw-id",
+                  "st-late", "--strict"], input=b"".join(lines[2:]))
+    assert r.returncode == 0, r.stderr
+    d = docs(ingest.pg)
+    inside = [x for x in d if x.get("agent_id")]
+    assert len(inside) == 6
+    assert all(x["agent_id"] == TASK and "agent_type" not in x for x in inside)
+    assert d[0]["payload"]["parent_tool_use_id"] == TASK

@@ -113,6 +113,7 @@ static const struct {
     {"subagent_stop.json", "SubagentStop", "Subagent stop (Explore)"},
     {"pre_compact.json", "PreCompact", "Compact (manual)"},
     {"permission_request.json", "PermissionRequest", "Permission for Bash: rm -rf build"},
+    {"stop_failure.json", "StopFailure", "Stop failure: overloaded"},
     {"unknown_event.json", "SomethingNew", "SomethingNew"},
 };
 
@@ -134,7 +135,17 @@ static void test_fixtures(void **state)
                      FIXTURES[i].summary);
         assert_true(json_equal(json_object_get(ev, "payload"), hook));
         assert_null(json_object_get(json_object_get(ev, "payload"), "adw_truncated"));
-        assert_int_equal(json_object_size(ev), 6);
+        /* the subagent's own hooks carry agent_id and agent_type at the top */
+        size_t agent_keys = 0;
+        if (json_object_get(hook, "agent_id")) {
+            assert_string_equal(str(ev, "agent_id"), str(hook, "agent_id"));
+            assert_string_equal(str(ev, "agent_type"), str(hook, "agent_type"));
+            agent_keys = 2;
+        } else {
+            assert_null(json_object_get(ev, "agent_id"));
+            assert_null(json_object_get(ev, "agent_type"));
+        }
+        assert_int_equal(json_object_size(ev), 6 + agent_keys);
         json_decref(ev);
         json_decref(hook);
     }
@@ -684,6 +695,244 @@ static void test_event_new_parts(void **state)
     assert_string_equal(err, "payload is not an object");
 }
 
+/* ---- subagents ---------------------------------------------------------------------- */
+
+/* The hook files of tests/data/hooks/subagent_run, in order, with what their events carry. */
+static const struct {
+    const char *file;
+    const char *event_type;
+    const char *summary;
+    bool in_subagent; /* agent_id "ab41e9d07c2f5a38", agent_type "Explore" */
+} SUBAGENT_RUN[] = {
+    {"01_session_start.json", "SessionStart", "Session start (startup)", false},
+    {"02_user_prompt_submit.json", "UserPromptSubmit", "Why do login tokens expire early?", false},
+    {"03_pre_tool_use_task.json", "PreToolUse", "Task: Find the token code", false},
+    {"04_subagent_start.json", "SubagentStart", "Subagent start (Explore)", true},
+    {"05_pre_tool_use_grep.json", "PreToolUse", "Grep jwt\\.(encode|decode) in /home/dev/app/src",
+     true},
+    {"06_post_tool_use_grep.json", "PostToolUse", "Grep jwt\\.(encode|decode) in /home/dev/app/src",
+     true},
+    {"07_pre_tool_use_bash.json", "PreToolUse", "Bash: python -m pytest tests/test_auth.py -q",
+     true},
+    {"08_post_tool_use_failure_bash.json", "PostToolUseFailure",
+     "Bash: python -m pytest tests/test_auth.py -q (failed: Exit code 1 FAILED "
+     "tests/test_auth.py::test_expiry - AssertionError: 900 != 3600)",
+     true},
+    {"09_subagent_stop.json", "SubagentStop", "Subagent stop (Explore)", true},
+    {"10_post_tool_use_task.json", "PostToolUse", "Task: Find the token code", false},
+    {"11_stop.json", "Stop", "Stop", false},
+    {"12_user_prompt_submit.json", "UserPromptSubmit", "Make the expiry come from the settings.",
+     false},
+    {"13_stop_failure.json", "StopFailure", "Stop failure: rate_limit", false},
+};
+
+static void test_subagent_run(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof SUBAGENT_RUN / sizeof SUBAGENT_RUN[0]; i++) {
+        char name[128], err[128] = "";
+        snprintf(name, sizeof name, "subagent_run/%s", SUBAGENT_RUN[i].file);
+        json_t *hook = load_fixture(name);
+        json_t *ev = hook_to_event(hook, NULL, NULL, err, sizeof err);
+        if (!ev)
+            fail_msg("%s: %s", name, err);
+        check_event(ev);
+        assert_string_equal(str(ev, "adw_id"), "7c2e4b1a");
+        assert_string_equal(str(ev, "event_type"), SUBAGENT_RUN[i].event_type);
+        if (strcmp(str(ev, "summary"), SUBAGENT_RUN[i].summary) != 0)
+            fail_msg("%s: summary \"%s\", want \"%s\"", name, str(ev, "summary"),
+                     SUBAGENT_RUN[i].summary);
+        if (SUBAGENT_RUN[i].in_subagent) {
+            assert_string_equal(str(ev, "agent_id"), "ab41e9d07c2f5a38");
+            assert_string_equal(str(ev, "agent_type"), "Explore");
+        } else {
+            assert_null(json_object_get(ev, "agent_id"));
+            assert_null(json_object_get(ev, "agent_type"));
+        }
+        /* the body stays the payload, agent keys included */
+        assert_true(json_equal(json_object_get(ev, "payload"), hook));
+        /* the tool hooks pair by payload.tool_use_id */
+        if (strstr(SUBAGENT_RUN[i].file, "tool_use"))
+            assert_non_null(str(json_object_get(ev, "payload"), "tool_use_id"));
+        json_decref(ev);
+        json_decref(hook);
+    }
+}
+
+static void test_agent_key_order(void **state)
+{
+    (void)state;
+    char err[128];
+    json_t *hook = load_fixture("subagent_run/05_pre_tool_use_grep.json");
+    json_t *ev = hook_to_event(hook, "run-1", "build", err, sizeof err);
+    assert_non_null(ev);
+    char *s = json_dumps(ev, JSON_COMPACT);
+    assert_non_null(s);
+    const char *want = "{\"type\":\"adw_event\",\"adw_id\":\"run-1\",\"step\":\"build\","
+                       "\"agent_id\":\"ab41e9d07c2f5a38\",\"agent_type\":\"Explore\","
+                       "\"event_type\":\"PreToolUse\",\"summary\":";
+    assert_memory_equal(s, want, strlen(want));
+    free(s);
+    json_decref(ev);
+    json_decref(hook);
+}
+
+/* The event hook_to_event makes of a PreToolUse whose body has agent_id = id_json and
+ * agent_type = type_json (JSON texts; NULL: key absent). */
+static json_t *agent_event(const char *id_json, const char *type_json)
+{
+    char text[1024], err[128] = "";
+    int n = snprintf(text, sizeof text,
+                     "{\"session_id\":\"s1\",\"hook_event_name\":\"PreToolUse\","
+                     "\"tool_name\":\"Read\",\"tool_input\":{\"file_path\":\"/a\"},"
+                     "\"tool_use_id\":\"toolu_1\"%s%s%s%s}",
+                     id_json ? ",\"agent_id\":" : "", id_json ? id_json : "",
+                     type_json ? ",\"agent_type\":" : "", type_json ? type_json : "");
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    json_t *hook = parse(text);
+    json_t *ev = hook_to_event(hook, NULL, NULL, err, sizeof err);
+    if (!ev)
+        fail_msg("hook_to_event: %s: %s", err, text);
+    check_event(ev);
+    /* whatever the agent keys, the body is the payload and the summary is the tool's */
+    assert_true(json_equal(json_object_get(ev, "payload"), hook));
+    assert_string_equal(str(ev, "summary"), "Read /a");
+    json_decref(hook);
+    return ev;
+}
+
+/* A JSON string of n bytes: n ASCII letters, or n / 2 two-byte characters when wide. */
+static const char *json_text_of(size_t n, bool wide)
+{
+    static char buf[512];
+    size_t k = 0;
+    buf[k++] = '"';
+    for (size_t i = 0; i < (wide ? n / 2 : n); i++) {
+        if (wide) {
+            buf[k++] = '\xc3';
+            buf[k++] = '\xa9'; /* é */
+        } else {
+            buf[k++] = 'a' + (char)(i % 26);
+        }
+    }
+    buf[k++] = '"';
+    buf[k] = '\0';
+    return buf;
+}
+
+static void test_agent_key_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t len;
+        bool wide, kept;
+    } sizes[] = {
+        {1, false, true},    {ADW_AGENT_ID_MAX, false, true}, {ADW_AGENT_ID_MAX + 1, false, false},
+        {2, true, true},     {ADW_AGENT_ID_MAX, true, true},  {ADW_AGENT_ID_MAX + 2, true, false},
+        {300, false, false},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "%s", json_text_of(sizes[i].len, sizes[i].wide));
+        /* as agent_id, with a good agent_type */
+        json_t *ev = agent_event(text, "\"Plan\"");
+        const char *got = str(ev, "agent_id");
+        if (sizes[i].kept) {
+            assert_non_null(got);
+            assert_int_equal(strlen(got), sizes[i].len);
+            assert_memory_equal(got, text + 1, sizes[i].len);
+        } else {
+            assert_null(json_object_get(ev, "agent_id"));
+        }
+        assert_string_equal(str(ev, "agent_type"), "Plan");
+        json_decref(ev);
+        /* as agent_type, with a good agent_id */
+        ev = agent_event("\"ag-1\"", text);
+        got = str(ev, "agent_type");
+        if (sizes[i].kept) {
+            assert_non_null(got);
+            assert_int_equal(strlen(got), sizes[i].len);
+        } else {
+            assert_null(json_object_get(ev, "agent_type"));
+        }
+        assert_string_equal(str(ev, "agent_id"), "ag-1");
+        json_decref(ev);
+    }
+    /* empty, not a string, a NUL inside: left out, not an error */
+    static const char *const bad[] = {
+        "\"\"", "null", "7", "1.5", "true", "[\"a\"]", "{\"id\":\"a\"}", "\"a\\u0000b\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *ev = agent_event(bad[i], bad[i]);
+        assert_null(json_object_get(ev, "agent_id"));
+        assert_null(json_object_get(ev, "agent_type"));
+        assert_int_equal(json_object_size(ev), 5);
+        json_decref(ev);
+    }
+    /* each key on its own: agent_type alone is the main thread of a session run with --agent */
+    json_t *ev = agent_event(NULL, "\"code-reviewer\"");
+    assert_null(json_object_get(ev, "agent_id"));
+    assert_string_equal(str(ev, "agent_type"), "code-reviewer");
+    json_decref(ev);
+    ev = agent_event("\"ag-2\"", NULL);
+    assert_string_equal(str(ev, "agent_id"), "ag-2");
+    assert_null(json_object_get(ev, "agent_type"));
+    json_decref(ev);
+}
+
+static void test_agent_text(void **state)
+{
+    (void)state;
+    json_t *j = json_string("Explore");
+    assert_string_equal(hook_agent_text(j, ADW_AGENT_TYPE_MAX), "Explore");
+    assert_null(hook_agent_text(j, 6));
+    assert_non_null(hook_agent_text(j, 7));
+    json_decref(j);
+    j = json_stringn("a\0b", 3);
+    assert_null(hook_agent_text(j, ADW_AGENT_ID_MAX));
+    json_decref(j);
+    j = json_string("");
+    assert_null(hook_agent_text(j, ADW_AGENT_ID_MAX));
+    json_decref(j);
+    j = json_integer(1);
+    assert_null(hook_agent_text(j, ADW_AGENT_ID_MAX));
+    json_decref(j);
+    assert_null(hook_agent_text(NULL, ADW_AGENT_ID_MAX));
+}
+
+static void test_event_new_agent_parts(void **state)
+{
+    (void)state;
+    char err[128] = "", long_id[ADW_AGENT_ID_MAX + 2];
+    json_t *ev = NULL;
+    hook_event_parts_t parts = {
+        .adw_id = "a1", .agent_id = "toolu_01X", .agent_type = "Plan", .event_type = "TextBlock"};
+    assert_int_equal(hook_event_new(&parts, NULL, &ev, err, sizeof err), 0);
+    char *s = json_dumps(ev, JSON_COMPACT);
+    assert_string_equal(s, "{\"type\":\"adw_event\",\"adw_id\":\"a1\",\"agent_id\":\"toolu_01X\","
+                           "\"agent_type\":\"Plan\",\"event_type\":\"TextBlock\"}");
+    free(s);
+    json_decref(ev);
+    /* "" is none */
+    parts.agent_id = "";
+    parts.agent_type = "";
+    assert_int_equal(hook_event_new(&parts, NULL, &ev, err, sizeof err), 0);
+    assert_int_equal(json_object_size(ev), 3);
+    json_decref(ev);
+    /* too long: the builder refuses (callers drop such values before) */
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    parts.agent_id = long_id;
+    assert_int_equal(hook_event_new(&parts, NULL, &ev, err, sizeof err), -EINVAL);
+    assert_null(ev);
+    assert_string_equal(err, "agent_id must be 1-64 bytes of UTF-8");
+    parts.agent_id = NULL;
+    parts.agent_type = long_id;
+    assert_int_equal(hook_event_new(&parts, json_object(), &ev, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "agent_type must be 1-64 bytes of UTF-8");
+    parts.agent_type = "\xff";
+    assert_int_equal(hook_event_new(&parts, NULL, &ev, err, sizeof err), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +953,11 @@ int main(void)
         cmocka_unit_test(test_payload_passes_event_check),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_event_new_parts),
+        cmocka_unit_test(test_subagent_run),
+        cmocka_unit_test(test_agent_key_order),
+        cmocka_unit_test(test_agent_key_limits),
+        cmocka_unit_test(test_agent_text),
+        cmocka_unit_test(test_event_new_agent_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

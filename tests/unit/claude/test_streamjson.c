@@ -113,6 +113,9 @@ static void test_session(void **state)
     for (size_t i = 0; i < json_array_size(ev); i++) {
         assert_string_equal(str(json_array_get(ev, i), "adw_id"), SID_PREFIX);
         assert_string_equal(str(json_array_get(ev, i), "step"), "build");
+        /* parent_tool_use_id null throughout: the main agent's events carry no agent keys */
+        assert_null(json_object_get(json_array_get(ev, i), "agent_id"));
+        assert_null(json_object_get(json_array_get(ev, i), "agent_type"));
     }
 
     json_t *e = json_array_get(ev, 0), *p;
@@ -209,7 +212,11 @@ static void test_failed_run(void **state)
     assert_string_equal(str(e, "adw_id"), "run-7");
     assert_null(json_object_get(e, "step"));
     assert_string_equal(str(json_object_get(e, "payload"), "parent_tool_use_id"), "toolu_01TASK");
+    /* a subagent's message whose Task call was never seen: agent_id alone */
+    assert_string_equal(str(e, "agent_id"), "toolu_01TASK");
+    assert_null(json_object_get(e, "agent_type"));
     e = json_array_get(ev, 1);
+    assert_null(json_object_get(e, "agent_id"));
     expect(e, "ResultMessage", "Failed (error_max_turns): 30 turns, 600.0 s, $1.2500");
     assert_string_equal(str(e, "status"), "failed");
     assert_int_equal(json_integer_value(json_object_get(e, "duration_ms")), 600000);
@@ -559,16 +566,258 @@ static void test_too_deep(void **state)
     streamjson_destroy(&sj);
 }
 
+/* ---- subagents ---------------------------------------------------------------------- */
+
+#define SUB_SID_PREFIX "9e4b2c7d"
+#define TASK_ID "toolu_01Vq8TaskXk3Ld9Pz7Rw2Mn4"
+
+static void expect_agent(const json_t *ev, const char *agent_id, const char *agent_type)
+{
+    if (agent_id)
+        assert_string_equal(str(ev, "agent_id"), agent_id);
+    else
+        assert_null(json_object_get(ev, "agent_id"));
+    if (agent_type)
+        assert_string_equal(str(ev, "agent_type"), agent_type);
+    else
+        assert_null(json_object_get(ev, "agent_type"));
+}
+
+static void test_subagent_transcript(void **state)
+{
+    (void)state;
+    int errors;
+    streamjson_t *sj = streamjson_new(NULL, NULL);
+    json_t *ev = feed_file(sj, "subagent.jsonl", &errors), *e, *p;
+    assert_int_equal(errors, 0);
+    assert_int_equal(json_array_size(ev), 12);
+    for (size_t i = 0; i < json_array_size(ev); i++)
+        assert_string_equal(str(json_array_get(ev, i), "adw_id"), SUB_SID_PREFIX);
+
+    expect(json_array_get(ev, 0), "SystemInit",
+           "Session init: claude-sonnet-4-5-20250929 (8 tools)");
+    expect_agent(json_array_get(ev, 0), NULL, NULL);
+    expect(json_array_get(ev, 1), "TextBlock", "I'll have an Explore agent find the token code.");
+    expect_agent(json_array_get(ev, 1), NULL, NULL);
+    /* the Task call itself belongs to the main agent; its payload keeps the block's id */
+    e = json_array_get(ev, 2);
+    expect(e, "ToolUseBlock", "Task: Find the token code");
+    expect_agent(e, NULL, NULL);
+    p = json_object_get(e, "payload");
+    assert_string_equal(str(p, "id"), TASK_ID);
+    assert_string_equal(str(p, "tool_name"), "Task");
+    assert_string_equal(str(json_object_get(p, "input"), "subagent_type"), "Explore");
+
+    /* the subagent's messages: parent_tool_use_id = the Task call's id */
+    e = json_array_get(ev, 3);
+    expect(e, "StreamMessage",
+           "user: Find where login tokens are issued and verified. List the files and functions.");
+    expect_agent(e, TASK_ID, "Explore");
+    e = json_array_get(ev, 4);
+    expect(e, "ToolUseBlock", "Grep jwt\\.(encode|decode) in /home/dev/app/src");
+    expect_agent(e, TASK_ID, "Explore");
+    p = json_object_get(e, "payload");
+    assert_string_equal(str(p, "id"), "toolu_01GrepH5s2Wq9Lk4Vb7Nc3Xz");
+    assert_string_equal(str(p, "parent_tool_use_id"), TASK_ID);
+    assert_string_equal(str(p, "model"), "claude-haiku-4-5-20251001");
+    e = json_array_get(ev, 5);
+    expect(e, "ToolResultBlock", "Grep result: Found 2 files");
+    expect_agent(e, TASK_ID, "Explore");
+    assert_string_equal(str(e, "status"), "completed");
+    assert_string_equal(str(json_object_get(e, "payload"), "tool_use_id"),
+                        "toolu_01GrepH5s2Wq9Lk4Vb7Nc3Xz");
+    e = json_array_get(ev, 6);
+    expect(e, "ToolUseBlock", "Bash: python -m pytest tests/test_auth.py -q");
+    expect_agent(e, TASK_ID, "Explore");
+    assert_string_equal(str(json_object_get(e, "payload"), "id"), "toolu_01BashR8m3Tj6Qp1Yd4Fh9Ks");
+    e = json_array_get(ev, 7);
+    expect(e, "ToolResultBlock", "Bash error: Exit code 1");
+    expect_agent(e, TASK_ID, "Explore");
+    assert_string_equal(str(e, "status"), "failed");
+    p = json_object_get(e, "payload");
+    assert_string_equal(str(p, "tool_use_id"), "toolu_01BashR8m3Tj6Qp1Yd4Fh9Ks");
+    assert_true(json_is_true(json_object_get(p, "is_error")));
+    e = json_array_get(ev, 8);
+    expect(e, "TextBlock", "Tokens are issued in src/auth.py:issue_token with exp = 900 s.");
+    expect_agent(e, TASK_ID, "Explore");
+
+    /* back in the main agent: the Task's result, then the answer */
+    e = json_array_get(ev, 9);
+    expect(e, "ToolResultBlock",
+           "Task result: Tokens are issued in src/auth.py:issue_token with exp = 900 s.");
+    expect_agent(e, NULL, NULL);
+    assert_string_equal(str(json_object_get(e, "payload"), "tool_use_id"), TASK_ID);
+    expect_agent(json_array_get(ev, 10), NULL, NULL);
+    e = json_array_get(ev, 11);
+    expect(e, "ResultMessage", "Completed: 3 turns, 31.2 s, $0.0712");
+    expect_agent(e, NULL, NULL);
+    json_decref(ev);
+    streamjson_destroy(&sj);
+}
+
+/* A one-block assistant message: a tool_use of tool `name` with id `id` and input `input`,
+ * in the subagent of `parent` (a JSON value: "null" or a string). */
+static json_t *tool_use(streamjson_t *sj, const char *id, const char *name, const char *input,
+                        const char *parent)
+{
+    char line[1024];
+    snprintf(line, sizeof line,
+             "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\","
+             "\"id\":\"%s\",\"name\":\"%s\",\"input\":%s}]},\"parent_tool_use_id\":%s}",
+             id, name, input, parent);
+    return feed(sj, line);
+}
+
+/* A text message of the subagent `parent` (JSON value); returns its one event. */
+static json_t *text_in(streamjson_t *sj, const char *parent)
+{
+    char line[512];
+    snprintf(line, sizeof line,
+             "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\","
+             "\"text\":\"hi\"}]},\"parent_tool_use_id\":%s}",
+             parent);
+    json_t *ev = feed(sj, line);
+    assert_int_equal(json_array_size(ev), 1);
+    json_t *e = json_incref(json_array_get(ev, 0));
+    json_decref(ev);
+    return e;
+}
+
+static void test_subagent_types(void **state)
+{
+    (void)state;
+    streamjson_t *sj = streamjson_new("r", NULL);
+    json_t *e;
+    /* the Agent tool (the Task tool's newer name) starts subagents too */
+    json_decref(tool_use(sj, "t-agent", "Agent",
+                         "{\"description\":\"Review\",\"prompt\":\"Review the diff\","
+                         "\"subagent_type\":\"code-reviewer\"}",
+                         "null"));
+    e = text_in(sj, "\"t-agent\"");
+    expect_agent(e, "t-agent", "code-reviewer");
+    json_decref(e);
+    /* Task without a subagent_type, or with one that is no valid agent_type: agent_id only */
+    static const char *const inputs[] = {
+        "{\"description\":\"d\",\"prompt\":\"p\"}",
+        "{\"subagent_type\":\"\"}",
+        "{\"subagent_type\":7}",
+        "{\"subagent_type\":null}",
+        "{\"subagent_type\":\"a\\u0000b\"}",
+        "{\"subagent_type\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+        "\"not an object\"",
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "t-bad-%zu", i);
+        json_decref(tool_use(sj, id, "Task", inputs[i], "null"));
+        char parent[40];
+        snprintf(parent, sizeof parent, "\"%s\"", id);
+        e = text_in(sj, parent);
+        expect_agent(e, id, NULL);
+        json_decref(e);
+    }
+    /* exactly 64 bytes is a valid agent_type */
+    json_decref(tool_use(sj, "t-64", "Task",
+                         "{\"subagent_type\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                         "xxxxxxxxxxxxx\"}",
+                         "null"));
+    e = text_in(sj, "\"t-64\"");
+    assert_int_equal(strlen(str(e, "agent_type")), ADW_AGENT_TYPE_MAX);
+    json_decref(e);
+    /* another tool's subagent_type means nothing */
+    json_decref(tool_use(sj, "t-bash", "Bash", "{\"subagent_type\":\"Explore\"}", "null"));
+    e = text_in(sj, "\"t-bash\"");
+    expect_agent(e, "t-bash", NULL);
+    json_decref(e);
+    /* a parent_tool_use_id never seen: agent_id alone */
+    e = text_in(sj, "\"toolu_unseen\"");
+    expect_agent(e, "toolu_unseen", NULL);
+    json_decref(e);
+    /* a parent_tool_use_id that is no valid agent_id: neither key (the payload keeps it) */
+    e = text_in(sj, "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"");
+    expect_agent(e, NULL, NULL);
+    assert_int_equal(strlen(str(json_object_get(e, "payload"), "parent_tool_use_id")),
+                     ADW_AGENT_ID_MAX + 1);
+    json_decref(e);
+    static const char *const no_parent[] = {"null", "\"\"", "5", "[\"t-agent\"]"};
+    for (size_t i = 0; i < sizeof no_parent / sizeof no_parent[0]; i++) {
+        e = text_in(sj, no_parent[i]);
+        expect_agent(e, NULL, NULL);
+        json_decref(e);
+    }
+    /* every event of a subagent's message gets the keys: a user message, an odd block, other
+     * message types */
+    json_t *ev = feed(sj, "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\","
+                          "\"tool_use_id\":\"t-bash\",\"content\":\"ok\"},{\"type\":\"image\"}]},"
+                          "\"parent_tool_use_id\":\"t-agent\"}");
+    assert_int_equal(json_array_size(ev), 2);
+    expect(json_array_get(ev, 0), "ToolResultBlock", "Bash result: ok");
+    expect_agent(json_array_get(ev, 0), "t-agent", "code-reviewer");
+    expect(json_array_get(ev, 1), "StreamMessage", "user: image block");
+    expect_agent(json_array_get(ev, 1), "t-agent", "code-reviewer");
+    json_decref(ev);
+    ev = feed(sj, "{\"type\":\"stream_event\",\"event\":{\"type\":\"message_start\"},"
+                  "\"parent_tool_use_id\":\"t-agent\"}");
+    expect_agent(json_array_get(ev, 0), "t-agent", "code-reviewer");
+    json_decref(ev);
+    ev = feed(sj, "{\"type\":\"user\",\"message\":{\"content\":\"Review the diff\"},"
+                  "\"parent_tool_use_id\":\"t-agent\"}");
+    expect(json_array_get(ev, 0), "StreamMessage", "user: Review the diff");
+    expect_agent(json_array_get(ev, 0), "t-agent", "code-reviewer");
+    json_decref(ev);
+    streamjson_destroy(&sj);
+}
+
+static void test_subagent_memory(void **state)
+{
+    (void)state;
+    char id[32];
+    streamjson_t *sj = streamjson_new("r", NULL);
+    json_decref(tool_use(sj, "t-task", "Task", "{\"subagent_type\":\"Explore\"}", "null"));
+    /* the subagent's own tool calls are remembered too; the Task stays known while it is
+     * among the last STREAMJSON_TOOL_MEMORY tool_use blocks */
+    for (int i = 0; i < STREAMJSON_TOOL_MEMORY - 1; i++) {
+        snprintf(id, sizeof id, "t%d", i);
+        json_t *ev = tool_use(sj, id, "Read", "{\"file_path\":\"/a\"}", "\"t-task\"");
+        expect_agent(json_array_get(ev, 0), "t-task", "Explore");
+        json_decref(ev);
+    }
+    json_t *e = text_in(sj, "\"t-task\"");
+    expect_agent(e, "t-task", "Explore");
+    json_decref(e);
+    /* one more and it is forgotten: agent_id alone */
+    json_decref(tool_use(sj, "t-last", "Read", "{\"file_path\":\"/a\"}", "\"t-task\""));
+    e = text_in(sj, "\"t-task\"");
+    expect_agent(e, "t-task", NULL);
+    json_decref(e);
+    /* a slot reused by a plain tool forgets its subagent_type */
+    json_decref(tool_use(sj, "t-task", "Read", "{}", "null"));
+    e = text_in(sj, "\"t-task\"");
+    expect_agent(e, "t-task", NULL);
+    json_decref(e);
+    streamjson_destroy(&sj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_session),          cmocka_unit_test(test_failed_run),
-        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_new_validates),    cmocka_unit_test(test_line_ends_and_length),
-        cmocka_unit_test(test_session_fallback), cmocka_unit_test(test_blocks_odd_shapes),
-        cmocka_unit_test(test_tool_memory),      cmocka_unit_test(test_result_variants),
-        cmocka_unit_test(test_huge_tool_result), cmocka_unit_test(test_too_deep),
-        cmocka_unit_test(test_new_step_strict),  cmocka_unit_test(test_summary_keys),
+        cmocka_unit_test(test_session),
+        cmocka_unit_test(test_failed_run),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_new_validates),
+        cmocka_unit_test(test_line_ends_and_length),
+        cmocka_unit_test(test_session_fallback),
+        cmocka_unit_test(test_blocks_odd_shapes),
+        cmocka_unit_test(test_tool_memory),
+        cmocka_unit_test(test_result_variants),
+        cmocka_unit_test(test_huge_tool_result),
+        cmocka_unit_test(test_too_deep),
+        cmocka_unit_test(test_new_step_strict),
+        cmocka_unit_test(test_summary_keys),
+        cmocka_unit_test(test_subagent_transcript),
+        cmocka_unit_test(test_subagent_types),
+        cmocka_unit_test(test_subagent_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
