@@ -322,9 +322,12 @@ def test_new_run_fields_when_nothing_happened(gw, ingest):
 
 
 def test_failed_steps(gw, ingest):
-    sys = lambda step, event, status=None: ev(  # noqa: E731
-        adw_id="fs", step=step, event_type=event, type_="system",
-        **({"status": status} if status else {}))
+    def sys(step, event, status=None):
+        e = ev(adw_id="fs", step=step, event_type=event, type_="system")
+        if status:
+            e["status"] = status
+        return e
+
     post(ingest, [
         sys(None, "adw_start"),
         sys("plan", "step_start"), sys("plan", "step_complete", "completed"),
