@@ -196,11 +196,42 @@ static json_t *text_json(const PGresult *r, int row, int col)
 
 #define US(col) "(extract(epoch from " col ") * 1000000)::bigint"
 
+/* Read FROM adw_runs (unaliased: the failed steps' subquery names it). */
 static const char RUN_COLUMNS[] =
     "adw_id, status, current_step, event_count, cost_usd, tokens, input_tokens, output_tokens,"
     " cache_read_tokens, cache_creation_tokens, " US("first_ts") ", " US(
-        "last_ts") ", first_id,"
-                   " last_id, " US("updated_at");
+        "last_ts") ","
+                   " first_id, last_id, " US(
+                       "updated_at") ", stalled, stop_failure, stop_failure_id,"
+                                     " (SELECT coalesce(json_agg(s.step ORDER BY s.first_id), "
+                                     "'[]') FROM adw_steps s"
+                                     " WHERE s.adw_id = adw_runs.adw_id AND s.status = "
+                                     "'failed')::text";
+
+/* The failed steps' JSON array text of column col, as an array (an empty one should it not
+ * parse); NULL when out of memory. */
+static json_t *steps_array_json(const PGresult *r, int row, int col)
+{
+    json_t *v = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), 0, NULL);
+    if (json_is_array(v))
+        return v;
+    json_decref(v);
+    return json_array();
+}
+
+/* {"reason": text, "id": N} from the columns reason and reason + 1, or null when no reason. */
+static json_t *stop_failure_json(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return json_null();
+    json_t *o = json_object();
+    if (o && (json_object_set_new(o, "reason", text_json(r, row, col)) ||
+              json_object_set_new(o, "id", int_json(r, row, col + 1)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
 
 /* Builds a run object from a row of RUN_COLUMNS; NULL when out of memory. */
 static json_t *run_json(const PGresult *r, int row)
@@ -226,6 +257,9 @@ static json_t *run_json(const PGresult *r, int row)
     err |= json_object_set_new(o, "first_id", int_json(r, row, 12));
     err |= json_object_set_new(o, "last_id", int_json(r, row, 13));
     err |= json_object_set_new(o, "updated_at", ts_json(r, row, 14));
+    err |= json_object_set_new(o, "stalled", json_boolean(!strcmp(PQgetvalue(r, row, 15), "t")));
+    err |= json_object_set_new(o, "failed_steps", steps_array_json(r, row, 18));
+    err |= json_object_set_new(o, "stop_failure", stop_failure_json(r, row, 16));
     if (err) {
         json_decref(o);
         return NULL;
@@ -277,7 +311,7 @@ static void answer_json(api_job_t *j, json_t *v)
 
 static void run_runs(api_job_t *j, PGconn *conn)
 {
-    char sql[1024], limit[16];
+    char sql[2048], limit[16];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM adw_runs WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
              " AND ($3::text[] IS NULL OR EXISTS"
@@ -321,9 +355,67 @@ static void run_runs(api_job_t *j, PGconn *conn)
     answer_json(j, arr ? json_pack("{so}", "adws", arr) : NULL);
 }
 
+static const char AGENT_COLUMNS[] =
+    "agent_id, agent_type, status, event_count, cost_usd, tokens, " US("first_ts") ", " US(
+        "last_ts");
+
+/* Builds an agent object from a row of AGENT_COLUMNS; NULL when out of memory. */
+static json_t *agent_json(const PGresult *r, int row)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int err = 0;
+    err |= json_object_set_new(o, "agent_id", text_json(r, row, 0));
+    err |= json_object_set_new(o, "agent_type", text_json(r, row, 1));
+    err |= json_object_set_new(o, "status", text_json(r, row, 2));
+    err |= json_object_set_new(o, "event_count", int_json(r, row, 3));
+    err |= json_object_set_new(o, "cost_usd", real_json(r, row, 4));
+    err |= json_object_set_new(o, "tokens", int_json(r, row, 5));
+    err |= json_object_set_new(o, "first_ts", ts_json(r, row, 6));
+    err |= json_object_set_new(o, "last_ts", ts_json(r, row, 7));
+    if (err) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Runs sql with the run's adw_id as $1. Returns its result, or NULL after answering 503 (the
+ * reason, naming what, goes to the log). */
+static PGresult *run_query(api_job_t *j, PGconn *conn, const char *sql, const char *what)
+{
+    const char *params[1] = {j->q.adw_id};
+    PGresult *r = db_exec(conn, sql, 1, params, DB_REPLY_TIMEOUT_MS);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        return r;
+    char e[256];
+    pq_reason(e, sizeof e, conn);
+    log_warn("api: %s: %s", what, e);
+    answer_error(j, 503, "database unavailable");
+    PQclear(r);
+    return NULL;
+}
+
+/* Sets run's member name to an array of one object per row of r, built by row_fn. Returns 0 or
+ * -ENOMEM. */
+static int set_rows(json_t *run, const char *name, const PGresult *r,
+                    json_t *(*row_fn)(const PGresult *, int))
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return -ENOMEM;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (json_array_append_new(arr, row_fn(r, i))) {
+            json_decref(arr);
+            return -ENOMEM;
+        }
+    return json_object_set_new(run, name, arr) ? -ENOMEM : 0;
+}
+
 static void run_run(api_job_t *j, PGconn *conn)
 {
-    char sql[1024];
+    char sql[2048];
     snprintf(sql, sizeof sql, "SELECT %s FROM adw_runs WHERE adw_id = $1", RUN_COLUMNS);
     const char *params[1] = {j->q.adw_id};
     /* A run outside the token's scope answers as one that does not exist. */
@@ -347,32 +439,39 @@ static void run_run(api_job_t *j, PGconn *conn)
     }
     json_t *run = run_json(r, 0);
     PQclear(r);
+
     snprintf(sql, sizeof sql, "SELECT %s FROM adw_steps WHERE adw_id = $1 ORDER BY first_id",
              STEP_COLUMNS);
-    r = db_exec(conn, sql, 1, params, DB_REPLY_TIMEOUT_MS);
-    json_t *steps = json_array();
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char e[256];
-        pq_reason(e, sizeof e, conn);
-        log_warn("api: steps: %s", e);
-        answer_error(j, 503, "database unavailable");
-        json_decref(run);
-        json_decref(steps);
-        PQclear(r);
-        return;
-    }
-    for (int i = 0; i < PQntuples(r) && steps; i++)
-        if (json_array_append_new(steps, step_json(r, i))) {
-            json_decref(steps);
-            steps = NULL;
-        }
+    if (!(r = run_query(j, conn, sql, "steps")))
+        goto fail;
+    int nomem = !run || set_rows(run, "steps", r, step_json);
     PQclear(r);
-    if (!run || !steps || json_object_set_new(run, "steps", steps)) {
+
+    snprintf(sql, sizeof sql, "SELECT %s FROM adw_agents WHERE adw_id = $1 ORDER BY first_id",
+             AGENT_COLUMNS);
+    if (!(r = run_query(j, conn, sql, "agents")))
+        goto fail;
+    nomem = nomem || set_rows(run, "agents", r, agent_json);
+    PQclear(r);
+
+    if (!(r = run_query(j, conn,
+                        "SELECT count(*), count(*) FILTER (WHERE status = 'failed')"
+                        " FROM adw_tool_calls WHERE adw_id = $1",
+                        "tool calls")))
+        goto fail;
+    nomem = nomem || json_object_set_new(run, "tool_calls", int_json(r, 0, 0)) ||
+            json_object_set_new(run, "tool_failures", int_json(r, 0, 1));
+    PQclear(r);
+
+    if (nomem) {
         json_decref(run);
         answer_json(j, NULL);
         return;
     }
     answer_json(j, run);
+    return;
+fail: /* answered 503 */
+    json_decref(run);
 }
 
 static void run_events(api_job_t *j, PGconn *conn)

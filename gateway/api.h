@@ -1,8 +1,10 @@
 /* api: the REST read API, answered from PostgreSQL on the dbpool's workers.
  *
  *   GET /api/adws?status=&limit=      {"adws":[run,...]}, most recently active first
- *   GET /api/adws/{adw_id}            run with "steps":[step,...] in the order steps began; 404
- *   GET /api/events?adw_id=&steps=&event_types=&types=&since=&limit=
+ *   GET /api/adws/{adw_id}            run with "steps":[step,...] in the order steps began,
+ *                                     "agents":[agent,...] in the order agents began,
+ *                                     "tool_calls":N, "tool_failures":M; 404
+ *   GET /api/events?adw_id=&steps=&event_types=&types=&agent_ids=&since=&limit=
  *                                     {"events":[...],"next_since":N}, id order
  *
  * limit: 1..API_LIMIT_MAX (default API_LIMIT_DEFAULT); status and the filter keys are
@@ -12,9 +14,14 @@
  *
  * Run JSON: adw_id, status, current_step, event_count, cost_usd, tokens, input_tokens,
  * output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts, duration_ms
- * (last_ts - first_ts), first_id, last_id, updated_at. Step JSON: step, status, event_count,
- * cost_usd, tokens, first_ts, last_ts, duration_ms (reported by the step's completion event,
- * else last_ts - first_ts), first_id, last_id. Timestamps are RFC 3339 UTC with microseconds.
+ * (last_ts - first_ts), first_id, last_id, updated_at, stalled (adw_runs.stalled),
+ * failed_steps (the steps whose status is failed, in the order they began), stop_failure
+ * ({"reason","id"} from adw_runs.stop_failure and stop_failure_id, or null). Step JSON: step,
+ * status, event_count, cost_usd, tokens, first_ts, last_ts, duration_ms (reported by the step's
+ * completion event, else last_ts - first_ts), first_id, last_id. Agent JSON (adw_agents):
+ * agent_id, agent_type, status, event_count, cost_usd, tokens, first_ts, last_ts. tool_calls
+ * counts the run's rows of adw_tool_calls, tool_failures those whose status is failed.
+ * Timestamps are RFC 3339 UTC with microseconds.
  */
 #ifndef ADW_GATEWAY_API_H
 #define ADW_GATEWAY_API_H

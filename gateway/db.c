@@ -138,12 +138,13 @@ int db_text_array(buf_t *out, const filter_list_t *l)
 }
 
 static const char PAGE_SQL[] =
-    "SELECT id, adw_id, type, step, coalesce(event_type, event), doc::text FROM events"
+    "SELECT id, adw_id, type, step, coalesce(event_type, event), doc::text, agent_id FROM events"
     " WHERE id > $1::bigint AND ($2::bigint = 0 OR id <= $2::bigint)"
     " AND ($3::text[] IS NULL OR adw_id = ANY($3::text[]))"
     " AND ($4::text[] IS NULL OR step = ANY($4::text[]))"
     " AND ($5::text[] IS NULL OR coalesce(event_type, event) = ANY($5::text[]))"
     " AND ($6::text[] IS NULL OR type = ANY($6::text[]))"
+    " AND ($9::text[] IS NULL OR agent_id = ANY($9::text[]))"
     " AND ($8::text[] IS NULL OR EXISTS"
     " (SELECT 1 FROM unnest($8::text[]) AS p WHERE starts_with(adw_id, p)))"
     " ORDER BY id LIMIT $7::int";
@@ -154,7 +155,7 @@ static const char PAGE_SQL[] =
 static frame_t *row_frame(const PGresult *r, int row, int64_t id)
 {
     filter_event_t fields = {{NULL}};
-    static const int col_of_key[FILTER_NKEYS] = {1, 3, 4, 2};
+    static const int col_of_key[FILTER_NKEYS] = {1, 3, 4, 2, 6};
     for (int k = 0; k < FILTER_NKEYS; k++)
         if (!PQgetisnull(r, row, col_of_key[k]))
             fields.field[k] = PQgetvalue(r, row, col_of_key[k]);
@@ -189,8 +190,10 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
     if ((size_t)lim > cap)
         lim = (int)cap;
     snprintf(limit, sizeof limit, "%d", lim);
+    /* PAGE_SQL's parameter ($n - 1) of each key's list, by filter_key_t. */
+    static const int param_of_key[FILTER_NKEYS] = {2, 3, 4, 5, 8};
     buf_t arrays[FILTER_NKEYS], scope;
-    const char *params[8] = {after, upto, NULL, NULL, NULL, NULL, limit, NULL};
+    const char *params[9] = {after, upto, NULL, NULL, NULL, NULL, limit, NULL, NULL};
     int rc = 0;
     for (int k = 0; k < FILTER_NKEYS; k++) {
         buf_init(&arrays[k], 0);
@@ -198,7 +201,7 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
             continue;
         if (db_text_array(&arrays[k], &q->filter->key[k]))
             rc = -ENOMEM;
-        params[2 + k] = arrays[k].data;
+        params[param_of_key[k]] = arrays[k].data;
     }
     buf_init(&scope, 0);
     if (q->filter && q->filter->scope && q->filter->scope->n) {
@@ -211,7 +214,7 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    r = db_exec(conn, PAGE_SQL, 8, params, q->timeout_ms > 0 ? q->timeout_ms : DB_REPLY_TIMEOUT_MS);
+    r = db_exec(conn, PAGE_SQL, 9, params, q->timeout_ms > 0 ? q->timeout_ms : DB_REPLY_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         pq_reason(err, errlen, "cannot read events", PQerrorMessage(conn));
         rc = -EIO;

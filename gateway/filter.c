@@ -7,7 +7,8 @@
 
 #include "utf8.h"
 
-const char *const FILTER_KEY_NAMES[FILTER_NKEYS] = {"adw_id", "steps", "event_types", "types"};
+const char *const FILTER_KEY_NAMES[FILTER_NKEYS] = {"adw_id", "steps", "event_types", "types",
+                                                    "agent_ids"};
 
 void filter_init(filter_t *f)
 {
@@ -231,7 +232,8 @@ int filter_set_json(filter_t *f, const json_t *obj, char *err, size_t errlen)
         int k = filter_key_from_name(name);
         if (k < 0) {
             snprintf(err, errlen,
-                     "unknown filter key \"%.64s\" (known: adw_id, steps, event_types, types)",
+                     "unknown filter key \"%.64s\" (known: adw_id, steps, event_types, types,"
+                     " agent_ids)",
                      name);
             filter_free(&nf);
             return -EINVAL;
@@ -282,4 +284,5 @@ void filter_event_from_json(const json_t *doc, filter_event_t *ev)
     if (!ev->field[FILTER_EVENT_TYPES])
         ev->field[FILTER_EVENT_TYPES] = str_member(doc, "event");
     ev->field[FILTER_TYPES] = str_member(doc, "type");
+    ev->field[FILTER_AGENT_IDS] = str_member(doc, "agent_id");
 }

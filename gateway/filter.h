@@ -1,14 +1,16 @@
 /* filter: which events a WebSocket client or a REST query wants. Pure: no I/O, no globals.
  *
- * A filter has four keys, each an optional list of strings:
+ * A filter has five keys, each an optional list of strings:
  *   adw_id       compared with the event's adw_id
  *   steps        compared with the event's step
  *   event_types  compared with the event's event_type, or, for an event without one (a system
  *                event), with its event
  *   types        compared with the event's type
+ *   agent_ids    compared with the event's agent_id (the subagent that produced it)
  * An event matches when, for every key whose list is not empty, its field equals one of the
  * list's values (AND across keys, OR within a list). An empty list or an absent key is no
- * constraint; an event that lacks the field (no step) does not match a non-empty list.
+ * constraint; an event that lacks the field (no step, no agent_id) does not match a non-empty
+ * list.
  *
  * Limits: at most FILTER_VALUES_MAX values per key, each 1..FILTER_VALUE_MAX bytes of valid
  * UTF-8 without NUL. Parsers refuse anything else with a reason and leave the filter they were
@@ -28,6 +30,7 @@ typedef enum filter_key {
     FILTER_STEPS,
     FILTER_EVENT_TYPES,
     FILTER_TYPES,
+    FILTER_AGENT_IDS,
     FILTER_NKEYS,
 } filter_key_t;
 

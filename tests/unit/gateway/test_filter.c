@@ -1,6 +1,6 @@
 /* Unit tests for gateway/filter: matching (each key, lists, combinations, absent fields),
- * parsing from query strings and subscribe messages (types, limits, atomic failure), and the
- * canonical echo. */
+ * parsing from query strings and subscribe messages (types, limits, atomic failure), the
+ * canonical echo, and the agent_ids key (its limits crossed on both parsers). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +61,7 @@ static void test_each_key(void **state)
 {
     (void)state;
     filter_event_t e = ev("a1", "build", "ToolUseBlock", "adw_event");
+    e.field[FILTER_AGENT_IDS] = "agent-7";
     for (int k = 0; k < FILTER_NKEYS; k++) {
         filter_t f;
         filter_init(&f);
@@ -291,6 +292,8 @@ static void test_key_names(void **state)
     assert_int_equal(filter_key_from_name("steps"), FILTER_STEPS);
     assert_int_equal(filter_key_from_name("event_types"), FILTER_EVENT_TYPES);
     assert_int_equal(filter_key_from_name("types"), FILTER_TYPES);
+    assert_int_equal(filter_key_from_name("agent_ids"), FILTER_AGENT_IDS);
+    assert_int_equal(filter_key_from_name("agent_id"), -1);
     assert_int_equal(filter_key_from_name("step"), -1);
     assert_int_equal(filter_key_from_name(""), -1);
 }
@@ -311,6 +314,141 @@ static void test_move(void **state)
     filter_free(&b);
 }
 
+static void test_agent_ids_match(void **state)
+{
+    (void)state;
+    json_t *sub = parse("{\"type\":\"adw_event\",\"adw_id\":\"a1\",\"step\":\"build\","
+                        "\"event_type\":\"PreToolUse\",\"agent_id\":\"agent-1\","
+                        "\"agent_type\":\"Explore\"}");
+    json_t *main_agent = parse("{\"type\":\"adw_event\",\"adw_id\":\"a1\",\"step\":\"build\","
+                               "\"event_type\":\"PreToolUse\"}");
+    json_t *null_agent = parse("{\"type\":\"adw_event\",\"adw_id\":\"a1\",\"agent_id\":null}");
+    filter_event_t es, em, en;
+    filter_event_from_json(sub, &es);
+    filter_event_from_json(main_agent, &em);
+    filter_event_from_json(null_agent, &en);
+    assert_string_equal(es.field[FILTER_AGENT_IDS], "agent-1");
+    assert_null(em.field[FILTER_AGENT_IDS]);
+    assert_null(en.field[FILTER_AGENT_IDS]);
+
+    filter_t f;
+    filter_init(&f);
+    char err[160];
+    /* An empty list, in either form, is no constraint. */
+    set_csv(&f, FILTER_AGENT_IDS, "");
+    assert_true(filter_is_empty(&f));
+    assert_true(filter_match(&f, &em));
+    assert_int_equal(set_json(&f, "{\"agent_ids\":[]}", err, sizeof err), 0);
+    assert_true(filter_is_empty(&f));
+    assert_int_equal(set_json(&f, "{\"agent_ids\":null}", err, sizeof err), 0);
+    assert_true(filter_is_empty(&f));
+    assert_true(filter_match(&f, &es) && filter_match(&f, &em) && filter_match(&f, &en));
+
+    /* A list: only events of those agents; the main agent's (no agent_id) never match. */
+    set_csv(&f, FILTER_AGENT_IDS, "agent-0,agent-1");
+    assert_true(filter_match(&f, &es));
+    assert_false(filter_match(&f, &em));
+    assert_false(filter_match(&f, &en));
+    assert_int_equal(set_json(&f, "{\"agent_ids\":\"agent-2\"}", err, sizeof err), 0);
+    assert_false(filter_match(&f, &es));
+    /* AND with the other keys. */
+    assert_int_equal(
+        set_json(&f, "{\"agent_ids\":[\"agent-1\"],\"steps\":\"build\"}", err, sizeof err), 0);
+    assert_true(filter_match(&f, &es));
+    assert_int_equal(
+        set_json(&f, "{\"agent_ids\":[\"agent-1\"],\"steps\":\"plan\"}", err, sizeof err), 0);
+    assert_false(filter_match(&f, &es));
+    filter_free(&f);
+    json_decref(sub);
+    json_decref(main_agent);
+    json_decref(null_agent);
+}
+
+static void test_agent_ids_limits(void **state)
+{
+    (void)state;
+    filter_t f;
+    filter_init(&f);
+    set_csv(&f, FILTER_AGENT_IDS, "keep");
+    char err[160], s[80 * 70];
+
+    /* One value: 64 bytes pass, 65 are refused (query string and subscribe message). */
+    memset(s, 'a', 65);
+    s[65] = '\0';
+    assert_int_equal(filter_set_csv(&f, FILTER_AGENT_IDS, s, 65, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "agent_ids: each value must be 1 to 64 bytes"));
+    assert_string_equal(f.key[FILTER_AGENT_IDS].v[0], "keep");
+    json_t *obj = json_pack("{s[s]}", "agent_ids", s);
+    assert_int_equal(filter_set_json(&f, obj, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "agent_ids: each value must be 1 to 64 bytes"));
+    assert_string_equal(f.key[FILTER_AGENT_IDS].v[0], "keep");
+    json_decref(obj);
+    s[64] = '\0';
+    obj = json_pack("{ss}", "agent_ids", s);
+    assert_int_equal(filter_set_json(&f, obj, err, sizeof err), 0);
+    assert_int_equal(strlen(f.key[FILTER_AGENT_IDS].v[0]), 64);
+    json_decref(obj);
+    assert_int_equal(filter_set_csv(&f, FILTER_AGENT_IDS, s, 64, err, sizeof err), 0);
+    assert_int_equal(strlen(f.key[FILTER_AGENT_IDS].v[0]), 64);
+    assert_int_equal(set_json(&f, "{\"agent_ids\":[\"\"]}", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "agent_ids: each value must be"));
+    assert_int_equal(set_json(&f, "{\"agent_ids\":[7]}", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "filters.agent_ids must be"));
+
+    /* The list: 64 values pass, 65 are refused. */
+    set_csv(&f, FILTER_AGENT_IDS, "keep");
+    size_t n = 0;
+    json_t *arr = json_array();
+    for (int i = 0; i < FILTER_VALUES_MAX; i++) {
+        n += (size_t)snprintf(s + n, sizeof s - n, "agent-%d,", i);
+        char v[16];
+        snprintf(v, sizeof v, "agent-%d", i);
+        json_array_append_new(arr, json_string(v));
+    }
+    size_t n64 = n;
+    n += (size_t)snprintf(s + n, sizeof s - n, "agent-%d", FILTER_VALUES_MAX);
+    assert_int_equal(filter_set_csv(&f, FILTER_AGENT_IDS, s, n, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "agent_ids: at most 64 values"));
+    assert_int_equal(f.key[FILTER_AGENT_IDS].n, 1);
+    obj = json_pack("{sO}", "agent_ids", arr);
+    assert_int_equal(filter_set_json(&f, obj, err, sizeof err), 0);
+    assert_int_equal(f.key[FILTER_AGENT_IDS].n, FILTER_VALUES_MAX);
+    json_array_append_new(arr, json_string("agent-64"));
+    set_csv(&f, FILTER_AGENT_IDS, "keep");
+    assert_int_equal(filter_set_json(&f, obj, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "agent_ids: at most 64 values"));
+    assert_int_equal(f.key[FILTER_AGENT_IDS].n, 1);
+    assert_int_equal(filter_set_csv(&f, FILTER_AGENT_IDS, s, n64, err, sizeof err), 0);
+    assert_int_equal(f.key[FILTER_AGENT_IDS].n, FILTER_VALUES_MAX);
+    json_decref(obj);
+    json_decref(arr);
+    filter_free(&f);
+}
+
+static void test_agent_ids_echo(void **state)
+{
+    (void)state;
+    filter_t f;
+    filter_init(&f);
+    char err[160];
+    assert_int_equal(
+        set_json(&f, "{\"agent_ids\":\"agent-1\",\"adw_id\":[\"a1\"]}", err, sizeof err), 0);
+    json_t *o = filter_to_json(&f);
+    buf_t b;
+    buf_init(&b, 0);
+    assert_int_equal(jsonw_value(&b, o), 0);
+    assert_string_equal(b.data, "{\"adw_id\":[\"a1\"],\"agent_ids\":[\"agent-1\"]}");
+    buf_free(&b);
+    json_decref(o);
+    /* A copy keeps the key. */
+    filter_t g;
+    filter_init(&g);
+    assert_int_equal(filter_copy(&g, &f), 0);
+    assert_string_equal(g.key[FILTER_AGENT_IDS].v[0], "agent-1");
+    filter_free(&g);
+    filter_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +465,9 @@ int main(void)
         cmocka_unit_test(test_to_json),
         cmocka_unit_test(test_key_names),
         cmocka_unit_test(test_move),
+        cmocka_unit_test(test_agent_ids_match),
+        cmocka_unit_test(test_agent_ids_limits),
+        cmocka_unit_test(test_agent_ids_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
