@@ -130,14 +130,16 @@ export function toolCall(events) {
   return {tool: tool || 'Tool', target: target || '', outcome, error, first, last};
 }
 
-// One card for a tool call (its events sorted by id).
-export function makeToolCard(events, tid) {
+// One card for a tool call (its events sorted by id). ended: the run has ended, so a call
+// without a result has none ("no result", not "running…").
+export function makeToolCard(events, tid, ended) {
   const call = toolCall(events);
   const failed = call.outcome === 'failed';
-  const running = call.outcome === 'running';
+  const running = call.outcome === 'running' && !ended;
+  const open = call.outcome === 'running' && ended;
   const ms = call.last - call.first;
   const dur = running ? 'running…' : Number.isFinite(ms) ? fmtDuration(ms) : '–';
-  const look = statusLook(call.outcome);
+  const look = statusLook(open ? 'unknown' : call.outcome);
   const kinds = events.map((e) => e.event_type || e.event || e.type).join(' → ');
   return h(
     'button',
@@ -173,10 +175,14 @@ export function makeToolCard(events, tid) {
         'span',
         {class: `card-outcome status-${look.cls}`},
         icon(look.icon),
-        running ? 'running…' : failed ? 'failed' : 'ok',
+        running ? 'running…' : failed ? 'failed' : open ? 'no result' : 'ok',
       ),
-      running ? null : h('span', {class: 'card-dur', dataset: {ms: String(ms)}}, dur),
-      h('span', {class: 'card-parts muted'}, `${events.length} event${events.length === 1 ? '' : 's'}`),
+      running || open ? null : h('span', {class: 'card-dur', dataset: {ms: String(ms)}}, dur),
+      h(
+        'span',
+        {class: 'card-parts muted'},
+        `${events.length} event${events.length === 1 ? '' : 's'}`,
+      ),
     ),
   );
 }
@@ -200,7 +206,8 @@ function insertEvent(events, ev) {
 
 // A card: one event, or a tool call's events.
 class CardEntry {
-  constructor(ev, tid) {
+  constructor(ev, tid, lane) {
+    this.lane = lane;
     this.id = ev.id; // the first event's id: the sort key
     this.tid = tid;
     this.events = [ev];
@@ -216,7 +223,10 @@ class CardEntry {
   }
 
   element() {
-    if (!this.el) this.el = this.tid ? makeToolCard(this.events, this.tid) : makeCard(this.events[0]);
+    if (!this.el)
+      this.el = this.tid
+        ? makeToolCard(this.events, this.tid, this.lane.ended)
+        : makeCard(this.events[0]);
     return this.el;
   }
 
@@ -324,10 +334,11 @@ class AgentEntry {
     const held = this.events.length;
     const restCount = info && Number.isFinite(info.event_count) ? info.event_count : -1;
     const count = Math.max(held, restCount);
-    const cost = restCount >= held && Number.isFinite(num(info.cost_usd)) ? num(info.cost_usd) : this.cost;
+    const restCost = info ? num(info.cost_usd) : NaN;
+    const cost = restCount >= held && Number.isFinite(restCost) ? restCost : this.cost;
     const type = this.agentType || (info && info.agent_type) || 'subagent';
-    const status =
-      this.stopped || (info && info.status === 'completed') ? 'completed' : info && info.status ? info.status : 'running';
+    let status = info && typeof info.status === 'string' && info.status ? info.status : 'running';
+    if (this.stopped) status = 'completed';
     let a = this.first,
       b = this.last;
     if (info && restCount >= held) {
@@ -356,7 +367,8 @@ class AgentEntry {
       Number.isFinite(ms) ? `${fmtDuration(ms)}${status === 'running' ? ' so far' : ''}` : '–',
     );
     setText(this.costEl, fmtCost(cost));
-    this.el.classList.toggle('is-failed', this.children.some((c) => c.el && c.el.classList.contains('is-failed')));
+    const failed = this.children.some((c) => c.tid && toolOutcome(c.events) === 'failed');
+    this.el.classList.toggle('is-failed', failed);
     // The cards: the newest GROUP_MAX, in id order; unchanged elements stay.
     const from = Math.max(0, this.children.length - GROUP_MAX);
     const box = this.body;
@@ -396,6 +408,7 @@ export class Lane {
     this.agents = new Map(); // agent_id -> AgentEntry
     this.changed = new Set(); // entries to refresh with the next render
     this.agentInfo = null; // agent_id -> the agent from GET /api/adws/{id}, or null
+    this.ended = false; // the run has ended: calls without a result have none
     this.start = 0; // DOM holds entries[start, end)
     this.end = 0;
     this.following = true;
@@ -481,7 +494,7 @@ export class Lane {
       }
       if (entry.parent !== this) this.changed.add(entry.parent);
     } else {
-      entry = new CardEntry(ev, tid);
+      entry = new CardEntry(ev, tid, this);
       if (tid) this.tools.set(tid, entry);
       if (group) group.insert(entry);
       else this.insertTop(entry);
@@ -534,6 +547,15 @@ export class Lane {
     this.active = !!active;
     this.dirty = true;
     this.renderHead(now);
+  }
+
+  // The run ended (or runs again): the cards of calls without a result follow.
+  setEnded(ended) {
+    if (this.ended === !!ended) return;
+    this.ended = !!ended;
+    for (const e of this.tools.values())
+      if (toolOutcome(e.events) === 'running') this.changed.add(e);
+    this.dirty = true;
   }
 
   // The REST agents changed: the groups' headers follow.

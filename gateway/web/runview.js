@@ -369,7 +369,13 @@ export class RunView {
   }
 
   syncLanes() {
-    for (const [key, lane] of this.lanes) lane.setInfo(this.laneInfo(key), this.isActive(key));
+    const st = this.runStatus();
+    const ended = !!st && st !== 'running' && st !== 'unknown';
+    for (const [key, lane] of this.lanes) {
+      lane.setEnded(ended);
+      lane.setInfo(this.laneInfo(key), this.isActive(key));
+      lane.render();
+    }
   }
 
   agentLookup() {
@@ -467,9 +473,8 @@ export class RunView {
       if (info && Number.isFinite(info.first_id))
         lane.firstId = Math.min(lane.firstId, info.first_id);
       lane.setAgentInfo(agents);
-      lane.setInfo(this.laneInfo(key), this.isActive(key));
-      lane.render();
     }
+    this.syncLanes();
     this.orderLanes();
     this.renderStatus();
     this.renderFilters();
@@ -845,7 +850,8 @@ export class RunView {
     let stop = seen.stop;
     const rsf = run && run.stop_failure;
     if (rsf && typeof rsf === 'object' && typeof rsf.reason === 'string') {
-      if (!stop || (Number(rsf.id) || 0) >= stop.id) stop = {reason: rsf.reason, id: Number(rsf.id)};
+      const id = Number(rsf.id) || 0;
+      if (!stop || id >= stop.id) stop = {reason: rsf.reason, id};
     }
     this.stopBlock.hidden = !stop;
     setText(this.stStop, stop ? stop.reason : '');

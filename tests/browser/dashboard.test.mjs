@@ -884,9 +884,13 @@ test('screenshots: light and dark, desktop and phone', async () => {
       const input = {command: 'pytest tests/test_auth.py', description: 'Run the auth tests'};
       evs.push(
         agentEvent(R, step, 'PreToolUse', 'Bash: pytest tests/test_auth.py', {
-          ...hookBody('PreToolUse', {tool_name: 'Bash', tool_input: input, tool_use_id: 'toolu_01SHOTF'}),
+          ...hookBody('PreToolUse', {
+            tool_name: 'Bash',
+            tool_input: input,
+            tool_use_id: 'toolu_01SHOTF',
+          }),
         }),
-        agentEvent(R, step, 'PostToolUseFailure', 'Bash: pytest tests/test_auth.py (failed: exit 1)', {
+        agentEvent(R, step, 'PostToolUseFailure', 'Bash: pytest tests/test_auth.py (failed)', {
           ...hookBody('PostToolUseFailure', {
             tool_name: 'Bash',
             tool_input: input,
@@ -1087,12 +1091,15 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
   // B: stream-json ToolUseBlock + a ToolResultBlock with is_error, 1.5 s apart.
   const [bUse, bRes] = await post([
     toolUseBlock(R, 'build', 'toolu_01BASH', 'Bash', {command: 'npm test'}, 'Bash: npm test', at(0)),
-    toolResultBlock(R, 'build', 'toolu_01BASH', 'Bash', 'FAIL src/auth.test.js\n2 failed', true, at(1500)),
+    toolResultBlock(R, 'build', 'toolu_01BASH', 'Bash', 'FAIL src/auth.test.js\n2 failed', true,
+      at(1500)),
   ]);
   // C: the result arrives before its tool_use (ids in the other order), 2.3 s apart.
   const [cRes, cUse] = await post([
-    toolResultBlock(R, 'build', 'toolu_01GREP', 'Grep', 'src/auth.py:3: def login', false, at(4300)),
-    toolUseBlock(R, 'build', 'toolu_01GREP', 'Grep', {pattern: 'def login', path: '/src'}, 'Grep def login in /src', at(2000)),
+    toolResultBlock(R, 'build', 'toolu_01GREP', 'Grep', 'src/auth.py:3: def login', false,
+      at(4300)),
+    toolUseBlock(R, 'build', 'toolu_01GREP', 'Grep', {pattern: 'def login', path: '/src'},
+      'Grep def login in /src', at(2000)),
   ]);
   // D: a PreToolUse now; its PostToolUseFailure comes live, once the page shows the call.
   const bashInput = {command: 'npm run lint', description: 'Lint'};
@@ -1101,15 +1108,44 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
     'build',
     hookBody('PreToolUse', {tool_name: 'Bash', tool_input: bashInput, tool_use_id: 'toolu_01LINT'}),
   );
-  const [text] = await post(agentEvent(R, 'build', 'TextBlock', 'Tests fail; fixing the import.', null));
+  const [text] = await post(
+    agentEvent(R, 'build', 'TextBlock', 'Tests fail; fixing the import.', null),
+  );
+  // F: hooks and stream-json both watching one call: four events, one card.
+  const editInput = {
+    file_path: '/src/auth.py',
+    old_string: 'import jwt',
+    new_string: 'import jwt\nimport time',
+  };
+  const fPre = await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {tool_name: 'Edit', tool_input: editInput, tool_use_id: 'toolu_01EDIT'}),
+  );
+  const [fUse, fRes] = await post([
+    toolUseBlock(R, 'build', 'toolu_01EDIT', 'Edit', editInput, 'Edit /src/auth.py',
+      new Date().toISOString()),
+    toolResultBlock(R, 'build', 'toolu_01EDIT', 'Edit', 'The file /src/auth.py has been updated.',
+      false, new Date(Date.now() + 5).toISOString()),
+  ]);
+  const fPost = await postHook(
+    R,
+    'build',
+    hookBody('PostToolUse', {
+      tool_name: 'Edit',
+      tool_input: editInput,
+      tool_response: {filePath: '/src/auth.py', oldString: 'import jwt', success: true},
+      tool_use_id: 'toolu_01EDIT',
+    }),
+  );
 
   const {page, ws} = await openPage(`#/runs/${R}`);
-  await waitRunLoaded(page, 10);
+  await waitRunLoaded(page, 14);
   let cards = await laneCards(page, 'build');
   const byTid = (tid) => cards.find((c) => c.tid === tid);
   assert.deepEqual(
     cards.map((c) => c.ids),
-    [[buildStart], [aPre, aPost], [bUse, bRes], [cRes, cUse], [dPre], [text]],
+    [[buildStart], [aPre, aPost], [bUse, bRes], [cRes, cUse], [dPre], [text], [fPre, fUse, fRes, fPost]],
     'one card per tool call (its events in id order), other events a card each',
   );
   const a = byTid('toolu_01WRITE');
@@ -1130,6 +1166,11 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
   assert.equal(c.text, 'def login in /src');
   assert.equal(c.outcome, 'completed');
   assert.equal(c.dur, '2.3 s', 'first to last event whatever order they came in');
+  const f = byTid('toolu_01EDIT');
+  assert.equal(f.type, 'Edit');
+  assert.equal(f.text, '/src/auth.py');
+  assert.equal(f.outcome, 'completed');
+  assert.match(f.foot, /4 events/);
   const d = byTid('toolu_01LINT');
   assert.equal(d.outcome, 'running');
   assert.equal(d.dur, null);
@@ -1145,7 +1186,7 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
   assert.equal(await bCard.locator('.card-outcome svg').count(), 1);
   assert.match(await bCard.locator('.card-error').textContent(), /FAIL src\/auth\.test\.js/);
   const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
-  await until(async () => (await field('tool_calls')) === '4', {what: 'four tool calls'});
+  await until(async () => (await field('tool_calls')) === '5', {what: 'five tool calls'});
   assert.equal(
     await page.locator('.status-panel [data-field="tool_failures"]').getAttribute('data-value'),
     '1',
@@ -1202,12 +1243,12 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
   assert.deepEqual(byTid('toolu_01LINT').ids, [dPre, dFail]);
   assert.ok(byTid('toolu_01LINT').failed);
   assert.deepEqual(byTid('toolu_01READ').ids, [ePre, ePost]);
-  assert.equal(cards.length, 7, 'seven cards for twelve events in the lane');
+  assert.equal(cards.length, 8, 'eight cards for sixteen events in the lane');
   assert.match(
     await page.locator('.card[data-tool-use-id="toolu_01LINT"] .card-error').textContent(),
     /^Command failed with exit code 2$/,
   );
-  await until(async () => (await field('tool_calls')) === '5', {what: 'five tool calls'});
+  await until(async () => (await field('tool_calls')) === '6', {what: 'six tool calls'});
   await until(
     async () =>
       (await page
@@ -1218,7 +1259,7 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
   assert.match(await field('tool_failures'), /2 failed/);
   if (await restHasRunState(R)) {
     const run = await restRun(R);
-    assert.equal(run.tool_calls, 5, 'REST counts the same calls');
+    assert.equal(run.tool_calls, 6, 'REST counts the same calls');
     assert.equal(run.tool_failures, 2);
   }
   await shot(page, 'tool-calls-1280x720');
@@ -1240,12 +1281,36 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
 
   // Replay and live give the same cards as a fresh load of the whole history.
   const fresh = await openPage(`#/runs/${R}`);
-  await waitRunLoaded(fresh.page, 13);
+  await waitRunLoaded(fresh.page, 17);
   assert.deepEqual(
     (await laneCards(fresh.page, 'build')).map((x) => [x.ids, x.outcome]),
     cards.map((x) => [x.ids, x.outcome]),
   );
   await fresh.page.close();
+
+  // The run ends with a call still open: it has no result (not "running…" for ever).
+  await page.locator('.lane[data-step="build"] .lane-cards').evaluate((l) => {
+    l.scrollTop = l.scrollHeight; // follow the newest again (the click above scrolled)
+  });
+  await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {
+      tool_name: 'WebFetch',
+      tool_input: {url: 'https://pyjwt.readthedocs.io/', prompt: 'leeway option'},
+      tool_use_id: 'toolu_01FETCH',
+    }),
+  );
+  const g = page.locator('.card[data-tool-use-id="toolu_01FETCH"]');
+  await until(async () => /running…/.test(await g.locator('.card-foot').textContent()), {
+    what: 'the open call running',
+  });
+  await post(systemEvent(R, null, 'adw_complete', {status: 'completed'}));
+  await until(async () => /no result/.test(await g.locator('.card-foot').textContent()), {
+    what: 'the open call without a result once the run ended',
+  });
+  assert.equal(await field('status'), 'completed');
+  assert.equal(await g.getAttribute('data-outcome'), 'running');
   assert.ok(startId > 0);
   assert.deepEqual(ws.errors, []);
 });
@@ -1274,13 +1339,11 @@ test('subagents: their events nested in a collapsible group with count, duration
     prompt: 'Find where login is implemented',
     subagent_type: 'Explore',
   };
-  const [taskPre] = [
-    await postHook(
-      R,
-      'plan',
-      hookBody('PreToolUse', {tool_name: 'Task', tool_input: taskInput, tool_use_id: 'toolu_01TASK'}),
-    ),
-  ];
+  const taskPre = await postHook(
+    R,
+    'plan',
+    hookBody('PreToolUse', {tool_name: 'Task', tool_input: taskInput, tool_use_id: 'toolu_01TASK'}),
+  );
   const grepInput = {pattern: 'def login', path: '/src'};
   const ids = await post([
     subagentHookEvent(R, 'plan', 'SubagentStart', 'Subagent start (Explore)', agent),
@@ -1304,12 +1367,18 @@ test('subagents: their events nested in a collapsible group with count, duration
       event_type: 'TextBlock',
       summary: 'login() is in /src/auth.py',
       ...agent,
-      payload: {type: 'text', text: 'login() is in /src/auth.py', cost_usd: 0.0123, input_tokens: 900},
+      payload: {
+        type: 'text',
+        text: 'login() is in /src/auth.py',
+        cost_usd: 0.0123,
+        input_tokens: 900,
+      },
     },
     subagentHookEvent(R, 'plan', 'SubagentStop', 'Subagent stop (Explore)', {
       ...agent,
       stop_hook_active: false,
-      agent_transcript_path: `/home/dev/.claude/projects/-home-dev-app/${SESSION}/subagents/agent-7f3a9c.jsonl`,
+      agent_transcript_path:
+        `/home/dev/.claude/projects/-home-dev-app/${SESSION}/subagents/agent-7f3a9c.jsonl`,
       last_assistant_message: 'Found the auth code in /src/auth.py.',
     }),
   ]);
@@ -1515,8 +1584,13 @@ test('a step ending is not the run ending; a failed step shows while the run run
     what: 'the build lane marked failed',
   });
   assert.match(await lane.locator('.lane-status').textContent(), /failed/);
-  assert.equal(await lane.locator('.lane-name').evaluate((e) => getComputedStyle(e).color), errColor());
-  assert.ok(!(await vp.locator('.lane[data-step="plan"]').getAttribute('class')).includes('is-failed'));
+  assert.equal(
+    await lane.locator('.lane-name').evaluate((e) => getComputedStyle(e).color),
+    errColor(),
+  );
+  assert.ok(
+    !(await vp.locator('.lane[data-step="plan"]').getAttribute('class')).includes('is-failed'),
+  );
   await until(async () => (await field('failed_steps')) === 'build', {
     what: 'failed steps in the status panel',
   });
