@@ -115,9 +115,11 @@ async function restRun(adwId) {
 
 // Whether the gateway's REST runs carry the stall, failed steps, agents and tool call fields
 // (proto/websocket.md); the checks of what only REST gives run when it does.
-async function restHasRunState(adwId) {
+async function restHasRunState(adwId, what) {
   const run = await restRun(adwId);
-  return typeof run.stalled === 'boolean' && Array.isArray(run.failed_steps);
+  const has = typeof run.stalled === 'boolean' && Array.isArray(run.failed_steps);
+  if (what) console.log(`# ${what}: the REST run state checks ${has ? 'ran' : 'SKIPPED (absent)'}`);
+  return has;
 }
 
 async function control(what) {
@@ -1257,7 +1259,7 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
     {what: 'two failed tool calls'},
   );
   assert.match(await field('tool_failures'), /2 failed/);
-  if (await restHasRunState(R)) {
+  if (await restHasRunState(R, 'tool calls')) {
     const run = await restRun(R);
     assert.equal(run.tool_calls, 6, 'REST counts the same calls');
     assert.equal(run.tool_failures, 2);
@@ -1470,7 +1472,7 @@ test('subagents: their events nested in a collapsible group with count, duration
     async () => (await page.locator('.status-panel [data-field="agents"]').textContent()) === '2',
     {what: 'two subagents in the status panel'},
   );
-  if (await restHasRunState(R)) {
+  if (await restHasRunState(R, 'subagents')) {
     // Needs the REST agents: the same totals as the groups.
     const run = await restRun(R);
     const ag = run.agents.find((x) => x.agent_id === 'agent-7f3a9c');
@@ -1497,7 +1499,9 @@ test('subagents: their events nested in a collapsible group with count, duration
   const stored = await (
     await fetch(`${GATEWAY}/api/events?adw_id=${R}&since=${hookId - 1}&limit=1`)
   ).json();
-  if (stored.events[0].agent_id === 'agent-2b81e0') {
+  const mapped = stored.events[0].agent_id === 'agent-2b81e0';
+  console.log(`# subagents: /api/hooks agent_id check ${mapped ? 'ran' : 'SKIPPED (not mapped)'}`);
+  if (mapped) {
     assert.equal(
       await card.evaluate((c) => c.closest('.agent-group')?.dataset.agentId),
       'agent-2b81e0',
@@ -1513,7 +1517,7 @@ test('a step ending is not the run ending; a failed step shows while the run run
     systemEvent(R, 'plan', 'step_start'),
     agentEvent(R, 'plan', 'TextBlock', 'Plan written to specs/rate.md', {cost_usd: 0.01}),
   ]);
-  const rest = await restHasRunState(R);
+  const rest = await restHasRunState(R, 'status, stalls, failed steps');
   const {page, ws} = await openPage('#/');
   const row = page.locator(`tr[data-run-id="${R}"]`);
   await row.waitFor();
