@@ -339,6 +339,7 @@ class AgentEntry {
     const type = this.agentType || (info && info.agent_type) || 'subagent';
     let status = info && typeof info.status === 'string' && info.status ? info.status : 'running';
     if (this.stopped) status = 'completed';
+    else if (status === 'running' && this.lane.ended) status = 'ended'; // the run ended first
     let a = this.first,
       b = this.last;
     if (info && restCount >= held) {
@@ -555,7 +556,15 @@ export class Lane {
     this.ended = !!ended;
     for (const e of this.tools.values())
       if (toolOutcome(e.events) === 'running') this.changed.add(e);
+    for (const g of this.agents.values()) this.changed.add(g);
     this.dirty = true;
+  }
+
+  // Once in a while: running subagents' "so far" durations move on.
+  tick(now = Date.now()) {
+    for (const g of this.agents.values())
+      if (g.el && g.el.dataset.status === 'running') g.refresh(now);
+    this.renderHead(now);
   }
 
   // The REST agents changed: the groups' headers follow.

@@ -62,7 +62,7 @@ export class RunView {
     this.pollTimer = setInterval(() => {
       if (!this.run || this.runStatus() === 'running') this.refreshRun();
       this.renderStatus();
-      for (const lane of this.lanes.values()) lane.renderHead();
+      for (const lane of this.lanes.values()) lane.tick();
     }, RUN_POLL_MS);
     this.tickTimer = setInterval(() => this.renderDuration(), 1000);
     this.load();
