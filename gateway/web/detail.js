@@ -31,10 +31,32 @@ export class DetailView {
     return this.dialog.open;
   }
 
-  // Shows ev; from: the element to focus again on close (the card).
-  open(ev, from) {
+  // Shows ev; from: the element to focus again on close (the card); related: the events the
+  // card stands for (a tool call's), offered as tabs when more than one.
+  open(ev, from, related) {
     this.event = ev;
-    this.returnFocus = from || document.activeElement;
+    if (from !== undefined || !this.dialog.open) this.returnFocus = from || document.activeElement;
+    const group = Array.isArray(related) && related.length > 1 ? related : null;
+    const tabs = group
+      ? h(
+          'div',
+          {class: 'detail-related', role: 'group', 'aria-label': 'Events of this tool call'},
+          h('span', {class: 'muted'}, 'Tool call:'),
+          group.map((e) =>
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'chip',
+                'aria-pressed': e === ev ? 'true' : 'false',
+                dataset: {eventId: e.id},
+                on: {click: () => this.open(e, undefined, group)},
+              },
+              `${e.event_type || e.event || e.type} #${e.id}`,
+            ),
+          ),
+        )
+      : null;
     const c = classify(ev);
     const json = JSON.stringify(ev, null, 2);
     const copyMsg = h('span', {class: 'copy-msg', role: 'status', 'aria-live': 'polite'});
@@ -73,6 +95,7 @@ export class DetailView {
         ev.received_at ? `${fmtDateTime(parseTs(ev.received_at))} (${ev.received_at})` : null,
       ],
       ['Event key', ev.event_id],
+      ['Subagent', ev.agent_id ? `${ev.agent_type || 'subagent'} (${ev.agent_id})` : null],
     ].filter(([, v]) => v !== null && v !== undefined && v !== '');
     const dl = h('dl', {class: 'detail-fields'});
     for (const [k, v] of rows) {
@@ -102,6 +125,7 @@ export class DetailView {
       h(
         'div',
         {class: 'detail-body'},
+        tabs,
         typeof ev.summary === 'string' && ev.summary !== ''
           ? h('p', {class: 'detail-summary'}, ev.summary)
           : null,

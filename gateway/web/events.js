@@ -18,6 +18,7 @@ const KIND_LABELS = {
   complete: 'Completed',
   error: 'Error',
   stop: 'Stop',
+  stalled: 'Stalled',
   other: 'Event',
 };
 
@@ -34,6 +35,9 @@ const BY_EVENT_TYPE = {
   Notification: 'hook',
   Stop: 'stop',
   SubagentStop: 'stop',
+  SubagentStart: 'start',
+  StopFailure: 'error',
+  PermissionRequest: 'hook',
   SessionStart: 'hook',
   SessionEnd: 'hook',
   PreCompact: 'hook',
@@ -63,7 +67,7 @@ export const COMMON_EVENT_TYPES = [
   'adw_failed',
 ];
 
-function isFailure(s) {
+export function isFailure(s) {
   return typeof s === 'string' && /fail|error|abort|crash|timeout/i.test(s);
 }
 
@@ -77,7 +81,8 @@ export function classify(ev) {
   let kind;
   if (isFailure(ev.status) || /error|fail/i.test(name)) kind = 'error';
   else if (system) {
-    if (/_start$|^start/.test(name)) kind = 'start';
+    if (name === 'run_stalled') kind = 'stalled';
+    else if (/_start$|^start/.test(name)) kind = 'start';
     else if (/_complete$|_completed$|_done$|^complete/.test(name)) kind = 'complete';
     else if (/stop/.test(name)) kind = 'stop';
     else kind = 'system';
@@ -119,13 +124,89 @@ function nonNegInt(v) {
   return Number.isInteger(v) && v >= 0 ? v : 0;
 }
 
-// The status a system event gives its run, or null (proto/decisions.md "Run status").
+// The status a system event gives its run, or null (proto/decisions.md "Run status"): only
+// run-level events count. adw_complete and adw_failed (whatever their step), or a system
+// event without a step that carries a status. A step's events set the step's status only.
 export function impliedRunStatus(ev) {
   if (ev.type !== 'system') return null;
-  if (typeof ev.status === 'string' && ev.status) return ev.status;
   if (ev.event === 'adw_complete') return 'completed';
   if (ev.event === 'adw_failed') return 'failed';
+  if ((ev.step === undefined || ev.step === null) && typeof ev.status === 'string' && ev.status)
+    return ev.status;
   return null;
+}
+
+// The status a system event with a step gives that step, or null (as ingest's rollup).
+export function impliedStepStatus(ev) {
+  if (ev.type !== 'system' || typeof ev.step !== 'string' || !ev.step) return null;
+  if (typeof ev.status === 'string' && ev.status) return ev.status;
+  if (ev.event === 'step_start') return 'running';
+  if (ev.event === 'step_complete') return 'completed';
+  if (ev.event === 'step_failed') return 'failed';
+  return null;
+}
+
+// Whether the event is ingest's stall notice (a run with no event for a while).
+export function isStall(ev) {
+  return ev.type === 'system' && ev.event === 'run_stalled';
+}
+
+// A StopFailure's reason (the hook body's `error`, else the summary), or null.
+export function stopFailureReason(ev) {
+  if (ev.type !== 'adw_event' || ev.event_type !== 'StopFailure') return null;
+  const p = ev.payload && typeof ev.payload === 'object' ? ev.payload : {};
+  if (typeof p.error === 'string' && p.error) return p.error;
+  return typeof ev.summary === 'string' && ev.summary ? ev.summary : 'StopFailure';
+}
+
+// The subagent an event belongs to (its `agent_id`), or null for the main agent.
+export function agentIdOf(ev) {
+  return typeof ev.agent_id === 'string' && ev.agent_id ? ev.agent_id : null;
+}
+
+// The tool call an event belongs to, or null: payload.tool_use_id (hooks, ToolResultBlock),
+// else payload.id of a stream-json ToolUseBlock.
+export function toolUseId(ev) {
+  const p = ev.payload && typeof ev.payload === 'object' ? ev.payload : null;
+  if (!p || ev.type === 'system') return null;
+  if (typeof p.tool_use_id === 'string' && p.tool_use_id) return p.tool_use_id;
+  if (ev.event_type === 'ToolUseBlock' && typeof p.id === 'string' && p.id) return p.id;
+  return null;
+}
+
+// What one event says of its tool call's outcome: 'failed', 'completed' or null (no result).
+export function toolEventOutcome(ev) {
+  const p = ev.payload && typeof ev.payload === 'object' ? ev.payload : {};
+  if (ev.event_type === 'PostToolUseFailure') return 'failed';
+  if (ev.event_type === 'ToolResultBlock') return p.is_error === true ? 'failed' : 'completed';
+  if (ev.event_type === 'PostToolUse') return 'completed';
+  return null;
+}
+
+// A tool call's outcome from its events: 'failed' wins, then 'completed', else 'running'.
+export function toolOutcome(events) {
+  let out = 'running';
+  for (const ev of events) {
+    const o = toolEventOutcome(ev);
+    if (o === 'failed') return 'failed';
+    if (o === 'completed') out = 'completed';
+  }
+  return out;
+}
+
+// The target part of a tool summary ("Bash: npm test" -> "npm test", "Write /a.py" -> "/a.py"),
+// without a PostToolUse's outcome suffix or a PermissionRequest's prefix.
+export function toolTarget(tool, summary) {
+  let s = typeof summary === 'string' ? summary : '';
+  s = s.replace(/^Permission for /, '');
+  s = s.replace(/ \((ok|failed|failed: .*|interrupted.*)\)$/, '');
+  if (tool) {
+    if (s.startsWith(`${tool} result: `) || s.startsWith(`${tool} error: `)) return '';
+    if (s.startsWith(`${tool}: `)) return s.slice(tool.length + 2);
+    if (s.startsWith(`${tool} `)) return s.slice(tool.length + 1);
+    if (s === tool) return '';
+  }
+  return s;
 }
 
 // A run row for an adw_id first seen in an event.
@@ -133,6 +214,8 @@ export function emptyRun(adwId) {
   return {
     adw_id: adwId,
     status: 'running',
+    stalled: false,
+    failed_steps: [],
     current_step: null,
     event_count: 0,
     cost_usd: 0,
@@ -170,6 +253,15 @@ export function applyEventToRun(run, ev) {
   if (typeof ev.step === 'string' && ev.step) run.current_step = ev.step;
   const st = impliedRunStatus(ev);
   if (st) run.status = st;
+  run.stalled = isStall(ev); // the run's next event clears it
+  const ss = impliedStepStatus(ev);
+  if (ss) {
+    const failed = (Array.isArray(run.failed_steps) ? run.failed_steps : []).filter(
+      (s) => s !== ev.step,
+    );
+    if (isFailure(ss)) failed.push(ev.step);
+    run.failed_steps = failed;
+  }
   const ts = eventTime(ev);
   if (Number.isFinite(ts)) {
     const iso = new Date(ts).toISOString();

@@ -38,6 +38,9 @@ const PATHS = {
   completed: [CIRCLE, 'M8 12l3 3 5-6'],
   failed: [CIRCLE, 'M9 9l6 6', 'M15 9l-6 6'],
   unknown: [CIRCLE, 'M12 8v5', 'M12 16h.01'],
+  stalled: [CIRCLE, 'M10 9v6', 'M14 9v6'],
+  agent: ['M5 8h14v11H5z', 'M12 4v4', 'M9 13h.01', 'M15 13h.01', 'M2 12v3', 'M22 12v3'],
+  chevron: ['M9 6l6 6-6 6'],
   live: [
     '*M12 9a3 3 0 1 0 0 6a3 3 0 1 0 0-6z',
     'M6.3 6.3a8 8 0 0 0 0 11.4',

@@ -240,12 +240,47 @@ export class RunListView {
   renderRow(row) {
     const {run, tr, cells} = row;
     const st = run.status || 'unknown';
-    if (tr.dataset.status !== st) {
+    const stalled = run.stalled === true ? 'yes' : 'no';
+    if (tr.dataset.status !== st || tr.dataset.stalled !== stalled) {
       const look = statusLook(st);
       tr.dataset.status = st;
-      replace(cells.status, h('span', {class: `badge status-${look.cls}`}, icon(look.icon), st));
+      tr.dataset.stalled = stalled;
+      replace(
+        cells.status,
+        h('span', {class: `badge status-${look.cls}`}, icon(look.icon), st),
+        stalled === 'yes'
+          ? h(
+              'span',
+              {class: 'badge status-stalled', title: 'No event for a while'},
+              icon('stalled'),
+              'stalled',
+            )
+          : null,
+      );
     }
-    setText(cells.step, run.current_step || '–');
+    const failed = Array.isArray(run.failed_steps)
+      ? run.failed_steps.filter((x) => typeof x === 'string')
+      : [];
+    const stepKey = `${run.current_step || ''}\u0000${failed.join('\u0000')}`;
+    if (cells.step.dataset.key !== stepKey) {
+      cells.step.dataset.key = stepKey;
+      replace(
+        cells.step,
+        h('span', {class: 'step-name'}, run.current_step || '–'),
+        failed.length
+          ? h(
+              'span',
+              {
+                class: 'step-failed status-failed',
+                title: `Failed: ${failed.join(', ')}`,
+                dataset: {failedSteps: failed.join(',')},
+              },
+              icon('failed'),
+              failed.length === 1 ? `${failed[0]} failed` : `${failed.length} steps failed`,
+            )
+          : null,
+      );
+    }
     setText(cells.cost, fmtCost(Number(run.cost_usd) || 0));
     setText(cells.tokens, fmtCompact(Number(run.tokens) || 0));
     cells.tokens.title =

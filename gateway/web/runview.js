@@ -10,7 +10,19 @@
 
 import {h, replace, setText} from './dom.js';
 import {icon} from './icons.js';
-import {COMMON_EVENT_TYPES, classify, statusLook} from './events.js';
+import {
+  COMMON_EVENT_TYPES,
+  agentIdOf,
+  classify,
+  impliedRunStatus,
+  impliedStepStatus,
+  isFailure,
+  isStall,
+  statusLook,
+  stopFailureReason,
+  toolEventOutcome,
+  toolUseId,
+} from './events.js';
 import {fmtCost, fmtDateTime, fmtDuration, fmtInt, fmtWhen, parseTs} from './fmt.js';
 import {ActivityChart} from './chart.js';
 import {Lane, stepDuration} from './lane.js';
@@ -43,13 +55,14 @@ export class RunView {
     this.byId = new Map(); // id -> event: everything held, each id once
     this.live = new WeakSet(); // events that arrived live (not history)
     this.lanes = new Map(); // step ('' for none) -> Lane
+    this.seen = freshSeen();
     this.build();
     this.reset();
     this.refreshRun();
     this.pollTimer = setInterval(() => {
-      if (!this.run || this.run.status === 'running') this.refreshRun();
+      if (!this.run || this.runStatus() === 'running') this.refreshRun();
       this.renderStatus();
-      for (const lane of this.lanes.values()) lane.renderHead();
+      for (const lane of this.lanes.values()) lane.tick();
     }, RUN_POLL_MS);
     this.tickTimer = setInterval(() => this.renderDuration(), 1000);
     this.load();
@@ -87,6 +100,11 @@ export class RunView {
     }
   }
 
+  filtered() {
+    const f = this.filters;
+    return !!(f.steps.length || f.event_types.length || f.types.length);
+  }
+
   // The filter the server applies: this run, and the chosen steps, event types and types.
   serverFilters() {
     const f = {adw_id: this.runId};
@@ -106,7 +124,12 @@ export class RunView {
     this.byId = new Map();
     this.lanes = new Map();
     this.cursor = 0; // the last id held (or read past): the since of every resubscribe
+    // What the events held say of the run, for what REST does not know yet (or at all):
+    // the latest run-level status, each step's status, the stall notice, a StopFailure,
+    // the tool calls and the subagents.
+    this.seen = freshSeen();
     this.historyDone = false;
+    this.settled = false;
     this.lanesEl.replaceChildren();
     this.chart.clear();
     this.showError('');
@@ -182,6 +205,7 @@ export class RunView {
     const take = this.queue.length > BATCH ? this.queue.splice(0, BATCH) : this.queue.splice(0);
     let newLane = false,
       newType = false,
+      stateChanged = false,
       added = 0;
     for (const ev of take) {
       if (this.byId.has(ev.id)) continue; // once, whichever way it came
@@ -194,6 +218,7 @@ export class RunView {
         newLane = true;
       }
       lane.add(ev);
+      if (this.note(ev)) stateChanged = true;
       const name = classify(ev).name;
       if (name && !this.types.has(name)) {
         this.types.add(name);
@@ -202,6 +227,10 @@ export class RunView {
       this.chart.add(parseTs(ev.received_at), this.live.has(ev));
     }
     if (newLane) this.orderLanes();
+    if (stateChanged) {
+      this.syncLanes();
+      this.renderStatus();
+    }
     const now = Date.now();
     for (const lane of this.lanes.values()) lane.render(now);
     if (added) {
@@ -215,15 +244,154 @@ export class RunView {
       this.openFromRoute(); // once: an event the history does not hold is not waited for
       this.openPending = false;
     }
-    if (gen === this.gen && this.historyDone && !this.queue.length)
+    if (gen === this.gen && this.historyDone && !this.queue.length) {
+      if (!this.settled) {
+        this.settled = true; // every event of the history is in: the view's own rules apply
+        this.syncLanes();
+        this.renderStatus();
+      }
       this.root.firstElementChild.dataset.rendered = String(this.byId.size);
+    }
+  }
+
+  // Takes what the event says of the run into this.seen; true when the status panel or the
+  // lane headers change.
+  note(ev) {
+    const s = this.seen;
+    let changed = false;
+    if (ev.id > s.maxId) {
+      s.maxId = ev.id;
+      const st = isStall(ev);
+      if (st !== s.stalled) changed = true;
+      s.stalled = st; // the run's next event clears it
+    }
+    const rs = impliedRunStatus(ev);
+    if (rs && (!s.run || ev.id > s.run.id)) {
+      s.run = {status: rs, id: ev.id};
+      changed = true;
+    }
+    const ss = impliedStepStatus(ev);
+    if (ss) {
+      const cur = s.steps.get(ev.step);
+      if (!cur || ev.id > cur.id) {
+        s.steps.set(ev.step, {status: ss, id: ev.id});
+        changed = true;
+      }
+    }
+    const sf = stopFailureReason(ev);
+    if (sf && (!s.stop || ev.id > s.stop.id)) {
+      s.stop = {reason: sf, id: ev.id};
+      changed = true;
+    }
+    const tid = toolUseId(ev);
+    if (tid) {
+      const cur = s.tools.get(tid);
+      const o = toolEventOutcome(ev);
+      const next = cur === 'failed' ? 'failed' : o || cur || 'running';
+      if (next !== cur) {
+        s.tools.set(tid, next);
+        changed = true;
+      }
+    }
+    const ag = agentIdOf(ev);
+    if (ag && !s.agents.has(ag)) {
+      s.agents.add(ag);
+      changed = true;
+    }
+    return changed;
+  }
+
+  // The run's status: REST's, unless a run-level event held is newer than REST's answer.
+  runStatus() {
+    const run = this.run,
+      s = this.seen;
+    // Holding every event of the run (no filter, history loaded), the view applies the rule
+    // itself: the last run-level event's status, else running.
+    if (this.historyDone && !this.queue.length && !this.filtered() && this.byId.size)
+      return s.run ? s.run.status : 'running';
+    let st = run ? run.status || 'unknown' : null;
+    if (s.run && (!run || s.run.id > (Number(run.last_id) || 0))) st = s.run.status;
+    if (!st && this.byId.size) st = 'running';
+    return st;
+  }
+
+  // Whether the run is stalled: REST's `stalled` when it knows every event held, else
+  // whether the newest event held is the stall notice.
+  isStalled() {
+    const run = this.run;
+    if (run && typeof run.stalled === 'boolean' && (Number(run.last_id) || 0) >= this.seen.maxId)
+      return run.stalled;
+    return this.seen.stalled;
+  }
+
+  // A step's status: REST's (steps, failed_steps), unless an event held is newer.
+  stepStatus(key) {
+    const run = this.run;
+    const info = this.stepInfo(key);
+    let st = info && info.status ? info.status : null;
+    if (!st && run && Array.isArray(run.failed_steps) && run.failed_steps.includes(key))
+      st = 'failed';
+    const live = this.seen.steps.get(key);
+    if (live && (!st || !run || live.id > (Number(run.last_id) || 0))) st = live.status;
+    return st;
+  }
+
+  // Every step the view knows of, REST's first (in first_id order), then the ones only
+  // events have told of.
+  knownSteps() {
+    const out = [];
+    const add = (k) => {
+      if (typeof k === 'string' && k && !out.includes(k)) out.push(k);
+    };
+    if (this.run && Array.isArray(this.run.steps)) this.run.steps.forEach((s) => add(s.step));
+    if (this.run && Array.isArray(this.run.failed_steps)) this.run.failed_steps.forEach(add);
+    [...this.seen.steps.keys()]
+      .sort((a, b) => this.laneFirst(a) - this.laneFirst(b))
+      .forEach(add);
+    return out;
+  }
+
+  laneFirst(key) {
+    const lane = this.lanes.get(key);
+    return lane ? lane.firstId : Infinity;
+  }
+
+  failedSteps() {
+    return this.knownSteps().filter((k) => isFailure(this.stepStatus(k)));
+  }
+
+  // The lane header's step: REST's with the status as the view knows it.
+  laneInfo(key) {
+    const info = this.stepInfo(key);
+    const st = this.stepStatus(key);
+    if (!info && !st) return null;
+    return {...(info || {step: key}), status: st};
+  }
+
+  syncLanes() {
+    const st = this.runStatus();
+    const ended = !!st && st !== 'running' && st !== 'unknown';
+    for (const [key, lane] of this.lanes) {
+      lane.setEnded(ended);
+      lane.setInfo(this.laneInfo(key), this.isActive(key));
+      lane.render();
+    }
+  }
+
+  agentLookup() {
+    const agents = this.run && Array.isArray(this.run.agents) ? this.run.agents : null;
+    if (!agents) return null;
+    const m = new Map();
+    for (const a of agents) if (a && typeof a.agent_id === 'string') m.set(a.agent_id, a);
+    return (id) => m.get(id) || null;
   }
 
   addLane(key) {
     const lane = new Lane(key, key === '' ? '(no step)' : key);
     this.lanes.set(key, lane);
     const info = this.stepInfo(key);
-    lane.setInfo(info, this.isActive(key));
+    lane.setAgentInfo(this.agentLookup());
+    lane.setInfo(this.laneInfo(key), this.isActive(key));
     if (info && Number.isFinite(info.first_id))
       lane.firstId = Math.min(lane.firstId, info.first_id);
     return lane;
@@ -254,7 +422,7 @@ export class RunView {
 
   isActive(key) {
     return (
-      !!this.run && this.run.status === 'running' && key !== '' && this.run.current_step === key
+      !!this.run && this.runStatus() === 'running' && key !== '' && this.run.current_step === key
     );
   }
 
@@ -299,16 +467,18 @@ export class RunView {
     if (this.destroyed) return;
     this.run = run;
     if (gen === this.gen) this.ensureFilterLanes();
+    const agents = this.agentLookup();
     for (const [key, lane] of this.lanes) {
       const info = this.stepInfo(key);
       if (info && Number.isFinite(info.first_id))
         lane.firstId = Math.min(lane.firstId, info.first_id);
-      lane.setInfo(info, this.isActive(key));
+      lane.setAgentInfo(agents);
     }
+    this.syncLanes();
     this.orderLanes();
     this.renderStatus();
     this.renderFilters();
-    const active = this.run.status === 'running' ? this.run.current_step : null;
+    const active = this.runStatus() === 'running' ? this.run.current_step : null;
     if (active !== this.shownActive) {
       this.shownActive = active;
       const lane = active !== null ? this.lanes.get(active) : null;
@@ -333,6 +503,14 @@ export class RunView {
       return el;
     };
     this.titleStatus = h('span', {class: 'badge'});
+    const stallBadge = () =>
+      h(
+        'span',
+        {class: 'badge status-stalled', hidden: true, title: 'No event for a while'},
+        icon('stalled'),
+        'stalled',
+      );
+    this.titleStall = stallBadge();
     this.loadingEl = h('span', {class: 'loading muted', role: 'status'});
     this.errorEl = h('p', {class: 'banner banner-error', hidden: true, role: 'alert'});
     this.stepChips = h('div', {class: 'chips', role: 'group', 'aria-label': 'Steps'});
@@ -380,9 +558,22 @@ export class RunView {
     this.stEvents = f('event_count', h('span'));
     this.shownEl = f('shown', h('span'));
     this.stStarted = f('started', h('span'));
+    this.stStall = f('stalled', stallBadge());
+    this.stFailed = f('failed_steps', h('span', {class: 'status-failed failed-steps'}));
+    this.stTools = f('tool_calls', h('span'));
+    this.stToolFail = f('tool_failures', h('span', {class: 'status-failed tool-failures'}));
+    this.stAgents = f('agents', h('span'));
+    this.stStop = f('stop_failure', h('p', {class: 'stop-reason'}));
+    this.stopBlock = h(
+      'div',
+      {class: 'panel-block stop-failure', hidden: true, role: 'status'},
+      h('h2', {class: 'panel-title'}, icon('error'), ' Stop failure'),
+      this.stStop,
+    );
     this.stepsBody = h('tbody');
     this.noRunEl = h('p', {class: 'muted', hidden: true});
     const kv = (label, el) => [h('dt', null, label), h('dd', null, el)];
+    this.failedRow = kv('Failed steps', this.stFailed);
     this.panel = h(
       'aside',
       {class: 'status-panel', 'aria-label': 'Run status'},
@@ -394,12 +585,16 @@ export class RunView {
         h(
           'dl',
           {class: 'kv'},
-          kv('Status', this.stStatus),
+          kv('Status', [this.stStatus, ' ', this.stStall]),
+          this.failedRow,
           kv('Current step', this.stStep),
           kv('Duration', this.stDuration),
           kv('Started', this.stStarted),
+          kv('Tool calls', [this.stTools, ' ', this.stToolFail]),
+          kv('Subagents', this.stAgents),
         ),
       ),
+      this.stopBlock,
       h(
         'div',
         {class: 'panel-block totals'},
@@ -469,6 +664,7 @@ export class RunView {
         h('a', {class: 'btn btn-quiet back', href: '#/'}, icon('back'), 'Runs'),
         h('h1', {id: 'run-title'}, h('span', {class: 'muted'}, 'Run '), this.runId),
         this.titleStatus,
+        this.titleStall,
         this.loadingEl,
       ),
       h(
@@ -622,14 +818,43 @@ export class RunView {
           ? 'No such run yet: it appears when its first event arrives.'
           : 'Loading…';
     }
-    const st = run ? run.status || 'unknown' : 'unknown';
+    const st = this.runStatus() || 'unknown';
     for (const el of [this.stStatus, this.titleStatus]) {
       if (el.dataset.status === st) continue;
       const look = statusLook(st);
       el.dataset.status = st;
       el.className = `badge status-${look.cls}`;
-      el.replaceChildren(icon(look.icon), run ? st : 'unknown');
+      el.replaceChildren(icon(look.icon), st);
     }
+    const stalled = this.isStalled();
+    this.stStall.hidden = this.titleStall.hidden = !stalled;
+    this.root.firstElementChild.dataset.stalled = stalled ? 'yes' : 'no';
+    const failed = this.failedSteps();
+    for (const el of this.failedRow) el.hidden = !failed.length;
+    setText(this.stFailed, failed.join(', '));
+    const seen = this.seen;
+    let calls = seen.tools.size,
+      fails = 0;
+    for (const o of seen.tools.values()) if (o === 'failed') fails += 1;
+    if (run && Number.isFinite(run.tool_calls)) calls = Math.max(calls, run.tool_calls);
+    if (run && Number.isFinite(run.tool_failures)) fails = Math.max(fails, run.tool_failures);
+    setText(this.stTools, fmtInt(calls));
+    setText(this.stToolFail, `${fmtInt(fails)} failed`);
+    this.stToolFail.dataset.value = String(fails);
+    this.stToolFail.hidden = fails === 0;
+    const agents = Math.max(
+      seen.agents.size,
+      run && Array.isArray(run.agents) ? run.agents.length : 0,
+    );
+    setText(this.stAgents, fmtInt(agents));
+    let stop = seen.stop;
+    const rsf = run && run.stop_failure;
+    if (rsf && typeof rsf === 'object' && typeof rsf.reason === 'string') {
+      const id = Number(rsf.id) || 0;
+      if (!stop || id >= stop.id) stop = {reason: rsf.reason, id};
+    }
+    this.stopBlock.hidden = !stop;
+    setText(this.stStop, stop ? stop.reason : '');
     setText(this.stStep, run && run.current_step ? run.current_step : '–');
     setText(this.stCost, fmtCost(run ? Number(run.cost_usd) || 0 : NaN));
     setText(this.stTokens, fmtInt(run ? Number(run.tokens) || 0 : NaN));
@@ -643,13 +868,18 @@ export class RunView {
     this.stStarted.title = fmtDateTime(started);
     this.renderDuration();
 
-    const steps = run && Array.isArray(run.steps) ? run.steps : [];
+    const steps = this.knownSteps().map(
+      (k) => ({...(this.stepInfo(k) || {step: k}), status: this.stepStatus(k)}),
+    );
     const rows = steps.map((s) => {
       const look = statusLook(s.status);
       const active = this.isActive(s.step);
+      const cls = [active ? 'is-active' : '', look.cls === 'failed' ? 'is-failed' : '']
+        .join(' ')
+        .trim();
       return h(
         'tr',
-        {dataset: {step: s.step}, class: active ? 'is-active' : null},
+        {dataset: {step: s.step, status: String(s.status || '')}, class: cls || null},
         h(
           'th',
           {scope: 'row'},
@@ -666,7 +896,11 @@ export class RunView {
           {class: 'num', dataset: {field: 'step_duration'}},
           stepDuration(s, Date.now()) || '–',
         ),
-        h('td', {class: 'num'}, fmtInt(Number(s.event_count) || 0)),
+        h(
+          'td',
+          {class: 'num'},
+          fmtInt(Number(s.event_count) || (this.lanes.get(s.step) || {}).count || 0),
+        ),
       );
     });
     this.stepsBody.replaceChildren(...rows);
@@ -681,7 +915,7 @@ export class RunView {
     const a = parseTs(run.first_ts),
       b = parseTs(run.last_ts);
     let text;
-    if (run.status === 'running' && Number.isFinite(a))
+    if (this.runStatus() === 'running' && Number.isFinite(a))
       text = `${fmtDuration(Math.max(0, Date.now() - a))} so far`;
     else if (Number.isFinite(run.duration_ms)) text = fmtDuration(run.duration_ms);
     else text = Number.isFinite(a) && Number.isFinite(b) ? fmtDuration(b - a) : '–';
@@ -698,11 +932,18 @@ export class RunView {
 
   // ---- detail and keyboard ---------------------------------------------------------------
 
+  // The events a card shows (one, or a tool call's).
+  cardEvents(card) {
+    const ids = String(card.dataset.eventIds || card.dataset.eventId || '').split(' ');
+    return ids.map((i) => this.byId.get(Number(i))).filter(Boolean);
+  }
+
   openCard(card) {
-    const ev = this.byId.get(Number(card.dataset.eventId));
+    const evs = this.cardEvents(card);
+    const ev = evs[0];
     if (!ev) return;
     this.eventId = ev.id;
-    this.ctx.detail.open(ev, card);
+    this.ctx.detail.open(ev, card, evs);
     this.ctx.navigate(
       {view: 'run', runId: this.runId, filters: this.filters, eventId: ev.id},
       {replace: true, silent: true},
@@ -727,36 +968,42 @@ export class RunView {
     const ev = this.byId.get(this.eventId);
     if (!ev) return;
     this.openPending = false;
-    const card = this.lanesEl.querySelector(`.card[data-event-id="${ev.id}"]`);
-    this.ctx.detail.open(ev, card);
+    const card = this.lanesEl.querySelector(`.card[data-event-ids~="${ev.id}"]`);
+    this.ctx.detail.open(ev, card, card ? this.cardEvents(card) : [ev]);
   }
 
   onKey(e) {
-    const card = e.target.closest && e.target.closest('.card');
+    const card = e.target.closest && e.target.closest('.card, .agent-head');
     if (!card) return;
     const laneEl = card.closest('.lane');
     const lane = this.lanes.get(laneEl.dataset.step);
+    if (!lane) return;
+    let items = lane.focusables();
+    let at = items.indexOf(card);
     let target = null;
     switch (e.key) {
       case 'ArrowDown':
-        target = card.nextElementSibling;
-        if (!target && lane && lane.end < lane.events.length) {
+        target = items[at + 1] || null;
+        if (!target && lane.end < lane.entries.length) {
           lane.pageNewer();
-          target = card.nextElementSibling;
+          items = lane.focusables();
+          target = items[items.indexOf(card) + 1] || null;
         }
         break;
       case 'ArrowUp':
-        target = card.previousElementSibling;
-        if (!target && lane && lane.start > 0) {
+        target = at > 0 ? items[at - 1] : null;
+        if (!target && lane.start > 0) {
           lane.pageOlder(false);
-          target = card.previousElementSibling;
+          items = lane.focusables();
+          at = items.indexOf(card);
+          target = at > 0 ? items[at - 1] : null;
         }
         break;
       case 'Home':
-        target = card.parentElement.firstElementChild;
+        target = items[0] || null;
         break;
       case 'End':
-        target = card.parentElement.lastElementChild;
+        target = items[items.length - 1] || null;
         break;
       case 'ArrowLeft':
       case 'ArrowRight': {
@@ -765,8 +1012,11 @@ export class RunView {
         while (other && !other.querySelector('.card')) {
           other = e.key === 'ArrowLeft' ? other.previousElementSibling : other.nextElementSibling;
         }
-        if (other)
-          target = nearestCard(other.querySelectorAll('.card'), card.getBoundingClientRect().top);
+        if (other) {
+          const ol = this.lanes.get(other.dataset.step);
+          const cands = ol ? ol.focusables() : [...other.querySelectorAll('.card')];
+          target = nearestCard(cands, card.getBoundingClientRect().top);
+        }
         break;
       }
       default:
@@ -778,6 +1028,18 @@ export class RunView {
       target.scrollIntoView({block: 'nearest', inline: 'nearest'});
     }
   }
+}
+
+function freshSeen() {
+  return {
+    maxId: 0,
+    stalled: false,
+    run: null,
+    steps: new Map(),
+    stop: null,
+    tools: new Map(),
+    agents: new Set(),
+  };
 }
 
 function nearestCard(cards, y) {

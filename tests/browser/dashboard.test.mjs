@@ -92,6 +92,36 @@ async function post(events) {
   return Array.isArray(events) ? body.ids : [body.id];
 }
 
+// Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id.
+async function postHook(adwId, step, body) {
+  const q = new URLSearchParams({adw_id: adwId});
+  if (step) q.set('step', step);
+  const res = await fetch(`${INGEST}/api/hooks?${q}`, {
+    method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json();
+  assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(answer)}`);
+  return answer.id;
+}
+
+// The gateway's REST view of a run (GET /api/adws/{id}).
+async function restRun(adwId) {
+  const res = await fetch(`${GATEWAY}/api/adws/${encodeURIComponent(adwId)}`);
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+// Whether the gateway's REST runs carry the stall, failed steps, agents and tool call fields
+// (proto/websocket.md); the checks of what only REST gives run when it does.
+async function restHasRunState(adwId, what) {
+  const run = await restRun(adwId);
+  const has = typeof run.stalled === 'boolean' && Array.isArray(run.failed_steps);
+  if (what) console.log(`# ${what}: the REST run state checks ${has ? 'ran' : 'SKIPPED (absent)'}`);
+  return has;
+}
+
 async function control(what) {
   assert.ok(CONTROL, 'ADW_CONTROL_URL is needed for this test');
   const res = await fetch(`${CONTROL}/gateway/${what}`, {method: 'POST'});
@@ -851,6 +881,56 @@ test('screenshots: light and dark, desktop and phone', async () => {
         }),
       );
     }
+    if (step === 'build') {
+      // A tool call that failed (one red card), and one that is still running.
+      const input = {command: 'pytest tests/test_auth.py', description: 'Run the auth tests'};
+      evs.push(
+        agentEvent(R, step, 'PreToolUse', 'Bash: pytest tests/test_auth.py', {
+          ...hookBody('PreToolUse', {
+            tool_name: 'Bash',
+            tool_input: input,
+            tool_use_id: 'toolu_01SHOTF',
+          }),
+        }),
+        agentEvent(R, step, 'PostToolUseFailure', 'Bash: pytest tests/test_auth.py (failed)', {
+          ...hookBody('PostToolUseFailure', {
+            tool_name: 'Bash',
+            tool_input: input,
+            tool_use_id: 'toolu_01SHOTF',
+            error: 'Command failed with exit code 1: 2 failed, 10 passed',
+          }),
+        }),
+      );
+    }
+    if (step === 'review') {
+      // A subagent at work, nested in the lane.
+      const ag = {agent_id: 'agent-shot1', agent_type: 'code-reviewer'};
+      evs.push(
+        subagentHookEvent(R, step, 'SubagentStart', 'Subagent start (code-reviewer)', ag),
+        subagentHookEvent(R, step, 'PreToolUse', 'Read /src/middleware/auth.py', {
+          ...ag,
+          tool_name: 'Read',
+          tool_input: {file_path: '/src/middleware/auth.py'},
+          tool_use_id: 'toolu_01SHOTR',
+        }),
+        subagentHookEvent(R, step, 'PostToolUse', 'Read /src/middleware/auth.py', {
+          ...ag,
+          tool_name: 'Read',
+          tool_input: {file_path: '/src/middleware/auth.py'},
+          tool_response: {type: 'text'},
+          tool_use_id: 'toolu_01SHOTR',
+        }),
+        {
+          type: 'adw_event',
+          adw_id: R,
+          step,
+          event_type: 'TextBlock',
+          summary: 'Token expiry is not checked on refresh.',
+          ...ag,
+          payload: {cost_usd: 0.0061, output_tokens: 140},
+        },
+      );
+    }
     if (step !== 'review')
       evs.push(systemEvent(R, step, 'step_complete', {duration_ms: 30000 + si * 12000}));
   }
@@ -902,3 +982,666 @@ test(
     assert.deepEqual(ws.errors, []);
   },
 );
+
+// ---- tool calls, subagents, stalls and failed steps ---------------------------------------------
+
+const SESSION = 'abc12345-6789-4def-8123-456789abcdef';
+
+// The keys every Claude Code hook body carries, then the event's own.
+function hookBody(name, extra) {
+  return {
+    session_id: SESSION,
+    transcript_path: `/home/dev/.claude/projects/-home-dev-app/${SESSION}.jsonl`,
+    cwd: '/home/dev/app',
+    permission_mode: 'default',
+    hook_event_name: name,
+    ...extra,
+  };
+}
+
+// What adw-send --stream-json makes of an assistant tool_use block and of its tool_result.
+function toolUseBlock(adwId, step, id, name, input, summary, timestamp) {
+  return {
+    type: 'adw_event',
+    adw_id: adwId,
+    step,
+    event_type: 'ToolUseBlock',
+    summary,
+    timestamp,
+    payload: {
+      type: 'tool_use',
+      id,
+      name,
+      input,
+      tool_name: name,
+      message_id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
+      model: 'claude-sonnet-4-5-20250929',
+      session_id: SESSION,
+    },
+  };
+}
+
+function toolResultBlock(adwId, step, id, name, content, isError, timestamp) {
+  return {
+    type: 'adw_event',
+    adw_id: adwId,
+    step,
+    event_type: 'ToolResultBlock',
+    status: isError ? 'failed' : 'completed',
+    summary: `${name} ${isError ? 'error' : 'result'}: ${content.split('\n')[0]}`,
+    timestamp,
+    payload: {
+      type: 'tool_result',
+      tool_use_id: id,
+      content,
+      is_error: isError,
+      tool_name: name,
+      session_id: SESSION,
+    },
+  };
+}
+
+// The cards of a lane, top level and nested, as the test needs them.
+async function laneCards(page, step) {
+  return page.$$eval(`.lane[data-step="${cssEsc(step)}"] .card`, (cs) =>
+    cs.map((c) => ({
+      ids: c.dataset.eventIds.split(' ').map(Number),
+      tid: c.dataset.toolUseId || null,
+      outcome: c.dataset.outcome || null,
+      failed: c.classList.contains('is-failed'),
+      type: c.querySelector('.card-type').textContent,
+      text: c.querySelector('.card-text') ? c.querySelector('.card-text').textContent : '',
+      dur: c.querySelector('.card-dur') ? c.querySelector('.card-dur').textContent : null,
+      foot: c.querySelector('.card-foot') ? c.querySelector('.card-foot').textContent : null,
+      top: c.parentElement.classList.contains('lane-cards'),
+      agent: c.closest('.agent-group') ? c.closest('.agent-group').dataset.agentId : null,
+    })),
+  );
+}
+
+function errColor(scheme) {
+  return scheme === 'dark' ? 'rgb(255, 107, 107)' : 'rgb(200, 34, 44)';
+}
+
+test('tool calls: one card per call with its tool, target, duration and outcome; failures red', async () => {
+  const R = uid('calls');
+  const T0 = Date.now() - 20000;
+  const at = (ms) => new Date(T0 + ms).toISOString();
+  const [startId] = await post(systemEvent(R, null, 'adw_start', {summary: 'Feature: login'}));
+  const [buildStart] = await post(systemEvent(R, 'build', 'step_start'));
+  // A: PreToolUse + PostToolUse hooks (Write).
+  const writeInput = {file_path: '/src/auth.py', content: 'import jwt\n'};
+  const aPre = await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {
+      tool_name: 'Write',
+      tool_input: writeInput,
+      tool_use_id: 'toolu_01WRITE',
+    }),
+  );
+  const aPost = await postHook(
+    R,
+    'build',
+    hookBody('PostToolUse', {
+      tool_name: 'Write',
+      tool_input: writeInput,
+      tool_response: {filePath: '/src/auth.py', success: true},
+      tool_use_id: 'toolu_01WRITE',
+    }),
+  );
+  // B: stream-json ToolUseBlock + a ToolResultBlock with is_error, 1.5 s apart.
+  const [bUse, bRes] = await post([
+    toolUseBlock(R, 'build', 'toolu_01BASH', 'Bash', {command: 'npm test'}, 'Bash: npm test', at(0)),
+    toolResultBlock(R, 'build', 'toolu_01BASH', 'Bash', 'FAIL src/auth.test.js\n2 failed', true,
+      at(1500)),
+  ]);
+  // C: the result arrives before its tool_use (ids in the other order), 2.3 s apart.
+  const [cRes, cUse] = await post([
+    toolResultBlock(R, 'build', 'toolu_01GREP', 'Grep', 'src/auth.py:3: def login', false,
+      at(4300)),
+    toolUseBlock(R, 'build', 'toolu_01GREP', 'Grep', {pattern: 'def login', path: '/src'},
+      'Grep def login in /src', at(2000)),
+  ]);
+  // D: a PreToolUse now; its PostToolUseFailure comes live, once the page shows the call.
+  const bashInput = {command: 'npm run lint', description: 'Lint'};
+  const dPre = await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {tool_name: 'Bash', tool_input: bashInput, tool_use_id: 'toolu_01LINT'}),
+  );
+  const [text] = await post(
+    agentEvent(R, 'build', 'TextBlock', 'Tests fail; fixing the import.', null),
+  );
+  // F: hooks and stream-json both watching one call: four events, one card.
+  const editInput = {
+    file_path: '/src/auth.py',
+    old_string: 'import jwt',
+    new_string: 'import jwt\nimport time',
+  };
+  const fPre = await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {tool_name: 'Edit', tool_input: editInput, tool_use_id: 'toolu_01EDIT'}),
+  );
+  const [fUse, fRes] = await post([
+    toolUseBlock(R, 'build', 'toolu_01EDIT', 'Edit', editInput, 'Edit /src/auth.py',
+      new Date().toISOString()),
+    toolResultBlock(R, 'build', 'toolu_01EDIT', 'Edit', 'The file /src/auth.py has been updated.',
+      false, new Date(Date.now() + 5).toISOString()),
+  ]);
+  const fPost = await postHook(
+    R,
+    'build',
+    hookBody('PostToolUse', {
+      tool_name: 'Edit',
+      tool_input: editInput,
+      tool_response: {filePath: '/src/auth.py', oldString: 'import jwt', success: true},
+      tool_use_id: 'toolu_01EDIT',
+    }),
+  );
+
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, 14);
+  let cards = await laneCards(page, 'build');
+  const byTid = (tid) => cards.find((c) => c.tid === tid);
+  assert.deepEqual(
+    cards.map((c) => c.ids),
+    [[buildStart], [aPre, aPost], [bUse, bRes], [cRes, cUse], [dPre], [text], [fPre, fUse, fRes, fPost]],
+    'one card per tool call (its events in id order), other events a card each',
+  );
+  const a = byTid('toolu_01WRITE');
+  assert.equal(a.type, 'Write');
+  assert.equal(a.text, '/src/auth.py');
+  assert.equal(a.outcome, 'completed');
+  assert.ok(!a.failed);
+  assert.match(a.dur, /^\d+ ms$|^\d+(\.\d)? s$/, `a duration (${a.dur})`);
+  assert.match(a.foot, /ok/);
+  const b = byTid('toolu_01BASH');
+  assert.equal(b.type, 'Bash');
+  assert.equal(b.text, 'npm test');
+  assert.equal(b.outcome, 'failed');
+  assert.ok(b.failed, 'a tool result with is_error is a failed call');
+  assert.equal(b.dur, '1.5 s');
+  const c = byTid('toolu_01GREP');
+  assert.equal(c.type, 'Grep');
+  assert.equal(c.text, 'def login in /src');
+  assert.equal(c.outcome, 'completed');
+  assert.equal(c.dur, '2.3 s', 'first to last event whatever order they came in');
+  const f = byTid('toolu_01EDIT');
+  assert.equal(f.type, 'Edit');
+  assert.equal(f.text, '/src/auth.py');
+  assert.equal(f.outcome, 'completed');
+  assert.match(f.foot, /4 events/);
+  const d = byTid('toolu_01LINT');
+  assert.equal(d.outcome, 'running');
+  assert.equal(d.dur, null);
+  assert.match(d.foot, /running…/);
+  // Red: the failed card's edge and the outcome in the error colour, with an icon and a word.
+  const bCard = page.locator('.card[data-tool-use-id="toolu_01BASH"]');
+  assert.equal(await bCard.evaluate((el) => getComputedStyle(el).borderLeftColor), errColor());
+  assert.equal(
+    await bCard.locator('.card-outcome').evaluate((el) => getComputedStyle(el).color),
+    errColor(),
+  );
+  assert.match(await bCard.locator('.card-outcome').textContent(), /failed/);
+  assert.equal(await bCard.locator('.card-outcome svg').count(), 1);
+  assert.match(await bCard.locator('.card-error').textContent(), /FAIL src\/auth\.test\.js/);
+  const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
+  await until(async () => (await field('tool_calls')) === '5', {what: 'five tool calls'});
+  assert.equal(
+    await page.locator('.status-panel [data-field="tool_failures"]').getAttribute('data-value'),
+    '1',
+  );
+  assert.equal(await field('status'), 'running');
+
+  // Live: D fails (red, with the hook's error), E starts and ends; each stays one card.
+  const dFail = await postHook(
+    R,
+    'build',
+    hookBody('PostToolUseFailure', {
+      tool_name: 'Bash',
+      tool_input: bashInput,
+      tool_use_id: 'toolu_01LINT',
+      error: 'Command failed with exit code 2\nsrc/auth.py:1:1: F401 unused import',
+      is_interrupt: false,
+    }),
+  );
+  const readInput = {file_path: '/src/auth.py'};
+  const ePre = await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {tool_name: 'Read', tool_input: readInput, tool_use_id: 'toolu_01READ'}),
+  );
+  await until(
+    async () =>
+      (await page.getAttribute('.card[data-tool-use-id="toolu_01READ"]', 'data-outcome')) ===
+      'running',
+    {what: 'the live Read call, running'},
+  );
+  const ePost = await postHook(
+    R,
+    'build',
+    hookBody('PostToolUse', {
+      tool_name: 'Read',
+      tool_input: readInput,
+      tool_response: {type: 'text', file: {filePath: '/src/auth.py', numLines: 4}},
+      tool_use_id: 'toolu_01READ',
+    }),
+  );
+  await until(
+    async () =>
+      (await page.getAttribute('.card[data-tool-use-id="toolu_01READ"]', 'data-outcome')) ===
+      'completed',
+    {what: 'the Read call completed'},
+  );
+  await until(
+    async () =>
+      (await page.getAttribute('.card[data-tool-use-id="toolu_01LINT"]', 'data-outcome')) ===
+      'failed',
+    {what: 'the lint call failed'},
+  );
+  cards = await laneCards(page, 'build');
+  assert.deepEqual(byTid('toolu_01LINT').ids, [dPre, dFail]);
+  assert.ok(byTid('toolu_01LINT').failed);
+  assert.deepEqual(byTid('toolu_01READ').ids, [ePre, ePost]);
+  assert.equal(cards.length, 8, 'eight cards for sixteen events in the lane');
+  assert.match(
+    await page.locator('.card[data-tool-use-id="toolu_01LINT"] .card-error').textContent(),
+    /^Command failed with exit code 2$/,
+  );
+  await until(async () => (await field('tool_calls')) === '6', {what: 'six tool calls'});
+  await until(
+    async () =>
+      (await page
+        .locator('.status-panel [data-field="tool_failures"]')
+        .getAttribute('data-value')) === '2',
+    {what: 'two failed tool calls'},
+  );
+  assert.match(await field('tool_failures'), /2 failed/);
+  if (await restHasRunState(R, 'tool calls')) {
+    const run = await restRun(R);
+    assert.equal(run.tool_calls, 6, 'REST counts the same calls');
+    assert.equal(run.tool_failures, 2);
+  }
+  await shot(page, 'tool-calls-1280x720');
+
+  // The card opens the call's first event, with its other events a click away.
+  await page.click('.card[data-tool-use-id="toolu_01WRITE"]');
+  await page.waitForSelector('dialog#detail[open]');
+  assert.equal(JSON.parse(await page.locator('.detail-json').textContent()).id, aPre);
+  await page.click(`.detail-related .chip[data-event-id="${aPost}"]`);
+  await until(
+    async () => JSON.parse(await page.locator('.detail-json').textContent()).id === aPost,
+    {what: 'the PostToolUse shown'},
+  );
+  assert.equal(
+    JSON.parse(await page.locator('.detail-json').textContent()).payload.tool_use_id,
+    'toolu_01WRITE',
+  );
+  await page.keyboard.press('Escape');
+
+  // Replay and live give the same cards as a fresh load of the whole history.
+  const fresh = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(fresh.page, 17);
+  assert.deepEqual(
+    (await laneCards(fresh.page, 'build')).map((x) => [x.ids, x.outcome]),
+    cards.map((x) => [x.ids, x.outcome]),
+  );
+  await fresh.page.close();
+
+  // The run ends with a call still open: it has no result (not "running…" for ever).
+  await page.locator('.lane[data-step="build"] .lane-cards').evaluate((l) => {
+    l.scrollTop = l.scrollHeight; // follow the newest again (the click above scrolled)
+  });
+  await postHook(
+    R,
+    'build',
+    hookBody('PreToolUse', {
+      tool_name: 'WebFetch',
+      tool_input: {url: 'https://pyjwt.readthedocs.io/', prompt: 'leeway option'},
+      tool_use_id: 'toolu_01FETCH',
+    }),
+  );
+  const g = page.locator('.card[data-tool-use-id="toolu_01FETCH"]');
+  await until(async () => /running…/.test(await g.locator('.card-foot').textContent()), {
+    what: 'the open call running',
+  });
+  await post(systemEvent(R, null, 'adw_complete', {status: 'completed'}));
+  await until(async () => /no result/.test(await g.locator('.card-foot').textContent()), {
+    what: 'the open call without a result once the run ended',
+  });
+  assert.equal(await field('status'), 'completed');
+  assert.equal(await g.getAttribute('data-outcome'), 'running');
+  assert.ok(startId > 0);
+  assert.deepEqual(ws.errors, []);
+});
+
+// An event as /api/hooks makes it of a hook body from inside a subagent: agent_id and
+// agent_type at the top level (sent straight to /api/events so the test does not depend on
+// which mapper fills them).
+function subagentHookEvent(adwId, step, name, summary, body, payloadExtra) {
+  return {
+    type: 'adw_event',
+    adw_id: adwId,
+    step,
+    event_type: name,
+    summary,
+    agent_id: body.agent_id,
+    agent_type: body.agent_type,
+    payload: {...hookBody(name, body), ...payloadExtra},
+  };
+}
+
+test('subagents: their events nested in a collapsible group with count, duration and cost', async () => {
+  const R = uid('agents');
+  const agent = {agent_id: 'agent-7f3a9c', agent_type: 'Explore'};
+  const taskInput = {
+    description: 'Find the auth code',
+    prompt: 'Find where login is implemented',
+    subagent_type: 'Explore',
+  };
+  const taskPre = await postHook(
+    R,
+    'plan',
+    hookBody('PreToolUse', {tool_name: 'Task', tool_input: taskInput, tool_use_id: 'toolu_01TASK'}),
+  );
+  const grepInput = {pattern: 'def login', path: '/src'};
+  const ids = await post([
+    subagentHookEvent(R, 'plan', 'SubagentStart', 'Subagent start (Explore)', agent),
+    subagentHookEvent(R, 'plan', 'PreToolUse', 'Grep def login in /src', {
+      ...agent,
+      tool_name: 'Grep',
+      tool_input: grepInput,
+      tool_use_id: 'toolu_01SUBGREP',
+    }),
+    subagentHookEvent(R, 'plan', 'PostToolUse', 'Grep def login in /src', {
+      ...agent,
+      tool_name: 'Grep',
+      tool_input: grepInput,
+      tool_response: {mode: 'files_with_matches', filenames: ['/src/auth.py'], numFiles: 1},
+      tool_use_id: 'toolu_01SUBGREP',
+    }),
+    {
+      type: 'adw_event',
+      adw_id: R,
+      step: 'plan',
+      event_type: 'TextBlock',
+      summary: 'login() is in /src/auth.py',
+      ...agent,
+      payload: {
+        type: 'text',
+        text: 'login() is in /src/auth.py',
+        cost_usd: 0.0123,
+        input_tokens: 900,
+      },
+    },
+    subagentHookEvent(R, 'plan', 'SubagentStop', 'Subagent stop (Explore)', {
+      ...agent,
+      stop_hook_active: false,
+      agent_transcript_path:
+        `/home/dev/.claude/projects/-home-dev-app/${SESSION}/subagents/agent-7f3a9c.jsonl`,
+      last_assistant_message: 'Found the auth code in /src/auth.py.',
+    }),
+  ]);
+  const taskPost = await postHook(
+    R,
+    'plan',
+    hookBody('PostToolUse', {
+      tool_name: 'Task',
+      tool_input: taskInput,
+      tool_response: {content: [{type: 'text', text: 'Found the auth code in /src/auth.py.'}]},
+      tool_use_id: 'toolu_01TASK',
+    }),
+  );
+  const [mainText] = await post(
+    agentEvent(R, 'plan', 'TextBlock', 'Plan: add JWT checks to login()', {cost_usd: 0.002}),
+  );
+
+  const {page, ws} = await openPage(`#/runs/${R}`);
+  await waitRunLoaded(page, 8);
+  const group = page.locator('.lane[data-step="plan"] .agent-group[data-agent-id="agent-7f3a9c"]');
+  await group.waitFor();
+  assert.equal(await page.locator('.agent-group').count(), 1);
+  assert.equal(await group.getAttribute('data-agent-type'), 'Explore');
+  assert.equal(await group.getAttribute('data-count'), '5');
+  assert.equal(await group.getAttribute('data-status'), 'completed');
+  assert.match(await group.locator('.agent-type').textContent(), /^Explore$/);
+  assert.equal(await group.locator('.agent-count').textContent(), '5 events');
+  assert.equal(await group.locator('.agent-cost').textContent(), fmtCost(0.0123));
+  assert.match(await group.locator('.agent-dur').textContent(), /^\d+ ms$|^\d+(\.\d)? s$/);
+  // The main agent's cards at the top level (the Task call one card), the subagent's inside.
+  const cards = await laneCards(page, 'plan');
+  assert.deepEqual(
+    cards.filter((c) => c.top).map((c) => c.ids),
+    [[taskPre, taskPost], [mainText]],
+  );
+  assert.deepEqual(
+    cards.filter((c) => c.agent === 'agent-7f3a9c').map((c) => c.ids),
+    [[ids[0]], [ids[1], ids[2]], [ids[3]], [ids[4]]],
+  );
+  const order = await page.$$eval('.lane[data-step="plan"] .lane-cards > *', (els) =>
+    els.map((e) => (e.classList.contains('agent-group') ? 'group' : e.dataset.eventId)),
+  );
+  assert.deepEqual(order, [String(taskPre), 'group', String(mainText)], 'the group in id order');
+  await until(
+    async () => (await page.locator('.status-panel [data-field="agents"]').textContent()) === '1',
+    {what: 'one subagent in the status panel'},
+  );
+  await shot(page, 'subagent-group-1280x720');
+
+  // Collapse and expand (mouse and keyboard).
+  const head = group.locator('.agent-head');
+  assert.equal(await head.getAttribute('aria-expanded'), 'true');
+  await head.click();
+  assert.equal(await head.getAttribute('aria-expanded'), 'false');
+  assert.equal(await group.locator('.agent-cards').isVisible(), false);
+  assert.equal(await group.locator('.card').first().isVisible(), false);
+  assert.equal(await group.locator('.agent-count').textContent(), '5 events', 'the header stays');
+  await sleep(300); // the chevron's turn
+  await shot(page, 'subagent-collapsed-1280x720');
+  await head.focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await head.getAttribute('aria-expanded'), 'true');
+  assert.equal(await group.locator('.card').first().isVisible(), true);
+
+  // Live: a second subagent gets its own group; the first one's cost and count follow.
+  const agent2 = {agent_id: 'agent-2b81e0', agent_type: 'general-purpose'};
+  await post([
+    subagentHookEvent(R, 'plan', 'SubagentStart', 'Subagent start (general-purpose)', agent2),
+    {
+      type: 'adw_event',
+      adw_id: R,
+      step: 'plan',
+      event_type: 'TextBlock',
+      summary: 'late note',
+      ...agent,
+      payload: {type: 'text', text: 'late note', cost_usd: 0.5},
+    },
+  ]);
+  const group2 = page.locator('.agent-group[data-agent-id="agent-2b81e0"]');
+  await group2.waitFor();
+  assert.equal(await group2.getAttribute('data-status'), 'running');
+  assert.equal(await group2.getAttribute('data-agent-type'), 'general-purpose');
+  assert.match(await group2.locator('.agent-dur').textContent(), /so far/);
+  await until(async () => (await group.getAttribute('data-count')) === '6', {
+    what: 'the first group counts the live event',
+  });
+  assert.equal(await group.locator('.agent-cost').textContent(), fmtCost(0.5123));
+  await until(
+    async () => (await page.locator('.status-panel [data-field="agents"]').textContent()) === '2',
+    {what: 'two subagents in the status panel'},
+  );
+  if (await restHasRunState(R, 'subagents')) {
+    // Needs the REST agents: the same totals as the groups.
+    const run = await restRun(R);
+    const ag = run.agents.find((x) => x.agent_id === 'agent-7f3a9c');
+    assert.equal(ag.event_count, 6);
+    assert.equal(ag.status, 'completed');
+    assert.ok(Math.abs(ag.cost_usd - 0.5123) < 1e-9);
+  }
+
+  // A hook body from inside a subagent, posted as Claude Code posts it, once /api/hooks fills
+  // agent_id from the body: grouped the same way.
+  const hookId = await postHook(
+    R,
+    'plan',
+    hookBody('PreToolUse', {
+      agent_id: 'agent-2b81e0',
+      agent_type: 'general-purpose',
+      tool_name: 'Read',
+      tool_input: {file_path: '/src/auth.py'},
+      tool_use_id: 'toolu_01SUBREAD',
+    }),
+  );
+  const card = page.locator(`.card[data-event-id="${hookId}"]`);
+  await card.waitFor();
+  const stored = await (
+    await fetch(`${GATEWAY}/api/events?adw_id=${R}&since=${hookId - 1}&limit=1`)
+  ).json();
+  const mapped = stored.events[0].agent_id === 'agent-2b81e0';
+  console.log(`# subagents: /api/hooks agent_id check ${mapped ? 'ran' : 'SKIPPED (not mapped)'}`);
+  if (mapped) {
+    assert.equal(
+      await card.evaluate((c) => c.closest('.agent-group')?.dataset.agentId),
+      'agent-2b81e0',
+    );
+  }
+  assert.deepEqual(ws.errors, []);
+});
+
+test('a step ending is not the run ending; a failed step shows while the run runs; stalls', async () => {
+  const R = uid('status');
+  await post([
+    systemEvent(R, null, 'adw_start', {summary: 'Feature: rate limits'}),
+    systemEvent(R, 'plan', 'step_start'),
+    agentEvent(R, 'plan', 'TextBlock', 'Plan written to specs/rate.md', {cost_usd: 0.01}),
+  ]);
+  const rest = await restHasRunState(R, 'status, stalls, failed steps');
+  const {page, ws} = await openPage('#/');
+  const row = page.locator(`tr[data-run-id="${R}"]`);
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-status'), 'running');
+  await until(() => subscribes(ws).length > 0, {what: 'the list subscribes'});
+
+  // step_complete carries status completed: the step's, not the run's.
+  const [planDone] = await post(
+    systemEvent(R, 'plan', 'step_complete', {status: 'completed', duration_ms: 42000}),
+  );
+  await until(async () => (await row.locator('.c-events').textContent()) === '4', {
+    what: 'the row counts the step_complete',
+  });
+  assert.equal(await row.getAttribute('data-status'), 'running', 'still running (live)');
+
+  // A stall notice as ingest publishes it: the badge; the run's next event clears it.
+  const stall = systemEvent(R, 'plan', 'run_stalled', {
+    summary: 'No event for 10 min',
+    payload: {idle_s: 600, last_id: planDone},
+  });
+  const [stallId] = await post(stall);
+  await until(async () => (await row.getAttribute('data-stalled')) === 'yes', {
+    what: 'the stalled badge in the list',
+  });
+  assert.match(await row.locator('.c-status').textContent(), /running\s*stalled/);
+  assert.equal(await row.locator('.c-status .status-stalled svg').count(), 1);
+  assert.equal(await row.getAttribute('data-status'), 'running');
+  if (rest) {
+    // Needs the REST `stalled` and the new status rule: the same after a reload.
+    await page.reload();
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-stalled'), 'yes');
+    assert.equal(await row.getAttribute('data-status'), 'running');
+    await until(() => subscribes(ws).length > 1, {what: 'the list subscribes again'});
+  }
+  await shot(page, 'run-list-stalled-1280x720');
+
+  // The run view shows the badge from the history (and REST when it has `stalled`).
+  const view = await openPage(`#/runs/${R}`);
+  const vp = view.page;
+  await waitRunLoaded(vp, 5);
+  await vp.waitForSelector('.run-page[data-stalled="yes"]');
+  assert.equal(await vp.locator('.run-head .status-stalled').isVisible(), true);
+  assert.match(await vp.locator('.run-head .status-stalled').textContent(), /stalled/);
+  assert.equal(await vp.locator('.status-panel [data-field="stalled"]').isVisible(), true);
+  const field = (f) => vp.locator(`.status-panel [data-field="${f}"]`).textContent();
+  assert.equal(await field('status'), 'running', 'a step_complete does not complete the run');
+  assert.equal(await vp.locator('.card[data-event-id="' + stallId + '"] .card-text').textContent(),
+    'No event for 10 min');
+  await shot(vp, 'run-view-stalled-1280x720');
+
+  // The next event clears the badge, in the view and in the list.
+  await post(systemEvent(R, 'build', 'step_start'));
+  await vp.waitForSelector('.run-page[data-stalled="no"]');
+  assert.equal(await vp.locator('.run-head .status-stalled').isVisible(), false);
+  await until(async () => (await row.getAttribute('data-stalled')) === 'no', {
+    what: 'the list clears the badge',
+  });
+
+  // build fails while the run goes on (a fix step follows): red lane header, red in the panel.
+  await post([
+    agentEvent(R, 'build', 'TextBlock', 'Compiling', {cost_usd: 0.02}),
+    systemEvent(R, 'build', 'step_complete', {status: 'failed', summary: 'Build failed: 3 errors'}),
+    systemEvent(R, 'fix', 'step_start'),
+  ]);
+  const lane = vp.locator('.lane[data-step="build"]');
+  await until(async () => (await lane.getAttribute('class')).includes('is-failed'), {
+    what: 'the build lane marked failed',
+  });
+  assert.match(await lane.locator('.lane-status').textContent(), /failed/);
+  assert.equal(
+    await lane.locator('.lane-name').evaluate((e) => getComputedStyle(e).color),
+    errColor(),
+  );
+  assert.ok(
+    !(await vp.locator('.lane[data-step="plan"]').getAttribute('class')).includes('is-failed'),
+  );
+  await until(async () => (await field('failed_steps')) === 'build', {
+    what: 'failed steps in the status panel',
+  });
+  const stepRow = vp.locator('.status-panel tr[data-step="build"]');
+  await until(async () => (await stepRow.getAttribute('class') || '').includes('is-failed'), {
+    what: 'the build step red in the steps table',
+  });
+  assert.match(await stepRow.textContent(), /failed/);
+  assert.equal(await field('status'), 'running', 'a failed step does not fail the run');
+  await until(async () => (await row.getAttribute('data-status')) === 'running' &&
+      (await row.locator('.step-failed').count()) === 1, {what: 'the list: running, build failed'});
+  assert.match(await row.locator('.c-step').textContent(), /fix.*build failed/);
+
+  // A StopFailure (rate limit) shows its reason.
+  await postHook(
+    R,
+    'fix',
+    hookBody('StopFailure', {error: 'rate_limit', stop_hook_active: false}),
+  );
+  await until(async () => (await field('stop_failure')) === 'rate_limit', {
+    what: 'the StopFailure reason',
+  });
+  await vp.waitForSelector('.run-page[data-stalled="no"]');
+  await sleep(1200); // one REST refresh: what it says must agree
+  assert.equal(await field('status'), 'running');
+  assert.equal(await field('failed_steps'), 'build');
+  assert.equal(await field('stop_failure'), 'rate_limit');
+  if (rest) {
+    // Needs the new REST fields and status rule.
+    const run = await restRun(R);
+    assert.equal(run.status, 'running');
+    assert.deepEqual(run.failed_steps, ['build']);
+    assert.equal(run.stalled, false);
+    assert.equal(run.stop_failure.reason, 'rate_limit');
+    await page.reload();
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'running');
+    assert.equal(await row.locator('.step-failed').count(), 1);
+  }
+  await shot(vp, 'run-view-failed-step-1280x720');
+
+  // The run ends: a run-level event, whatever steps did before.
+  await post(systemEvent(R, null, 'adw_failed', {summary: 'Gave up after fix'}));
+  await until(async () => (await field('status')) === 'failed', {what: 'the run failed'});
+  await until(async () => (await row.getAttribute('data-status')) === 'failed', {
+    what: 'the list: failed',
+  });
+  assert.deepEqual(ws.errors, []);
+  assert.deepEqual(view.ws.errors, []);
+});

@@ -10,7 +10,8 @@ tests/browser/artifacts/ (gitignored).
 
 Needs node and npm (playwright-core is installed with `npm ci` in tests/browser when missing;
 no browser is ever downloaded) and chromium (deploy/install-deps.sh --test installs both).
-ADW_SKIP_BROWSER=1 skips this test.
+ADW_SKIP_BROWSER=1 skips this test; ADW_BROWSER_TESTS=<pattern> runs only the browser tests
+whose name matches (node --test-name-pattern).
 """
 
 import http.server
@@ -149,7 +150,9 @@ def test_dashboard_in_chromium(ingest, make_gateway, tmp_path):
     deadline = time.monotonic() + TIMEOUT_S
     try:
         with open(tap, "w") as out:
-            node_proc = subprocess.Popen([node, str(BROWSER_DIR / "dashboard.test.mjs")],
+            pattern = os.environ.get("ADW_BROWSER_TESTS")  # a test name pattern, to iterate
+            args = [f"--test-name-pattern={pattern}"] if pattern else []
+            node_proc = subprocess.Popen([node, *args, str(BROWSER_DIR / "dashboard.test.mjs")],
                                          cwd=adwtest.REPO, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT)
             try:
