@@ -13,17 +13,66 @@
 #include "timefmt.h"
 
 /* Batches with at least this many new events go in with COPY (three round trips, the least
- * work per row); smaller ones as one statement that also brings their runs and steps up to
- * date (one round trip). */
+ * work per row); smaller ones as one statement that also brings their runs, steps, agents and
+ * tool calls up to date (one round trip). */
 #define BATCH_COPY_MIN 64
-#define BATCH_NPARAMS 37 /* the one-statement batch: 11 event, 15 run and 11 step columns */
-#define BATCH_EVENT_COLS 11
+#define BATCH_EVENT_COLS 13
+
+/* The columns an aggregate can send, each with its type. */
+typedef enum agg_col {
+    AC_ADW_ID,
+    AC_KEY,
+    AC_STATUS,
+    AC_CURRENT_STEP,
+    AC_AGENT_TYPE,
+    AC_TOOL_NAME,
+    AC_AGENT_ID,
+    AC_N,
+    AC_COST,
+    AC_TOKENS,
+    AC_ITOK,
+    AC_OTOK,
+    AC_CRTOK,
+    AC_CCTOK,
+    AC_FIRST_TS,
+    AC_LAST_TS,
+    AC_DURATION,
+    AC_FIRST_ID,
+    AC_LAST_ID,
+    AC_UPDATED,
+    AC_STALLED,
+    AC_STOP_FAILURE,
+    AC_STOP_FAILURE_ID,
+    AC_END, /* ends a kind's list */
+} agg_col_t;
+
+/* Each kind's columns, in the statement's parameter order. */
+static const agg_col_t RUN_COLS[] = {
+    AC_ADW_ID,   AC_STATUS,  AC_CURRENT_STEP, AC_N,       AC_COST,         AC_TOKENS,
+    AC_ITOK,     AC_OTOK,    AC_CRTOK,        AC_CCTOK,   AC_FIRST_TS,     AC_LAST_TS,
+    AC_FIRST_ID, AC_LAST_ID, AC_UPDATED,      AC_STALLED, AC_STOP_FAILURE, AC_STOP_FAILURE_ID,
+    AC_END};
+static const agg_col_t STEP_COLS[] = {AC_ADW_ID,   AC_KEY,      AC_STATUS,   AC_N,
+                                      AC_COST,     AC_TOKENS,   AC_FIRST_TS, AC_LAST_TS,
+                                      AC_DURATION, AC_FIRST_ID, AC_LAST_ID,  AC_END};
+static const agg_col_t AGENT_COLS[] = {AC_ADW_ID,  AC_KEY,      AC_AGENT_TYPE, AC_STATUS,
+                                       AC_N,       AC_COST,     AC_TOKENS,     AC_FIRST_TS,
+                                       AC_LAST_TS, AC_FIRST_ID, AC_LAST_ID,    AC_END};
+static const agg_col_t TOOL_COLS[] = {AC_ADW_ID,   AC_KEY,     AC_TOOL_NAME, AC_AGENT_ID, AC_STATUS,
+                                      AC_FIRST_TS, AC_LAST_TS, AC_FIRST_ID,  AC_LAST_ID,  AC_END};
+
+#define NCOLS(cols) ((int)(sizeof cols / sizeof cols[0]) - 1)
+/* The one-statement batch's parameters: the events' columns, then each kind's, in this
+ * order. */
+#define BATCH_NPARAMS                                                                              \
+    (BATCH_EVENT_COLS + NCOLS(RUN_COLS) + NCOLS(STEP_COLS) + NCOLS(AGENT_COLS) + NCOLS(TOOL_COLS))
+_Static_assert(BATCH_NPARAMS == 62, "BATCH_SQL takes $1..$62");
 
 struct batch_t {
     batch_options_t o;
-    buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', runs', steps' columns */
+    buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', then aggregates' columns */
     buf_t copy;                  /* a large batch's events as a binary COPY stream */
-    rollup_map_t runs, steps;
+    rollup_t agg;                /* what the batch adds to runs, steps, agents, tool calls */
 };
 
 /* One of these per batch_commit: the batch in hand, and what its steps learn about it. */
@@ -42,9 +91,9 @@ typedef struct tx_t {
 
 /* The events' columns' types, in the statement's parameter order. */
 static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
-    PGBIN_OID_INT8,        PGBIN_OID_TEXT, PGBIN_OID_TEXT, PGBIN_OID_TEXT,
-    PGBIN_OID_TEXT,        PGBIN_OID_TEXT, PGBIN_OID_TEXT, PGBIN_OID_TIMESTAMPTZ,
-    PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TEXT, PGBIN_OID_JSONB};
+    PGBIN_OID_INT8,  PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_TEXT,        PGBIN_OID_TEXT,
+    PGBIN_OID_TEXT,  PGBIN_OID_TEXT, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TEXT,
+    PGBIN_OID_JSONB, PGBIN_OID_TEXT, PGBIN_OID_TEXT};
 
 /* Saturating sums of a stored total and a batch's (both non-negative). */
 #define SAT_BIGINT(t, col)                                                                         \
@@ -56,29 +105,32 @@ static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
 
 /* The statements read as SQL, a clause a line. */
 // clang-format off
-/* A batch in one statement: the events' rows ($1..$11), then what they add to their runs
- * ($12..$26) and steps ($27..$37). Each parameter is an array, one element per event, run or
- * step; a batch that went in by COPY passes no events. */
+/* A batch in one statement: the events' rows ($1..$13), then what they add to their runs
+ * ($14..$31), steps ($32..$42), agents ($43..$53) and tool calls ($54..$62). Each parameter is
+ * an array, one element per event, run, step, agent or tool call; a batch that went in by COPY
+ * passes no events. Each row is written once: the batch's aggregates are one per key. */
 static const char BATCH_SQL[] =
-    "WITH rb AS (SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::bigint[],"
-    " $16::float8[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[],"
-    " $22::timestamptz[], $23::timestamptz[], $24::bigint[], $25::bigint[], $26::timestamptz[])"
+    "WITH rb AS (SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::bigint[],"
+    " $18::float8[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[],"
+    " $24::timestamptz[], $25::timestamptz[], $26::bigint[], $27::bigint[], $28::timestamptz[],"
+    " $29::boolean[], $30::text[], $31::bigint[])"
     " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-    " last_ts, first_id, last_id, updated_at)),"
-    " sb AS (SELECT * FROM unnest($27::text[], $28::text[], $29::text[], $30::bigint[],"
-    " $31::float8[], $32::bigint[], $33::timestamptz[], $34::timestamptz[], $35::bigint[],"
-    " $36::bigint[], $37::bigint[])"
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id)),"
+    " sb AS (SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::bigint[],"
+    " $36::float8[], $37::bigint[], $38::timestamptz[], $39::timestamptz[], $40::bigint[],"
+    " $41::bigint[], $42::bigint[])"
     " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
     " last_id)),"
     " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
-    " received_at, event_id, doc) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
-    " $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],"
-    " $10::text[], $11::jsonb[])),"
+    " received_at, event_id, doc, agent_id, agent_type) SELECT * FROM unnest($1::bigint[],"
+    " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],"
+    " $9::timestamptz[], $10::text[], $11::jsonb[], $12::text[], $13::text[])),"
     " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
     " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
-    " last_ts, first_id, last_id, updated_at)"
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id)"
     " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
-    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at FROM rb"
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at, stalled, stop_failure,"
+    " stop_failure_id FROM rb"
     " ON CONFLICT (adw_id) DO UPDATE SET"
     " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
@@ -92,9 +144,13 @@ static const char BATCH_SQL[] =
     " first_ts = least(r.first_ts, excluded.first_ts),"
     " last_ts = greatest(r.last_ts, excluded.last_ts),"
     " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at)"
-    " INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens, first_ts,"
-    " last_ts, duration_ms, first_id, last_id)"
+    " updated_at = excluded.updated_at,"
+    " stalled = excluded.stalled,"
+    " stop_failure = CASE WHEN excluded.stop_failure_id IS NULL THEN r.stop_failure"
+    " ELSE excluded.stop_failure END,"
+    " stop_failure_id = coalesce(excluded.stop_failure_id, r.stop_failure_id)),"
+    " su AS (INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens,"
+    " first_ts, last_ts, duration_ms, first_id, last_id)"
     " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
     " duration_ms, first_id, last_id FROM sb"
     " ON CONFLICT (adw_id, step) DO UPDATE SET"
@@ -106,7 +162,37 @@ static const char BATCH_SQL[] =
     " first_ts = least(s.first_ts, excluded.first_ts),"
     " last_ts = greatest(s.last_ts, excluded.last_ts),"
     " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-    " last_id = greatest(s.last_id, excluded.last_id)";
+    " last_id = greatest(s.last_id, excluded.last_id)),"
+    /* An agent's batch status is NULL or 'completed' (its SubagentStop): 'completed' stays. */
+    " au AS (INSERT INTO adw_agents AS a (adw_id, agent_id, agent_type, status, event_count,"
+    " cost_usd, tokens, first_ts, last_ts, first_id, last_id)"
+    " SELECT adw_id, agent_id, agent_type, coalesce(status, 'running'), n, cost, tokens,"
+    " first_ts, last_ts, first_id, last_id FROM unnest($43::text[], $44::text[], $45::text[],"
+    " $46::text[], $47::bigint[], $48::float8[], $49::bigint[], $50::timestamptz[],"
+    " $51::timestamptz[], $52::bigint[], $53::bigint[])"
+    " AS t(adw_id, agent_id, agent_type, status, n, cost, tokens, first_ts, last_ts, first_id,"
+    " last_id)"
+    " ON CONFLICT (adw_id, agent_id) DO UPDATE SET"
+    " agent_type = coalesce(excluded.agent_type, a.agent_type),"
+    " status = CASE WHEN excluded.status = 'completed' THEN excluded.status ELSE a.status END,"
+    " event_count = a.event_count + excluded.event_count,"
+    " cost_usd =" SAT_FLOAT("a", "cost_usd") ","
+    " tokens =" SAT_BIGINT("a", "tokens") ","
+    " first_ts = least(a.first_ts, excluded.first_ts),"
+    " last_ts = greatest(a.last_ts, excluded.last_ts),"
+    " last_id = greatest(a.last_id, excluded.last_id))"
+    /* A tool call's 'running' never replaces a stored 'completed' or 'failed'. */
+    " INSERT INTO adw_tool_calls AS c (adw_id, tool_use_id, tool_name, agent_id, status,"
+    " first_ts, last_ts, first_id, last_id)"
+    " SELECT * FROM unnest($54::text[], $55::text[], $56::text[], $57::text[], $58::text[],"
+    " $59::timestamptz[], $60::timestamptz[], $61::bigint[], $62::bigint[])"
+    " ON CONFLICT (adw_id, tool_use_id) DO UPDATE SET"
+    " tool_name = coalesce(excluded.tool_name, c.tool_name),"
+    " agent_id = coalesce(excluded.agent_id, c.agent_id),"
+    " status = CASE WHEN excluded.status = 'running' THEN c.status ELSE excluded.status END,"
+    " first_ts = least(c.first_ts, excluded.first_ts),"
+    " last_ts = greatest(c.last_ts, excluded.last_ts),"
+    " last_id = greatest(c.last_id, excluded.last_id)";
 // clang-format on
 
 batch_t *batch_new(const batch_options_t *o)
@@ -129,8 +215,7 @@ void batch_destroy(batch_t **bp)
     for (int i = 0; i < BATCH_NPARAMS; i++)
         buf_free(&b->arrays[i]);
     buf_free(&b->copy);
-    rollup_map_free(&b->runs);
-    rollup_map_free(&b->steps);
+    rollup_free(&b->agg);
     free(b);
     *bp = NULL;
 }
@@ -271,7 +356,7 @@ static batch_result_t find_duplicates(tx_t *t)
  * one's id. The steps map doubles as the event_id index, and is emptied again after. */
 static batch_result_t assign_ids(tx_t *t)
 {
-    rollup_map_t *seen = &t->b->steps;
+    rollup_map_t *seen = &t->b->agg.steps;
     for (size_t q = 0; q < t->nreqs; q++) {
         store_req_t *r = t->reqs[q];
         for (size_t i = 0; i < r->nevents; i++) {
@@ -292,15 +377,15 @@ static batch_result_t assign_ids(tx_t *t)
             t->nfresh++;
         }
     }
-    if (rollup_map_reset(&t->b->steps, t->total)) {
+    if (rollup_map_reset(&t->b->agg.steps, t->total)) {
         snprintf(t->err, t->errlen, "out of memory");
         return BATCH_NOT_COMMITTED;
     }
     return BATCH_OK;
 }
 
-/* Appends e's row, its 11 columns, to col[0..10] (one buffer per column, or the same COPY
- * buffer eleven times); nulls[c] is set when column c gets a NULL. */
+/* Appends e's row, its 13 columns, to col[0..12] (one buffer per column, or the same COPY
+ * buffer thirteen times); nulls[c] is set when column c gets a NULL. */
 static int encode_event(buf_t **col, int *nulls, const adw_event_t *e)
 {
     char received[TIMEFMT_LEN], prefix[96];
@@ -318,11 +403,13 @@ static int encode_event(buf_t **col, int *nulls, const adw_event_t *e)
     rc |= pgbin_timestamptz(col[8], e->received_us);
     rc |= pgbin_text(col[9], e->event_id, &nulls[9]);
     rc |= pgbin_jsonb(col[10], e->doc, prefix);
+    rc |= pgbin_text(col[11], e->agent_id, &nulls[11]);
+    rc |= pgbin_text(col[12], e->agent_type, &nulls[12]);
     return rc;
 }
 
 /* Encodes the fresh events' rows, as binary arrays (one per column) or as the rows of a binary
- * COPY (every column into one buffer), and folds each into its run's and step's aggregates. */
+ * COPY (every column into one buffer), and folds each into the batch's aggregates. */
 static batch_result_t encode_rows(tx_t *t)
 {
     batch_t *b = t->b;
@@ -344,7 +431,7 @@ static batch_result_t encode_rows(tx_t *t)
             if (t->use_copy)
                 rc |= pgbin_copy_row(&b->copy, BATCH_EVENT_COLS);
             rc |= encode_event(col, nulls, &r->events[i]);
-            rollup_event(&b->runs, &b->steps, &r->events[i]);
+            rollup_event(&b->agg, &r->events[i]);
         }
     }
     if (t->use_copy)
@@ -359,76 +446,122 @@ static batch_result_t encode_rows(tx_t *t)
     return BATCH_OK;
 }
 
-/* Encodes what the batch adds to its runs (steps = 0: parameters $12..$26) or steps (1:
- * $27..$37) as binary arrays. Returns 0 or -1 (out of memory). */
-static int encode_aggs(batch_t *b, int steps)
+/* The type of an aggregate's column. */
+static uint32_t agg_col_oid(agg_col_t c)
 {
-    const rollup_map_t *m = steps ? &b->steps : &b->runs;
-    /* The columns' types, in the statement's parameter order (binary arrays: no text to
-     * format here or to parse in PostgreSQL). */
-    static const uint32_t RUN_OIDS[15] = {
-        PGBIN_OID_TEXT,   PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_INT8,
-        PGBIN_OID_FLOAT8, PGBIN_OID_INT8, PGBIN_OID_INT8,        PGBIN_OID_INT8,
-        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ,
-        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ};
-    static const uint32_t STEP_OIDS[11] = {
-        PGBIN_OID_TEXT,   PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_INT8,
-        PGBIN_OID_FLOAT8, PGBIN_OID_INT8, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ,
-        PGBIN_OID_INT8,   PGBIN_OID_INT8, PGBIN_OID_INT8};
-    const uint32_t *oids = steps ? STEP_OIDS : RUN_OIDS;
-    int ncols = steps ? 11 : 15, rc = 0, nulls[15] = {0};
-    buf_t *A = b->arrays + (steps ? 26 : 11);
+    switch (c) {
+    case AC_ADW_ID:
+    case AC_KEY:
+    case AC_STATUS:
+    case AC_CURRENT_STEP:
+    case AC_AGENT_TYPE:
+    case AC_TOOL_NAME:
+    case AC_AGENT_ID:
+    case AC_STOP_FAILURE:
+        return PGBIN_OID_TEXT;
+    case AC_COST:
+        return PGBIN_OID_FLOAT8;
+    case AC_FIRST_TS:
+    case AC_LAST_TS:
+    case AC_UPDATED:
+        return PGBIN_OID_TIMESTAMPTZ;
+    case AC_STALLED:
+        return PGBIN_OID_BOOL;
+    default:
+        return PGBIN_OID_INT8;
+    }
+}
+
+/* Appends column c of aggregate a to b (binary, no text to format here or to parse in
+ * PostgreSQL); sets *has_null for an SQL NULL. Returns 0 or nonzero (out of memory). */
+static int agg_field(buf_t *b, agg_col_t c, const rollup_agg_t *a, int *has_null)
+{
+    switch (c) {
+    case AC_ADW_ID:
+        return pgbin_text(b, a->adw_id, has_null);
+    case AC_KEY:
+        return pgbin_text(b, a->key, has_null);
+    case AC_STATUS:
+        return pgbin_text(b, a->status, has_null);
+    case AC_CURRENT_STEP:
+        return pgbin_text(b, a->current_step, has_null);
+    case AC_AGENT_TYPE:
+        return pgbin_text(b, a->agent_type, has_null);
+    case AC_TOOL_NAME:
+        return pgbin_text(b, a->tool_name, has_null);
+    case AC_AGENT_ID:
+        return pgbin_text(b, a->agent_id, has_null);
+    case AC_STOP_FAILURE:
+        return pgbin_text(b, a->stop_failure, has_null);
+    case AC_N:
+        return pgbin_int8(b, a->n);
+    case AC_COST:
+        return pgbin_float8(b, a->cost);
+    case AC_TOKENS:
+        return pgbin_int8(b, a->tokens);
+    case AC_ITOK:
+        return pgbin_int8(b, a->itok);
+    case AC_OTOK:
+        return pgbin_int8(b, a->otok);
+    case AC_CRTOK:
+        return pgbin_int8(b, a->crtok);
+    case AC_CCTOK:
+        return pgbin_int8(b, a->cctok);
+    case AC_FIRST_TS:
+        return pgbin_timestamptz(b, a->first_ts);
+    case AC_LAST_TS:
+        return pgbin_timestamptz(b, a->last_ts);
+    case AC_UPDATED:
+        return pgbin_timestamptz(b, a->updated_us);
+    case AC_FIRST_ID:
+        return pgbin_int8(b, a->first_id);
+    case AC_LAST_ID:
+        return pgbin_int8(b, a->last_id);
+    case AC_STALLED:
+        return pgbin_bool(b, a->stalled);
+    case AC_DURATION:
+        if (!a->has_duration) {
+            *has_null = 1;
+            return pgbin_null(b);
+        }
+        return pgbin_int8(b, a->duration_ms);
+    case AC_STOP_FAILURE_ID:
+        if (!a->stop_failure_id) {
+            *has_null = 1;
+            return pgbin_null(b);
+        }
+        return pgbin_int8(b, a->stop_failure_id);
+    default:
+        return -1;
+    }
+}
+
+/* Encodes the aggregates of m as binary arrays A[0..], one per column of cols (ended by
+ * AC_END). Returns the number of columns, or -1 (out of memory). */
+static int encode_aggs(buf_t *A, const rollup_map_t *m, const agg_col_t *cols)
+{
+    int ncols = 0, rc = 0, nulls[24] = {0};
+    while (cols[ncols] != AC_END)
+        ncols++;
     for (int c = 0; c < ncols; c++)
-        rc |= pgbin_array_begin(&A[c], oids[c]);
+        rc |= pgbin_array_begin(&A[c], agg_col_oid(cols[c]));
     for (size_t i = 0; i < m->cap && !rc; i++) {
         const rollup_agg_t *a = &m->slots[i];
         if (!a->adw_id)
             continue;
-        int c = 0;
-        rc |= pgbin_text(&A[c], a->adw_id, &nulls[c]);
-        c++;
-        if (steps) {
-            rc |= pgbin_text(&A[c], a->step, &nulls[c]);
-            c++;
-        }
-        rc |= pgbin_text(&A[c], a->status, &nulls[c]);
-        c++;
-        if (!steps) {
-            rc |= pgbin_text(&A[c], a->current_step, &nulls[c]);
-            c++;
-        }
-        rc |= pgbin_int8(&A[c++], a->n);
-        rc |= pgbin_float8(&A[c++], a->cost);
-        rc |= pgbin_int8(&A[c++], a->tokens);
-        if (!steps) {
-            rc |= pgbin_int8(&A[c++], a->itok);
-            rc |= pgbin_int8(&A[c++], a->otok);
-            rc |= pgbin_int8(&A[c++], a->crtok);
-            rc |= pgbin_int8(&A[c++], a->cctok);
-        }
-        rc |= pgbin_timestamptz(&A[c++], a->first_ts);
-        rc |= pgbin_timestamptz(&A[c++], a->last_ts);
-        if (steps) {
-            if (a->has_duration)
-                rc |= pgbin_int8(&A[c], a->duration_ms);
-            else
-                rc |= pgbin_text(&A[c], NULL, &nulls[c]); /* NULL looks the same in any type */
-            c++;
-        }
-        rc |= pgbin_int8(&A[c++], a->first_id);
-        rc |= pgbin_int8(&A[c++], a->last_id);
-        if (!steps)
-            rc |= pgbin_timestamptz(&A[c++], a->updated_us);
+        for (int c = 0; c < ncols; c++)
+            rc |= agg_field(&A[c], cols[c], a, &nulls[c]);
     }
     if (rc)
         return -1;
     for (int c = 0; c < ncols; c++)
         pgbin_array_end(&A[c], (uint32_t)m->used, nulls[c]);
-    return 0;
+    return ncols;
 }
 
-/* Sends the batch statement: the events' columns in arrays[0..10] (none: empty arrays, as
- * after a COPY), the runs and steps from the aggregates. Returns 0 or -1. */
+/* Sends the batch statement: the events' columns in arrays[0..12] (none: empty arrays, as
+ * after a COPY), the runs, steps, agents and tool calls from the aggregates. Returns 0 or
+ * -1. */
 static int send_statement(tx_t *t, int with_events)
 {
     batch_t *b = t->b;
@@ -436,8 +569,14 @@ static int send_statement(tx_t *t, int with_events)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
             if (pgbin_array_empty(&b->arrays[c], EVENT_OIDS[c]))
                 return -1;
-    if (encode_aggs(b, 0) || encode_aggs(b, 1))
-        return -1;
+    const rollup_map_t *maps[4] = {&b->agg.runs, &b->agg.steps, &b->agg.agents, &b->agg.tools};
+    const agg_col_t *cols[4] = {RUN_COLS, STEP_COLS, AGENT_COLS, TOOL_COLS};
+    for (int k = 0, at = BATCH_EVENT_COLS; k < 4; k++) {
+        int n = encode_aggs(&b->arrays[at], maps[k], cols[k]);
+        if (n < 0)
+            return -1;
+        at += n;
+    }
     const char *values[BATCH_NPARAMS];
     int lengths[BATCH_NPARAMS], formats[BATCH_NPARAMS];
     for (int c = 0; c < BATCH_NPARAMS; c++) {
@@ -458,7 +597,8 @@ static batch_result_t send_copy(tx_t *t)
     const pgwait_t *w = &t->b->o.wait;
     PGresult *r = pgwait_exec(t->conn, w,
                               "BEGIN; COPY events (id, adw_id, type, step, event_type,"
-                              " event, status, ts, received_at, event_id, doc)"
+                              " event, status, ts, received_at, event_id, doc, agent_id,"
+                              " agent_type)"
                               " FROM STDIN (FORMAT binary)");
     batch_result_t res = BATCH_OK;
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -597,7 +737,7 @@ batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t
     int unencoded = 0;
     clear_outputs(&t);
     int64_t t0 = timefmt_mono_us();
-    if (rollup_map_reset(&b->runs, t.total) || rollup_map_reset(&b->steps, t.total)) {
+    if (rollup_reset(&b->agg, t.total)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

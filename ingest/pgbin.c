@@ -66,6 +66,11 @@ int pgbin_int8(buf_t *b, int64_t v)
     return put32(b, 8) || put32(b, (uint32_t)(u >> 32)) || put32(b, (uint32_t)u);
 }
 
+int pgbin_bool(buf_t *b, int v)
+{
+    return put32(b, 1) || buf_putc(b, v ? 1 : 0);
+}
+
 int pgbin_float8(buf_t *b, double d)
 {
     int64_t bits; /* float8send: the IEEE 754 bits, big-endian, as an int8 is sent */

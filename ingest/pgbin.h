@@ -17,6 +17,7 @@
 #include "buf.h"
 
 /* Type oids (pg_type.oid) of the element types the writer sends. */
+#define PGBIN_OID_BOOL 16
 #define PGBIN_OID_INT8 20
 #define PGBIN_OID_TEXT 25
 #define PGBIN_OID_FLOAT8 701
@@ -50,6 +51,9 @@ int pgbin_null(buf_t *b);
 
 /* A bigint. */
 int pgbin_int8(buf_t *b, int64_t v);
+
+/* A boolean: one byte, 1 for v nonzero, else 0. */
+int pgbin_bool(buf_t *b, int v);
 
 /* A double precision: its IEEE 754 bits, big-endian, as a bigint is sent. */
 int pgbin_float8(buf_t *b, double d);

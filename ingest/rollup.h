@@ -1,7 +1,9 @@
-/* rollup: what a batch of events adds to its runs (adw_runs) and steps (adw_steps), and the
- * status an event implies for them. Pure: no I/O, no locks. The writer folds each fresh event
- * of a batch into two maps (one aggregate per run, one per run and step), then sends the
- * aggregates along with the events; the SQL adds them to the stored rows.
+/* rollup: what a batch of events adds to its runs (adw_runs), steps (adw_steps), subagents
+ * (adw_agents) and tool calls (adw_tool_calls), and the state an event implies for them. Pure:
+ * no I/O, no locks. The writer folds each fresh event of a batch into four maps (one aggregate
+ * per run, per run and step, per run and agent_id, per run and tool_use_id), then sends the
+ * aggregates along with the events; the SQL adds them to the stored rows, so each row is
+ * written once per batch.
  */
 #ifndef ADW_ROLLUP_H
 #define ADW_ROLLUP_H
@@ -11,13 +13,20 @@
 
 #include "event.h"
 
-/* One of these per run (step NULL) or (run, step) touched by a batch: the batch's
- * contribution. The strings are borrowed from the batch's events. */
+/* One of these per run (key NULL), or per (run, step), (run, agent_id) or (run, tool_use_id)
+ * touched by a batch: the batch's contribution. The strings are borrowed from the batch's
+ * events. */
 typedef struct rollup_agg_t {
     const char *adw_id;       /* NULL: a free slot */
-    const char *step;         /* NULL for the run row */
-    const char *status;       /* last explicit (or implied) status in the batch, or NULL */
+    const char *key;          /* step, agent_id or tool_use_id; NULL for the run row */
+    const char *status;       /* last status the batch's events imply, or NULL */
     const char *current_step; /* run: step of the last event that had one */
+    const char *agent_type;   /* agent: the last one given, or NULL */
+    const char *tool_name;    /* tool call: the last one given, or NULL */
+    const char *agent_id;     /* tool call: agent_id of the last event that had one, or NULL */
+    const char *stop_failure; /* run: reason of the batch's last StopFailure, or NULL */
+    int64_t stop_failure_id;  /* run: that event's id; 0 when none */
+    int stalled;              /* run: the batch's last event of the run is a run_stalled */
     int64_t n, tokens, itok, otok, crtok, cctok;
     double cost;
     int64_t first_ts, last_ts, first_id, last_id, updated_us;
@@ -25,7 +34,7 @@ typedef struct rollup_agg_t {
     int has_duration;
 } rollup_agg_t;
 
-/* An open-addressing map of aggregates keyed by (adw_id, step). Zero-initialise it; free it
+/* An open-addressing map of aggregates keyed by (adw_id, key). Zero-initialise it; free it
  * with rollup_map_free. Iterate over slots[0..cap), skipping those with adw_id NULL. */
 typedef struct rollup_map_t {
     rollup_agg_t *slots; /* owned */
@@ -40,16 +49,52 @@ int rollup_map_reset(rollup_map_t *m, size_t expect);
 /* Frees m's slots and zeroes it. */
 void rollup_map_free(rollup_map_t *m);
 
-/* Finds or adds the aggregate of (adw_id, step) (both borrowed; step NULL for a run). The map
+/* Finds or adds the aggregate of (adw_id, key) (both borrowed; key NULL for a run). The map
  * must have been reset for at least as many keys as are added. Never NULL. */
-rollup_agg_t *rollup_map_get(rollup_map_t *m, const char *adw_id, const char *step);
+rollup_agg_t *rollup_map_get(rollup_map_t *m, const char *adw_id, const char *key);
 
-/* Finds the aggregate of (adw_id, step) without adding it; NULL when absent. */
-rollup_agg_t *rollup_map_find(const rollup_map_t *m, const char *adw_id, const char *step);
+/* Finds the aggregate of (adw_id, key) without adding it; NULL when absent. */
+rollup_agg_t *rollup_map_find(const rollup_map_t *m, const char *adw_id, const char *key);
 
-/* The status e implies for its run: its own, else "completed" for the system event
- * adw_complete and "failed" for adw_failed; NULL when none. */
+/* The four maps one batch folds into. Zero-initialise; free with rollup_free. */
+typedef struct rollup_t {
+    rollup_map_t runs;   /* key NULL */
+    rollup_map_t steps;  /* key: the step */
+    rollup_map_t agents; /* key: the agent_id */
+    rollup_map_t tools;  /* key: the tool_use_id */
+} rollup_t;
+
+/* Empties the four maps, each sized for expect events. Returns 0 or -ENOMEM. */
+int rollup_reset(rollup_t *r, size_t expect);
+
+/* Frees the four maps and zeroes r. */
+void rollup_free(rollup_t *r);
+
+/* The status e implies for its run, which only run-level events set: "completed" for the
+ * system event adw_complete, "failed" for adw_failed (whatever their step or status), else the
+ * status of a system event without a step; NULL when none (every other event, steps' events
+ * included, leaves the run's status alone). */
 const char *rollup_run_status(const adw_event_t *e);
+
+/* Whether e marks its run stalled: the system event run_stalled. */
+int rollup_run_stalled(const adw_event_t *e);
+
+/* When e is an adw_event StopFailure: the reason (borrowed from e), its payload's `error` when
+ * that is a non-empty string, else its summary, else "StopFailure". NULL for any other event. */
+const char *rollup_stop_failure(const adw_event_t *e);
+
+/* The tool call e belongs to: for an adw_event PreToolUse, PostToolUse, PostToolUseFailure,
+ * PermissionRequest or ToolResultBlock, payload.tool_use_id; for a ToolUseBlock, payload.id
+ * (a non-empty string either way). Returns the status it implies ("running" for PreToolUse,
+ * ToolUseBlock and PermissionRequest; "completed" for PostToolUse and a ToolResultBlock;
+ * "failed" for PostToolUseFailure and a ToolResultBlock whose payload.is_error is true) with
+ * *id and *tool_name (payload.tool_name, else a ToolUseBlock's payload.name; NULL when absent)
+ * borrowed from e; NULL when e is not part of a tool call (*id and *tool_name then NULL). */
+const char *rollup_tool_status(const adw_event_t *e, const char **id, const char **tool_name);
+
+/* The status of a tool call that was `had` (NULL: none yet) after an event implying `next`:
+ * "running" never replaces a finished ("completed" or "failed") status; any other replaces. */
+const char *rollup_tool_merge(const char *had, const char *next);
 
 /* The status e implies for its step: its own, else "running" for step_start, "completed" for
  * step_complete and "failed" for step_failed; NULL when none. */
@@ -59,9 +104,10 @@ const char *rollup_step_status(const adw_event_t *e);
  * top of their type), first and last timestamps, first and last ids, last received time. */
 void rollup_add(rollup_agg_t *a, const adw_event_t *e);
 
-/* Folds one fresh event of the batch into its run's aggregate in runs and, when it has a step,
- * its step's in steps: totals, current step, and the status and step duration that system
- * events set. */
-void rollup_event(rollup_map_t *runs, rollup_map_t *steps, const adw_event_t *e);
+/* Folds one fresh event of the batch (in id order) into r: its run's aggregate (totals,
+ * current step, status, stalled, stop failure); when it has a step, its step's (totals, and the
+ * status and duration that system events set); when it has an agent_id, its agent's (totals,
+ * agent_type, "completed" on SubagentStop); when it is part of a tool call, the call's. */
+void rollup_event(rollup_t *r, const adw_event_t *e);
 
 #endif

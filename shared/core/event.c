@@ -8,6 +8,7 @@
 #include "jsonw.h"
 #include "adw_limits.h"
 #include "timefmt.h"
+#include "utf8.h"
 
 int event_adw_id_valid(const char *s, size_t len)
 {
@@ -55,6 +56,29 @@ static int get_string(json_t *doc, const char *key, size_t max, int required, co
         return -EINVAL;
     }
     *out = s;
+    return 0;
+}
+
+/* Reads an optional key that names an agent: absent or null is none, else a string of 1..max
+ * bytes of valid UTF-8. Returns 0 or -EINVAL with the reason written. */
+static int get_agent_key(json_t *doc, const char *key, size_t max, const char **out, char *err,
+                         size_t errlen)
+{
+    if (get_string(doc, key, max, 0, out, err, errlen))
+        return -EINVAL;
+    if (!*out)
+        return 0;
+    size_t len = json_string_length(json_object_get(doc, key));
+    if (len == 0) {
+        snprintf(err, errlen, "%s must not be empty", key);
+        *out = NULL;
+        return -EINVAL;
+    }
+    if (utf8_validate(*out, len)) {
+        snprintf(err, errlen, "%s is not valid UTF-8", key);
+        *out = NULL;
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -107,7 +131,9 @@ int event_from_json(json_t *doc, int64_t received_us, adw_event_t *ev, char *err
         get_string(doc, "event", ADW_EVENT_NAME_MAX, e.is_system, &e.event, err, errlen) ||
         get_string(doc, "status", ADW_STATUS_MAX, 0, &e.status, err, errlen) ||
         get_string(doc, "summary", ADW_SUMMARY_MAX, 0, &e.summary, err, errlen) ||
-        get_string(doc, "event_id", ADW_EVENT_ID_MAX, 0, &e.event_id, err, errlen))
+        get_string(doc, "event_id", ADW_EVENT_ID_MAX, 0, &e.event_id, err, errlen) ||
+        get_agent_key(doc, "agent_id", ADW_AGENT_ID_MAX, &e.agent_id, err, errlen) ||
+        get_agent_key(doc, "agent_type", ADW_AGENT_TYPE_MAX, &e.agent_type, err, errlen))
         return -EINVAL;
     if (e.event_id && !*e.event_id) {
         snprintf(err, errlen, "event_id must not be empty");

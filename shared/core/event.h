@@ -33,10 +33,12 @@ typedef struct adw_event_t {
     const char *status;
     const char *event_id;
     const char *summary;
-    int64_t ts_us;       /* the event's timestamp; received_us when absent */
-    int64_t duration_ms; /* when EVENT_HAS_DURATION */
-    double cost_usd;     /* payload.cost_usd, 0 when absent */
-    int64_t tokens;      /* payload.tokens, else the sum of the four kinds below */
+    const char *agent_id;   /* the subagent the event comes from; NULL: the main agent */
+    const char *agent_type; /* that subagent's type, when known */
+    int64_t ts_us;          /* the event's timestamp; received_us when absent */
+    int64_t duration_ms;    /* when EVENT_HAS_DURATION */
+    double cost_usd;        /* payload.cost_usd, 0 when absent */
+    int64_t tokens;         /* payload.tokens, else the sum of the four kinds below */
     int64_t input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens;
     unsigned has;        /* EVENT_HAS_* */
     int64_t id;          /* assigned at commit; 0 before */

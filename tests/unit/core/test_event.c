@@ -571,6 +571,84 @@ static void test_assigned_keys(void **state)
     event_clear(&ev);
 }
 
+/* ---- agent_id, agent_type: optional, 1-64 bytes of UTF-8, or null ---- */
+
+static void test_agent_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key;
+        size_t max;
+    } keys[] = {{"agent_id", ADW_AGENT_ID_MAX}, {"agent_type", ADW_AGENT_TYPE_MAX}};
+    assert_int_equal(ADW_AGENT_ID_MAX, 64);
+    assert_int_equal(ADW_AGENT_TYPE_MAX, 64);
+
+    /* Absent or null: none. */
+    adw_event_t ev = accept_json("{" BASE "}");
+    assert_null(ev.agent_id);
+    assert_null(ev.agent_type);
+    event_clear(&ev);
+    ev = accept_json("{" BASE ",\"agent_id\":null,\"agent_type\":null}");
+    assert_null(ev.agent_id);
+    assert_null(ev.agent_type);
+    event_clear(&ev);
+    /* Both, on either type of event, kept in the doc as sent. */
+    ev = accept_json("{" SYS ",\"agent_id\":\"agent-7f3a9c\",\"agent_type\":\"Explore\"}");
+    assert_string_equal(ev.agent_id, "agent-7f3a9c");
+    assert_string_equal(ev.agent_type, "Explore");
+    assert_string_equal(json_string_value(json_object_get(ev.doc, "agent_id")), "agent-7f3a9c");
+    event_clear(&ev);
+    /* One without the other. */
+    ev = accept_json("{" BASE ",\"agent_id\":\"toolu_01ABC\"}");
+    assert_string_equal(ev.agent_id, "toolu_01ABC");
+    assert_null(ev.agent_type);
+    event_clear(&ev);
+
+    for (size_t k = 0; k < 2; k++) {
+        const char *key = keys[k].key;
+        /* 64 bytes accepted, 65 refused; in two-byte characters too; wrong types refused. */
+        limit_case(BASE, key, keys[k].max);
+        /* 1 byte accepted, 0 refused. */
+        char *t = fmt("{" BASE ",\"%s\":\"a\"}", key);
+        ev = accept_json(t);
+        assert_string_equal(k ? ev.agent_type : ev.agent_id, "a");
+        event_clear(&ev);
+        free(t);
+        t = fmt("{" BASE ",\"%s\":\"\"}", key);
+        char *want = fmt("%s must not be empty", key);
+        reject(t, want);
+        free(want);
+        free(t);
+        want = fmt("%s must be a string", key);
+        t = fmt("{" BASE ",\"%s\":[\"a\"]}", key);
+        reject(t, want);
+        free(t);
+        t = fmt("{" BASE ",\"%s\":1.5}", key);
+        reject(t, want);
+        free(t);
+        t = fmt("{" BASE ",\"%s\":false}", key);
+        reject(t, want);
+        free(t);
+        free(want);
+
+        /* Invalid UTF-8: the parsers refuse it before validation (JSON text here, msgpack in
+         * test_msgpack); a document built some other way is refused by validation. */
+        char *bad = fmt("{" BASE ",\"%s\":\"a\xc3\x28\"}", key);
+        parse_refused(bad, strlen(bad), "");
+        free(bad);
+        json_t *doc = parse("{" BASE "}");
+        json_object_set_new(doc, key, json_stringn_nocheck("ab\xff", 3));
+        char err[EVENT_ERR_LEN] = "";
+        memset(&ev, 0, sizeof ev);
+        assert_int_equal(event_from_json(doc, RECEIVED_US, &ev, err, sizeof err), -EINVAL);
+        want = fmt("%s is not valid UTF-8", key);
+        assert_string_equal(err, want);
+        assert_null(ev.doc);
+        free(want);
+        json_decref(doc);
+    }
+}
+
 /* ---- what the parsers refuse before validation ---- */
 
 static void test_parser_refusals(void **state)
@@ -742,6 +820,78 @@ static void test_msgpack(void **state)
     assert_non_null(strstr(err, "invalid UTF-8"));
     msgpack_sbuffer_destroy(&sb);
 
+    /* agent_id and agent_type over msgpack: validated as over JSON. */
+    char *a64 = rep('a', ADW_AGENT_ID_MAX), *a65 = rep('a', ADW_AGENT_ID_MAX + 1);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_base(&pk, 2);
+    pack_str(&pk, "agent_id");
+    pack_str(&pk, a64);
+    pack_str(&pk, "agent_type");
+    pack_str(&pk, "Explore");
+    v = mp_decode(&sb, err, sizeof err, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(event_from_json(v, RECEIVED_US, &ev, err, sizeof err), 0);
+    assert_string_equal(ev.agent_id, a64);
+    assert_string_equal(ev.agent_type, "Explore");
+    event_clear(&ev);
+    json_decref(v);
+    msgpack_sbuffer_destroy(&sb);
+    static const char *const agent_keys[] = {"agent_id", "agent_type"};
+    for (int k = 0; k < 2; k++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_base(&pk, 1);
+        pack_str(&pk, agent_keys[k]);
+        pack_str(&pk, a65);
+        v = mp_decode(&sb, err, sizeof err, &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(event_from_json(v, RECEIVED_US, &ev, err, sizeof err), -EINVAL);
+        char *want = fmt("%s is 65 bytes, over the limit of 64", agent_keys[k]);
+        assert_string_equal(err, want);
+        free(want);
+        json_decref(v);
+        msgpack_sbuffer_destroy(&sb);
+        /* nil is none; an integer is refused; invalid UTF-8 never gets past the decoder. */
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_base(&pk, 1);
+        pack_str(&pk, agent_keys[k]);
+        msgpack_pack_nil(&pk);
+        v = mp_decode(&sb, err, sizeof err, &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(event_from_json(v, RECEIVED_US, &ev, err, sizeof err), 0);
+        assert_null(ev.agent_id);
+        assert_null(ev.agent_type);
+        event_clear(&ev);
+        json_decref(v);
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_base(&pk, 1);
+        pack_str(&pk, agent_keys[k]);
+        msgpack_pack_int(&pk, 7);
+        v = mp_decode(&sb, err, sizeof err, &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(event_from_json(v, RECEIVED_US, &ev, err, sizeof err), -EINVAL);
+        want = fmt("%s must be a string", agent_keys[k]);
+        assert_string_equal(err, want);
+        free(want);
+        json_decref(v);
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_base(&pk, 1);
+        pack_str(&pk, agent_keys[k]);
+        msgpack_pack_str_with_body(&pk, "ag\xc0\xaf", 4);
+        v = mp_decode(&sb, err, sizeof err, &rc);
+        assert_int_equal(rc, -EINVAL);
+        assert_non_null(strstr(err, "invalid UTF-8"));
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(a64);
+    free(a65);
+
     /* An empty frame. */
     v = (json_t *)0x1;
     assert_int_equal(codec_msgpack_decode("", 0, &v, err, sizeof err), -EINVAL);
@@ -788,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_payload),
         cmocka_unit_test(test_totals),
         cmocka_unit_test(test_assigned_keys),
+        cmocka_unit_test(test_agent_keys),
         cmocka_unit_test(test_parser_refusals),
         cmocka_unit_test(test_msgpack),
         cmocka_unit_test(test_error_buffer),

@@ -100,6 +100,10 @@ static void test_scalars(void **state)
     assert_int_equal(pgbin_timestamptz(&b, PGBIN_EPOCH_US + 1000000), 0);
     assert_int_equal(pgbin_timestamptz(&b, 0), 0); /* 1970: before PostgreSQL's zero */
     assert_int_equal(pgbin_null(&b), 0);
+    /* boolean: one byte, 1 or 0. */
+    assert_int_equal(pgbin_bool(&b, 1), 0);
+    assert_int_equal(pgbin_bool(&b, 0), 0);
+    assert_int_equal(pgbin_bool(&b, 42), 0);
     // clang-format off
     static const unsigned char want[] = {
         0, 0, 0, 8,  0x3f, 0xf8, 0,    0,    0,    0,    0,    0,    /* 1.5 */
@@ -108,6 +112,9 @@ static void test_scalars(void **state)
         0, 0, 0, 8,  0,    0,    0,    0,    0,    0x0f, 0x42, 0x40, /* a second later */
         0, 0, 0, 8,  0xff, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* -946684800000000 */
         0xff, 0xff, 0xff, 0xff,                                      /* NULL */
+        0, 0, 0, 1,  1,                                              /* true */
+        0, 0, 0, 1,  0,                                              /* false */
+        0, 0, 0, 1,  1,                                              /* nonzero: true */
     };
     // clang-format on
     assert_bytes(&b, want, sizeof want);
