@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 1; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 2; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -23,15 +23,20 @@ CREATE TABLE events (
     ts timestamptz NOT NULL,                  -- the event's timestamp, else received_at
     received_at timestamptz NOT NULL,
     event_id text,                            -- idempotency key
-    doc jsonb NOT NULL                        -- the event exactly as delivered (with id, received_at)
+    doc jsonb NOT NULL,                       -- the event exactly as delivered (with id, received_at)
+    agent_id text,                            -- the subagent it comes from; NULL: the main agent
+    agent_type text                           -- that subagent's type, when given
 );
 CREATE INDEX events_adw_id_id ON events (adw_id, id);
 CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX events_adw_id_agent_id ON events (adw_id, agent_id, id) WHERE agent_id IS NOT NULL;
 
 -- One row per run: its derived state, kept current in the same transaction as its events.
 CREATE TABLE adw_runs (
     adw_id text PRIMARY KEY,
-    status text NOT NULL,                     -- last status a system event carried; 'running' until then
+    status text NOT NULL,                     -- 'running' from the first event; then only run-level
+                                              -- events set it: adw_complete 'completed', adw_failed
+                                              -- 'failed', a system event without a step its status
     current_step text,                        -- step of the latest event that had one
     event_count bigint NOT NULL,
     cost_usd double precision NOT NULL,       -- sum of payload.cost_usd
@@ -44,7 +49,10 @@ CREATE TABLE adw_runs (
     last_ts timestamptz NOT NULL,             -- latest event timestamp
     first_id bigint NOT NULL,
     last_id bigint NOT NULL,                  -- most recently active first: ORDER BY last_id DESC
-    updated_at timestamptz NOT NULL           -- received_at of the latest event
+    updated_at timestamptz NOT NULL,          -- received_at of the latest event
+    stalled boolean NOT NULL DEFAULT false,   -- the latest event is a system run_stalled
+    stop_failure text,                        -- the latest StopFailure's payload.error, else summary
+    stop_failure_id bigint                    -- that event's id (never cleared)
 );
 CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);
 CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);
@@ -65,7 +73,44 @@ CREATE TABLE adw_steps (
     PRIMARY KEY (adw_id, step)
 );
 
+-- One row per (run, agent_id): a subagent's events (those with an agent_id).
+CREATE TABLE adw_agents (
+    adw_id text NOT NULL,
+    agent_id text NOT NULL,
+    agent_type text,                          -- the latest one given
+    status text NOT NULL,                     -- 'running'; 'completed' after its SubagentStop
+    event_count bigint NOT NULL,
+    cost_usd double precision NOT NULL,       -- summed as the run's
+    tokens bigint NOT NULL,
+    first_ts timestamptz NOT NULL,
+    last_ts timestamptz NOT NULL,
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,
+    PRIMARY KEY (adw_id, agent_id)
+);
+
+-- One row per (run, tool_use_id): payload.tool_use_id of PreToolUse, PermissionRequest,
+-- PostToolUse, PostToolUseFailure and ToolResultBlock, payload.id of a ToolUseBlock.
+CREATE TABLE adw_tool_calls (
+    adw_id text NOT NULL,
+    tool_use_id text NOT NULL,
+    tool_name text,                           -- the latest one given
+    agent_id text,                            -- the subagent that made the call; NULL: the main agent
+    status text NOT NULL,                     -- 'running' (PreToolUse, PermissionRequest,
+                                              -- ToolUseBlock; never after a finished status),
+                                              -- 'completed' (PostToolUse, ToolResultBlock),
+                                              -- 'failed' (PostToolUseFailure, ToolResultBlock
+                                              -- with is_error)
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,
+    first_ts timestamptz NOT NULL,
+    last_ts timestamptz NOT NULL,
+    PRIMARY KEY (adw_id, tool_use_id)
+);
+
 -- Examples:
 --   SELECT adw_id, status, cost_usd, tokens FROM adw_runs ORDER BY last_id DESC LIMIT 20;
 --   SELECT step, status, duration_ms FROM adw_steps WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
 --   SELECT doc->>'summary' FROM events WHERE adw_id = 'a1b2c3d4' AND event_type = 'ToolUseBlock' ORDER BY id;
+--   SELECT agent_type, status, event_count, cost_usd FROM adw_agents WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
+--   SELECT tool_name, count(*) FILTER (WHERE status = 'failed') FROM adw_tool_calls GROUP BY 1;
