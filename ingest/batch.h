@@ -1,10 +1,10 @@
 /* batch: one group commit of the writer. A batch is the requests the writer took from its queue
  * in one go; batch_commit gives their fresh events contiguous ids after the last committed one,
- * writes them with what they add to their runs and steps (rollup.h) in one transaction, and
- * encodes each fresh event for publishing while PostgreSQL works.
+ * writes them with what they add to their runs, steps, agents and tool calls (rollup.h) in one
+ * transaction, and encodes each fresh event for publishing while PostgreSQL works.
  *
  * Small batches go in as one prepared statement of binary array parameters (one round trip);
- * large ones by a binary COPY, then the same statement for the runs and steps (pgbin.h has the
+ * large ones by a binary COPY, then the same statement for the aggregates (pgbin.h has the
  * formats). Used by the writer thread only, on the connection it owns.
  */
 #ifndef ADW_BATCH_H

@@ -28,8 +28,10 @@ int rollup_map_reset(rollup_map_t *m, size_t expect)
             return -ENOMEM;
         m->slots = slots;
         m->cap = cap;
+        m->used = 1; /* fresh memory: clear it all */
     }
-    memset(m->slots, 0, m->cap * sizeof *m->slots);
+    if (m->used) /* a map nothing was added to since its last reset is clear already */
+        memset(m->slots, 0, m->cap * sizeof *m->slots);
     m->used = 0;
     return 0;
 }

@@ -284,6 +284,17 @@ def test_agent_keys_stored_and_validated(ingest, db):
     assert db.scalar("SELECT count(*) FROM events") == 6
 
 
+def test_agent_keys_published_as_sent(ingest, db):
+    with ingest.sub() as sub:
+        adwtest.wait_for(lambda: post(ingest, ev("warm")) and sub.events(), 10, interval=0.2,
+                         what="the subscription")
+        post(ingest, [ev("pub1", agent_id="ag-9", agent_type="Plan"), ev("pub1", agent_id=None)])
+        m = sub.wait_for(lambda m: m.body.get("adw_id") == "pub1")
+        assert (m.body["agent_id"], m.body["agent_type"]) == ("ag-9", "Plan")
+        m = sub.wait_for(lambda m: m.body.get("adw_id") == "pub1" and "agent_type" not in m.body)
+        assert "agent_id" in m.body and m.body["agent_id"] is None
+
+
 def test_agent_totals_with_cost_events(ingest, db):
     post(ingest, [ev(event_type="SubagentStart", agent_id="ag-1", agent_type="Explore"),
                   ev(event_type="AssistantMessage", agent_id="ag-1",
