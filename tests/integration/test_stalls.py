@@ -113,6 +113,26 @@ def test_one_stall_per_idle_spell_stored_and_published(make_ingest, db):
         assert len(stalls(db)) == 2
 
 
+@pytest.mark.needs_bin("adw-gateway")
+def test_delivered_by_the_gateway_live_and_on_replay(make_ingest, make_gateway, db):
+    from test_gateway_common import connect
+
+    ingest = make_ingest(ADW_INGEST_STALL_S=STALL_S)
+    gateway = make_gateway(ingest)
+    ws = connect(gateway, adw_id="run1")
+    ids = post(ingest, [sysev("adw_start"), ev(step="build")])
+    got = ws.events(3, timeout=20)
+    assert [m["id"] for m in got] == [*ids, ids[-1] + 1]
+    live = got[2]
+    assert (live["event"], live["step"], live["payload"]["last_id"]) == (
+        "run_stalled", "build", ids[-1])
+    ws.close()
+    ws = connect(gateway, adw_id="run1", since=0)
+    replayed = ws.events(3, timeout=20)
+    assert replayed[2] == live
+    ws.close()
+
+
 def test_no_step_key_when_the_run_has_no_current_step(make_ingest, db):
     ingest = make_ingest(ADW_INGEST_STALL_S=STALL_S)
     post(ingest, sysev("adw_start"))
