@@ -11,7 +11,9 @@
 
 #include "event.h"
 
-#define STALL_SCAN_MAX 1000 /* most runs one scan marks stalled; the next scan takes the rest */
+#define STALL_SCAN_MAX                                                                             \
+    1000 /* most runs one scan marks stalled (fewer when a transaction holds                       \
+            fewer events); the next scan takes the rest */
 
 /* The scan period for a stall threshold of stall_s seconds: half of it, at most 10 s and at
  * least 250 ms, in milliseconds; 0 when stall_s <= 0 (stalls are off). */

@@ -457,9 +457,11 @@ static const char STALL_SCAN_SQL[] = "SELECT adw_id, current_step, last_id,"
 static void scan_stalls(store_t *s, store_req_t *r)
 {
     int64_t now_us = timefmt_now_us();
-    char cutoff[24], limit[16];
+    char cutoff[24], limit[24];
     snprintf(cutoff, sizeof cutoff, "%" PRId64, now_us - r->stall_s * 1000000);
-    snprintf(limit, sizeof limit, "%d", STALL_SCAN_MAX);
+    int64_t most =
+        s->opts.max_batch_events < STALL_SCAN_MAX ? s->opts.max_batch_events : STALL_SCAN_MAX;
+    snprintf(limit, sizeof limit, "%" PRId64, most);
     const char *params[2] = {cutoff, limit};
     PGresult *res = exec1(s, STALL_SCAN_SQL, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

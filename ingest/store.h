@@ -83,9 +83,10 @@ int store_fd(const store_t *s);
  * A request with stall_s > 0 and no events is a stall scan, which the writer commits in a
  * transaction of its own: it fills the request's events with one run_stalled event
  * (stall.h) per run whose status is 'running', not stalled, and whose last event was received
- * stall_s seconds ago or more (the longest idle first, at most STALL_SCAN_MAX), and commits
- * them as a submission (ids, rollup: the runs become stalled, frames). It completes OK with no
- * events when no run qualifies, and as unavailable when the store is not READY. */
+ * stall_s seconds ago or more (the longest idle first, at most STALL_SCAN_MAX and
+ * max_batch_events), and commits them as a submission (ids, rollup: the runs become stalled,
+ * frames). It completes OK with no events when no run qualifies, and as unavailable when the store
+ * is not READY. */
 void store_submit(store_t *s, store_req_t *r);
 
 /* Takes every completed request, in completion order (linked by next), or NULL. */

@@ -142,7 +142,7 @@ def test_no_step_key_when_the_run_has_no_current_step(make_ingest, db):
 
 
 def test_restart_during_a_spell_raises_it_once(make_ingest, db):
-    stall_s = 2
+    stall_s = 3
     ingest = make_ingest(ADW_INGEST_STALL_S=stall_s)
     post(ingest, [sysev("adw_start"), ev()])
     # SIGTERM and start again before the spell is long enough: the new process raises it.
@@ -237,6 +237,17 @@ def test_more_runs_than_one_scan_takes(make_ingest, db):
     assert sorted(r[1] for r in rows) == sorted(f"r{i}" for i in range(n))
     assert db.scalar("SELECT count(*) FROM adw_runs WHERE stalled") == n
     assert metric(ingest, RAISED) == n
+
+
+def test_a_scan_is_one_transaction_of_at_most_max_batch(make_ingest, db):
+    ingest = make_ingest(ADW_INGEST_STALL_S=STALL_S, ADW_INGEST_MAX_BATCH=7)
+    post(ingest, [sysev("adw_start", adw_id=f"r{i}") for i in range(30)])
+    wait_stalls(db, 30)
+    quiet()
+    assert len(stalls(db)) == 30
+    # The stalls' transactions: 30 / 7, rounded up (ids from one commit have one received_at).
+    assert db.scalar("SELECT count(DISTINCT received_at) FROM events WHERE event = 'run_stalled'"
+                     ) == 5
 
 
 def run_cli(*args, env=None):
