@@ -44,6 +44,7 @@ typedef struct ingest_options_t {
     int64_t max_connections;
     int64_t shutdown_timeout_ms;
     int64_t db_timeout_ms;
+    int64_t stall_s;
     const char *log_level;
     const char *log_format;
 } ingest_options_t;
@@ -97,6 +98,8 @@ static const config_option_t OPTIONS[] = {
     {"db-timeout-ms", "ADW_INGEST_DB_TIMEOUT_MS", CONFIG_INT, "15000", OPT(db_timeout_ms), 500,
      3600000, 0,
      "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
+    {"stall-s", "ADW_INGEST_STALL_S", CONFIG_INT, "600", OPT(stall_s), 0, 31536000, 0,
+     "a running run with no event for this many seconds gets a run_stalled event (0: off)"},
     CONFIG_LOG_OPTIONS(ingest_options_t, "info"),
 };
 
@@ -253,6 +256,7 @@ int main(int argc, char **argv)
                              .store = in.store,
                              .publish = in.publish,
                              .max_pending = in.opt.max_pending,
+                             .stall_s = in.opt.stall_s,
                              .metrics = in.metrics};
     in.pipeline = pipeline_new(&pl);
     if (!in.pipeline) {

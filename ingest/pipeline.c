@@ -7,6 +7,7 @@
 
 #include "adw_limits.h"
 #include "log.h"
+#include "stall.h"
 #include <stdio.h>
 
 /* One of these per submission, in submission order. */
@@ -42,10 +43,16 @@ struct pipeline_t {
     int synced; /* the publisher's last id was read from the store since it became ready */
     metric_t *m_rejected[PIPELINE_REJECT_COUNT];
     metric_t *m_received_http, *m_received_zmq, *m_pending;
+    metric_t *m_stalls;
+    int scanning; /* a stall scan is in the store */
 };
+
+/* The channel of stall scans (submitters' channels are connection or peer keys). */
+#define PIPELINE_STALL_CHANNEL UINT64_MAX
 
 static void on_store(loop_t *loop, int fd, int mask, void *arg);
 static int pipeline_hook(loop_t *loop, void *arg);
+static void on_stall_timer(loop_t *loop, void *arg);
 
 pipeline_t *pipeline_new(const pipeline_options_t *o)
 {
@@ -54,7 +61,9 @@ pipeline_t *pipeline_new(const pipeline_options_t *o)
         return NULL;
     p->o = *o;
     if (loop_watch(o->loop, store_fd(o->store), LOOP_READ, on_store, p) ||
-        loop_hook(o->loop, pipeline_hook, p)) {
+        loop_hook(o->loop, pipeline_hook, p) ||
+        (o->stall_s > 0 &&
+         loop_timer(o->loop, stall_scan_period_ms(o->stall_s), on_stall_timer, p) < 0)) {
         free(p);
         return NULL;
     }
@@ -71,6 +80,8 @@ pipeline_t *pipeline_new(const pipeline_options_t *o)
                                             "transport=\"zmq\"", "Events received");
         p->m_pending = metrics_gauge(o->metrics, "adw_ingest_pending_events", NULL,
                                      "Events waiting for their commit");
+        p->m_stalls = metrics_counter(o->metrics, "adw_ingest_stalls_raised_total", NULL,
+                                      "run_stalled events stored and published");
     }
     return p;
 }
@@ -323,21 +334,29 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
         pipeline_entry_t *e = r->ctx;
         e->finished = 1;
         p->finished++;
+        /* A stall scan is nobody's submission: nothing of it counts as refused. */
+        int counted = !r->stall_s;
         switch (r->status) {
         case STORE_STATUS_OK:
             e->status = PIPELINE_OK;
             publish_req(p, r);
             published = 1;
+            if (r->stall_s)
+                metric_add(p->m_stalls, (int64_t)r->nevents);
             break;
         case STORE_STATUS_UNAVAILABLE:
             e->status = PIPELINE_UNAVAILABLE;
             snprintf(e->error, sizeof e->error, "%s", r->err);
-            pipeline_count_rejected(p, PIPELINE_REJECT_UNAVAILABLE);
+            if (counted)
+                pipeline_count_rejected(p, PIPELINE_REJECT_UNAVAILABLE);
             break;
         case STORE_STATUS_REJECTED:
             e->status = PIPELINE_INVALID;
             snprintf(e->error, sizeof e->error, "%s", r->err);
-            pipeline_count_rejected(p, PIPELINE_REJECT_DATABASE);
+            if (counted)
+                pipeline_count_rejected(p, PIPELINE_REJECT_DATABASE);
+            else
+                log_warn("stall scan refused by the database: %s", r->err);
             break;
         }
         r = next;
@@ -405,4 +424,30 @@ static int pipeline_hook(loop_t *loop, void *arg)
     if (p->finished)
         release(p);
     return 0;
+}
+
+/* A stall scan came back (its events, if any, are published already). */
+static void on_stall_done(void *ctx, const pipeline_outcome_t *o)
+{
+    pipeline_t *p = ctx;
+    p->scanning = 0;
+    if (o->status == PIPELINE_OK && o->nids)
+        log_info("stalls: %zu run_stalled raised", o->nids);
+}
+
+/* Every scan period: one stall scan at a time, only while submissions are admitted (the store
+ * READY and followed, not stopping, the queue below its bound). */
+static void on_stall_timer(loop_t *loop, void *arg)
+{
+    (void)loop;
+    pipeline_t *p = arg;
+    if (p->scanning || pipeline_admission(p) != PIPELINE_OK)
+        return;
+    store_req_t *r = store_req_new(0);
+    if (!r)
+        return;
+    r->stall_s = p->o.stall_s;
+    p->scanning = 1;
+    if (!pipeline_submit(p, PIPELINE_STALL_CHANNEL, r, on_stall_done, p))
+        p->scanning = 0;
 }

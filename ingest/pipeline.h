@@ -45,10 +45,14 @@ typedef struct pipeline_options_t {
     store_t *store;
     publish_t *publish;
     int64_t max_pending; /* events waiting for commit before submissions are refused */
+    int64_t stall_s;     /* > 0: raise run_stalled for runs idle this long (store_submit's
+                            stall scan, every stall_scan_period_ms); 0: stalls are off */
     metrics_t *metrics;
 } pipeline_options_t;
 
-/* Returns a pipeline watching the store's completions, or NULL. */
+/* Returns a pipeline watching the store's completions, or NULL. With stall_s, a loop timer
+ * submits a stall scan while the store is READY and admits submissions (never on a standby),
+ * one at a time; what it raises is published like any committed event. */
 pipeline_t *pipeline_new(const pipeline_options_t *o);
 
 /* Frees the pipeline; entries still waiting are dropped without their callbacks.

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgwait.h"
+#include "stall.h"
 #include "timefmt.h"
 
 #define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
@@ -417,6 +418,95 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
     }
 }
 
+/* Gives r room for n events (r has none yet). Returns 0 or -ENOMEM (r unchanged). */
+static int req_reserve(store_req_t *r, size_t n)
+{
+    adw_event_t *events = calloc(n, sizeof *events);
+    int64_t *ids = calloc(n, sizeof *ids);
+    unsigned char *fresh = calloc(n, 1);
+    size_t *frame_end = calloc(n, sizeof *frame_end);
+    if (!events || !ids || !fresh || !frame_end) {
+        free(events);
+        free(ids);
+        free(fresh);
+        free(frame_end);
+        return -ENOMEM;
+    }
+    free(r->events);
+    free(r->ids);
+    free(r->fresh);
+    free(r->frame_end);
+    r->events = events;
+    r->ids = ids;
+    r->fresh = fresh;
+    r->frame_end = frame_end;
+    return 0;
+}
+
+/* The runs a stall scan raises run_stalled for: running, not stalled, idle since before $1
+ * (microseconds since the epoch, ingest's clock, as received_at), the longest idle first.
+ * The partial index adw_runs_running_idle serves it. */
+static const char STALL_SCAN_SQL[] = "SELECT adw_id, current_step, last_id,"
+                                     " (extract(epoch from updated_at) * 1000000)::bigint"
+                                     " FROM adw_runs"
+                                     " WHERE status = 'running' AND NOT stalled"
+                                     " AND updated_at < to_timestamp($1::bigint / 1000000.0)"
+                                     " ORDER BY updated_at LIMIT $2::int";
+
+/* Runs the stall scan r (store_submit) and commits what it raises. */
+static void scan_stalls(store_t *s, store_req_t *r)
+{
+    int64_t now_us = timefmt_now_us();
+    char cutoff[24], limit[24];
+    snprintf(cutoff, sizeof cutoff, "%" PRId64, now_us - r->stall_s * 1000000);
+    int64_t most =
+        s->opts.max_batch_events < STALL_SCAN_MAX ? s->opts.max_batch_events : STALL_SCAN_MAX;
+    snprintf(limit, sizeof limit, "%" PRId64, most);
+    const char *params[2] = {cutoff, limit};
+    PGresult *res = exec1(s, STALL_SCAN_SQL, 2, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char err[256];
+        snprintf(err, sizeof err, "stall scan: %s", PQerrorMessage(s->conn));
+        PQclear(res);
+        log_warn("store: %s", err);
+        set_error(s, err);
+        complete_unavailable(s, r, "database unavailable, retry later");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            disconnect(s);
+            set_state(s, STORE_CONNECTING);
+        }
+        return;
+    }
+    int rows = PQntuples(res);
+    if (rows == 0 || req_reserve(r, (size_t)rows)) {
+        PQclear(res);
+        finish_ok(s, &r, 1); /* nothing to raise (or no memory now: the next scan tries) */
+        return;
+    }
+    size_t n = 0;
+    for (int row = 0; row < rows; row++) {
+        const char *adw_id = PQgetvalue(res, row, 0);
+        const char *step = PQgetisnull(res, row, 1) ? NULL : PQgetvalue(res, row, 1);
+        int64_t last_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+        int64_t idle_s = stall_idle_s(now_us, strtoll(PQgetvalue(res, row, 3), NULL, 10));
+        char err[EVENT_ERR_LEN];
+        if (stall_event_build(adw_id, step, idle_s, last_id, now_us, &r->events[n], err,
+                              sizeof err)) {
+            log_warn("store: no run_stalled for run %s: %s", adw_id, err);
+            continue;
+        }
+        n++;
+    }
+    PQclear(res);
+    r->nevents = n;
+    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
+    if (n == 0) {
+        finish_ok(s, &r, 1);
+        return;
+    }
+    process(s, &r, 1);
+}
+
 static void *store_main(void *arg)
 {
     store_t *s = arg;
@@ -473,6 +563,8 @@ static void *store_main(void *arg)
         size_t n = 0, events = 0;
         while (s->q_head &&
                (n == 0 || events + s->q_head->nevents <= (size_t)s->opts.max_batch_events)) {
+            if (n && s->q_head->stall_s)
+                break; /* a stall scan goes alone */
             if (n == batch_cap) {
                 size_t cap = batch_cap ? batch_cap * 2 : 64;
                 store_req_t **nb = realloc(batch, cap * sizeof *nb);
@@ -488,9 +580,14 @@ static void *store_main(void *arg)
             r->next = NULL;
             batch[n++] = r;
             events += r->nevents;
+            if (r->stall_s)
+                break;
         }
         pthread_mutex_unlock(&s->mu);
-        if (n) {
+        if (n == 1 && batch[0]->stall_s && !batch[0]->nevents) {
+            scan_stalls(s, batch[0]);
+            s->last_ping_ms = mono_ms();
+        } else if (n) {
             process(s, batch, n);
             s->last_ping_ms = mono_ms();
         } else if (mono_ms() - s->last_ping_ms >= STORE_PING_MS) {

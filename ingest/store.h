@@ -43,6 +43,7 @@ typedef struct store_req_t {
     store_status_t status; /* out */
     char err[160];         /* out: reason when status is not OK */
     void *ctx;             /* the submitter's; the store never touches it */
+    int64_t stall_s;       /* > 0: a stall scan (store_submit), submitted with no events */
 } store_req_t;
 
 typedef struct store_options_t {
@@ -78,7 +79,14 @@ void store_shutdown(store_t *s);
 /* The eventfd that becomes readable when completed requests are waiting. */
 int store_fd(const store_t *s);
 
-/* Queues a request; the store owns it until store_completed hands it back. */
+/* Queues a request; the store owns it until store_completed hands it back.
+ * A request with stall_s > 0 and no events is a stall scan, which the writer commits in a
+ * transaction of its own: it fills the request's events with one run_stalled event
+ * (stall.h) per run whose status is 'running', not stalled, and whose last event was received
+ * stall_s seconds ago or more (the longest idle first, at most STALL_SCAN_MAX and
+ * max_batch_events), and commits them as a submission (ids, rollup: the runs become stalled,
+ * frames). It completes OK with no events when no run qualifies, and as unavailable when the store
+ * is not READY. */
 void store_submit(store_t *s, store_req_t *r);
 
 /* Takes every completed request, in completion order (linked by next), or NULL. */
