@@ -70,6 +70,8 @@ static const char *const MIGRATIONS[] = {
     "    WHERE agent_id IS NOT NULL;\n"
     "ALTER TABLE adw_runs ADD COLUMN stalled boolean NOT NULL DEFAULT false,\n"
     "    ADD COLUMN stop_failure text, ADD COLUMN stop_failure_id bigint;\n"
+    "CREATE INDEX adw_runs_running_idle ON adw_runs (updated_at)\n"
+    "    WHERE status = 'running' AND NOT stalled;\n"
     "UPDATE adw_runs r SET status = coalesce((\n"
     "    SELECT CASE e.event WHEN 'adw_complete' THEN 'completed'\n"
     "                        WHEN 'adw_failed' THEN 'failed' ELSE e.status END\n"
