@@ -504,7 +504,8 @@ def test_agents_and_tool_calls(gw, ingest):
     listed, got = run_of(c, "ag-1")
     want = expected_agents(corpus, ids, delivered)
     assert got["agents"] == want
-    # The figures the corpus was built to give, in first_id order.
+    # The figures the corpus was built to give, in first_id order (not first_ts order: the Plan
+    # subagent's timestamped message makes its first_ts the earliest).
     assert [(a["agent_id"], a["agent_type"], a["status"], a["event_count"]) for a in want] == [
         (AGENT_A, "Explore", "completed", 6), (AGENT_B, "Plan", "running", 5),
         ("c0ffee00", None, "running", 1)]
