@@ -113,13 +113,16 @@ async function restRun(adwId) {
   return res.json();
 }
 
-// Whether the gateway's REST runs carry the stall, failed steps, agents and tool call fields
-// (proto/websocket.md); the checks of what only REST gives run when it does.
-async function restHasRunState(adwId, what) {
+// The gateway's REST run carries the stall, failed steps, agents and tool call fields
+// (proto/websocket.md); the checks of what only REST gives follow.
+async function assertRestRunState(adwId, what) {
   const run = await restRun(adwId);
-  const has = typeof run.stalled === 'boolean' && Array.isArray(run.failed_steps);
-  if (what) console.log(`# ${what}: the REST run state checks ${has ? 'ran' : 'SKIPPED (absent)'}`);
-  return has;
+  assert.equal(typeof run.stalled, 'boolean', `REST run ${adwId} has stalled`);
+  assert.ok(Array.isArray(run.failed_steps), `REST run ${adwId} has failed_steps`);
+  assert.ok('stop_failure' in run, `REST run ${adwId} has stop_failure`);
+  assert.ok(Array.isArray(run.agents), `REST run ${adwId} has agents`);
+  assert.equal(typeof run.tool_calls, 'number', `REST run ${adwId} has tool_calls`);
+  console.log(`# ${what}: the REST run state checks ran`);
 }
 
 async function control(what) {
@@ -1259,7 +1262,8 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
     {what: 'two failed tool calls'},
   );
   assert.match(await field('tool_failures'), /2 failed/);
-  if (await restHasRunState(R, 'tool calls')) {
+  await assertRestRunState(R, 'tool calls');
+  {
     const run = await restRun(R);
     assert.equal(run.tool_calls, 6, 'REST counts the same calls');
     assert.equal(run.tool_failures, 2);
@@ -1318,8 +1322,8 @@ test('tool calls: one card per call with its tool, target, duration and outcome;
 });
 
 // An event as /api/hooks makes it of a hook body from inside a subagent: agent_id and
-// agent_type at the top level (sent straight to /api/events so the test does not depend on
-// which mapper fills them).
+// agent_type at the top level (sent to /api/events, so that a batch of them arrives at once;
+// the subagents test also posts such a body to /api/hooks and checks the same keys).
 function subagentHookEvent(adwId, step, name, summary, body, payloadExtra) {
   return {
     type: 'adw_event',
@@ -1472,8 +1476,9 @@ test('subagents: their events nested in a collapsible group with count, duration
     async () => (await page.locator('.status-panel [data-field="agents"]').textContent()) === '2',
     {what: 'two subagents in the status panel'},
   );
-  if (await restHasRunState(R, 'subagents')) {
-    // Needs the REST agents: the same totals as the groups.
+  await assertRestRunState(R, 'subagents');
+  {
+    // The REST agents: the same totals as the groups.
     const run = await restRun(R);
     const ag = run.agents.find((x) => x.agent_id === 'agent-7f3a9c');
     assert.equal(ag.event_count, 6);
@@ -1481,8 +1486,8 @@ test('subagents: their events nested in a collapsible group with count, duration
     assert.ok(Math.abs(ag.cost_usd - 0.5123) < 1e-9);
   }
 
-  // A hook body from inside a subagent, posted as Claude Code posts it, once /api/hooks fills
-  // agent_id from the body: grouped the same way.
+  // A hook body from inside a subagent, posted as Claude Code posts it: /api/hooks fills
+  // agent_id from the body, and the card is grouped the same way.
   const hookId = await postHook(
     R,
     'plan',
@@ -1499,14 +1504,14 @@ test('subagents: their events nested in a collapsible group with count, duration
   const stored = await (
     await fetch(`${GATEWAY}/api/events?adw_id=${R}&since=${hookId - 1}&limit=1`)
   ).json();
-  const mapped = stored.events[0].agent_id === 'agent-2b81e0';
-  console.log(`# subagents: /api/hooks agent_id check ${mapped ? 'ran' : 'SKIPPED (not mapped)'}`);
-  if (mapped) {
-    assert.equal(
-      await card.evaluate((c) => c.closest('.agent-group')?.dataset.agentId),
-      'agent-2b81e0',
-    );
-  }
+  assert.equal(stored.events[0].id, hookId);
+  assert.equal(stored.events[0].agent_id, 'agent-2b81e0', '/api/hooks took agent_id from the body');
+  assert.equal(stored.events[0].agent_type, 'general-purpose');
+  assert.equal(
+    await card.evaluate((c) => c.closest('.agent-group')?.dataset.agentId),
+    'agent-2b81e0',
+  );
+  console.log('# subagents: /api/hooks agent_id check ran');
   assert.deepEqual(ws.errors, []);
 });
 
@@ -1517,7 +1522,7 @@ test('a step ending is not the run ending; a failed step shows while the run run
     systemEvent(R, 'plan', 'step_start'),
     agentEvent(R, 'plan', 'TextBlock', 'Plan written to specs/rate.md', {cost_usd: 0.01}),
   ]);
-  const rest = await restHasRunState(R, 'status, stalls, failed steps');
+  await assertRestRunState(R, 'status, stalls, failed steps');
   const {page, ws} = await openPage('#/');
   const row = page.locator(`tr[data-run-id="${R}"]`);
   await row.waitFor();
@@ -1545,17 +1550,15 @@ test('a step ending is not the run ending; a failed step shows while the run run
   assert.match(await row.locator('.c-status').textContent(), /running\s*stalled/);
   assert.equal(await row.locator('.c-status .status-stalled svg').count(), 1);
   assert.equal(await row.getAttribute('data-status'), 'running');
-  if (rest) {
-    // Needs the REST `stalled` and the new status rule: the same after a reload.
-    await page.reload();
-    await row.waitFor();
-    assert.equal(await row.getAttribute('data-stalled'), 'yes');
-    assert.equal(await row.getAttribute('data-status'), 'running');
-    await until(() => subscribes(ws).length > 1, {what: 'the list subscribes again'});
-  }
+  // From the REST `stalled` and the status rule: the same after a reload.
+  await page.reload();
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-stalled'), 'yes');
+  assert.equal(await row.getAttribute('data-status'), 'running');
+  await until(() => subscribes(ws).length > 1, {what: 'the list subscribes again'});
   await shot(page, 'run-list-stalled-1280x720');
 
-  // The run view shows the badge from the history (and REST when it has `stalled`).
+  // The run view shows the badge from the history and from REST's `stalled`.
   const view = await openPage(`#/runs/${R}`);
   const vp = view.page;
   await waitRunLoaded(vp, 5);
@@ -1622,8 +1625,8 @@ test('a step ending is not the run ending; a failed step shows while the run run
   assert.equal(await field('status'), 'running');
   assert.equal(await field('failed_steps'), 'build');
   assert.equal(await field('stop_failure'), 'rate_limit');
-  if (rest) {
-    // Needs the new REST fields and status rule.
+  {
+    // The REST fields and the status rule agree.
     const run = await restRun(R);
     assert.equal(run.status, 'running');
     assert.deepEqual(run.failed_steps, ['build']);

@@ -4,81 +4,80 @@ run's `stalled`, `failed_steps` and `stop_failure` (list and detail) and the det
 `tool_calls` and `tool_failures`, each read from the stored rows named in proto/websocket.md;
 read tokens' scopes on all of them.
 
-Events go in through a real ingest, in the shapes Claude Code's hooks send (the hook body as the
-payload, a subagent's `agent_id` / `agent_type` at the top level). The assertions are about the
-gateway's output for the rows stored; where ingest does not store a row yet, the test writes it
-(see STAND-IN below) and the expected output is derived from what the test wrote.
+Everything goes in through a real ingest, which stores and derives every row the gateway reads:
+Claude Code hook bodies posted to /api/hooks (a subagent's hooks carry `agent_id` /
+`agent_type`, which the hook mapper lifts onto the event), cost-bearing messages and `system`
+events (`run_stalled`) to /api/events. The expected output is computed in the test from what it
+sent (the rules of proto/decisions.md), never read back from the rows the gateway reads.
 """
 
+import datetime
 import json
 import urllib.parse
+from pathlib import Path
 
 import adwtest
 import pytest
-from test_gateway_common import connect, ev, is_event, post, wait_delivered, wait_type
+from test_gateway_common import connect, ev, is_event, wait_delivered, wait_type
 
 pytestmark = pytest.mark.needs_bin("adw-ingest", "adw-gateway")
 
-# STAND-IN, to be removed once ingest's migration 2 (proto/schema.sql) creates these and the
-# batch statement fills them: the columns and tables of migration 2 that the gateway reads, and
-# a trigger that fills events.agent_id / agent_type from the event as ingest's insert will.
-# Every statement is a no-op on a database that migration 2 already shaped (except the trigger,
-# which then writes the values ingest wrote).
-MIGRATION2_STAND_IN = """
-ALTER TABLE events ADD COLUMN IF NOT EXISTS agent_id text,
-                   ADD COLUMN IF NOT EXISTS agent_type text;
-CREATE INDEX IF NOT EXISTS events_adw_id_agent_id ON events (adw_id, agent_id, id)
-    WHERE agent_id IS NOT NULL;
-ALTER TABLE adw_runs ADD COLUMN IF NOT EXISTS stalled boolean NOT NULL DEFAULT false,
-                     ADD COLUMN IF NOT EXISTS stop_failure text,
-                     ADD COLUMN IF NOT EXISTS stop_failure_id bigint;
-CREATE TABLE IF NOT EXISTS adw_agents (
-    adw_id text NOT NULL,
-    agent_id text NOT NULL,
-    agent_type text,
-    status text NOT NULL,
-    event_count bigint NOT NULL,
-    cost_usd double precision NOT NULL,
-    tokens bigint NOT NULL,
-    first_ts timestamptz NOT NULL,
-    last_ts timestamptz NOT NULL,
-    first_id bigint NOT NULL,
-    last_id bigint NOT NULL,
-    PRIMARY KEY (adw_id, agent_id)
-);
-CREATE TABLE IF NOT EXISTS adw_tool_calls (
-    adw_id text NOT NULL,
-    tool_use_id text NOT NULL,
-    tool_name text,
-    agent_id text,
-    status text NOT NULL,
-    first_id bigint NOT NULL,
-    last_id bigint NOT NULL,
-    first_ts timestamptz NOT NULL,
-    last_ts timestamptz NOT NULL,
-    PRIMARY KEY (adw_id, tool_use_id)
-);
-CREATE OR REPLACE FUNCTION adw_test_event_agent() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.agent_id := coalesce(NEW.agent_id, NEW.doc->>'agent_id');
-    NEW.agent_type := coalesce(NEW.agent_type, NEW.doc->>'agent_type');
-    RETURN NEW;
-END $$;
-DROP TRIGGER IF EXISTS adw_test_event_agent ON events;
-CREATE TRIGGER adw_test_event_agent BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION adw_test_event_agent();
-"""
-
-
-def apply_stand_in(pg):
-    """STAND-IN (see MIGRATION2_STAND_IN): after ingest has migrated, before events go in."""
-    pg.query(MIGRATION2_STAND_IN)
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = ROOT / "tests" / "data" / "hooks"
 
 
 @pytest.fixture
-def gw(db, ingest, make_gateway):
-    apply_stand_in(db)
+def gw(ingest, make_gateway):
     return make_gateway(ingest)
+
+
+class Hook:
+    """A Claude Code hook body as `POST /api/hooks?adw_id=A&step=S` receives it."""
+
+    def __init__(self, adw_id, step, body):
+        self.adw_id, self.step, self.body = adw_id, step, body
+
+    def get(self, key, default=None):
+        """The key of the event ingest makes of this body (proto/http.md, Hooks)."""
+        if key in ("agent_id", "agent_type"):
+            v = self.body.get(key)
+            ok = isinstance(v, str) and 1 <= len(v.encode()) <= 64
+            return v if ok else default
+        if key == "event_type":
+            return self.body["hook_event_name"]
+        if key == "payload":
+            return self.body
+        return {"adw_id": self.adw_id, "step": self.step, "type": "adw_event"}.get(key, default)
+
+    def __getitem__(self, key):
+        v = self.get(key, KeyError)
+        if v is KeyError:
+            raise KeyError(key)
+        return v
+
+
+def send(ingest, items):
+    """Posts items in order, Hook bodies to /api/hooks and event dicts to /api/events, one
+    request each; returns their ids."""
+    ids = []
+    with ingest.http(timeout=30) as c:
+        for it in items:
+            if isinstance(it, Hook):
+                q = urllib.parse.urlencode({"adw_id": it.adw_id, "step": it.step})
+                st, _, body = c.post_json(f"/api/hooks?{q}", it.body)
+            else:
+                st, _, body = c.post_json("/api/events", it)
+            assert st == 200, (st, body)
+            ids.append(body["id"])
+    return ids
+
+
+def stalled_event(adw_id, step, idle_s, last_id):
+    """The event ingest's stall scanner stores for an idle run (SPEC: Stalls)."""
+    e = ev(adw_id=adw_id, step=step, event_type="run_stalled", type_="system",
+           summary=f"No event for {idle_s // 60} min", payload={"idle_s": idle_s,
+                                                                "last_id": last_id})
+    return e
 
 
 SESSION = "3f1c2a9e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
@@ -87,21 +86,17 @@ AGENT_A = "a7c41e0b9d2f4e6a"  # an Explore subagent
 AGENT_B = "b3e9f0a1c2d84b57"  # a Plan subagent
 
 
-def hook(adw_id, step, name, agent=None, agent_type=None, summary=None, **body):
-    """An adw_event as `adw-send --hook` sends a Claude Code hook body: the body is the payload;
-    a subagent's agent_id / agent_type (when given) also at the top level of the event."""
+def hook(adw_id, step, name, agent=None, agent_type=None, **body):
+    """A Claude Code hook body (the shape its hooks send on stdin); inside a subagent it carries
+    the subagent's agent_id (and agent_type when given) at its top level."""
     payload = {"session_id": SESSION, "transcript_path": TRANSCRIPT, "cwd": "/home/dev/app",
                "permission_mode": "default", "hook_event_name": name}
     if agent:
         payload["agent_id"] = agent
-        payload["agent_type"] = agent_type
+        if agent_type is not None:
+            payload["agent_type"] = agent_type
     payload.update(body)
-    e = ev(adw_id=adw_id, step=step, event_type=name, payload=payload,
-           summary=summary or name)
-    if agent:
-        e["agent_id"] = agent
-        e["agent_type"] = agent_type
-    return e
+    return Hook(adw_id, step, payload)
 
 
 def tool(adw_id, step, name, tool_use_id, tool_name, agent=None, agent_type=None, **body):
@@ -170,13 +165,17 @@ def test_agent_ids_live_replay_and_rest(gw, ingest):
         by_msg.append(ws)
     # An empty list is no constraint: this client sees everything.
     everything = connect(gw, agent_ids="")
-    ids = post(ingest, corpus)
+    ids = send(ingest, corpus)
     got_all = everything.collect(timeout=20, pred=is_event, count=len(ids))
     assert [e["id"] for e in got_all] == ids
-    # Echoed unchanged, and only on the subagents' events.
+    # The hook mapper lifted the body's agent keys onto the subagents' events only; the body
+    # stays the payload.
     for e, sent in zip(got_all, corpus):
-        assert e.get("agent_id") == sent.get("agent_id")
-        assert e.get("agent_type") == sent.get("agent_type")
+        assert e.get("agent_id") == sent.body.get("agent_id")
+        assert e.get("agent_type") == sent.body.get("agent_type")
+        assert (e["event_type"], e["step"], e["payload"]) == (
+            sent.body["hook_event_name"], "build", sent.body)
+    assert {e.get("agent_id") for e in got_all} == {None, AGENT_A, AGENT_B}
     everything.close()
     # Every event is queued for every client once the last one reached a client.
     for f, q, m in zip(FILTERS, by_query, by_msg):
@@ -247,7 +246,7 @@ def test_agent_ids_limits(gw, ingest):
     ok64 = ",".join(f"agent-{i}" for i in range(64))
     too_many = ok64 + ",agent-64"
     long64, long65 = "a" * 64, "a" * 65
-    ids = post(ingest, [hook("lim", "build", "PreToolUse", long64, "Explore"),
+    ids = send(ingest, [hook("lim", "build", "PreToolUse", long64, "Explore"),
                         hook("lim", "build", "PreToolUse", "agent-63", "Plan")])
     wait_delivered(gw, ids[-1])
 
@@ -289,7 +288,7 @@ def test_agent_ids_limits(gw, ingest):
     ws.send({"action": "subscribe", "filters": {"agent_ids": [long64] + [
         f"agent-{i}" for i in range(63)]}})
     assert len(wait_type(ws, "subscribed")["filters"]["agent_ids"]) == 64
-    more = post(ingest, [hook("lim", "build", "Stop"),
+    more = send(ingest, [hook("lim", "build", "Stop"),
                          hook("lim", "build", "PostToolUse", long64, "Explore"),
                          hook("lim", "build", "PostToolUse", "agent-99", "Plan")])
     assert [m["id"] for m in ws.events(1, timeout=10)] == [more[1]]
@@ -307,7 +306,7 @@ def run_of(c, adw_id):
 
 
 def test_new_run_fields_when_nothing_happened(gw, ingest):
-    post(ingest, [ev(adw_id="quiet", step="plan", event_type="step_start", type_="system"),
+    send(ingest, [ev(adw_id="quiet", step="plan", event_type="step_start", type_="system"),
                   ev(adw_id="quiet", step="plan", event_type="TextBlock")])
     c = gw.http()
     listed, run = run_of(c, "quiet")
@@ -328,7 +327,7 @@ def test_failed_steps(gw, ingest):
             e["status"] = status
         return e
 
-    post(ingest, [
+    send(ingest, [
         sys(None, "adw_start"),
         sys("plan", "step_start"), sys("plan", "step_complete", "completed"),
         sys("build", "step_start"), sys("test", "step_start"),
@@ -342,114 +341,190 @@ def test_failed_steps(gw, ingest):
     assert listed["failed_steps"] == run["failed_steps"] == ["build", "test"]
     assert {s["step"]: s["status"] for s in run["steps"]}["review"] == "running"
     # A step that failed and then ran again to completion is no longer listed.
-    post(ingest, [sys("test", "step_start"), sys("test", "step_complete", "completed")])
+    send(ingest, [sys("test", "step_start"), sys("test", "step_complete", "completed")])
     assert run_of(c, "fs")[1]["failed_steps"] == ["build"]
     c.close()
 
 
-def test_stalled_and_stop_failure(gw, ingest, db):
-    ids = post(ingest, [
-        hook("sf-1", "build", "UserPromptSubmit", prompt="Deploy"),
-        hook("sf-1", "build", "StopFailure", error="rate_limit",
-             error_details="429 Too Many Requests"),
-        hook("sf-2", "build", "UserPromptSubmit", prompt="Deploy"),
-    ])
-    # STAND-IN for ingest's batch statement (stop_failure from the StopFailure event) and its
-    # stall scanner (stalled), until they exist: the rows as they will store them.
-    db.query("UPDATE adw_runs SET stop_failure = %s, stop_failure_id = %s WHERE adw_id = %s",
-             ("rate_limit", ids[1], "sf-1"))
-    db.query("UPDATE adw_runs SET stalled = true WHERE adw_id = %s", ("sf-2",))
+def stop_failure_body(error):
+    """tests/data/hooks/subagent_run's StopFailure hook body with this error (None: none)."""
+    body = json.loads((HOOKS / "subagent_run" / "13_stop_failure.json").read_text())
+    assert body["hook_event_name"] == "StopFailure"
+    if error is None:
+        body.pop("error")
+    else:
+        body["error"] = error
+    return body
+
+
+def test_stalled_and_stop_failure(gw, ingest):
+    first = send(ingest, [hook("sf-1", "build", "UserPromptSubmit", prompt="Deploy"),
+                          Hook("sf-1", "build", stop_failure_body("rate_limit")),
+                          hook("sf-2", "build", "UserPromptSubmit", prompt="Deploy")])
+    # What the stall scanner stores for sf-2 after ten idle minutes.
+    stall = send(ingest, [stalled_event("sf-2", "build", 600, first[2])])[0]
     c = gw.http()
     l1, r1 = run_of(c, "sf-1")
     l2, r2 = run_of(c, "sf-2")
     for r in (l1, r1):
-        assert r["stop_failure"] == {"reason": "rate_limit", "id": ids[1]}
+        assert r["stop_failure"] == {"reason": "rate_limit", "id": first[1]}
         assert r["stalled"] is False
+        assert r["status"] == "running"
     for r in (l2, r2):
         assert r["stop_failure"] is None
         assert r["stalled"] is True
+        # A stall names the step for display; it sets neither the run's nor a step's status.
+        assert r["status"] == "running" and r["failed_steps"] == []
+        assert r["last_id"] == stall
     # The status filter still works next to the new fields.
     st, _, body = c.get("/api/adws?status=running")
     assert st == 200 and {"sf-1", "sf-2"} <= {r["adw_id"] for r in body["adws"]}
-    # A reason with quotes and non-ASCII text comes back as stored.
-    db.query("UPDATE adw_runs SET stop_failure = %s WHERE adw_id = %s",
-             ('overloaded: "server busy" — retry', "sf-1"))
-    assert run_of(c, "sf-1")[1]["stop_failure"] == {
-        "reason": 'overloaded: "server busy" — retry', "id": ids[1]}
+    # The run's next event clears the stall.
+    nxt = send(ingest, [hook("sf-2", "build", "PreToolUse", tool_name="Bash",
+                             tool_use_id="toolu_01Next", tool_input={"command": "make"})])[0]
+    l2, r2 = run_of(c, "sf-2")
+    assert (l2["stalled"], r2["stalled"], r2["last_id"]) == (False, False, nxt)
+    # A stall keeps the stop failure (never cleared); a later StopFailure replaces it, its
+    # reason (quotes, non-ASCII text) coming back as sent.
+    send(ingest, [stalled_event("sf-1", "build", 900, first[1])])
+    l1, r1 = run_of(c, "sf-1")
+    assert (l1["stalled"], r1["stalled"]) == (True, True)
+    assert r1["stop_failure"] == {"reason": "rate_limit", "id": first[1]}
+    reason = 'overloaded: "server busy" — retry'
+    again = send(ingest, [Hook("sf-1", "build", stop_failure_body(reason))])[0]
+    for r in run_of(c, "sf-1"):
+        assert r["stop_failure"] == {"reason": reason, "id": again}
+        assert r["stalled"] is False
     c.close()
 
 
-def insert_agent(db, adw_id, agent_id, agent_type, status, count, cost, tokens, first_ts,
-                 last_ts, first_id, last_id):
-    db.query("INSERT INTO adw_agents (adw_id, agent_id, agent_type, status, event_count,"
-             " cost_usd, tokens, first_ts, last_ts, first_id, last_id)"
-             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-             (adw_id, agent_id, agent_type, status, count, cost, tokens, first_ts, last_ts,
-              first_id, last_id))
+def ts_of(it, delivered):
+    """The event's time as ingest takes it: its `timestamp`, else when it was received."""
+    t = it.get("timestamp") or delivered["received_at"]
+    dt = datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return dt.astimezone(datetime.timezone.utc)
 
 
-def insert_tool_call(db, adw_id, tool_use_id, tool_name, agent_id, status, first_id, last_id):
-    db.query("INSERT INTO adw_tool_calls (adw_id, tool_use_id, tool_name, agent_id, status,"
-             " first_id, last_id, first_ts, last_ts)"
-             " VALUES (%s, %s, %s, %s, %s, %s, %s, now(), now())",
-             (adw_id, tool_use_id, tool_name, agent_id, status, first_id, last_id))
+def tokens_of(payload):
+    if "tokens" in payload:
+        return payload["tokens"]
+    return sum(payload.get(k, 0) for k in ("input_tokens", "output_tokens",
+                                           "cache_read_tokens", "cache_creation_tokens"))
 
 
-def test_agents_and_tool_calls(gw, ingest, db):
-    corpus = subagent_run("ag-1")
-    ids = post(ingest, corpus + subagent_run("ag-2"))
-    pos = {(e["event_type"], e.get("agent_id"), e["payload"].get("tool_use_id")): i
-           for i, e in zip(ids, corpus)}
-    # STAND-IN for ingest's batch statement, until it fills adw_agents and adw_tool_calls: the
-    # rows it will store for corpus. Inserted out of order: the answer is in first_id order.
-    insert_agent(db, "ag-1", AGENT_B, "Plan", "running", 3, 0.0125, 2048,
-                 "2026-03-01T09:00:05.250Z", "2026-03-01T09:00:07Z",
-                 pos[("SubagentStart", AGENT_B, None)],
-                 pos[("PostToolUseFailure", AGENT_B, "toolu_01B1")])
-    insert_agent(db, "ag-1", AGENT_A, "Explore", "completed", 4, 0.5, 10,
-                 "2026-03-01T09:00:01Z", "2026-03-01T09:01:00.000001Z",
-                 pos[("SubagentStart", AGENT_A, None)], pos[("SubagentStop", AGENT_A, None)])
-    insert_agent(db, "ag-1", "c0ffee00", None, "running", 1, 0.0, 0,
-                 "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z", ids[-1] + 100, ids[-1] + 100)
-    insert_agent(db, "ag-2", AGENT_A, "Explore", "running", 9, 9.0, 9,
-                 "2026-03-01T09:00:00Z", "2026-03-01T09:00:00Z", 1, 1)
-    insert_tool_call(db, "ag-1", "toolu_01Main", "Task", None, "completed",
-                     pos[("PreToolUse", None, "toolu_01Main")],
-                     pos[("PostToolUse", None, "toolu_01Main")])
-    insert_tool_call(db, "ag-1", "toolu_01A1", "Read", AGENT_A, "completed",
-                     pos[("PreToolUse", AGENT_A, "toolu_01A1")],
-                     pos[("PostToolUse", AGENT_A, "toolu_01A1")])
-    insert_tool_call(db, "ag-1", "toolu_01B1", "Bash", AGENT_B, "failed",
-                     pos[("PreToolUse", AGENT_B, "toolu_01B1")],
-                     pos[("PostToolUseFailure", AGENT_B, "toolu_01B1")])
-    insert_tool_call(db, "ag-1", "toolu_01Open", "Grep", AGENT_B, "running", ids[-1], ids[-1])
-    for i, status in enumerate(("failed", "failed", "completed")):
-        insert_tool_call(db, "ag-2", f"toolu_other{i}", "Bash", None, status, 1, 1)
+def expected_agents(items, ids, delivered):
+    """GET /api/adws/{id}'s `agents` for the items sent to one run, by proto/decisions.md."""
+    agents = {}
+    for it, i in zip(items, ids):
+        agent = it.get("agent_id")
+        if agent is None:
+            continue
+        payload = it.get("payload") or {}
+        ts = ts_of(it, delivered[i])
+        a = agents.setdefault(agent, {"agent_id": agent, "agent_type": None,
+                                      "status": "running", "event_count": 0, "cost_usd": 0.0,
+                                      "tokens": 0, "first_ts": ts, "last_ts": ts})
+        if it.get("agent_type") is not None:
+            a["agent_type"] = it.get("agent_type")
+        if it["event_type"] == "SubagentStop":
+            a["status"] = "completed"
+        a["event_count"] += 1
+        a["cost_usd"] += payload.get("cost_usd", 0.0)
+        a["tokens"] += tokens_of(payload)
+        a["first_ts"], a["last_ts"] = min(a["first_ts"], ts), max(a["last_ts"], ts)
+    for a in agents.values():
+        for k in ("first_ts", "last_ts"):
+            a[k] = a[k].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return list(agents.values())  # dicts keep the order of each agent's first event
+
+
+def expected_tool_counts(items):
+    """(tool_calls, tool_failures) for the hook bodies sent to one run."""
+    status = {}
+    for it in items:
+        tid = (it.get("payload") or {}).get("tool_use_id")
+        name = it["event_type"]
+        if tid is None:
+            continue
+        if name in ("PreToolUse", "PermissionRequest"):
+            status.setdefault(tid, "running")
+        elif name == "PostToolUse":
+            status[tid] = "completed"
+        elif name == "PostToolUseFailure":
+            status[tid] = "failed"
+    return len(status), sum(1 for v in status.values() if v == "failed")
+
+
+def message(adw_id, agent, agent_type, payload, **extra):
+    """A cost-bearing assistant message as adw-send --stream-json sends one of a subagent's
+    (agent_id = its parent_tool_use_id)."""
+    e = ev(adw_id=adw_id, step="build", event_type="AssistantMessage", payload=payload, **extra)
+    if agent:
+        e["agent_id"] = agent
+    if agent_type:
+        e["agent_type"] = agent_type
+    return e
+
+
+def delivered_events(c, adw_id):
+    st, _, body = c.get(f"/api/events?adw_id={adw_id}&limit=1000")
+    assert st == 200, body
+    return {e["id"]: e for e in body["events"]}
+
+
+def test_agents_and_tool_calls(gw, ingest):
+    run = subagent_run("ag-1")
+    # Cost-bearing messages of the subagents and of the main agent, one with its own timestamp
+    # (earlier than every hook's), an unfinished Grep call of the Plan subagent and, last, an
+    # agent that never says its type.
+    corpus = (run[:3]
+              + [message("ag-1", AGENT_A, "Explore",
+                         {"cost_usd": 0.25, "input_tokens": 6, "output_tokens": 4})]
+              + run[3:5]
+              + [message("ag-1", None, None, {"cost_usd": 1.0, "tokens": 500})]
+              + run[5:6]
+              + [message("ag-1", AGENT_B, "Plan", {"cost_usd": 0.0125, "tokens": 2048},
+                         timestamp="2026-03-01T09:00:05.250Z"),
+                 tool("ag-1", "build", "PreToolUse", "toolu_01Open", "Grep", AGENT_B, "Plan")]
+              + run[6:9]
+              + [message("ag-1", AGENT_A, "Explore", {"cost_usd": 0.25})]
+              + run[9:]
+              + [ev(adw_id="ag-1", step="build", event_type="TextBlock", agent_id="c0ffee00")])
+    other = [hook("ag-2", "build", "SubagentStart", AGENT_A, "Explore")]
+    for i, fails in enumerate((True, True, False)):
+        other += [tool("ag-2", "build", "PreToolUse", f"toolu_other{i}", "Bash"),
+                  tool("ag-2", "build", "PostToolUseFailure" if fails else "PostToolUse",
+                       f"toolu_other{i}", "Bash")]
+    ids = send(ingest, corpus + other)
+    ids, other_ids = ids[:len(corpus)], ids[len(corpus):]
 
     c = gw.http()
-    listed, run = run_of(c, "ag-1")
-    assert run["agents"] == [
-        {"agent_id": AGENT_A, "agent_type": "Explore", "status": "completed", "event_count": 4,
-         "cost_usd": 0.5, "tokens": 10, "first_ts": "2026-03-01T09:00:01.000000Z",
-         "last_ts": "2026-03-01T09:01:00.000001Z"},
-        {"agent_id": AGENT_B, "agent_type": "Plan", "status": "running", "event_count": 3,
-         "cost_usd": 0.0125, "tokens": 2048, "first_ts": "2026-03-01T09:00:05.250000Z",
-         "last_ts": "2026-03-01T09:00:07.000000Z"},
-        {"agent_id": "c0ffee00", "agent_type": None, "status": "running", "event_count": 1,
-         "cost_usd": 0.0, "tokens": 0, "first_ts": "2026-03-01T10:00:00.000000Z",
-         "last_ts": "2026-03-01T10:00:00.000000Z"},
-    ]
-    assert isinstance(run["agents"][2]["cost_usd"], float)
-    assert (run["tool_calls"], run["tool_failures"]) == (4, 1)
+    delivered = delivered_events(c, "ag-1")
+    assert sorted(delivered) == ids
+    listed, got = run_of(c, "ag-1")
+    want = expected_agents(corpus, ids, delivered)
+    assert got["agents"] == want
+    # The figures the corpus was built to give, in first_id order (not first_ts order: the Plan
+    # subagent's timestamped message makes its first_ts the earliest).
+    assert [(a["agent_id"], a["agent_type"], a["status"], a["event_count"]) for a in want] == [
+        (AGENT_A, "Explore", "completed", 6), (AGENT_B, "Plan", "running", 5),
+        ("c0ffee00", None, "running", 1)]
+    assert [(a["cost_usd"], a["tokens"]) for a in want] == [(0.5, 10), (0.0125, 2048), (0, 0)]
+    assert want[1]["first_ts"] == "2026-03-01T09:00:05.250000Z"
+    assert isinstance(got["agents"][2]["cost_usd"], float)
+    assert (got["tool_calls"], got["tool_failures"]) == expected_tool_counts(corpus) == (4, 1)
     for k in ("agents", "tool_calls", "tool_failures"):
         assert k not in listed
-    other = run_of(c, "ag-2")[1]
-    assert [a["event_count"] for a in other["agents"]] == [9]
-    assert (other["tool_calls"], other["tool_failures"]) == (3, 2)
+    two = run_of(c, "ag-2")[1]
+    assert two["agents"] == expected_agents(other, other_ids, delivered_events(c, "ag-2"))
+    assert [a["event_count"] for a in two["agents"]] == [1]
+    assert (two["tool_calls"], two["tool_failures"]) == expected_tool_counts(other) == (3, 2)
     # The stored events carry what the rows summarise: the agents' events by agent_ids.
     st, _, body = c.get(f"/api/events?adw_id=ag-1&agent_ids={AGENT_A}")
     assert [e["event_type"] for e in body["events"]] == [
-        "SubagentStart", "PreToolUse", "PostToolUse", "SubagentStop"]
+        it["event_type"] for it in corpus if it.get("agent_id") == AGENT_A] == [
+        "SubagentStart", "AssistantMessage", "PreToolUse", "PostToolUse", "SubagentStop",
+        "AssistantMessage"]
     c.close()
 
 
@@ -458,23 +533,24 @@ TOK_A = "tokA-9f8e7d"
 READ = f"{TOK_A}=team-a-"
 
 
-def test_scope_on_new_fields(db, ingest, make_gateway):
-    apply_stand_in(db)
+def test_scope_on_new_fields(ingest, make_gateway):
     gw = make_gateway(ingest, ADW_GATEWAY_TOKEN=FULL, ADW_GATEWAY_READ_TOKENS=READ)
     corpus = subagent_run("team-a-1") + subagent_run("team-b-1")
-    ids = post(ingest, corpus)
+    ids = send(ingest, corpus)
+    failure = {}
     for run in ("team-a-1", "team-b-1"):
-        insert_agent(db, run, AGENT_A, "Explore", "running", 1, 0.0, 0,
-                     "2026-03-01T09:00:00Z", "2026-03-01T09:00:00Z", 1, 1)
-        db.query("UPDATE adw_runs SET stalled = true, stop_failure = 'billing_error',"
-                 " stop_failure_id = 1 WHERE adw_id = %s", (run,))
+        failure[run] = send(ingest, [Hook(run, "build", stop_failure_body("billing_error"))])[0]
+        send(ingest, [stalled_event(run, "build", 600, failure[run])])
     c = gw.http()
     auth = {"Authorization": f"Bearer {TOK_A}"}
     st, _, body = c.get("/api/adws", headers=auth)
     assert st == 200 and [r["adw_id"] for r in body["adws"]] == ["team-a-1"]
     assert body["adws"][0]["stalled"] is True
+    assert body["adws"][0]["stop_failure"] == {"reason": "billing_error",
+                                               "id": failure["team-a-1"]}
     st, _, run = c.get("/api/adws/team-a-1", headers=auth)
-    assert st == 200 and [a["agent_id"] for a in run["agents"]] == [AGENT_A]
+    assert st == 200 and [a["agent_id"] for a in run["agents"]] == [AGENT_A, AGENT_B]
+    assert run["stalled"] is True and run["stop_failure"]["id"] == failure["team-a-1"]
     st, _, body = c.get("/api/adws/team-b-1", headers=auth)
     assert st == 404 and body == {"error": "no run with adw_id team-b-1"}
     # agent_ids names an agent that worked in both runs: only the scope's events come back.
@@ -491,7 +567,7 @@ def test_scope_on_new_fields(db, ingest, make_gateway):
     assert [x["id"] for x in got if is_event(x)] == want
     ws.send({"action": "subscribe", "filters": {"agent_ids": [AGENT_A, AGENT_B]}})
     wait_type(ws, "subscribed")
-    more = post(ingest, [hook("team-b-1", "build", "PreToolUse", AGENT_A, "Explore"),
+    more = send(ingest, [hook("team-b-1", "build", "PreToolUse", AGENT_A, "Explore"),
                          hook("team-a-1", "build", "PreToolUse", AGENT_B, "Plan")])
     assert [m["id"] for m in ws.events(1, timeout=10)] == [more[1]]
     assert not [m for m in ws.collect(timeout=0.5) if is_event(m)]

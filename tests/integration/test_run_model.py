@@ -395,6 +395,15 @@ def test_tool_calls_and_stop_failure_from_hook_bodies(ingest, db):
     task = calls["toolu_01TASKs4Gx8QeV2nLm7Rk9Tb"]
     assert (task["first_id"], task["last_id"]) == (ids["01_pre_tool_use_task.json"],
                                                    ids["08_post_tool_use_task.json"])
+    # /api/hooks took the subagent's agent_id / agent_type from its hook bodies.
+    assert calls["toolu_01GREPa7Vn2Kd5Hw8Xq3Jc6Z"]["agent_id"] == AGENT
+    assert calls["toolu_01TASKs4Gx8QeV2nLm7Rk9Tb"]["agent_id"] is None  # the main agent's
+    a = agents(db, "hk1")
+    assert list(a) == [AGENT]
+    assert (a[AGENT]["agent_type"], a[AGENT]["status"], a[AGENT]["event_count"]) == (
+        "Explore", "completed", sum(1 for _, b in bodies if b.get("agent_id") == AGENT))
+    assert (a[AGENT]["first_id"], a[AGENT]["last_id"]) == (ids["02_subagent_start.json"],
+                                                           ids["07_subagent_stop.json"])
     # The StopFailure shows on the run with its reason; the run itself is still running.
     r = run_row(db, "hk1")
     assert (r["stop_failure"], r["stop_failure_id"]) == ("rate_limit",
