@@ -216,5 +216,6 @@ void event_clear(adw_event_t *ev)
 {
     if (ev->doc)
         json_decref(ev->doc);
+    free(ev->attr_session);
     memset(ev, 0, sizeof *ev);
 }

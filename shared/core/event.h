@@ -43,6 +43,11 @@ typedef struct adw_event_t {
     unsigned has;        /* EVENT_HAS_* */
     int64_t id;          /* assigned at commit; 0 before */
     int64_t received_us; /* time of receipt, set by event_from_json */
+    /* Set only by ingest's OTLP route (/v1/logs), never from an event's keys: */
+    int otel;           /* an OTel log record: its cost and tokens count as OTel's spend */
+    char *attr_session; /* owned (free()d by event_clear): the writer files the event under
+                           the run that hook events of this session id were filed under,
+                           else keeps adw_id; NULL: adw_id as it is */
 } adw_event_t;
 
 /* Validates doc against every rule of the contract's event table and fills ev.
