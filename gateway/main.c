@@ -1,7 +1,9 @@
 /* adw-gateway: subscribes to ingest's PUB socket and serves the events to WebSocket clients,
  * with replay and history from PostgreSQL, the REST read API and the dashboard. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,15 +184,56 @@ static const config_program_t PROGRAM = {
     .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
 };
 
-static volatile sig_atomic_t signalled;
-static ws_server_t *volatile the_server;
+/* SIGTERM and SIGINT. The libwebsockets loop cannot watch a descriptor of ours without adopting
+ * it as a raw socket inside ws.c, so the simplest correct way is a thread: the signals are
+ * blocked in main before any thread starts (the subscriber, the database workers and ZeroMQ's
+ * threads inherit the mask), and one small thread takes them with sigwait(), sets the flag and
+ * wakes the loop with ws_wake (lws_cancel_service, which any thread may call). No signal
+ * handler runs. wake_lock orders the flag with wake_server: a signal before the server exists
+ * is seen by the loop's first check, and none is delivered to a server being destroyed. */
+static sigset_t stop_signals;
+static atomic_int signalled;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static ws_server_t *wake_server; /* guarded by wake_lock; NULL while there is no loop to wake */
 
-static void on_signal(int sig)
+static void *signal_main(void *arg)
 {
-    (void)sig;
-    signalled = 1;
-    if (the_server)
-        ws_wake(the_server);
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&stop_signals, &sig))
+            continue;
+        pthread_mutex_lock(&wake_lock);
+        atomic_store(&signalled, 1);
+        if (wake_server)
+            ws_wake(wake_server);
+        pthread_mutex_unlock(&wake_lock);
+    }
+    return NULL;
+}
+
+/* Blocks SIGTERM and SIGINT in the calling thread (call before any other thread exists) and
+ * starts the thread that waits for them. Returns 0 or -errno. */
+static int signals_start(void)
+{
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_t t;
+    if (!rc)
+        rc = pthread_create(&t, NULL, signal_main, NULL);
+    if (!rc)
+        rc = pthread_detach(t);
+    return -rc;
+}
+
+/* Sets the server the signal thread wakes (NULL: none). */
+static void signals_wake(ws_server_t *server)
+{
+    pthread_mutex_lock(&wake_lock);
+    wake_server = server;
+    pthread_mutex_unlock(&wake_lock);
 }
 
 /* The dashboard directory: the option, else the source tree's, else the installed one. */
@@ -213,9 +256,11 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    rc = signals_start();
+    if (rc) {
+        log_error("cannot watch signals: %s", strerror(-rc));
+        return 1;
+    }
 
     int exit_code = 1;
     metrics_t *metrics = metrics_new();
@@ -244,7 +289,7 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
-    the_server = server;
+    signals_wake(server);
     sub_options_t so = {.zctx = zctx,
                         .endpoints = opt.sub,
                         .rcvhwm = (int)opt.sub_hwm,
@@ -277,7 +322,7 @@ int main(int argc, char **argv)
              opt.token && *opt.token ? ", token required" : "",
              opt.read_tokens && *opt.read_tokens ? ", scoped read tokens" : "");
 
-    while (!signalled)
+    while (!atomic_load(&signalled))
         ws_service(server);
 
     log_info("shutting down: closing %zu clients", ws_clients(server));
@@ -291,7 +336,7 @@ int main(int argc, char **argv)
 done:
     sub_destroy(&sub);
     dbpool_destroy(&pool);
-    the_server = NULL;
+    signals_wake(NULL);
     ws_destroy(&server);
     if (zctx)
         zmq_ctx_term(zctx);

@@ -1,11 +1,14 @@
 /* adw-ingest: takes events over HTTP and ZeroMQ, commits them to PostgreSQL in batches, then
  * publishes them on a ZeroMQ PUB socket. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "adw_limits.h"
@@ -207,19 +210,6 @@ static const config_program_t PROGRAM = {
     .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
 };
 
-static volatile sig_atomic_t signalled;
-static volatile int stop_loop;
-static loop_t *the_loop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    signalled = 1;
-    stop_loop = 1;
-    if (the_loop)
-        loop_wake(the_loop);
-}
-
 typedef struct ingest_t {
     ingest_options_t opt;
     metrics_t *metrics;
@@ -231,8 +221,38 @@ typedef struct ingest_t {
     pipeline_t *pipeline;
     zmq_in_t *zin;
     http_server_t *http;
+    int sigfd; /* signalfd of SIGTERM and SIGINT, blocked in every thread */
+    int stop;  /* loop_run returns when set: a signal, or the store's fatal error */
     int fatal;
 } ingest_t;
+
+/* Blocks SIGTERM and SIGINT in the calling thread, before any other thread exists, so that
+ * every thread started later (the database writer, ZeroMQ's I/O threads) inherits the mask
+ * and the signals wait for the loop, which reads them from a signalfd: no handler runs, and
+ * the process-wide SIG_IGN of SIGPIPE stays. Returns the signalfd or -errno. */
+static int signals_block(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc)
+        return -rc;
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* The signalfd is readable: SIGTERM or SIGINT arrived. Stops the loop; main then drains. */
+static void on_signal(loop_t *loop, int fd, int mask, void *arg)
+{
+    (void)loop;
+    (void)mask;
+    ingest_t *in = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        in->stop = 1;
+}
 
 static int on_ready(void *arg, char *why, size_t whylen)
 {
@@ -255,7 +275,7 @@ static void on_heartbeat(loop_t *loop, void *arg)
     ingest_t *in = arg;
     if (store_state(in->store) == STORE_FATAL) {
         in->fatal = 1;
-        stop_loop = 1;
+        in->stop = 1;
         loop_wake(loop);
         return;
     }
@@ -287,9 +307,11 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    in.sigfd = signals_block();
+    if (in.sigfd < 0) {
+        log_error("cannot watch signals: %s", strerror(-in.sigfd));
+        return 1;
+    }
 
     int exit_code = 1;
     SSL_CTX *tls = NULL;
@@ -298,6 +320,7 @@ int main(int argc, char **argv)
         (in.opt.tls_cert && *in.opt.tls_cert &&
          !(tls = tls_server_new(in.opt.tls_cert, in.opt.tls_key, err, sizeof err)))) {
         log_error("%s", err);
+        close(in.sigfd);
         return 2;
     }
     in.metrics = metrics_new();
@@ -307,7 +330,10 @@ int main(int argc, char **argv)
         log_error("out of memory");
         goto done;
     }
-    the_loop = in.loop;
+    if (loop_watch(in.loop, in.sigfd, LOOP_READ, on_signal, &in) < 0) {
+        log_error("cannot watch signals");
+        goto done;
+    }
     if (in.opt.curve_cert && *in.opt.curve_cert) {
         zap_options_t ao = {.zctx = in.zctx,
                             .cert = in.opt.curve_cert,
@@ -394,7 +420,7 @@ int main(int argc, char **argv)
              in.opt.zmq, in.opt.pub, in.opt.token && *in.opt.token ? ", token required" : "",
              in.auth ? ", CURVE server key " : "", in.auth ? zap_public_key(in.auth) : "");
 
-    loop_run(in.loop, &stop_loop);
+    loop_run(in.loop, &in.stop);
 
     if (in.fatal) {
         char e[256];
@@ -413,6 +439,9 @@ done:
     zap_destroy(&in.auth);
     if (in.zctx)
         zmq_ctx_term(in.zctx);
+    if (in.loop)
+        loop_unwatch(in.loop, in.sigfd);
+    close(in.sigfd);
     loop_destroy(&in.loop);
     metrics_destroy(&in.metrics);
     tls_server_destroy(&tls);
