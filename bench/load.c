@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -278,6 +279,7 @@ static double proc_cpu(int pid)
     unsigned long ut = 0, st = 0;
     /* After ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
      */
+    // NOLINTNEXTLINE(cert-err34-c): the kernel's decimal fields; a short read fails the count
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -311,9 +313,10 @@ static int parse_pids(const char *s, proc_probe_t *out, int max)
         if (!eq)
             return -1;
         snprintf(out[n].name, sizeof out[n].name, "%.*s", (int)(eq - s), s);
-        out[n].pid = atoi(eq + 1);
-        if (out[n].pid <= 0)
+        long pid = strtol(eq + 1, NULL, 10);
+        if (pid <= 0 || pid > INT_MAX)
             return -1;
+        out[n].pid = (int)pid;
         n++;
         s = c ? c + 1 : s + len;
     }
