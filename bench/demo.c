@@ -483,7 +483,8 @@ int demo_run(const demo_options_t *o, volatile sig_atomic_t *stop)
         for (int i = 0; i < o->concurrency; i++) {
             if (active[i] || (o->runs && started >= o->runs))
                 continue;
-            if (play_new(&plays[i], now + (int64_t)(between(0, 1500) * 1000 / o->speed))) {
+            if (play_new(&plays[i],
+                         now + (int64_t)((double)(between(0, 1500) * 1000) / o->speed))) {
                 rc = -ENOMEM;
                 goto done;
             }

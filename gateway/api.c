@@ -476,6 +476,7 @@ fail: /* answered 503 */
 
 static void run_events(api_job_t *j, PGconn *conn)
 {
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof *p is a pointer
     frame_t **frames = calloc((size_t)j->q.limit, sizeof *frames);
     if (!frames) {
         answer_error(j, 500, "out of memory");

@@ -145,6 +145,7 @@ static int ring_push(fanout_client_t *c, frame_t *frame)
 {
     if (c->count == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 16;
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof *p is a pointer
         frame_t **r = malloc(ncap * sizeof *r);
         if (!r)
             return -1;
@@ -165,6 +166,7 @@ static int pend_push(fanout_client_t *c, frame_t *frame)
 {
     if (c->npend == c->pcap) {
         size_t ncap = c->pcap ? c->pcap * 2 : 16;
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof *p is a pointer
         frame_t **p = realloc(c->pend, ncap * sizeof *p);
         if (!p)
             return -1;

@@ -1,7 +1,9 @@
 /* adw-gateway: subscribes to ingest's PUB socket and serves the events to WebSocket clients,
  * with replay and history from PostgreSQL, the REST read API and the dashboard. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,49 +51,127 @@ typedef struct gateway_options_t {
 
 #define OPT(f) offsetof(gateway_options_t, f)
 static const config_option_t OPTIONS[] = {
-    {"http", "ADW_GATEWAY_HTTP", CONFIG_STRING, "0.0.0.0:8080", OPT(http), 0, 0, 0,
-     "HTTP and WebSocket listen address (host:port)"},
-    {"sub", "ADW_GATEWAY_SUB", CONFIG_STRING, "tcp://127.0.0.1:5556", OPT(sub), 0, 0, 0,
-     "ingest PUB endpoints to subscribe to (comma-separated)"},
-    {"curve-server", "ADW_GATEWAY_CURVE_SERVER", CONFIG_STRING, NULL, OPT(curve_server), 0, 0, 0,
-     "subscribe with CURVE: ingest's public certificate file (unset: no CURVE)"},
-    {"curve-cert", "ADW_GATEWAY_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
-     "subscribe with CURVE: the gateway's certificate (PATH; secret half in PATH_secret)"},
-    {"database-url", "DATABASE_URL", CONFIG_STRING, "", OPT(database_url), 0, 0, 0,
-     "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
-    {"token", "ADW_GATEWAY_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
-     "token /ws/events and /api/* require, reading every run (query token or Bearer; unset: "
-     "none)"},
-    {"read-tokens", "ADW_GATEWAY_READ_TOKENS", CONFIG_STRING, NULL, OPT(read_tokens), 0, 0, 0,
-     "read tokens scoped to adw_id prefixes: \"tok=prefix,prefix;tok2=prefix\", or @file "
-     "(unset: none)"},
-    {"tls-cert", "ADW_GATEWAY_TLS_CERT", CONFIG_STRING, NULL, OPT(tls_cert), 0, 0, 0,
-     "PEM certificate chain: serve https and wss only (with --tls-key; unset: plain HTTP)"},
-    {"tls-key", "ADW_GATEWAY_TLS_KEY", CONFIG_STRING, NULL, OPT(tls_key), 0, 0, 0,
-     "PEM private key for --tls-cert"},
-    {"origins", "ADW_GATEWAY_ORIGINS", CONFIG_STRING, NULL, OPT(origins), 0, 0, 0,
-     "browser origins allowed to open a WebSocket, comma-separated, or * (unset: same origin "
-     "and localhost)"},
-    {"web-dir", "ADW_GATEWAY_WEB_DIR", CONFIG_STRING, NULL, OPT(web_dir), 0, 0, 0,
-     "directory served at / (unset: the source tree's gateway/web, "
-     "else " ADW_GATEWAY_WEB_INSTALL_DIR ")"},
-    {"heartbeat-s", "ADW_GATEWAY_HEARTBEAT_S", CONFIG_INT, "30", OPT(heartbeat_s), 1, 3600, 0,
-     "seconds between pings; a client silent for 3 times this is closed (4000)"},
-    {"max-queue", "ADW_GATEWAY_MAX_QUEUE", CONFIG_INT, "8M", OPT(max_queue), 4096, 1LL << 32, 1,
-     "unsent bytes per client before it is closed as a slow consumer (4008)"},
-    {"max-clients", "ADW_GATEWAY_MAX_CLIENTS", CONFIG_INT, "10000", OPT(max_clients), 1, 1000000, 0,
-     "WebSocket clients at once (more get 503)"},
-    {"sub-hwm", "ADW_GATEWAY_SUB_HWM", CONFIG_INT, "100000", OPT(sub_hwm), 1, 10000000, 0,
-     "SUB receive high-water mark, in messages (past it ZeroMQ drops; holes are filled from "
-     "PostgreSQL)"},
-    {"sub-silence-ms", "ADW_GATEWAY_SUB_SILENCE_MS", CONFIG_INT, "3000", OPT(sub_silence_ms), 500,
-     600000, 0,
-     "nothing from ingest for this long (it beats every second): subscribe anew (a dead link)"},
-    {"db-threads", "ADW_GATEWAY_DB_THREADS", CONFIG_INT, "2", OPT(db_threads), 1, 64, 0,
-     "threads (and PostgreSQL connections) for replays and the REST API"},
-    {"shutdown-timeout-ms", "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "5000",
-     OPT(shutdown_timeout_ms), 0, 600000, 0,
-     "on SIGTERM, how long to wait for clients to take their close frames"},
+    {.flag = "http",
+     .env = "ADW_GATEWAY_HTTP",
+     .type = CONFIG_STRING,
+     .def = "0.0.0.0:8080",
+     .offset = OPT(http),
+     .doc = "HTTP and WebSocket listen address (host:port)"},
+    {.flag = "sub",
+     .env = "ADW_GATEWAY_SUB",
+     .type = CONFIG_STRING,
+     .def = "tcp://127.0.0.1:5556",
+     .offset = OPT(sub),
+     .doc = "ingest PUB endpoints to subscribe to (comma-separated)"},
+    {.flag = "curve-server",
+     .env = "ADW_GATEWAY_CURVE_SERVER",
+     .type = CONFIG_STRING,
+     .offset = OPT(curve_server),
+     .doc = "subscribe with CURVE: ingest's public certificate file (unset: no CURVE)"},
+    {.flag = "curve-cert",
+     .env = "ADW_GATEWAY_CURVE_CERT",
+     .type = CONFIG_STRING,
+     .offset = OPT(curve_cert),
+     .doc = "subscribe with CURVE: the gateway's certificate (PATH; secret half in PATH_secret)"},
+    {.flag = "database-url",
+     .env = "DATABASE_URL",
+     .type = CONFIG_STRING,
+     .def = "",
+     .offset = OPT(database_url),
+     .doc = "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
+    {.flag = "token",
+     .env = "ADW_GATEWAY_TOKEN",
+     .type = CONFIG_STRING,
+     .offset = OPT(token),
+     .doc = "token /ws/events and /api/* require, reading every run (query token or Bearer; unset: "
+            "none)"},
+    {.flag = "read-tokens",
+     .env = "ADW_GATEWAY_READ_TOKENS",
+     .type = CONFIG_STRING,
+     .offset = OPT(read_tokens),
+     .doc = "read tokens scoped to adw_id prefixes: \"tok=prefix,prefix;tok2=prefix\", or @file "
+            "(unset: none)"},
+    {.flag = "tls-cert",
+     .env = "ADW_GATEWAY_TLS_CERT",
+     .type = CONFIG_STRING,
+     .offset = OPT(tls_cert),
+     .doc = "PEM certificate chain: serve https and wss only (with --tls-key; unset: plain HTTP)"},
+    {.flag = "tls-key",
+     .env = "ADW_GATEWAY_TLS_KEY",
+     .type = CONFIG_STRING,
+     .offset = OPT(tls_key),
+     .doc = "PEM private key for --tls-cert"},
+    {.flag = "origins",
+     .env = "ADW_GATEWAY_ORIGINS",
+     .type = CONFIG_STRING,
+     .offset = OPT(origins),
+     .doc =
+         "browser origins allowed to open a WebSocket, comma-separated, or * (unset: same origin "
+         "and localhost)"},
+    {.flag = "web-dir",
+     .env = "ADW_GATEWAY_WEB_DIR",
+     .type = CONFIG_STRING,
+     .offset = OPT(web_dir),
+     .doc = "directory served at / (unset: the source tree's gateway/web, "
+            "else " ADW_GATEWAY_WEB_INSTALL_DIR ")"},
+    {.flag = "heartbeat-s",
+     .env = "ADW_GATEWAY_HEARTBEAT_S",
+     .type = CONFIG_INT,
+     .def = "30",
+     .offset = OPT(heartbeat_s),
+     .min = 1,
+     .max = 3600,
+     .doc = "seconds between pings; a client silent for 3 times this is closed (4000)"},
+    {.flag = "max-queue",
+     .env = "ADW_GATEWAY_MAX_QUEUE",
+     .type = CONFIG_INT,
+     .def = "8M",
+     .offset = OPT(max_queue),
+     .min = 4096,
+     .max = 1LL << 32,
+     .bytes = 1,
+     .doc = "unsent bytes per client before it is closed as a slow consumer (4008)"},
+    {.flag = "max-clients",
+     .env = "ADW_GATEWAY_MAX_CLIENTS",
+     .type = CONFIG_INT,
+     .def = "10000",
+     .offset = OPT(max_clients),
+     .min = 1,
+     .max = 1000000,
+     .doc = "WebSocket clients at once (more get 503)"},
+    {.flag = "sub-hwm",
+     .env = "ADW_GATEWAY_SUB_HWM",
+     .type = CONFIG_INT,
+     .def = "100000",
+     .offset = OPT(sub_hwm),
+     .min = 1,
+     .max = 10000000,
+     .doc = "SUB receive high-water mark, in messages (past it ZeroMQ drops; holes are filled from "
+            "PostgreSQL)"},
+    {.flag = "sub-silence-ms",
+     .env = "ADW_GATEWAY_SUB_SILENCE_MS",
+     .type = CONFIG_INT,
+     .def = "3000",
+     .offset = OPT(sub_silence_ms),
+     .min = 500,
+     .max = 600000,
+     .doc =
+         "nothing from ingest for this long (it beats every second): subscribe anew (a dead link)"},
+    {.flag = "db-threads",
+     .env = "ADW_GATEWAY_DB_THREADS",
+     .type = CONFIG_INT,
+     .def = "2",
+     .offset = OPT(db_threads),
+     .min = 1,
+     .max = 64,
+     .doc = "threads (and PostgreSQL connections) for replays and the REST API"},
+    {.flag = "shutdown-timeout-ms",
+     .env = "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS",
+     .type = CONFIG_INT,
+     .def = "5000",
+     .offset = OPT(shutdown_timeout_ms),
+     .max = 600000,
+     .doc = "on SIGTERM, how long to wait for clients to take their close frames"},
     CONFIG_LOG_OPTIONS(gateway_options_t, "info"),
 };
 
@@ -104,15 +184,56 @@ static const config_program_t PROGRAM = {
     .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
 };
 
-static volatile sig_atomic_t signalled;
-static ws_server_t *volatile the_server;
+/* SIGTERM and SIGINT. The libwebsockets loop cannot watch a descriptor of ours without adopting
+ * it as a raw socket inside ws.c, so the simplest correct way is a thread: the signals are
+ * blocked in main before any thread starts (the subscriber, the database workers and ZeroMQ's
+ * threads inherit the mask), and one small thread takes them with sigwait(), sets the flag and
+ * wakes the loop with ws_wake (lws_cancel_service, which any thread may call). No signal
+ * handler runs. wake_lock orders the flag with wake_server: a signal before the server exists
+ * is seen by the loop's first check, and none is delivered to a server being destroyed. */
+static sigset_t stop_signals;
+static atomic_int signalled;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static ws_server_t *wake_server; /* guarded by wake_lock; NULL while there is no loop to wake */
 
-static void on_signal(int sig)
+static void *signal_main(void *arg)
 {
-    (void)sig;
-    signalled = 1;
-    if (the_server)
-        ws_wake(the_server);
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&stop_signals, &sig))
+            continue;
+        pthread_mutex_lock(&wake_lock);
+        atomic_store(&signalled, 1);
+        if (wake_server)
+            ws_wake(wake_server);
+        pthread_mutex_unlock(&wake_lock);
+    }
+    return NULL;
+}
+
+/* Blocks SIGTERM and SIGINT in the calling thread (call before any other thread exists) and
+ * starts the thread that waits for them. Returns 0 or -errno. */
+static int signals_start(void)
+{
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_t t;
+    if (!rc)
+        rc = pthread_create(&t, NULL, signal_main, NULL);
+    if (!rc)
+        rc = pthread_detach(t);
+    return -rc;
+}
+
+/* Sets the server the signal thread wakes (NULL: none). */
+static void signals_wake(ws_server_t *server)
+{
+    pthread_mutex_lock(&wake_lock);
+    wake_server = server;
+    pthread_mutex_unlock(&wake_lock);
 }
 
 /* The dashboard directory: the option, else the source tree's, else the installed one. */
@@ -135,9 +256,11 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    rc = signals_start();
+    if (rc) {
+        log_error("cannot watch signals: %s", strerror(-rc));
+        return 1;
+    }
 
     int exit_code = 1;
     metrics_t *metrics = metrics_new();
@@ -166,7 +289,7 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
-    the_server = server;
+    signals_wake(server);
     sub_options_t so = {.zctx = zctx,
                         .endpoints = opt.sub,
                         .rcvhwm = (int)opt.sub_hwm,
@@ -199,7 +322,7 @@ int main(int argc, char **argv)
              opt.token && *opt.token ? ", token required" : "",
              opt.read_tokens && *opt.read_tokens ? ", scoped read tokens" : "");
 
-    while (!signalled)
+    while (!atomic_load(&signalled))
         ws_service(server);
 
     log_info("shutting down: closing %zu clients", ws_clients(server));
@@ -213,7 +336,7 @@ int main(int argc, char **argv)
 done:
     sub_destroy(&sub);
     dbpool_destroy(&pool);
-    the_server = NULL;
+    signals_wake(NULL);
     ws_destroy(&server);
     if (zctx)
         zmq_ctx_term(zctx);

@@ -17,11 +17,11 @@
 #include "seq.h"
 #include "timefmt.h"
 
-#define SUB_RECEIVING_US (3 * 1000000) /* a message within this counts as receiving */
-#define SUB_DB_CHECK_US (2 * 1000000)  /* idle database check interval */
-#define SUB_MISSING_GIVE_UP 20         /* fills that find nothing before skipping the ids */
-#define SUB_FILL_BUDGET (4u << 20)     /* bytes of frames per fill query */
-#define SUB_DRAIN_MAX 1000             /* messages taken per wake-up */
+#define SUB_RECEIVING_US INT64_C(3000000) /* a message within this counts as receiving */
+#define SUB_DB_CHECK_US INT64_C(2000000)  /* idle database check interval */
+#define SUB_MISSING_GIVE_UP 20            /* fills that find nothing before skipping the ids */
+#define SUB_FILL_BUDGET (4u << 20)        /* bytes of frames per fill query */
+#define SUB_DRAIN_MAX 1000                /* messages taken per wake-up */
 /* Ingest publishes a $hb every second: when nothing at all arrived for this long while the
  * thread was listening, the link is taken for dead (a black hole: the connection stays open,
  * nothing passes) and the SUB socket is made anew. Application-level rather than ZMTP

@@ -64,8 +64,8 @@ static int add_entry(tokens_t *t, const char *e, size_t len, size_t num, char *e
         goto nomem;
     size_t tl = strlen(sc.token);
     int bad = tl == 0 || tl > TOKENS_LEN_MAX;
-    for (size_t i = 0; i < tl; i++)
-        bad |= sc.token[i] <= ' ' || sc.token[i] == 0x7f || sc.token[i] == ',';
+    for (const char *c = sc.token; *c; c++)
+        bad |= *c <= ' ' || *c == 0x7f || *c == ',';
     if (bad) {
         snprintf(err, errlen,
                  "ADW_GATEWAY_READ_TOKENS entry %zu: a token is 1 to %d printable characters "

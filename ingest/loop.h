@@ -45,13 +45,13 @@ int loop_timer(loop_t *l, int64_t period_ms, loop_timer_fn fn, void *arg);
 /* Adds a hook run before every wait. Returns 0 or -errno. */
 int loop_hook(loop_t *l, loop_hook_fn fn, void *arg);
 
-/* Runs until *stop becomes non-zero (checked every turn and after signals). */
+/* Runs until *stop becomes non-zero (checked every turn, before the wait and after it). */
 void loop_run(loop_t *l, volatile int *stop);
 
 /* Runs one turn, waiting at most 100 ms. */
 void loop_run_once(loop_t *l);
 
-/* Wakes the loop from another thread or a signal handler. */
+/* Wakes the loop from another thread (one write to an eventfd: async-signal-safe too). */
 void loop_wake(loop_t *l);
 
 /* Milliseconds on the monotonic clock, as of the start of the current turn. */

@@ -1,11 +1,14 @@
 /* adw-ingest: takes events over HTTP and ZeroMQ, commits them to PostgreSQL in batches, then
  * publishes them on a ZeroMQ PUB socket. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "adw_limits.h"
@@ -51,55 +54,160 @@ typedef struct ingest_options_t {
 
 #define OPT(f) offsetof(ingest_options_t, f)
 static const config_option_t OPTIONS[] = {
-    {"http", "ADW_INGEST_HTTP", CONFIG_STRING, "0.0.0.0:8000", OPT(http), 0, 0, 0,
-     "HTTP listen address (host:port)"},
-    {"zmq", "ADW_INGEST_ZMQ", CONFIG_STRING, "tcp://*:5555", OPT(zmq), 0, 0, 0,
-     "ZeroMQ ROUTER endpoint for submissions"},
-    {"pub", "ADW_INGEST_PUB", CONFIG_STRING, "tcp://*:5556", OPT(pub), 0, 0, 0,
-     "ZeroMQ PUB endpoint where stored events are published"},
-    {"database-url", "DATABASE_URL", CONFIG_STRING, "", OPT(database_url), 0, 0, 0,
-     "PostgreSQL libpq URI or conninfo (empty: libpq's PG* environment)"},
-    {"token", "ADW_INGEST_TOKEN", CONFIG_STRING, NULL, OPT(token), 0, 0, 0,
-     "bearer token every POST must carry (unset: no authentication)"},
-    {"tls-cert", "ADW_INGEST_TLS_CERT", CONFIG_STRING, NULL, OPT(tls_cert), 0, 0, 0,
-     "PEM certificate chain: HTTP speaks only TLS (https; with --tls-key; unset: plain)"},
-    {"tls-key", "ADW_INGEST_TLS_KEY", CONFIG_STRING, NULL, OPT(tls_key), 0, 0, 0,
-     "PEM private key for --tls-cert"},
-    {"curve-cert", "ADW_INGEST_CURVE_CERT", CONFIG_STRING, NULL, OPT(curve_cert), 0, 0, 0,
-     "CURVE on both ZeroMQ sockets with this certificate (PATH; secret half in PATH_secret); "
-     "unset: no CURVE"},
-    {"curve-clients", "ADW_INGEST_CURVE_CLIENTS", CONFIG_STRING, NULL, OPT(curve_clients), 0, 0, 0,
-     "with CURVE: directory of the public certificates allowed to submit, or '*' (any key)"},
-    {"curve-subscribers", "ADW_INGEST_CURVE_SUBSCRIBERS", CONFIG_STRING, NULL,
-     OPT(curve_subscribers), 0, 0, 0,
-     "with CURVE: directory of the public certificates allowed on PUB, or '*' (default: "
-     "curve-clients)"},
-    {"max-body", "ADW_INGEST_MAX_BODY", CONFIG_INT, "1M", OPT(max_body), 1024, 64 << 20, 1,
-     "largest request body or ZeroMQ frame, in bytes (k/M suffixes)"},
-    {"max-head", "ADW_INGEST_MAX_HEAD", CONFIG_INT, "8k", OPT(max_head), 1024, 1 << 20, 1,
-     "largest HTTP request head, in bytes (over it: 431)"},
-    {"max-batch", "ADW_INGEST_MAX_BATCH", CONFIG_INT, "5000", OPT(max_batch), 1, 100000, 0,
-     "most events committed in one transaction"},
-    {"max-pending", "ADW_INGEST_MAX_PENDING", CONFIG_INT, "100000", OPT(max_pending), 1000,
-     10000000, 0, "events waiting for commit before submissions get 503"},
-    {"pub-hwm", "ADW_INGEST_PUB_HWM", CONFIG_INT, "100000", OPT(pub_hwm), 1, 10000000, 0,
-     "PUB high-water mark: messages queued per subscriber"},
-    {"heartbeat-ms", "ADW_INGEST_HEARTBEAT_MS", CONFIG_INT, "1000", OPT(heartbeat_ms), 10, 60000, 0,
-     "interval of $hb heartbeats on the PUB socket"},
-    {"request-timeout-ms", "ADW_INGEST_REQUEST_TIMEOUT_MS", CONFIG_INT, "10000",
-     OPT(request_timeout_ms), 100, 3600000, 0,
-     "time a client has to send a whole request (else 408)"},
-    {"idle-timeout-ms", "ADW_INGEST_IDLE_TIMEOUT_MS", CONFIG_INT, "60000", OPT(idle_timeout_ms),
-     100, 86400000, 0, "idle keep-alive connections are closed after this"},
-    {"max-connections", "ADW_INGEST_MAX_CONNECTIONS", CONFIG_INT, "10000", OPT(max_connections), 1,
-     1000000, 0, "HTTP connections held at once (more get 503)"},
-    {"shutdown-timeout-ms", "ADW_INGEST_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, "10000",
-     OPT(shutdown_timeout_ms), 0, 600000, 0, "on SIGTERM, how long to wait for requests in flight"},
-    {"db-timeout-ms", "ADW_INGEST_DB_TIMEOUT_MS", CONFIG_INT, "15000", OPT(db_timeout_ms), 500,
-     3600000, 0,
-     "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
-    {"stall-s", "ADW_INGEST_STALL_S", CONFIG_INT, "600", OPT(stall_s), 0, 31536000, 0,
-     "a running run with no event for this many seconds gets a run_stalled event (0: off)"},
+    {.flag = "http",
+     .env = "ADW_INGEST_HTTP",
+     .type = CONFIG_STRING,
+     .def = "0.0.0.0:8000",
+     .offset = OPT(http),
+     .doc = "HTTP listen address (host:port)"},
+    {.flag = "zmq",
+     .env = "ADW_INGEST_ZMQ",
+     .type = CONFIG_STRING,
+     .def = "tcp://*:5555",
+     .offset = OPT(zmq),
+     .doc = "ZeroMQ ROUTER endpoint for submissions"},
+    {.flag = "pub",
+     .env = "ADW_INGEST_PUB",
+     .type = CONFIG_STRING,
+     .def = "tcp://*:5556",
+     .offset = OPT(pub),
+     .doc = "ZeroMQ PUB endpoint where stored events are published"},
+    {.flag = "database-url",
+     .env = "DATABASE_URL",
+     .type = CONFIG_STRING,
+     .def = "",
+     .offset = OPT(database_url),
+     .doc = "PostgreSQL libpq URI or conninfo (empty: libpq's PG* environment)"},
+    {.flag = "token",
+     .env = "ADW_INGEST_TOKEN",
+     .type = CONFIG_STRING,
+     .offset = OPT(token),
+     .doc = "bearer token every POST must carry (unset: no authentication)"},
+    {.flag = "tls-cert",
+     .env = "ADW_INGEST_TLS_CERT",
+     .type = CONFIG_STRING,
+     .offset = OPT(tls_cert),
+     .doc = "PEM certificate chain: HTTP speaks only TLS (https; with --tls-key; unset: plain)"},
+    {.flag = "tls-key",
+     .env = "ADW_INGEST_TLS_KEY",
+     .type = CONFIG_STRING,
+     .offset = OPT(tls_key),
+     .doc = "PEM private key for --tls-cert"},
+    {.flag = "curve-cert",
+     .env = "ADW_INGEST_CURVE_CERT",
+     .type = CONFIG_STRING,
+     .offset = OPT(curve_cert),
+     .doc =
+         "CURVE on both ZeroMQ sockets with this certificate (PATH; secret half in PATH_secret); "
+         "unset: no CURVE"},
+    {.flag = "curve-clients",
+     .env = "ADW_INGEST_CURVE_CLIENTS",
+     .type = CONFIG_STRING,
+     .offset = OPT(curve_clients),
+     .doc = "with CURVE: directory of the public certificates allowed to submit, or '*' (any key)"},
+    {.flag = "curve-subscribers",
+     .env = "ADW_INGEST_CURVE_SUBSCRIBERS",
+     .type = CONFIG_STRING,
+     .offset = OPT(curve_subscribers),
+     .doc = "with CURVE: directory of the public certificates allowed on PUB, or '*' (default: "
+            "curve-clients)"},
+    {.flag = "max-body",
+     .env = "ADW_INGEST_MAX_BODY",
+     .type = CONFIG_INT,
+     .def = "1M",
+     .offset = OPT(max_body),
+     .min = 1024,
+     .max = 64 << 20,
+     .bytes = 1,
+     .doc = "largest request body or ZeroMQ frame, in bytes (k/M suffixes)"},
+    {.flag = "max-head",
+     .env = "ADW_INGEST_MAX_HEAD",
+     .type = CONFIG_INT,
+     .def = "8k",
+     .offset = OPT(max_head),
+     .min = 1024,
+     .max = 1 << 20,
+     .bytes = 1,
+     .doc = "largest HTTP request head, in bytes (over it: 431)"},
+    {.flag = "max-batch",
+     .env = "ADW_INGEST_MAX_BATCH",
+     .type = CONFIG_INT,
+     .def = "5000",
+     .offset = OPT(max_batch),
+     .min = 1,
+     .max = 100000,
+     .doc = "most events committed in one transaction"},
+    {.flag = "max-pending",
+     .env = "ADW_INGEST_MAX_PENDING",
+     .type = CONFIG_INT,
+     .def = "100000",
+     .offset = OPT(max_pending),
+     .min = 1000,
+     .max = 10000000,
+     .doc = "events waiting for commit before submissions get 503"},
+    {.flag = "pub-hwm",
+     .env = "ADW_INGEST_PUB_HWM",
+     .type = CONFIG_INT,
+     .def = "100000",
+     .offset = OPT(pub_hwm),
+     .min = 1,
+     .max = 10000000,
+     .doc = "PUB high-water mark: messages queued per subscriber"},
+    {.flag = "heartbeat-ms",
+     .env = "ADW_INGEST_HEARTBEAT_MS",
+     .type = CONFIG_INT,
+     .def = "1000",
+     .offset = OPT(heartbeat_ms),
+     .min = 10,
+     .max = 60000,
+     .doc = "interval of $hb heartbeats on the PUB socket"},
+    {.flag = "request-timeout-ms",
+     .env = "ADW_INGEST_REQUEST_TIMEOUT_MS",
+     .type = CONFIG_INT,
+     .def = "10000",
+     .offset = OPT(request_timeout_ms),
+     .min = 100,
+     .max = 3600000,
+     .doc = "time a client has to send a whole request (else 408)"},
+    {.flag = "idle-timeout-ms",
+     .env = "ADW_INGEST_IDLE_TIMEOUT_MS",
+     .type = CONFIG_INT,
+     .def = "60000",
+     .offset = OPT(idle_timeout_ms),
+     .min = 100,
+     .max = 86400000,
+     .doc = "idle keep-alive connections are closed after this"},
+    {.flag = "max-connections",
+     .env = "ADW_INGEST_MAX_CONNECTIONS",
+     .type = CONFIG_INT,
+     .def = "10000",
+     .offset = OPT(max_connections),
+     .min = 1,
+     .max = 1000000,
+     .doc = "HTTP connections held at once (more get 503)"},
+    {.flag = "shutdown-timeout-ms",
+     .env = "ADW_INGEST_SHUTDOWN_TIMEOUT_MS",
+     .type = CONFIG_INT,
+     .def = "10000",
+     .offset = OPT(shutdown_timeout_ms),
+     .max = 600000,
+     .doc = "on SIGTERM, how long to wait for requests in flight"},
+    {.flag = "db-timeout-ms",
+     .env = "ADW_INGEST_DB_TIMEOUT_MS",
+     .type = CONFIG_INT,
+     .def = "15000",
+     .offset = OPT(db_timeout_ms),
+     .min = 500,
+     .max = 3600000,
+     .doc =
+         "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
+    {.flag = "stall-s",
+     .env = "ADW_INGEST_STALL_S",
+     .type = CONFIG_INT,
+     .def = "600",
+     .offset = OPT(stall_s),
+     .max = 31536000,
+     .doc = "a running run with no event for this many seconds gets a run_stalled event (0: off)"},
     CONFIG_LOG_OPTIONS(ingest_options_t, "info"),
 };
 
@@ -110,19 +218,6 @@ static const config_program_t PROGRAM = {
     .options = OPTIONS,
     .noptions = sizeof OPTIONS / sizeof OPTIONS[0],
 };
-
-static volatile sig_atomic_t signalled;
-static volatile int stop_loop;
-static loop_t *the_loop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    signalled = 1;
-    stop_loop = 1;
-    if (the_loop)
-        loop_wake(the_loop);
-}
 
 typedef struct ingest_t {
     ingest_options_t opt;
@@ -136,8 +231,38 @@ typedef struct ingest_t {
     zmq_in_t *zin;
     routes_t *routes;
     httpd_t *http;
+    int sigfd; /* signalfd of SIGTERM and SIGINT, blocked in every thread */
+    int stop;  /* loop_run returns when set: a signal, or the store's fatal error */
     int fatal;
 } ingest_t;
+
+/* Blocks SIGTERM and SIGINT in the calling thread, before any other thread exists, so that
+ * every thread started later (the database writer, ZeroMQ's I/O threads) inherits the mask
+ * and the signals wait for the loop, which reads them from a signalfd: no handler runs, and
+ * the process-wide SIG_IGN of SIGPIPE stays. Returns the signalfd or -errno. */
+static int signals_block(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc)
+        return -rc;
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* The signalfd is readable: SIGTERM or SIGINT arrived. Stops the loop; main then drains. */
+static void on_signal(loop_t *loop, int fd, int mask, void *arg)
+{
+    (void)loop;
+    (void)mask;
+    ingest_t *in = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        in->stop = 1;
+}
 
 static int on_ready(void *arg, char *why, size_t whylen)
 {
@@ -160,7 +285,7 @@ static void on_heartbeat(loop_t *loop, void *arg)
     ingest_t *in = arg;
     if (store_state(in->store) == STORE_FATAL) {
         in->fatal = 1;
-        stop_loop = 1;
+        in->stop = 1;
         loop_wake(loop);
         return;
     }
@@ -192,9 +317,11 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    in.sigfd = signals_block();
+    if (in.sigfd < 0) {
+        log_error("cannot watch signals: %s", strerror(-in.sigfd));
+        return 1;
+    }
 
     int exit_code = 1;
     SSL_CTX *tls = NULL;
@@ -203,6 +330,7 @@ int main(int argc, char **argv)
         (in.opt.tls_cert && *in.opt.tls_cert &&
          !(tls = tls_server_new(in.opt.tls_cert, in.opt.tls_key, err, sizeof err)))) {
         log_error("%s", err);
+        close(in.sigfd);
         return 2;
     }
     in.metrics = metrics_new();
@@ -212,7 +340,10 @@ int main(int argc, char **argv)
         log_error("out of memory");
         goto done;
     }
-    the_loop = in.loop;
+    if (loop_watch(in.loop, in.sigfd, LOOP_READ, on_signal, &in) < 0) {
+        log_error("cannot watch signals");
+        goto done;
+    }
     if (in.opt.curve_cert && *in.opt.curve_cert) {
         zap_options_t ao = {.zctx = in.zctx,
                             .cert = in.opt.curve_cert,
@@ -307,7 +438,7 @@ int main(int argc, char **argv)
              in.opt.zmq, in.opt.pub, in.opt.token && *in.opt.token ? ", token required" : "",
              in.auth ? ", CURVE server key " : "", in.auth ? zap_public_key(in.auth) : "");
 
-    loop_run(in.loop, &stop_loop);
+    loop_run(in.loop, &in.stop);
 
     if (in.fatal) {
         char e[256];
@@ -327,6 +458,9 @@ done:
     zap_destroy(&in.auth);
     if (in.zctx)
         zmq_ctx_term(in.zctx);
+    if (in.loop)
+        loop_unwatch(in.loop, in.sigfd);
+    close(in.sigfd);
     loop_destroy(&in.loop);
     metrics_destroy(&in.metrics);
     tls_server_destroy(&tls);

@@ -152,16 +152,23 @@ int migrate_apply(const migrate_db_t *db, char *err, size_t errlen)
         PQclear(r);
         return -EIO;
     }
-    int current = atoi(PQgetvalue(r, 0, 0));
+    const char *got = PQgetvalue(r, 0, 0);
+    char *end = NULL;
+    long current = strtol(got, &end, 10);
+    if (end == got || *end || current < 0) {
+        snprintf(err, errlen, "adw_schema_migrations holds version '%.32s', not a version", got);
+        PQclear(r);
+        return -EPROTO;
+    }
     PQclear(r);
     if (current > NMIGRATIONS) {
         snprintf(err, errlen,
-                 "the database schema is version %d but this adw-ingest knows only up to %d: "
+                 "the database schema is version %ld but this adw-ingest knows only up to %d: "
                  "run a newer adw-ingest",
                  current, NMIGRATIONS);
         return -EPROTO;
     }
-    for (int v = current + 1; v <= NMIGRATIONS; v++) {
+    for (int v = (int)current + 1; v <= NMIGRATIONS; v++) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", v);
         const char *params[1] = {ver};

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds (sanitizers on), then unit tests, fuzz
-# corpus replay and short fuzz runs, integration tests against real servers, and the
-# formatting check. Exits non-zero when anything fails.
+# corpus replay and short fuzz runs, integration tests against real servers, the formatting
+# check and static analysis. Exits non-zero when anything fails.
 #   tests/run.sh            everything
 #   tests/run.sh unit       only the build and the unit tests
+#   tests/run.sh lint       only the build and static analysis (clang-tidy, cppcheck)
 #   ADW_FUZZ_SECONDS=30 tests/run.sh    longer fuzz runs (default 5 s per driver)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,16 +30,18 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DADW_SANITIZE=ON >/dev/null &
 record build-asan "$rc"
 [ "$rc" -eq 0 ] || { echo "build failed"; exit 1; }
 
-step "build (Release, as README says)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-    cmake --build build -j"$JOBS" 2>&1 | grep -E "error|warning|Error"; record build-release "${PIPESTATUS[0]}"
+if [ "$ONLY" != lint ]; then
+    step "build (Release, as README says)"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+        cmake --build build -j"$JOBS" 2>&1 | grep -E "error|warning|Error"; record build-release "${PIPESTATUS[0]}"
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-step "unit tests"
-(cd build-asan && ctest --output-on-failure -j"$JOBS"); record unit $?
-[ "$ONLY" = unit ] && ONLY=done
+    step "unit tests"
+    (cd build-asan && ctest --output-on-failure -j"$JOBS"); record unit $?
+    [ "$ONLY" = unit ] && ONLY=done
+fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = fuzz ]; then
     step "fuzz drivers: corpus replay and ${ADW_FUZZ_SECONDS:-5} s runs"
@@ -79,6 +82,24 @@ if [ "$ONLY" = all ]; then
     bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep -c "warning:")
     [ "$bad" -eq 0 ] || git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep warning: | head
     record clang-format "$([ "$bad" -eq 0 ] && echo 0 || echo 1)"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = lint ]; then
+    step "static analysis (clang-tidy, cppcheck)"
+    # clang-tidy: the checks, and why each one turned off is off, are in .clang-tidy (and
+    # tests/.clang-tidy for the unit tests); single exceptions are NOLINT comments that say
+    # why. Both tools read build-asan's compile_commands.json: every C file of the build, and
+    # the project's headers they include.
+    log=$(mktemp)
+    grep -o '"file": "[^"]*"' build-asan/compile_commands.json | cut -d'"' -f4 |
+        xargs -P"$JOBS" -n4 clang-tidy -p build-asan --quiet >"$log" 2>&1
+    rc=$?
+    grep -vE "^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$|^Suppressed [0-9]+ warnings|^Use -header-filter|^Error while processing" "$log"
+    rm -f "$log"
+    record clang-tidy "$rc"
+    cppcheck --project=build-asan/compile_commands.json --enable=warning,performance,portability \
+        --suppress=missingIncludeSystem --inline-suppr --error-exitcode=1 -q -j"$JOBS"
+    record cppcheck $?
 fi
 
 step "summary"

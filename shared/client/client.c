@@ -454,6 +454,7 @@ int client_submit(client_t *c, json_t *events, int timeout_ms, client_report_t *
     int64_t deadline = start + (int64_t)timeout_ms * 1000 - spool_reserve_us(timeout_ms);
     int64_t now_us = timefmt_now_us();
     size_t n = json_is_array(events) ? json_array_size(events) : 1;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof *p is a pointer
     json_t **ev = calloc(n ? n : 1, sizeof *ev);
     if (!ev)
         return -ENOMEM;

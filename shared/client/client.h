@@ -43,9 +43,10 @@
 
 #define CLIENT_ZMQ_DEFAULT "tcp://127.0.0.1:5555"
 #define CLIENT_TIMEOUT_MS_DEFAULT 2000
-#define CLIENT_EVENT_ID_LEN 32          /* hex digits of a generated event_id */
-#define CLIENT_ERR_LEN 256              /* bytes of a reason, NUL included */
-#define CLIENT_REQUEST_MAX (512 * 1024) /* bytes of one request, unless one event is bigger */
+#define CLIENT_EVENT_ID_LEN 32 /* hex digits of a generated event_id */
+#define CLIENT_ERR_LEN 256     /* bytes of a reason, NUL included */
+/* Bytes of one request, unless one event is bigger. */
+#define CLIENT_REQUEST_MAX ((size_t)512 * 1024)
 #define CLIENT_BACKOFF_MIN_MS 1000
 #define CLIENT_BACKOFF_MAX_MS 30000
 

@@ -188,7 +188,6 @@ int spool_put(spool_t *s, const json_t *ev, int64_t made_us, char *err, size_t e
         rc = -errno;
     if (close(fd) && rc == 0)
         rc = -errno;
-    fd = -1;
     if (rc) {
         set_err(err, errlen, "spool: cannot write to %s: %s", s->dir, strerror(-rc));
         goto fail;

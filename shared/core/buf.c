@@ -74,6 +74,7 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     va_list ap;
     char small[256];
     va_start(ap, fmt);
+    // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started on the line above
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
     if (n < 0)

@@ -86,6 +86,7 @@ static int codec__str_header(codec__reader_t *r, size_t at, uint64_t *n, int *rc
 
 static int codec__value(codec__reader_t *r, json_t **out, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past ADW_JSON_DEPTH_MAX
 static int codec__array(codec__reader_t *r, size_t at, uint64_t n, int depth, json_t **out)
 {
     json_t *arr = NULL;
@@ -115,6 +116,7 @@ fail:
     return rc;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past ADW_JSON_DEPTH_MAX
 static int codec__map(codec__reader_t *r, size_t at, uint64_t n, int depth, json_t **out)
 {
     json_t *obj = NULL;
@@ -179,6 +181,7 @@ static int codec__int(codec__reader_t *r, size_t at, json_int_t v, json_t **out)
 
 /* Decodes the value at r->pos into *out (a new reference); depth is the nesting of the
  * containers around it. On error *out is untouched. */
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past ADW_JSON_DEPTH_MAX
 static int codec__value(codec__reader_t *r, json_t **out, int depth)
 {
     size_t at = r->pos;
@@ -324,6 +327,7 @@ static int codec__pk(int rc)
     return rc ? -ENOMEM : 0;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past JSONW_DEPTH_MAX
 static int codec__pack(msgpack_packer *pk, const json_t *v, int depth)
 {
     int rc;
@@ -459,6 +463,7 @@ int codec_msgpack_event(buf_t *out, const json_t *doc, int64_t id, const char *r
 }
 
 /* Returns 1 if no array or object inside v (at nesting `depth`) is deeper than the limit. */
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past ADW_JSON_DEPTH_MAX
 static int codec__depth_ok(const json_t *v, int depth)
 {
     if (json_is_array(v)) {

@@ -7,6 +7,15 @@
  * ADW_JSON_DEPTH_MAX deep (a scalar is depth 0, `[]` depth 1). The decoders do no I/O and
  * never read outside the buffer they are given. Reasons are written NUL-terminated into the
  * caller's err[errlen] (err may be NULL when errlen is 0), truncated to fit.
+ *
+ * Why the msgpack decoder checks every length before it allocates: it reads frames from any
+ * ZeroMQ peer, before a single event has been validated, and a msgpack header claims its
+ * length in a few bytes. `dd ff ff ff ff` is an array of four billion elements in five bytes;
+ * a decoder that reserved room for the claimed count (as a general-purpose unpacker does) would
+ * let one small frame ask for tens of gigabytes, and a handful of them exhaust the server's
+ * memory. Since every element takes at least one byte, a claim larger than the bytes left is
+ * refused at once, and memory use stays proportional to the frame (which ingest bounds by
+ * --max-body).
  */
 #ifndef ADW_CODEC_H
 #define ADW_CODEC_H

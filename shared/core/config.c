@@ -26,7 +26,7 @@ int config_parse_size(const char *s, int64_t *out)
             mul = 1024;
             break;
         case 'm':
-            mul = 1024 * 1024;
+            mul = INT64_C(1024) * 1024;
             break;
         case 'g':
             mul = 1024LL * 1024 * 1024;

@@ -20,10 +20,10 @@ typedef struct config_option_t {
     const char *flag; /* long flag without the dashes, e.g. "http" */
     const char *env;  /* environment variable, or NULL for flag-only settings */
     config_type_t type;
+    int bytes;        /* CONFIG_INT: accept k/M/G suffixes */
     const char *def;  /* default as text; NULL means unset (strings stay NULL) */
     size_t offset;    /* offsetof(options struct, field) */
     int64_t min, max; /* bounds for CONFIG_INT (both 0: no bounds) */
-    int bytes;        /* CONFIG_INT: accept k/M/G suffixes */
     const char *doc;  /* one line for --help */
 } config_option_t;
 
@@ -48,13 +48,13 @@ int config_load(const config_program_t *prog, void *opts, int argc, char **argv,
                 int *npositional, char *err, size_t errlen);
 
 /* The rows of the options every program has: --log-level (default level) and --log-format, in
- * the fields log_level and log_format of type. */
+ * the fields log_level and log_format of opts_t. */
 // clang-format off
-#define CONFIG_LOG_OPTIONS(type, level)                                                            \
-    {"log-level", "ADW_LOG_LEVEL", CONFIG_STRING, level, offsetof(type, log_level), 0, 0, 0,       \
-     "debug, info, warn or error"},                                                                \
-    {"log-format", "ADW_LOG_FORMAT", CONFIG_STRING, "text", offsetof(type, log_format), 0, 0, 0,   \
-     "text or json"}
+#define CONFIG_LOG_OPTIONS(opts_t, level)                                                          \
+    {.flag = "log-level", .env = "ADW_LOG_LEVEL", .type = CONFIG_STRING, .def = (level),           \
+     .offset = offsetof(opts_t, log_level), .doc = "debug, info, warn or error"},                  \
+    {.flag = "log-format", .env = "ADW_LOG_FORMAT", .type = CONFIG_STRING, .def = "text",          \
+     .offset = offsetof(opts_t, log_format), .doc = "text or json"}
 // clang-format on
 
 /* What a program does first: config_load (no positional arguments), then log_init with the

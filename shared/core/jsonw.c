@@ -197,6 +197,7 @@ static int jsonw__real(jsonw__sink_t *s, double d)
 static int jsonw__value(jsonw__sink_t *s, const json_t *v, int depth);
 
 /* Writes obj's members, each preceded by a comma if `comma` or if not the first. */
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past JSONW_DEPTH_MAX
 static int jsonw__members(jsonw__sink_t *s, const json_t *obj, int comma, int depth)
 {
     json_t *o = (json_t *)obj; /* jansson's iterator API is not const-correct */
@@ -216,6 +217,7 @@ static int jsonw__members(jsonw__sink_t *s, const json_t *obj, int comma, int de
     return 0;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting is refused past JSONW_DEPTH_MAX
 static int jsonw__value(jsonw__sink_t *s, const json_t *v, int depth)
 {
     int rc;

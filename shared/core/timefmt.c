@@ -92,7 +92,7 @@ int timefmt_parse(const char *s, size_t len, int64_t *us)
     if (leap_second)
         frac = 999999;
     int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
-    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset * 60;
+    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - (int64_t)offset * 60;
     int64_t v = secs * 1000000 + frac;
     /* An offset can move a date at either end of the four-digit years out of them. */
     if (v < TIMEFMT_MIN_US || v > TIMEFMT_MAX_US)

@@ -561,7 +561,7 @@ static void test_huge_tool_response(void **state)
                   "type", "text", "file", "filePath", "/src/big.txt", "content", content,
                   "numLines", 12000, "tool_use_id", "toolu_01BIG");
     assert_non_null(hook);
-    assert_true(compact_size(hook) > 3 * ADW_PAYLOAD_MAX);
+    assert_true(compact_size(hook) > 3 * (size_t)ADW_PAYLOAD_MAX);
 
     json_t *ev = hook_to_event(hook, NULL, NULL, err, sizeof err);
     assert_non_null(ev);

@@ -440,7 +440,7 @@ static void test_zmq_refused_at_once_and_not_a_zmq_peer(void **state)
     (void)state;
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(ls, (struct sockaddr *)&a, sizeof a);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t al = sizeof a;
     getsockname(ls, (struct sockaddr *)&a, &al);
     char ep[64], err[CLIENT_ERR_LEN];
@@ -755,7 +755,7 @@ static void httpd_start(httpd_t *h)
 {
     h->ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(h->ls, (struct sockaddr *)&a, sizeof a);
+    assert_int_equal(bind(h->ls, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t al = sizeof a;
     getsockname(h->ls, (struct sockaddr *)&a, &al);
     h->port = ntohs(a.sin_port);
@@ -859,7 +859,7 @@ static void test_submit_spools_when_down_and_drains_in_order_when_up(void **stat
     temp_dir(dir, sizeof dir);
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(ls, (struct sockaddr *)&a, sizeof a);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t al = sizeof a;
     getsockname(ls, (struct sockaddr *)&a, &al);
     char ep[64];

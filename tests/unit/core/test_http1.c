@@ -364,13 +364,14 @@ static void test_head_limit(void **state)
     refuse(s, 431, "head too large");
 
     /* No complete head yet: refused as soon as the buffered bytes reach the limit. */
-    head_of_size(s, 2 * HTTP1_HEAD_MAX_DEFAULT);
+    head_of_size(s, 2 * (size_t)HTTP1_HEAD_MAX_DEFAULT);
     http1_request_init(&r);
     assert_int_equal(http1_parse_request(&r, s, HTTP1_HEAD_MAX_DEFAULT - 1, 0, &e), -EAGAIN);
     assert_int_equal(http1_parse_request(&r, s, HTTP1_HEAD_MAX_DEFAULT, 0, &e), -EBADMSG);
     assert_int_equal(e.status, 431);
     http1_request_init(&r);
-    assert_int_equal(http1_parse_request(&r, s, 2 * HTTP1_HEAD_MAX_DEFAULT, 0, &e), -EBADMSG);
+    assert_int_equal(http1_parse_request(&r, s, 2 * (size_t)HTTP1_HEAD_MAX_DEFAULT, 0, &e),
+                     -EBADMSG);
     assert_int_equal(e.status, 431);
 
     /* A caller-given limit. */
@@ -391,10 +392,11 @@ static void test_head_limit(void **state)
     assert_int_equal(r.head_len, 100);
 
     /* A control character before the limit is reported as such, not as the limit. */
-    head_of_size(s, 2 * HTTP1_HEAD_MAX_DEFAULT);
+    head_of_size(s, 2 * (size_t)HTTP1_HEAD_MAX_DEFAULT);
     s[200] = '\x01';
     http1_request_init(&r);
-    assert_int_equal(http1_parse_request(&r, s, 2 * HTTP1_HEAD_MAX_DEFAULT, 0, &e), -EBADMSG);
+    assert_int_equal(http1_parse_request(&r, s, 2 * (size_t)HTTP1_HEAD_MAX_DEFAULT, 0, &e),
+                     -EBADMSG);
     assert_int_equal(e.status, 400);
 }
 
@@ -449,6 +451,7 @@ static void test_request_split_every_byte(void **state)
     (void)state;
     const char *heads[] = {
         "GET /api/events?adw_id=a&step=s HTTP/1.1\r\nHost: h\r\nX-A:  1 \r\n\r\n",
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one head in two literals
         "POST /api/hooks HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
         "Expect: 100-continue\r\n\r\n",
         "GET / HTTP/1.0\r\n\r\n",
