@@ -40,7 +40,15 @@ static int parse_url(const char *s, size_t n, url_t *u)
         return -EINVAL;
     memcpy(u->host, p, hlen);
     u->host[hlen] = '\0';
-    u->port = (colon && (!slash || colon < slash)) ? atoi(colon + 1) : 80;
+    u->port = 80;
+    if (colon && (!slash || colon < slash)) {
+        char *end;
+        errno = 0;
+        long port = strtol(colon + 1, &end, 10);
+        if (errno || end == colon + 1 || (*end && *end != '/') || port <= 0 || port > 65535)
+            return -EINVAL;
+        u->port = (int)port;
+    }
     snprintf(u->path, sizeof u->path, "%s", slash ? slash : "/ws/events");
     if (!strcmp(u->path, "/"))
         snprintf(u->path, sizeof u->path, "/ws/events");

@@ -13,9 +13,12 @@ static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                          size_t len)
 {
     fclient_t *c = user;
-    fleet_thread_t *th = c ? c->th : NULL;
-    if (th)
-        pthread_mutex_lock(&th->mu);
+    /* A client connection's callbacks carry its fclient_t (the connect's userdata, th set);
+     * the context's own carry none and need nothing here. */
+    if (!c || !c->th)
+        return 0;
+    fleet_thread_t *th = c->th;
+    pthread_mutex_lock(&th->mu);
     int rc = 0;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -30,13 +33,11 @@ static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         c->ever = 1;
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (c) {
-            if (c->state == FC_CONNECTING)
-                th->in_flight--;
-            c->state = FC_DONE;
-            c->wsi = NULL;
-            th->st.failed++;
-        }
+        if (c->state == FC_CONNECTING)
+            th->in_flight--;
+        c->state = FC_DONE;
+        c->wsi = NULL;
+        th->st.failed++;
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         th->now_us = timefmt_now_us();
@@ -56,26 +57,23 @@ static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && len >= 2)
+        if (len >= 2)
             th->st.last_close_code =
                 (((const unsigned char *)in)[0] << 8) | ((const unsigned char *)in)[1];
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c) {
-            if (c->connected) {
-                th->st.connected--;
-                th->st.closed++;
-            }
-            c->connected = 0;
-            c->state = FC_DONE;
-            c->wsi = NULL;
+        if (c->connected) {
+            th->st.connected--;
+            th->st.closed++;
         }
+        c->connected = 0;
+        c->state = FC_DONE;
+        c->wsi = NULL;
         break;
     default:
         break;
     }
-    if (th)
-        pthread_mutex_unlock(&th->mu);
+    pthread_mutex_unlock(&th->mu);
     return rc;
 }
 

@@ -31,6 +31,7 @@ int wsclient_accept(const char *key, char accept[WSCLIENT_ACCEPT_SIZE])
     size_t kl = strlen(key);
     if (kl > 64)
         return -EINVAL;
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): SHA-1 input, its length is passed
     memcpy(in, key, kl);
     memcpy(in + kl, WSCLIENT_GUID, sizeof WSCLIENT_GUID - 1);
     unsigned char md[20];

@@ -317,8 +317,8 @@ unsigned admit_fd_budget(ws_server_t *s)
             getrlimit(RLIMIT_NOFILE, &rl);
     }
     rlim_t cur = rl.rlim_cur;
-    unsigned avail =
-        cur > 4 * ADMIT_FD_RESERVE ? (unsigned)(cur - ADMIT_FD_RESERVE) : (unsigned)(cur / 2);
+    unsigned avail = cur > (rlim_t)4 * ADMIT_FD_RESERVE ? (unsigned)(cur - ADMIT_FD_RESERVE)
+                                                        : (unsigned)(cur / 2);
     if (want <= avail)
         return want;
     unsigned spare = avail / 8 > 16 ? avail / 8 : 16; /* requests and upgrades being answered */

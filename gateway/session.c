@@ -84,7 +84,7 @@ static void handle_subscribe(ws_server_t *s, ws_session_t *ss, json_t *msg)
         send_error(s, ss, err);
         return;
     }
-    int has_since = since && json_is_integer(since);
+    int has_since = json_is_integer(since); /* false for NULL */
     json_t *echo = filter_to_json(&f);
     json_t *reply =
         echo ? json_pack("{sssOso}", "type", "subscribed", "filters", echo, "since",
@@ -182,7 +182,7 @@ int session_receive(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const voi
         }
         handle_message(s, ss, ss->rx.data ? ss->rx.data : "", ss->rx.len);
         buf_reset(&ss->rx);
-        if (ss->rx.cap > 4 * 4096) /* don't keep a big buffer per idle client */
+        if (ss->rx.cap > (size_t)4 * 4096) /* don't keep a big buffer per idle client */
             buf_free(&ss->rx);
     }
     return 0;

@@ -61,7 +61,7 @@ static const agg_col_t AGENT_COLS[] = {AC_ADW_ID,  AC_KEY,      AC_AGENT_TYPE, A
 static const agg_col_t TOOL_COLS[] = {AC_ADW_ID,   AC_KEY,     AC_TOOL_NAME, AC_AGENT_ID, AC_STATUS,
                                       AC_FIRST_TS, AC_LAST_TS, AC_FIRST_ID,  AC_LAST_ID,  AC_END};
 
-#define NCOLS(cols) ((int)(sizeof cols / sizeof cols[0]) - 1)
+#define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])) - 1)
 /* The one-statement batch's parameters: the events' columns, then each kind's, in this
  * order. */
 #define BATCH_NPARAMS                                                                              \

@@ -158,6 +158,11 @@ static void respond(httpd_conn_t *c, int status, const char *ctype, const char *
         c->state = CONN_CLOSING;
 }
 
+/* The cycle httpd_respond -> conn_flush -> conn_process -> conn_route -> httpd_respond_error
+ * -> httpd_respond closes only through a deferred answer (a connection in CONN_WAIT): that
+ * flushes and serves the pipelined requests, which are answered at once, never deferred, so
+ * they do not flush again; conn_flush calls itself once at most for what they wrote. */
+// NOLINTNEXTLINE(misc-no-recursion): two levels at most, see above
 void httpd_respond(httpd_conn_t *c, int status, const char *ctype, const char *body, size_t len,
                    const char *extra, int close_after)
 {
@@ -171,6 +176,7 @@ void httpd_respond(httpd_conn_t *c, int status, const char *ctype, const char *b
     }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): two levels at most, see httpd_respond
 void httpd_respond_error(httpd_conn_t *c, int status, const char *error, long index,
                          const char *extra, int close_after)
 {
@@ -230,6 +236,7 @@ int httpd_check_body(httpd_conn_t *c)
 
 /* Hands a complete head to the handler. Returns 1 when the body is to be read, 0 when
  * answered. */
+// NOLINTNEXTLINE(misc-no-recursion): two levels at most, see httpd_respond
 static int conn_route(httpd_conn_t *c)
 {
     httpd_t *s = c->srv;
@@ -274,6 +281,7 @@ static void conn_body(httpd_conn_t *c, const char *body, size_t len)
 }
 
 /* Works through the bytes received: heads, bodies, pipelined requests. */
+// NOLINTNEXTLINE(misc-no-recursion): two levels at most, see httpd_respond
 static void conn_process(httpd_conn_t *c)
 {
     httpd_t *s = c->srv;
@@ -383,6 +391,7 @@ static void conn_rearm(httpd_conn_t *c)
     }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): two levels at most, see httpd_respond
 static void conn_flush(httpd_conn_t *c)
 {
     while (c->out_off < c->out.len) {
@@ -675,8 +684,10 @@ void httpd_destroy(httpd_t **sp)
     if (!sp || !*sp)
         return;
     httpd_t *s = *sp;
+    /* conn_close unlinks the connection from s->conns before freeing it; the analyzer forgets
+     * the unlinking across the calls that follow it (metric_set, buf_free). */
     while (s->conns)
-        conn_close(s->conns);
+        conn_close(s->conns); // NOLINT(clang-analyzer-unix.Malloc): the head is a live conn
     if (s->lfd >= 0) {
         loop_unwatch(s->o.loop, s->lfd);
         close(s->lfd);

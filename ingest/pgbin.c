@@ -42,7 +42,8 @@ void pgbin_array_end(buf_t *b, uint32_t n, int has_null)
 int pgbin_array_empty(buf_t *b, uint32_t oid)
 {
     buf_reset(b);
-    return put32(b, 0) || put32(b, 0) || put32(b, oid);
+    const uint32_t ndim = 0, has_nulls = 0;
+    return put32(b, ndim) || put32(b, has_nulls) || put32(b, oid);
 }
 
 int pgbin_null(buf_t *b)

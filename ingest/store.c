@@ -356,6 +356,7 @@ static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
 }
 
 /* Commits reqs, isolating a request PostgreSQL refuses so the others still commit. */
+// NOLINTNEXTLINE(misc-no-recursion): one level at most, the retry is one request at a time
 static void process(store_t *s, store_req_t **reqs, size_t nreqs)
 {
     char err[256];
@@ -567,6 +568,7 @@ static void *store_main(void *arg)
                 break; /* a stall scan goes alone */
             if (n == batch_cap) {
                 size_t cap = batch_cap ? batch_cap * 2 : 64;
+                // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
                 store_req_t **nb = realloc(batch, cap * sizeof *nb);
                 if (!nb)
                     break;

@@ -64,6 +64,7 @@ typedef struct fit_vec_t {
 } fit_vec_t;
 
 /* Adds every string of j, down to FIT_WALK_DEPTH levels, to vec. Returns 0 or -ENOMEM. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, FIT_WALK_DEPTH levels at most
 static int collect(json_t *j, fit_vec_t *vec, int depth)
 {
     size_t i;

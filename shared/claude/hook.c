@@ -8,6 +8,7 @@
 #include "utf8.h"
 
 /* Whether j nests arrays/objects deeper than limit levels (a scalar is 0 deep). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, limit levels at most (ADW_JSON_DEPTH_MAX)
 static bool depth_over(const json_t *j, int limit)
 {
     size_t i;

@@ -24,7 +24,6 @@ enum {
 /* One of these per event accepted for storage. Plain data. */
 typedef struct adw_event_t {
     json_t *doc;      /* owned reference: the event as submitted */
-    int is_system;    /* type == "system" */
     const char *type; /* the following point into doc; NULL when absent */
     const char *adw_id;
     const char *step;
@@ -35,19 +34,20 @@ typedef struct adw_event_t {
     const char *summary;
     const char *agent_id;   /* the subagent the event comes from; NULL: the main agent */
     const char *agent_type; /* that subagent's type, when known */
+    int is_system;          /* type == "system" */
+    unsigned has;           /* EVENT_HAS_* */
     int64_t ts_us;          /* the event's timestamp; received_us when absent */
     int64_t duration_ms;    /* when EVENT_HAS_DURATION */
     double cost_usd;        /* payload.cost_usd, 0 when absent */
     int64_t tokens;         /* payload.tokens, else the sum of the four kinds below */
     int64_t input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens;
-    unsigned has;        /* EVENT_HAS_* */
     int64_t id;          /* assigned at commit; 0 before */
     int64_t received_us; /* time of receipt, set by event_from_json */
     /* Set only by ingest's OTLP route (/v1/logs), never from an event's keys: */
-    int otel;           /* an OTel log record: its cost and tokens count as OTel's spend */
     char *attr_session; /* owned (free()d by event_clear): the writer files the event under
                            the run that hook events of this session id were filed under,
                            else keeps adw_id; NULL: adw_id as it is */
+    int otel;           /* an OTel log record: its cost and tokens count as OTel's spend */
 } adw_event_t;
 
 /* Validates doc against every rule of the contract's event table and fills ev.

@@ -812,7 +812,7 @@ static const char *json_text_of(size_t n, bool wide)
             buf[k++] = '\xc3';
             buf[k++] = '\xa9'; /* é */
         } else {
-            buf[k++] = 'a' + (char)(i % 26);
+            buf[k++] = (char)('a' + i % 26);
         }
     }
     buf[k++] = '"';

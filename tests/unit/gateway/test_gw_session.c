@@ -8,7 +8,7 @@
 
 #include "session.h"
 
-#define S 1000000 /* microseconds in a second */
+#define S INT64_C(1000000) /* microseconds in a second */
 
 static void test_burst_then_over(void **state)
 {

@@ -327,7 +327,9 @@ static long long series(fixture_t *f, const char *name)
     size_t n = strlen(name);
     while ((p = strstr(p, name))) {
         if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
-            v = atoll(p + n + 1);
+            char *end;
+            v = strtoll(p + n + 1, &end, 10);
+            assert_ptr_not_equal(end, p + n + 1);
             break;
         }
         p += n;
@@ -614,8 +616,10 @@ static void test_reject_labels(void **state)
         snprintf(line, sizeof line, "adw_ingest_rejected_total{reason=\"%s\"} %d\n", want[i],
                  i + 1);
         const char *p = strstr(at, line);
-        if (!p)
+        if (!p) {
             fail_msg("no '%s' after position %zu", line, (size_t)(at - b.data));
+            break; /* not reached: fail_msg does not return */
+        }
         at = p + strlen(line);
     }
     buf_free(&b);
