@@ -7,13 +7,18 @@ database of schema version 2 migrated with its totals kept."""
 
 import json
 import re
+import sys
 import threading
+import time
 from pathlib import Path
 
 import adwtest
 import pytest
-from faultload import metric
+from faultload import metric, wait_status
 from test_send_helpers import STREAMS, run_send
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from faultproxy import FaultProxy  # noqa: E402
 
 pytestmark = pytest.mark.needs_bin("adw-ingest")
 
@@ -86,9 +91,8 @@ def logs(records, adw_id=None, step=None):
                                              "logRecords": records}]}]}
 
 
-def post_logs(ingest, body):
-    with ingest.http() as c:
-        st, _, answer = c.post_json("/v1/logs", body)
+def post_logs(ingest, body, timeout=10.0):
+    st, _, answer = adwtest.post_json(ingest.base_url + "/v1/logs", body, timeout=timeout)
     assert (st, answer) == (200, {}), answer
 
 
@@ -279,6 +283,55 @@ def test_an_exporters_retry_stores_nothing_twice(ingest, db):
     assert {d["adw_id"] for d in otel_docs(db)} == {"feat-42"}
     run = run_spend(db, "feat-42")
     assert run["cost_usd"] == pytest.approx(0.9) and run["otel_cost_usd"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("lost,n", [("answer", 2), ("commit", 2), ("answer", 70),
+                                    ("commit", 70)])
+def test_refiled_records_when_the_commits_outcome_is_lost(db, make_ingest, lost, n):
+    """The records re-filed under their session's run go through a commit whose outcome is
+    lost (its answer swallowed, or the COMMIT never arriving; n=70 takes the COPY path): ingest
+    reads the batch back, and the exporter's retry of a batch not stored stores each record
+    once, under the run."""
+    with FaultProxy((db.host, db.port)) as fp:
+        url = f"postgresql://postgres@127.0.0.1:{fp.port}/{db.dbname}"
+        ing = make_ingest(DATABASE_URL=url)
+        post_hooks(ing, "feat-42", hook_bodies()[:2])
+        body = logs([api_request(HOOK_SESSION, i + 1, 0.01, 100, 10) for i in range(n)])
+        trigger = b"adw_batch" if n < 64 else b"COMMIT"
+        if lost == "answer":
+            fp.blackhole_on(trigger, "down")
+        else:
+            fp.blackhole_on(trigger, "up", drop_trigger=True)
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            adwtest.post_json(ing.base_url + "/v1/logs", body, timeout=60)), daemon=True)
+        t.start()
+        assert fp.triggered.wait(10), "the transaction never went through the proxy"
+        time.sleep(1.0)
+        assert not result, "answered while the commit's outcome was unknown"
+        fp.cut()
+        time.sleep(0.2)
+        fp.heal()
+        t.join(30)
+        assert result, "no answer after the link came back"
+        st, h, answer = result[0]
+        if lost == "answer":
+            assert (st, answer) == (200, {})
+        else:
+            assert st == 503 and h.get("Retry-After") == "1", answer
+            deadline = time.monotonic() + 20
+            while st == 503 and time.monotonic() < deadline:
+                time.sleep(0.1)  # as the exporter retries
+                st, _, answer = adwtest.post_json(ing.base_url + "/v1/logs", body, timeout=30)
+            assert (st, answer) == (200, {})
+        wait_status(ing, "/readyz", 200, timeout=20)
+        docs = otel_docs(db)
+        assert len(docs) == n and {d["adw_id"] for d in docs} == {"feat-42"}
+        assert len({d["event_id"] for d in docs}) == n
+        run = run_spend(db, "feat-42")
+        assert run["otel_cost_usd"] == pytest.approx(0.01 * n) == run["cost_usd"]
+        assert run["tokens"] == 110 * n
+        assert runs_of(db) == ["feat-42"]
 
 
 # ---------------------------------------------------------------------------------------------
