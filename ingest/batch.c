@@ -133,12 +133,16 @@ static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
 #define HAS_OTEL(t)                                                                                \
     " (" t ".otel_cost_usd > 0 OR excluded.otel_cost_usd > 0 OR " t ".otel_tokens > 0"             \
     " OR excluded.otel_tokens > 0)"
+// clang-format off
 #define SHOWN_BIGINT(t, col)                                                                       \
-    " CASE WHEN" HAS_OTEL(t) " THEN" SAT_BIGINT(t, "otel_" col) " ELSE" SAT_BIGINT(                \
-        t, "rep_" col) " END"
+    " CASE WHEN" HAS_OTEL(t)                                                                       \
+    " THEN" SAT_BIGINT(t, "otel_" col)                                                             \
+    " ELSE" SAT_BIGINT(t, "rep_" col) " END"
 #define SHOWN_FLOAT(t, col)                                                                        \
-    " CASE WHEN" HAS_OTEL(t) " THEN" SAT_FLOAT(t, "otel_" col) " ELSE" SAT_FLOAT(                  \
-        t, "rep_" col) " END"
+    " CASE WHEN" HAS_OTEL(t)                                                                       \
+    " THEN" SAT_FLOAT(t, "otel_" col)                                                              \
+    " ELSE" SAT_FLOAT(t, "rep_" col) " END"
+// clang-format on
 
 /* The statements read as SQL, a clause a line. */
 // clang-format off

@@ -127,6 +127,10 @@ static const char *const MIGRATIONS[] = {
     "    ADD COLUMN rep_output_tokens bigint NOT NULL DEFAULT 0,\n"
     "    ADD COLUMN rep_cache_read_tokens bigint NOT NULL DEFAULT 0,\n"
     "    ADD COLUMN rep_cache_creation_tokens bigint NOT NULL DEFAULT 0;\n"
+    /* Wider rows make the planner's choice between adw_runs_status and the stall scan's
+     * partial index hang on how many 'running' rows ANALYZE's sample happens to hold: a
+     * larger sample counts the few running runs among many finished ones. */
+    "ALTER TABLE adw_runs ALTER COLUMN status SET STATISTICS 1000;\n"
     "UPDATE adw_runs SET rep_cost_usd = cost_usd, rep_tokens = tokens,\n"
     "    rep_input_tokens = input_tokens, rep_output_tokens = output_tokens,\n"
     "    rep_cache_read_tokens = cache_read_tokens,\n"

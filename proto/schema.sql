@@ -75,6 +75,7 @@ CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);
 CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);
 CREATE INDEX adw_runs_running_idle ON adw_runs (updated_at)  -- the stall scan's candidates
     WHERE status = 'running' AND NOT stalled;
+ALTER TABLE adw_runs ALTER COLUMN status SET STATISTICS 1000;  -- few running among many ended
 
 -- One row per (run, step); steps began in first_id order.
 CREATE TABLE adw_steps (
