@@ -275,3 +275,39 @@ def test_attribution_resource_and_session_fallback(ingest, db):
     st, _, ans = post(ingest, "/v1/logs", json.dumps(req))
     assert st == 200 and ans["partialSuccess"]["rejectedLogRecords"] == "2"
     assert "adw.id must be" in ans["partialSuccess"]["errorMessage"]
+
+
+def test_example_environment_exports_to_ingest(make_ingest, db):
+    """examples/claude/otel.env, read as the shell and the OTel exporter read it: the endpoint
+    gets /v1/logs appended, the headers are URL-decoded, OTEL_RESOURCE_ATTRIBUTES become the
+    resource's attributes; what that exporter sends is filed under ADW_ID and ADW_STEP."""
+    import os
+    import re
+    import urllib.parse
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "claude"
+    ing = make_ingest(ADW_INGEST_TOKEN="tok-123")
+    env = {"ADW_ID": "run-env-1", "ADW_STEP": "review", "ADW_INGEST_TOKEN": "tok-123"}
+    for line in (ex / "otel.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), v)
+    assert env["CLAUDE_CODE_ENABLE_TELEMETRY"] == "1" and env["OTEL_LOGS_EXPORTER"] == "otlp"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/json"
+    settings = json.loads((ex / "settings.otel.json").read_text())["env"]
+    for k in ("CLAUDE_CODE_ENABLE_TELEMETRY", "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL",
+              "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        assert settings[k] == env[k], k
+    headers = dict(urllib.parse.unquote(kv).split("=", 1)
+                   for kv in env["OTEL_EXPORTER_OTLP_HEADERS"].split(","))
+    assert headers == {"Authorization": "Bearer tok-123"}
+    url = urllib.parse.urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/logs")
+    assert url.port == 8000 and url.path == "/v1/logs"
+    res = [{"key": k, "value": {"stringValue": v}} for k, v in
+           (kv.split("=", 1) for kv in env["OTEL_RESOURCE_ATTRIBUTES"].split(","))]
+    req = json.loads(body("session_only.json"))
+    req["resourceLogs"][0]["resource"]["attributes"] += res
+    st, _, ans = post(ing, url.path, json.dumps(req), headers)
+    assert (st, ans) == (200, {})
+    assert db.query("SELECT adw_id, step FROM events") == [("run-env-1", "review")]
+    assert os.path.exists(ex / "README.md")
