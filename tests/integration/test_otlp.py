@@ -311,3 +311,26 @@ def test_example_environment_exports_to_ingest(make_ingest, db):
     assert (st, ans) == (200, {})
     assert db.query("SELECT adw_id, step FROM events") == [("run-env-1", "review")]
     assert os.path.exists(ex / "README.md")
+
+
+def test_429_with_retry_after_when_overloaded(make_ingest, db):
+    from faultload import metric
+
+    ing = make_ingest(ADW_INGEST_MAX_PENDING="1000")
+    assert post(ing, "/v1/logs", body("session_only.json"))[0] == 200  # the schema is there
+    blocker = db.connect(autocommit=False)
+    blocker.cursor().execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+    try:
+        with ing.zmq() as z:
+            z.send([{"type": "adw_event", "adw_id": "load", "event_type": "x"}] * 1000)
+            adwtest.wait_for(lambda: metric(ing, "adw_ingest_pending_events") == 1000, 10,
+                             what="1000 events waiting for their commit")
+            st, h, ans = post(ing, "/v1/logs", body("api_request.json"))
+            assert st == 429 and h.get("Retry-After") == "1", ans
+            assert "overloaded" in ans["error"]
+            blocker.commit()
+            assert z.recv(10)["ok"] is True
+    finally:
+        blocker.close()
+    assert post(ing, "/v1/logs", body("api_request.json"))[0] == 200
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'run-otel-1'") == 2
