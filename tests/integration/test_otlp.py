@@ -334,3 +334,23 @@ def test_429_with_retry_after_when_overloaded(make_ingest, db):
         blocker.close()
     assert post(ing, "/v1/logs", body("api_request.json"))[0] == 200
     assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'run-otel-1'") == 2
+
+
+def test_over_tls_with_the_token(make_ingest, db, tmp_path):
+    """The same TLS as ingest's other endpoints: an https:// OTLP endpoint, gzip and token."""
+    import tls_common as T
+
+    cert, key = T.make_cert(tmp_path)
+    ing = make_ingest(start=False, ADW_INGEST_TLS_CERT=cert, ADW_INGEST_TLS_KEY=key,
+                      ADW_INGEST_TOKEN="tls-tok")
+    ing.start()
+    ctx = T.client_ctx(cert)
+    T.wait_https_ready(ing, ing.http_port, ctx)
+    data = gzip.compress(body("mixed.json").encode())
+    h = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    st, _, _ = T.https(ing.http_port, ctx, "POST", "/v1/logs", data, h)
+    assert st == 401
+    st, _, ans = T.https(ing.http_port, ctx, "POST", "/v1/logs", data,
+                         {**h, "Authorization": "Bearer tls-tok"})
+    assert (st, ans) == (200, {})
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'run-otel-2'") == 6
