@@ -219,11 +219,20 @@ def test_partial_success(ingest, db):
     st, _, ans = post(ingest, "/v1/logs", json.dumps({"resourceLogs": req["resourceLogs"][1:]}))
     assert st == 200 and ans["partialSuccess"]["rejectedLogRecords"] == "1"
     assert "adw.id" in ans["partialSuccess"]["errorMessage"]
+    # the event model's refusal of an earlier record is the one named
+    req2 = json.loads(body("mixed.json"))
+    recs2 = req2["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    recs2[1]["attributes"].append({"key": "cost_usd", "value": {"stringValue": "-0.5"}})
+    recs2[3]["attributes"] = []
+    recs2[3]["body"] = {}
+    st, _, ans = post(ingest, "/v1/logs", json.dumps(req2))
+    assert st == 200 and ans["partialSuccess"]["rejectedLogRecords"] == "2"
+    assert ans["partialSuccess"]["errorMessage"].startswith("log record 1: payload.cost_usd")
     # nothing at all: {}
     assert post(ingest, "/v1/logs", '{"resourceLogs":[]}')[2] == {}
     with ingest.http() as c:
         text = c.get("/metrics")[2]
-    assert 'adw_ingest_rejected_total{reason="schema"} 5' in text
+    assert 'adw_ingest_rejected_total{reason="schema"} 7' in text
 
 
 def test_metrics_accepted_nothing_kept(ingest, db):
