@@ -269,12 +269,17 @@ static void otlp_body(routes_t *rt, httpd_conn_t *c, session_t *ss, const char *
         return;
     }
     int64_t now = timefmt_now_us();
+    size_t first_at = logs.rejected ? logs.first_at : SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
         char why[EVENT_ERR_LEN];
         adw_event_t *ev = &r->events[k];
         if (event_from_json(json_array_get(logs.events, i), now, ev, why, sizeof why)) {
-            if (!ss->rejected++)
-                set_err(ss->first_error, sizeof ss->first_error, "log record: %s", why);
+            ss->rejected++;
+            if (logs.at[i] < first_at) { /* the answer names the request's first refusal */
+                first_at = logs.at[i];
+                set_err(ss->first_error, sizeof ss->first_error, "log record %zu: %s", first_at,
+                        why);
+            }
             continue;
         }
         ev->otel = 1;

@@ -530,14 +530,17 @@ void otlp_logs_clear(otlp_logs_t *l)
     for (size_t i = 0; l->sessions && i < n; i++)
         free(l->sessions[i]);
     free(l->sessions);
+    free(l->at);
     json_decref(l->events);
     memset(l, 0, sizeof *l);
 }
 
 static void refuse(otlp_logs_t *out, size_t at, const char *why)
 {
-    if (!out->rejected++)
+    if (!out->rejected++) {
+        out->first_at = at;
         set_err(out->first_error, sizeof out->first_error, "log record %zu: %s", at, why);
+    }
 }
 
 int otlp_logs_map(const json_t *request, size_t max_events, otlp_logs_t *out, char *err,
@@ -582,7 +585,8 @@ int otlp_logs_map(const json_t *request, size_t max_events, otlp_logs_t *out, ch
     out->events = json_array();
     size_t cap = total < max_events ? total : max_events;
     out->sessions = calloc(cap ? cap : 1, sizeof *out->sessions);
-    if (!out->events || !out->sessions) {
+    out->at = calloc(cap ? cap : 1, sizeof *out->at);
+    if (!out->events || !out->sessions || !out->at) {
         otlp_logs_clear(out);
         set_err(err, errlen, "out of memory");
         return -ENOMEM;
@@ -611,6 +615,7 @@ int otlp_logs_map(const json_t *request, size_t max_events, otlp_logs_t *out, ch
                     continue;
                 }
                 out->sessions[json_array_size(out->events)] = session;
+                out->at[json_array_size(out->events)] = at;
                 if (json_array_append_new(out->events, ev)) {
                     free(session);
                     out->sessions[json_array_size(out->events)] = NULL;

@@ -58,9 +58,11 @@
 typedef struct otlp_logs_t {
     json_t *events;  /* owned: an array of the events made, in the records' order */
     char **sessions; /* owned: one per event: its session id to re-file by, or NULL */
+    size_t *at;      /* owned: one per event: its record's position in the request */
     size_t records;  /* log records seen */
     size_t rejected; /* records refused (records = events + rejected) */
     char first_error[OTLP_ERR_LEN]; /* why the first refused record was refused, or "" */
+    size_t first_at;                /* that record's position */
 } otlp_logs_t;
 
 /* Maps an ExportLogsServiceRequest (request: borrowed, not modified). At most max_events

@@ -498,6 +498,8 @@ static void test_bad_shapes(void **state)
     assert_int_equal(l.rejected, 3);
     assert_int_equal(json_array_size(l.events), 1);
     assert_string_equal(l.first_error, "log record 0: a log record must be an object");
+    assert_int_equal(l.first_at, 0);
+    assert_int_equal(l.at[0], 1); /* the event is the second record's */
     otlp_logs_clear(&l);
     /* over max_events */
     assert_int_equal(otlp_logs_map(j, 0, &l, err, sizeof err), 0);
