@@ -43,7 +43,20 @@ typedef enum agg_col {
     AC_STALLED,
     AC_STOP_FAILURE,
     AC_STOP_FAILURE_ID,
-    AC_END, /* ends a kind's list */
+    AC_OTEL_COST, /* the OTel spend (rollup.h's spend rule) */
+    AC_OTEL_TOKENS,
+    AC_OTEL_ITOK,
+    AC_OTEL_OTOK,
+    AC_OTEL_CRTOK,
+    AC_OTEL_CCTOK,
+    AC_REP_COST, /* the others' spend */
+    AC_REP_TOKENS,
+    AC_REP_ITOK,
+    AC_REP_OTOK,
+    AC_REP_CRTOK,
+    AC_REP_CCTOK,
+    AC_SESSION_RUN, /* a session's run */
+    AC_END,         /* ends a kind's list */
 } agg_col_t;
 
 /* Each kind's columns, in the statement's parameter order. */
@@ -60,13 +73,26 @@ static const agg_col_t AGENT_COLS[] = {AC_ADW_ID,  AC_KEY,      AC_AGENT_TYPE, A
                                        AC_LAST_TS, AC_FIRST_ID, AC_LAST_ID,    AC_END};
 static const agg_col_t TOOL_COLS[] = {AC_ADW_ID,   AC_KEY,     AC_TOOL_NAME, AC_AGENT_ID, AC_STATUS,
                                       AC_FIRST_TS, AC_LAST_TS, AC_FIRST_ID,  AC_LAST_ID,  AC_END};
+/* The two sums of the spend rule, sent after the columns above (same map, same order). */
+static const agg_col_t RUN_SPEND_COLS[] = {
+    AC_OTEL_COST,  AC_OTEL_TOKENS, AC_OTEL_ITOK,  AC_OTEL_OTOK, AC_OTEL_CRTOK,
+    AC_OTEL_CCTOK, AC_REP_COST,    AC_REP_TOKENS, AC_REP_ITOK,  AC_REP_OTOK,
+    AC_REP_CRTOK,  AC_REP_CCTOK,   AC_END};
+static const agg_col_t SPEND_COLS[] = {AC_OTEL_COST, AC_OTEL_TOKENS, AC_REP_COST, AC_REP_TOKENS,
+                                       AC_END};
+/* A session: its id (in the adw_id slot), its run, the id of the event that filed it. */
+static const agg_col_t SESSION_COLS[] = {AC_ADW_ID, AC_SESSION_RUN, AC_LAST_ID, AC_END};
+
+/* The aggregates' kinds, in the statement's parameter order. */
+#define BATCH_NKINDS 8
 
 #define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])) - 1)
 /* The one-statement batch's parameters: the events' columns, then each kind's, in this
  * order. */
 #define BATCH_NPARAMS                                                                              \
-    (BATCH_EVENT_COLS + NCOLS(RUN_COLS) + NCOLS(STEP_COLS) + NCOLS(AGENT_COLS) + NCOLS(TOOL_COLS))
-_Static_assert(BATCH_NPARAMS == 62, "BATCH_SQL takes $1..$62");
+    (BATCH_EVENT_COLS + NCOLS(RUN_COLS) + NCOLS(STEP_COLS) + NCOLS(AGENT_COLS) +                   \
+     NCOLS(TOOL_COLS) + NCOLS(RUN_SPEND_COLS) + 2 * NCOLS(SPEND_COLS) + NCOLS(SESSION_COLS))
+_Static_assert(BATCH_NPARAMS == 85, "BATCH_SQL takes $1..$85");
 
 struct batch_t {
     batch_options_t o;
@@ -102,45 +128,84 @@ static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
 #define SAT_FLOAT(t, col)                                                                          \
     " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
     " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
+/* The spend rule (rollup.h) on a stored row t and a batch's sums: the totals shown are OTel's
+ * when the row then has any OTel spend, else the others'. */
+#define HAS_OTEL(t)                                                                                \
+    " (" t ".otel_cost_usd > 0 OR excluded.otel_cost_usd > 0 OR " t ".otel_tokens > 0"             \
+    " OR excluded.otel_tokens > 0)"
+// clang-format off
+#define SHOWN_BIGINT(t, col)                                                                       \
+    " CASE WHEN" HAS_OTEL(t)                                                                       \
+    " THEN" SAT_BIGINT(t, "otel_" col)                                                             \
+    " ELSE" SAT_BIGINT(t, "rep_" col) " END"
+#define SHOWN_FLOAT(t, col)                                                                        \
+    " CASE WHEN" HAS_OTEL(t)                                                                       \
+    " THEN" SAT_FLOAT(t, "otel_" col)                                                              \
+    " ELSE" SAT_FLOAT(t, "rep_" col) " END"
+// clang-format on
 
 /* The statements read as SQL, a clause a line. */
 // clang-format off
 /* A batch in one statement: the events' rows ($1..$13), then what they add to their runs
- * ($14..$31), steps ($32..$42), agents ($43..$53) and tool calls ($54..$62). Each parameter is
- * an array, one element per event, run, step, agent or tool call; a batch that went in by COPY
- * passes no events. Each row is written once: the batch's aggregates are one per key. */
+ * ($14..$31, their two sums of spend $63..$74), steps ($32..$42, $75..$78), agents ($43..$53,
+ * $79..$82) and tool calls ($54..$62), and the sessions they file ($83..$85). Each parameter is
+ * an array, one element per event, run, step, agent, tool call or session; a batch that went in
+ * by COPY passes no events. Each row is written once: the batch's aggregates are one per key. */
 static const char BATCH_SQL[] =
     "WITH rb AS (SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::bigint[],"
     " $18::float8[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[],"
     " $24::timestamptz[], $25::timestamptz[], $26::bigint[], $27::bigint[], $28::timestamptz[],"
-    " $29::boolean[], $30::text[], $31::bigint[])"
+    " $29::boolean[], $30::text[], $31::bigint[], $63::float8[], $64::bigint[], $65::bigint[],"
+    " $66::bigint[], $67::bigint[], $68::bigint[], $69::float8[], $70::bigint[], $71::bigint[],"
+    " $72::bigint[], $73::bigint[], $74::bigint[])"
     " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id)),"
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
+    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
+    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
+    " rep_cache_read_tokens, rep_cache_creation_tokens)),"
     " sb AS (SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::bigint[],"
     " $36::float8[], $37::bigint[], $38::timestamptz[], $39::timestamptz[], $40::bigint[],"
-    " $41::bigint[], $42::bigint[])"
+    " $41::bigint[], $42::bigint[], $75::float8[], $76::bigint[], $77::float8[], $78::bigint[])"
     " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
-    " last_id)),"
+    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens)),"
     " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
     " received_at, event_id, doc, agent_id, agent_type) SELECT * FROM unnest($1::bigint[],"
     " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],"
     " $9::timestamptz[], $10::text[], $11::jsonb[], $12::text[], $13::text[])),"
     " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
     " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id)"
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
+    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
+    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
+    " rep_cache_read_tokens, rep_cache_creation_tokens)"
     " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
     " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at, stalled, stop_failure,"
-    " stop_failure_id FROM rb"
+    " stop_failure_id, otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens,"
+    " otel_cache_read_tokens, otel_cache_creation_tokens, rep_cost_usd, rep_tokens,"
+    " rep_input_tokens, rep_output_tokens, rep_cache_read_tokens, rep_cache_creation_tokens"
+    " FROM rb"
     " ON CONFLICT (adw_id) DO UPDATE SET"
     " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
     " current_step = coalesce(excluded.current_step, r.current_step),"
     " event_count = r.event_count + excluded.event_count,"
-    " cost_usd =" SAT_FLOAT("r", "cost_usd") ","
-    " tokens =" SAT_BIGINT("r", "tokens") ","
-    " input_tokens =" SAT_BIGINT("r", "input_tokens") ","
-    " output_tokens =" SAT_BIGINT("r", "output_tokens") ","
-    " cache_read_tokens =" SAT_BIGINT("r", "cache_read_tokens") ","
-    " cache_creation_tokens =" SAT_BIGINT("r", "cache_creation_tokens") ","
+    " otel_cost_usd =" SAT_FLOAT("r", "otel_cost_usd") ","
+    " otel_tokens =" SAT_BIGINT("r", "otel_tokens") ","
+    " otel_input_tokens =" SAT_BIGINT("r", "otel_input_tokens") ","
+    " otel_output_tokens =" SAT_BIGINT("r", "otel_output_tokens") ","
+    " otel_cache_read_tokens =" SAT_BIGINT("r", "otel_cache_read_tokens") ","
+    " otel_cache_creation_tokens =" SAT_BIGINT("r", "otel_cache_creation_tokens") ","
+    " rep_cost_usd =" SAT_FLOAT("r", "rep_cost_usd") ","
+    " rep_tokens =" SAT_BIGINT("r", "rep_tokens") ","
+    " rep_input_tokens =" SAT_BIGINT("r", "rep_input_tokens") ","
+    " rep_output_tokens =" SAT_BIGINT("r", "rep_output_tokens") ","
+    " rep_cache_read_tokens =" SAT_BIGINT("r", "rep_cache_read_tokens") ","
+    " rep_cache_creation_tokens =" SAT_BIGINT("r", "rep_cache_creation_tokens") ","
+    " cost_usd =" SHOWN_FLOAT("r", "cost_usd") ","
+    " tokens =" SHOWN_BIGINT("r", "tokens") ","
+    " input_tokens =" SHOWN_BIGINT("r", "input_tokens") ","
+    " output_tokens =" SHOWN_BIGINT("r", "output_tokens") ","
+    " cache_read_tokens =" SHOWN_BIGINT("r", "cache_read_tokens") ","
+    " cache_creation_tokens =" SHOWN_BIGINT("r", "cache_creation_tokens") ","
     " first_ts = least(r.first_ts, excluded.first_ts),"
     " last_ts = greatest(r.last_ts, excluded.last_ts),"
     " last_id = greatest(r.last_id, excluded.last_id),"
@@ -150,37 +215,55 @@ static const char BATCH_SQL[] =
     " ELSE excluded.stop_failure END,"
     " stop_failure_id = coalesce(excluded.stop_failure_id, r.stop_failure_id)),"
     " su AS (INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens,"
-    " first_ts, last_ts, duration_ms, first_id, last_id)"
+    " first_ts, last_ts, duration_ms, first_id, last_id, otel_cost_usd, otel_tokens,"
+    " rep_cost_usd, rep_tokens)"
     " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
-    " duration_ms, first_id, last_id FROM sb"
+    " duration_ms, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens"
+    " FROM sb"
     " ON CONFLICT (adw_id, step) DO UPDATE SET"
     " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id"
     " AND sb.step = excluded.step), s.status),"
     " event_count = s.event_count + excluded.event_count,"
-    " cost_usd =" SAT_FLOAT("s", "cost_usd") ","
-    " tokens =" SAT_BIGINT("s", "tokens") ","
+    " otel_cost_usd =" SAT_FLOAT("s", "otel_cost_usd") ","
+    " otel_tokens =" SAT_BIGINT("s", "otel_tokens") ","
+    " rep_cost_usd =" SAT_FLOAT("s", "rep_cost_usd") ","
+    " rep_tokens =" SAT_BIGINT("s", "rep_tokens") ","
+    " cost_usd =" SHOWN_FLOAT("s", "cost_usd") ","
+    " tokens =" SHOWN_BIGINT("s", "tokens") ","
     " first_ts = least(s.first_ts, excluded.first_ts),"
     " last_ts = greatest(s.last_ts, excluded.last_ts),"
     " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
     " last_id = greatest(s.last_id, excluded.last_id)),"
     /* An agent's batch status is NULL or 'completed' (its SubagentStop): 'completed' stays. */
     " au AS (INSERT INTO adw_agents AS a (adw_id, agent_id, agent_type, status, event_count,"
-    " cost_usd, tokens, first_ts, last_ts, first_id, last_id)"
+    " cost_usd, tokens, first_ts, last_ts, first_id, last_id, otel_cost_usd, otel_tokens,"
+    " rep_cost_usd, rep_tokens)"
     " SELECT adw_id, agent_id, agent_type, coalesce(status, 'running'), n, cost, tokens,"
-    " first_ts, last_ts, first_id, last_id FROM unnest($43::text[], $44::text[], $45::text[],"
+    " first_ts, last_ts, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens"
+    " FROM unnest($43::text[], $44::text[], $45::text[],"
     " $46::text[], $47::bigint[], $48::float8[], $49::bigint[], $50::timestamptz[],"
-    " $51::timestamptz[], $52::bigint[], $53::bigint[])"
+    " $51::timestamptz[], $52::bigint[], $53::bigint[], $79::float8[], $80::bigint[],"
+    " $81::float8[], $82::bigint[])"
     " AS t(adw_id, agent_id, agent_type, status, n, cost, tokens, first_ts, last_ts, first_id,"
-    " last_id)"
+    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens)"
     " ON CONFLICT (adw_id, agent_id) DO UPDATE SET"
     " agent_type = coalesce(excluded.agent_type, a.agent_type),"
     " status = CASE WHEN excluded.status = 'completed' THEN excluded.status ELSE a.status END,"
     " event_count = a.event_count + excluded.event_count,"
-    " cost_usd =" SAT_FLOAT("a", "cost_usd") ","
-    " tokens =" SAT_BIGINT("a", "tokens") ","
+    " otel_cost_usd =" SAT_FLOAT("a", "otel_cost_usd") ","
+    " otel_tokens =" SAT_BIGINT("a", "otel_tokens") ","
+    " rep_cost_usd =" SAT_FLOAT("a", "rep_cost_usd") ","
+    " rep_tokens =" SAT_BIGINT("a", "rep_tokens") ","
+    " cost_usd =" SHOWN_FLOAT("a", "cost_usd") ","
+    " tokens =" SHOWN_BIGINT("a", "tokens") ","
     " first_ts = least(a.first_ts, excluded.first_ts),"
     " last_ts = greatest(a.last_ts, excluded.last_ts),"
-    " last_id = greatest(a.last_id, excluded.last_id))"
+    " last_id = greatest(a.last_id, excluded.last_id)),"
+    /* A session's latest filing wins (ids grow with commit order). */
+    " se AS (INSERT INTO adw_sessions AS x (session_id, adw_id, last_id)"
+    " SELECT * FROM unnest($83::text[], $84::text[], $85::bigint[])"
+    " ON CONFLICT (session_id) DO UPDATE SET adw_id = excluded.adw_id,"
+    " last_id = excluded.last_id WHERE excluded.last_id > x.last_id)"
     /* A tool call's 'running' never replaces a stored 'completed' or 'failed'. */
     " INSERT INTO adw_tool_calls AS c (adw_id, tool_use_id, tool_name, agent_id, status,"
     " first_ts, last_ts, first_id, last_id)"
@@ -352,6 +435,100 @@ static batch_result_t find_duplicates(tx_t *t)
     return BATCH_OK;
 }
 
+/* One walk over the batch's events not stored before, in order, for refile_sessions: each
+ * event with attr_session gets the run its session was filed under by the batch's earlier
+ * events (the sessions map, built as it goes), else by stored (a map of adw_sessions' rows; NULL:
+ * none read). With keys, nothing is re-filed: the sessions not found are appended to keys (a
+ * text[] literal) and counted in *nkeys. Returns 0, or -ENOMEM. */
+static int walk_sessions(tx_t *t, const rollup_map_t *stored, buf_t *keys, size_t *nkeys)
+{
+    rollup_map_t *seen = &t->b->agg.sessions;
+    if (rollup_map_reset(seen, t->total))
+        return -ENOMEM;
+    for (size_t q = 0; q < t->nreqs; q++) {
+        store_req_t *r = t->reqs[q];
+        for (size_t i = 0; i < r->nevents; i++) {
+            adw_event_t *e = &r->events[i];
+            if (r->ids[i])
+                continue; /* stored before */
+            const char *session = rollup_session_id(e);
+            if (session) {
+                rollup_map_get(seen, session, NULL)->session_run = e->adw_id;
+                continue;
+            }
+            if (!e->attr_session)
+                continue;
+            const rollup_agg_t *found = rollup_map_find(seen, e->attr_session, NULL);
+            if (!found && stored)
+                found = rollup_map_find(stored, e->attr_session, NULL);
+            if (keys) {
+                if (!found) {
+                    arr_text(keys, e->attr_session);
+                    ++*nkeys;
+                }
+            } else if (found && strcmp(found->session_run, e->adw_id) &&
+                       rollup_refile(e, found->session_run)) {
+                return -ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Re-files the events that came with attr_session (an OTel record with a session id and no
+ * run of its own) under the run their session was filed under: by the batch's earlier events
+ * first, else as adw_sessions has it (one SELECT, only when some session is not in the batch).
+ * Not found: they keep their adw_id. One writer (the advisory lock): adw_sessions cannot change
+ * under us, so the SELECT needs no transaction of its own. Leaves the sessions and tools maps
+ * empty. */
+static batch_result_t refile_sessions(tx_t *t)
+{
+    rollup_map_t *stored = &t->b->agg.tools;
+    buf_t *keys = &t->b->arrays[0];
+    buf_reset(keys);
+    size_t nkeys = 0;
+    PGresult *r = NULL;
+    batch_result_t res = BATCH_NOT_COMMITTED;
+    int any = 0;
+    for (size_t q = 0; q < t->nreqs && !any; q++)
+        for (size_t i = 0; i < t->reqs[q]->nevents && !any; i++)
+            any = t->reqs[q]->events[i].attr_session && !t->reqs[q]->ids[i];
+    if (!any)
+        return BATCH_OK;
+    if (walk_sessions(t, NULL, keys, &nkeys))
+        goto oom;
+    if (nkeys) {
+        arr_close(keys);
+        const char *params[1] = {keys->data};
+        r = pgwait_exec_params(
+            t->conn, &t->b->o.wait,
+            "SELECT session_id, adw_id FROM adw_sessions WHERE session_id = ANY($1::text[])", 1,
+            params);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            res = classify(t->conn, r, t->err, t->errlen);
+            goto fail;
+        }
+        if (rollup_map_reset(stored, t->total))
+            goto oom;
+        for (int row = 0; row < PQntuples(r); row++)
+            rollup_map_get(stored, PQgetvalue(r, row, 0), NULL)->session_run =
+                PQgetvalue(r, row, 1);
+    }
+    if (walk_sessions(t, nkeys ? stored : NULL, NULL, NULL))
+        goto oom;
+    PQclear(r);
+    r = NULL;
+    if (rollup_map_reset(stored, t->total) || rollup_map_reset(&t->b->agg.sessions, t->total))
+        goto oom;
+    return BATCH_OK;
+oom:
+    snprintf(t->err, t->errlen, "out of memory");
+    res = BATCH_NOT_COMMITTED;
+fail:
+    PQclear(r);
+    return res;
+}
+
 /* Gives each event not stored before the next id; a duplicate inside the batch reuses the first
  * one's id. The steps map doubles as the event_id index, and is emptied again after. */
 static batch_result_t assign_ids(tx_t *t)
@@ -458,8 +635,11 @@ static uint32_t agg_col_oid(agg_col_t c)
     case AC_TOOL_NAME:
     case AC_AGENT_ID:
     case AC_STOP_FAILURE:
+    case AC_SESSION_RUN:
         return PGBIN_OID_TEXT;
     case AC_COST:
+    case AC_OTEL_COST:
+    case AC_REP_COST:
         return PGBIN_OID_FLOAT8;
     case AC_FIRST_TS:
     case AC_LAST_TS:
@@ -493,6 +673,8 @@ static int agg_field(buf_t *b, agg_col_t c, const rollup_agg_t *a, int *has_null
         return pgbin_text(b, a->agent_id, has_null);
     case AC_STOP_FAILURE:
         return pgbin_text(b, a->stop_failure, has_null);
+    case AC_SESSION_RUN:
+        return pgbin_text(b, a->session_run, has_null);
     case AC_N:
         return pgbin_int8(b, a->n);
     case AC_COST:
@@ -507,6 +689,30 @@ static int agg_field(buf_t *b, agg_col_t c, const rollup_agg_t *a, int *has_null
         return pgbin_int8(b, a->crtok);
     case AC_CCTOK:
         return pgbin_int8(b, a->cctok);
+    case AC_OTEL_COST:
+        return pgbin_float8(b, a->otel.cost);
+    case AC_OTEL_TOKENS:
+        return pgbin_int8(b, a->otel.tokens);
+    case AC_OTEL_ITOK:
+        return pgbin_int8(b, a->otel.itok);
+    case AC_OTEL_OTOK:
+        return pgbin_int8(b, a->otel.otok);
+    case AC_OTEL_CRTOK:
+        return pgbin_int8(b, a->otel.crtok);
+    case AC_OTEL_CCTOK:
+        return pgbin_int8(b, a->otel.cctok);
+    case AC_REP_COST:
+        return pgbin_float8(b, a->rep.cost);
+    case AC_REP_TOKENS:
+        return pgbin_int8(b, a->rep.tokens);
+    case AC_REP_ITOK:
+        return pgbin_int8(b, a->rep.itok);
+    case AC_REP_OTOK:
+        return pgbin_int8(b, a->rep.otok);
+    case AC_REP_CRTOK:
+        return pgbin_int8(b, a->rep.crtok);
+    case AC_REP_CCTOK:
+        return pgbin_int8(b, a->rep.cctok);
     case AC_FIRST_TS:
         return pgbin_timestamptz(b, a->first_ts);
     case AC_LAST_TS:
@@ -560,8 +766,8 @@ static int encode_aggs(buf_t *A, const rollup_map_t *m, const agg_col_t *cols)
 }
 
 /* Sends the batch statement: the events' columns in arrays[0..12] (none: empty arrays, as
- * after a COPY), the runs, steps, agents and tool calls from the aggregates. Returns 0 or
- * -1. */
+ * after a COPY), the runs, steps, agents, tool calls, their sums of spend and the sessions from
+ * the aggregates. Returns 0 or -1. */
 static int send_statement(tx_t *t, int with_events)
 {
     batch_t *b = t->b;
@@ -569,9 +775,12 @@ static int send_statement(tx_t *t, int with_events)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
             if (pgbin_array_empty(&b->arrays[c], EVENT_OIDS[c]))
                 return -1;
-    const rollup_map_t *maps[4] = {&b->agg.runs, &b->agg.steps, &b->agg.agents, &b->agg.tools};
-    const agg_col_t *cols[4] = {RUN_COLS, STEP_COLS, AGENT_COLS, TOOL_COLS};
-    for (int k = 0, at = BATCH_EVENT_COLS; k < 4; k++) {
+    const rollup_map_t *maps[BATCH_NKINDS] = {&b->agg.runs,   &b->agg.steps,   &b->agg.agents,
+                                              &b->agg.tools,  &b->agg.runs,    &b->agg.steps,
+                                              &b->agg.agents, &b->agg.sessions};
+    const agg_col_t *cols[BATCH_NKINDS] = {RUN_COLS,       STEP_COLS,  AGENT_COLS, TOOL_COLS,
+                                           RUN_SPEND_COLS, SPEND_COLS, SPEND_COLS, SESSION_COLS};
+    for (int k = 0, at = BATCH_EVENT_COLS; k < BATCH_NKINDS; k++) {
         int n = encode_aggs(&b->arrays[at], maps[k], cols[k]);
         if (n < 0)
             return -1;
@@ -742,6 +951,8 @@ batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t
         goto fail;
     }
     if (lookup && (res = find_duplicates(&t)) != BATCH_OK)
+        goto fail;
+    if ((res = refile_sessions(&t)) != BATCH_OK)
         goto fail;
     if ((res = assign_ids(&t)) != BATCH_OK)
         goto fail;

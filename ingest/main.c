@@ -408,6 +408,7 @@ int main(int argc, char **argv)
     routes_options_t ro = {.pipeline = in.pipeline,
                            .token = in.opt.token,
                            .metrics = in.metrics,
+                           .max_body = in.opt.max_body,
                            .ready = on_ready,
                            .ready_arg = &in};
     in.routes = routes_new(&ro);

@@ -106,6 +106,54 @@ static const char *const MIGRATIONS[] = {
     "    last_ts timestamptz NOT NULL,\n"
     "    PRIMARY KEY (adw_id, tool_use_id)\n"
     ");\n",
+    /* 3: OTel's spend kept apart from the others' (the totals shown: OTel's when a row has
+     * any, else the others'; the spend stored before is the others'), and the run each session
+     * id was last filed under, from the events stored before */
+    "CREATE TABLE adw_sessions (\n"
+    "    session_id text PRIMARY KEY,\n"
+    "    adw_id text NOT NULL,\n"
+    "    last_id bigint NOT NULL\n"
+    ");\n"
+    "ALTER TABLE adw_runs\n"
+    "    ADD COLUMN otel_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_input_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_output_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_cache_read_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_cache_creation_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_input_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_output_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_cache_read_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_cache_creation_tokens bigint NOT NULL DEFAULT 0;\n"
+    /* Wider rows make the planner's choice between adw_runs_status and the stall scan's
+     * partial index hang on how many 'running' rows ANALYZE's sample happens to hold: a
+     * larger sample counts the few running runs among many finished ones. */
+    "ALTER TABLE adw_runs ALTER COLUMN status SET STATISTICS 1000;\n"
+    "UPDATE adw_runs SET rep_cost_usd = cost_usd, rep_tokens = tokens,\n"
+    "    rep_input_tokens = input_tokens, rep_output_tokens = output_tokens,\n"
+    "    rep_cache_read_tokens = cache_read_tokens,\n"
+    "    rep_cache_creation_tokens = cache_creation_tokens;\n"
+    "ALTER TABLE adw_steps\n"
+    "    ADD COLUMN otel_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_tokens bigint NOT NULL DEFAULT 0;\n"
+    "UPDATE adw_steps SET rep_cost_usd = cost_usd, rep_tokens = tokens;\n"
+    "ALTER TABLE adw_agents\n"
+    "    ADD COLUMN otel_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN otel_tokens bigint NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_cost_usd double precision NOT NULL DEFAULT 0,\n"
+    "    ADD COLUMN rep_tokens bigint NOT NULL DEFAULT 0;\n"
+    "UPDATE adw_agents SET rep_cost_usd = cost_usd, rep_tokens = tokens;\n"
+    "INSERT INTO adw_sessions (session_id, adw_id, last_id)\n"
+    "    SELECT DISTINCT ON (doc->'payload'->>'session_id')\n"
+    "           doc->'payload'->>'session_id', adw_id, id\n"
+    "    FROM events\n"
+    "    WHERE jsonb_typeof(doc->'payload'->'session_id') = 'string'\n"
+    "      AND doc->'payload'->>'session_id' <> ''\n"
+    "    ORDER BY doc->'payload'->>'session_id', id DESC;\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

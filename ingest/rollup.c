@@ -83,7 +83,8 @@ rollup_agg_t *rollup_map_find(const rollup_map_t *m, const char *adw_id, const c
 int rollup_reset(rollup_t *r, size_t expect)
 {
     if (rollup_map_reset(&r->runs, expect) || rollup_map_reset(&r->steps, expect) ||
-        rollup_map_reset(&r->agents, expect) || rollup_map_reset(&r->tools, expect))
+        rollup_map_reset(&r->agents, expect) || rollup_map_reset(&r->tools, expect) ||
+        rollup_map_reset(&r->sessions, expect))
         return -ENOMEM;
     return 0;
 }
@@ -94,6 +95,7 @@ void rollup_free(rollup_t *r)
     rollup_map_free(&r->steps);
     rollup_map_free(&r->agents);
     rollup_map_free(&r->tools);
+    rollup_map_free(&r->sessions);
 }
 
 const char *rollup_run_status(const adw_event_t *e)
@@ -199,6 +201,16 @@ static double sat_addf(double a, double b)
     return b > DBL_MAX - a ? DBL_MAX : a + b;
 }
 
+int rollup_spend_any(const rollup_spend_t *s)
+{
+    return s->cost > 0 || s->tokens > 0;
+}
+
+const rollup_spend_t *rollup_spend_shown(const rollup_agg_t *a)
+{
+    return rollup_spend_any(&a->otel) ? &a->otel : &a->rep;
+}
+
 void rollup_add(rollup_agg_t *a, const adw_event_t *e)
 {
     if (a->n == 0) {
@@ -206,18 +218,40 @@ void rollup_add(rollup_agg_t *a, const adw_event_t *e)
         a->first_id = e->id;
     }
     a->n++;
-    a->cost = sat_addf(a->cost, e->cost_usd);
-    a->tokens = sat_add(a->tokens, e->tokens);
-    a->itok = sat_add(a->itok, e->input_tokens);
-    a->otok = sat_add(a->otok, e->output_tokens);
-    a->crtok = sat_add(a->crtok, e->cache_read_tokens);
-    a->cctok = sat_add(a->cctok, e->cache_creation_tokens);
+    rollup_spend_t *s = e->otel ? &a->otel : &a->rep;
+    s->cost = sat_addf(s->cost, e->cost_usd);
+    s->tokens = sat_add(s->tokens, e->tokens);
+    s->itok = sat_add(s->itok, e->input_tokens);
+    s->otok = sat_add(s->otok, e->output_tokens);
+    s->crtok = sat_add(s->crtok, e->cache_read_tokens);
+    s->cctok = sat_add(s->cctok, e->cache_creation_tokens);
+    const rollup_spend_t *shown = rollup_spend_shown(a);
+    a->cost = shown->cost;
+    a->tokens = shown->tokens;
+    a->itok = shown->itok;
+    a->otok = shown->otok;
+    a->crtok = shown->crtok;
+    a->cctok = shown->cctok;
     if (e->ts_us < a->first_ts)
         a->first_ts = e->ts_us;
     if (e->ts_us > a->last_ts)
         a->last_ts = e->ts_us;
     a->last_id = e->id;
     a->updated_us = e->received_us;
+}
+
+const char *rollup_session_id(const adw_event_t *e)
+{
+    return e->attr_session ? NULL : payload_string(e, "session_id");
+}
+
+int rollup_refile(adw_event_t *e, const char *adw_id)
+{
+    json_t *v = json_string(adw_id);
+    if (!v || json_object_set_new(e->doc, "adw_id", v)) /* set_new releases v on failure */
+        return -ENOMEM;
+    e->adw_id = json_string_value(json_object_get(e->doc, "adw_id"));
+    return 0;
 }
 
 /* Folds e into its agent's aggregate (e has an agent_id). */
@@ -265,6 +299,12 @@ void rollup_event(rollup_t *r, const adw_event_t *e)
     if (e->agent_id)
         fold_agent(&r->agents, e);
     fold_tool(&r->tools, e);
+    const char *session = rollup_session_id(e);
+    if (session) {
+        rollup_agg_t *se = rollup_map_get(&r->sessions, session, NULL);
+        se->session_run = e->adw_id;
+        se->last_id = e->id;
+    }
     if (!e->step)
         return;
     rollup_agg_t *st = rollup_map_get(&r->steps, e->adw_id, e->step);

@@ -2,6 +2,11 @@
  *   POST /api/events, /api/events/broadcast   one event, an array, or NDJSON (one per line)
  *   POST /api/hooks                           a Claude Code hook body (?adw_id=&step= or the
  *                                             X-ADW-Id and X-ADW-Step headers)
+ *   POST /v1/logs                             OTLP/HTTP JSON logs (Claude Code's telemetry,
+ *                                             otlp.h), plain or gzip; answers as an OTLP
+ *                                             receiver: {} or {"partialSuccess":...}
+ *   POST /v1/metrics                          OTLP/HTTP JSON metrics: checked, answered {},
+ *                                             nothing kept
  *   GET  /healthz, /readyz, /metrics
  * Every POST needs the bearer token when one is set. An accepted body goes to the pipeline,
  * and its answer ({"status":"broadcasted","id":N} or "ids":[...]) is written once the events
@@ -27,6 +32,8 @@ typedef struct routes_options_t {
     pipeline_t *pipeline; /* borrowed; where accepted events go */
     const char *token;    /* bearer token every POST needs (borrowed); NULL or "" for none */
     metrics_t *metrics;   /* borrowed; what /metrics renders */
+    int64_t max_body;     /* bytes a gzip body may inflate to (ADW_INGEST_MAX_BODY); 0: the
+                             default */
     routes_ready_fn ready;
     void *ready_arg;
 } routes_options_t;

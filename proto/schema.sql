@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 2; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 3; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -39,9 +39,10 @@ CREATE TABLE adw_runs (
                                               -- 'failed', a system event without a step its status
     current_step text,                        -- step of the latest event that had one
     event_count bigint NOT NULL,
-    cost_usd double precision NOT NULL,       -- sum of payload.cost_usd
+    cost_usd double precision NOT NULL,       -- sum of payload.cost_usd (the spend rule: OTel's sum
+                                              -- when the run has any OTel spend, else the others')
     tokens bigint NOT NULL,                   -- sum of payload.tokens, else of the four kinds below
-    input_tokens bigint NOT NULL,
+    input_tokens bigint NOT NULL,             -- (these five: the spend rule too)
     output_tokens bigint NOT NULL,
     cache_read_tokens bigint NOT NULL,
     cache_creation_tokens bigint NOT NULL,
@@ -52,12 +53,29 @@ CREATE TABLE adw_runs (
     updated_at timestamptz NOT NULL,          -- received_at of the latest event
     stalled boolean NOT NULL DEFAULT false,   -- the latest event is a system run_stalled
     stop_failure text,                        -- the latest StopFailure's payload.error, else summary
-    stop_failure_id bigint                    -- that event's id (never cleared)
+    stop_failure_id bigint,                   -- that event's id (never cleared)
+    -- The spend rule's two sums (proto/decisions.md, "One spend is counted once"): OTel's, from
+    -- the records of POST /v1/logs, and the others' (rep: reported by stream-json results, hook
+    -- payloads, any event with cost or token keys). The six columns above show otel_* when
+    -- otel_cost_usd > 0 or otel_tokens > 0, else rep_*.
+    otel_cost_usd double precision NOT NULL DEFAULT 0,
+    otel_tokens bigint NOT NULL DEFAULT 0,
+    otel_input_tokens bigint NOT NULL DEFAULT 0,
+    otel_output_tokens bigint NOT NULL DEFAULT 0,
+    otel_cache_read_tokens bigint NOT NULL DEFAULT 0,
+    otel_cache_creation_tokens bigint NOT NULL DEFAULT 0,
+    rep_cost_usd double precision NOT NULL DEFAULT 0,
+    rep_tokens bigint NOT NULL DEFAULT 0,
+    rep_input_tokens bigint NOT NULL DEFAULT 0,
+    rep_output_tokens bigint NOT NULL DEFAULT 0,
+    rep_cache_read_tokens bigint NOT NULL DEFAULT 0,
+    rep_cache_creation_tokens bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);
 CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);
 CREATE INDEX adw_runs_running_idle ON adw_runs (updated_at)  -- the stall scan's candidates
     WHERE status = 'running' AND NOT stalled;
+ALTER TABLE adw_runs ALTER COLUMN status SET STATISTICS 1000;  -- few running among many ended
 
 -- One row per (run, step); steps began in first_id order.
 CREATE TABLE adw_steps (
@@ -65,13 +83,17 @@ CREATE TABLE adw_steps (
     step text NOT NULL,
     status text NOT NULL,                     -- from step_start / step_complete / explicit status
     event_count bigint NOT NULL,
-    cost_usd double precision NOT NULL,
+    cost_usd double precision NOT NULL,       -- the spend rule, as the run's
     tokens bigint NOT NULL,
     first_ts timestamptz NOT NULL,
     last_ts timestamptz NOT NULL,
     duration_ms bigint,                       -- step_complete's duration_ms when given
     first_id bigint NOT NULL,
     last_id bigint NOT NULL,
+    otel_cost_usd double precision NOT NULL DEFAULT 0,  -- the two sums, as the run's
+    otel_tokens bigint NOT NULL DEFAULT 0,
+    rep_cost_usd double precision NOT NULL DEFAULT 0,
+    rep_tokens bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (adw_id, step)
 );
 
@@ -88,6 +110,10 @@ CREATE TABLE adw_agents (
     last_ts timestamptz NOT NULL,
     first_id bigint NOT NULL,
     last_id bigint NOT NULL,
+    otel_cost_usd double precision NOT NULL DEFAULT 0,  -- the two sums, as the run's
+    otel_tokens bigint NOT NULL DEFAULT 0,
+    rep_cost_usd double precision NOT NULL DEFAULT 0,
+    rep_tokens bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (adw_id, agent_id)
 );
 
@@ -110,9 +136,20 @@ CREATE TABLE adw_tool_calls (
     PRIMARY KEY (adw_id, tool_use_id)
 );
 
+-- One row per Claude Code session id: the run its events were last filed under. Kept from
+-- every event whose payload has a string session_id (hook bodies, stream-json); an OTel record
+-- that names no run (no adw.id resource attribute) but a session.id is filed under this run,
+-- else under the first 8 characters of its session id.
+CREATE TABLE adw_sessions (
+    session_id text PRIMARY KEY,
+    adw_id text NOT NULL,                     -- the run of the latest event with this session_id
+    last_id bigint NOT NULL                   -- that event's id
+);
+
 -- Examples:
 --   SELECT adw_id, status, cost_usd, tokens FROM adw_runs ORDER BY last_id DESC LIMIT 20;
 --   SELECT step, status, duration_ms FROM adw_steps WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
 --   SELECT doc->>'summary' FROM events WHERE adw_id = 'a1b2c3d4' AND event_type = 'ToolUseBlock' ORDER BY id;
 --   SELECT agent_type, status, event_count, cost_usd FROM adw_agents WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
 --   SELECT tool_name, count(*) FILTER (WHERE status = 'failed') FROM adw_tool_calls GROUP BY 1;
+--   SELECT adw_id, otel_cost_usd, rep_cost_usd, cost_usd FROM adw_runs WHERE otel_cost_usd > 0;

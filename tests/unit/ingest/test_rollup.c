@@ -1,6 +1,7 @@
 /* Unit tests for ingest/rollup: the statuses events imply for their runs, steps, agents and
- * tool calls, the aggregate map, the saturating totals, and the fold of a batch's events into
- * run, step, agent and tool-call aggregates. */
+ * tool calls, the aggregate map, the saturating totals, the fold of a batch's events into
+ * run, step, agent, tool-call and session aggregates, the spend rule (OTel's sums or the
+ * others', in any order) and re-filing an event under its session's run. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 
 #include <float.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rollup.h"
@@ -648,6 +650,242 @@ static void test_agent_fold(void **state)
     rollup_free(&r);
 }
 
+/* Whether two sums of costs are the same up to rounding. */
+static int near(double a, double b)
+{
+    double d = a - b;
+    return d < 1e-9 && d > -1e-9;
+}
+
+/* The spend of the rule's tests: OTel api_request records and reported figures (a stream-json
+ * result, a hook payload) of one run, step "build", subagent "agent-1". */
+static adw_event_t spend(int otel, double cost, int64_t in, int64_t out, int64_t cr, int64_t cc,
+                         int64_t id)
+{
+    adw_event_t e = mk(NULL, otel ? "api_request" : "ResultMessage", "build", NULL, NULL, id);
+    e.otel = otel;
+    e.agent_id = "agent-1";
+    e.cost_usd = cost;
+    e.input_tokens = in;
+    e.output_tokens = out;
+    e.cache_read_tokens = cr;
+    e.cache_creation_tokens = cc;
+    e.tokens = in + out + cr + cc;
+    return e;
+}
+
+/* Folds ev[order[0..n)] as one batch into r (reset) and checks that the run, the step and the
+ * agent show cost and tokens, and (the run) the four kinds. */
+static void fold_order(rollup_t *r, adw_event_t *ev, const int *order, size_t n, double cost,
+                       int64_t tokens, const int64_t kinds[4])
+{
+    assert_int_equal(rollup_reset(r, n), 0);
+    for (size_t i = 0; i < n; i++)
+        rollup_event(r, &ev[order[i]]);
+    const rollup_agg_t *rows[3] = {rollup_map_find(&r->runs, "r1", NULL),
+                                   rollup_map_find(&r->steps, "r1", "build"),
+                                   rollup_map_find(&r->agents, "r1", "agent-1")};
+    for (int k = 0; k < 3; k++) {
+        assert_non_null(rows[k]);
+        assert_int_equal(rows[k]->n, (int64_t)n);
+        assert_true(near(rows[k]->cost, cost));
+        assert_int_equal(rows[k]->tokens, tokens);
+        assert_int_equal(rows[k]->itok, kinds[0]);
+        assert_int_equal(rows[k]->otok, kinds[1]);
+        assert_int_equal(rows[k]->crtok, kinds[2]);
+        assert_int_equal(rows[k]->cctok, kinds[3]);
+    }
+}
+
+/* Every order of n <= 4 events: the permutations of 0..n-1, as indices into perms[][4]. */
+static size_t permutations(size_t n, int perms[24][4])
+{
+    size_t count = 0;
+    int a[4] = {0, 1, 2, 3};
+    /* Heap's algorithm, iterative. */
+    int c[4] = {0};
+    memcpy(perms[count++], a, sizeof a);
+    for (size_t i = 1; i < n;) {
+        if (c[i] < (int)i) {
+            int j = i % 2 ? c[i] : 0, tmp = a[j];
+            a[j] = a[i];
+            a[i] = tmp;
+            memcpy(perms[count++], a, sizeof a);
+            c[i]++;
+            i = 1;
+        } else {
+            c[i++] = 0;
+        }
+    }
+    return count;
+}
+
+static void test_spend_rule(void **state)
+{
+    (void)state;
+    rollup_t r = {0};
+    int perms[24][4];
+    /* Two OTel api_request records and what the run reported (its stream-json result, a hook
+     * payload): the same spend twice. OTel's sum is shown, whatever the order. */
+    adw_event_t ev[4] = {
+        spend(1, 0.10, 100, 20, 1000, 50, 1),
+        spend(0, 0.50, 300, 90, 2000, 70, 2),
+        spend(1, 0.25, 200, 40, 3000, 0, 3),
+        spend(0, 0.01, 0, 0, 0, 0, 4),
+    };
+    size_t np = permutations(4, perms);
+    assert_int_equal(np, 24);
+    const int64_t otel_kinds[4] = {300, 60, 4000, 50};
+    for (size_t p = 0; p < np; p++) {
+        fold_order(&r, ev, perms[p], 4, 0.35, 4410, otel_kinds);
+        const rollup_agg_t *run = rollup_map_find(&r.runs, "r1", NULL);
+        /* Both sums are kept, each of its own events. */
+        assert_true(near(run->otel.cost, 0.35));
+        assert_int_equal(run->otel.tokens, 4410);
+        assert_true(near(run->rep.cost, 0.51));
+        assert_int_equal(run->rep.tokens, 2460);
+        assert_int_equal(run->rep.itok, 300);
+        assert_int_equal(run->rep.crtok, 2000);
+        assert_ptr_equal(rollup_spend_shown(run), &run->otel);
+    }
+    /* Only reported spend: the reported sums. */
+    adw_event_t rep[2] = {ev[1], ev[3]};
+    const int64_t rep_kinds[4] = {300, 90, 2000, 70};
+    np = permutations(2, perms);
+    for (size_t p = 0; p < np; p++)
+        fold_order(&r, rep, perms[p], 2, 0.51, 2460, rep_kinds);
+    /* Only OTel: OTel's. */
+    adw_event_t otel[2] = {ev[0], ev[2]};
+    for (size_t p = 0; p < np; p++)
+        fold_order(&r, otel, perms[p], 2, 0.35, 4410, otel_kinds);
+    /* An OTel record without spend (a user_prompt, a tool_result) does not displace the
+     * reported figures; one with tokens only (cost 0) does. */
+    adw_event_t quiet[3] = {ev[1], spend(1, 0, 0, 0, 0, 0, 5), ev[3]};
+    np = permutations(3, perms);
+    for (size_t p = 0; p < np; p++)
+        fold_order(&r, quiet, perms[p], 3, 0.51, 2460, rep_kinds);
+    adw_event_t toks[3] = {ev[1], spend(1, 0, 7, 3, 0, 0, 6), ev[3]};
+    const int64_t tok_kinds[4] = {7, 3, 0, 0};
+    for (size_t p = 0; p < np; p++)
+        fold_order(&r, toks, perms[p], 3, 0, 10, tok_kinds);
+    /* OTel cost without tokens: OTel's (cost), zero tokens, not the reported tokens. */
+    adw_event_t cost_only[2] = {ev[1], spend(1, 0.2, 0, 0, 0, 0, 7)};
+    const int64_t none[4] = {0, 0, 0, 0};
+    np = permutations(2, perms);
+    for (size_t p = 0; p < np; p++)
+        fold_order(&r, cost_only, perms[p], 2, 0.2, 0, none);
+    for (int i = 0; i < 4; i++)
+        put(&ev[i]);
+    put(&quiet[1]);
+    put(&toks[1]);
+    put(&cost_only[1]);
+    rollup_free(&r);
+}
+
+static void test_spend_rule_rows(void **state)
+{
+    (void)state;
+    /* The step and agent rows decide on their own spend: a step with only reported spend
+     * shows it although the run has OTel spend elsewhere. */
+    rollup_t r = {0};
+    assert_int_equal(rollup_reset(&r, 4), 0);
+    adw_event_t a = spend(1, 0.4, 10, 10, 0, 0, 1), b = spend(0, 0.9, 50, 50, 0, 0, 2),
+                c = spend(0, 0.3, 5, 5, 0, 0, 3);
+    a.step = "plan";
+    a.agent_id = NULL;
+    rollup_event(&r, &a);
+    rollup_event(&r, &b);
+    rollup_event(&r, &c);
+    const rollup_agg_t *run = rollup_map_find(&r.runs, "r1", NULL);
+    assert_true(near(run->cost, 0.4));
+    assert_int_equal(run->tokens, 20);
+    const rollup_agg_t *plan = rollup_map_find(&r.steps, "r1", "plan");
+    assert_true(near(plan->cost, 0.4));
+    const rollup_agg_t *build = rollup_map_find(&r.steps, "r1", "build");
+    assert_true(near(build->cost, 1.2));
+    assert_int_equal(build->tokens, 110);
+    const rollup_agg_t *agent = rollup_map_find(&r.agents, "r1", "agent-1");
+    assert_true(near(agent->cost, 1.2));
+    assert_int_equal(agent->otel.tokens, 0);
+    assert_int_equal(agent->rep.tokens, 110);
+    /* Saturation holds in each sum. */
+    rollup_agg_t sat = {0};
+    adw_event_t big = spend(1, DBL_MAX, INT64_MAX, 0, 0, 0, 4);
+    big.tokens = INT64_MAX;
+    rollup_add(&sat, &big);
+    rollup_add(&sat, &big);
+    assert_true(sat.otel.cost == DBL_MAX && sat.cost == DBL_MAX);
+    assert_true(sat.otel.tokens == INT64_MAX && sat.tokens == INT64_MAX);
+    assert_true(sat.otel.itok == INT64_MAX && sat.itok == INT64_MAX);
+    assert_int_equal(rollup_spend_any(&sat.rep), 0);
+    put(&a);
+    put(&b);
+    put(&c);
+    put(&big);
+    rollup_free(&r);
+}
+
+static void test_session_fold(void **state)
+{
+    (void)state;
+    rollup_t r = {0};
+    assert_int_equal(rollup_reset(&r, 8), 0);
+    adw_event_t ev[6] = {
+        mk(NULL, "SessionStart", NULL, NULL, "{\"session_id\":\"sess-A\"}", 1),
+        mk(NULL, "PreToolUse", NULL, NULL, "{\"session_id\":\"sess-B\"}", 2),
+        mk(NULL, "Stop", NULL, NULL, "{\"session_id\":\"sess-A\"}", 3), /* another run */
+        mk(NULL, "api_request", NULL, NULL, "{\"session_id\":\"sess-C\"}", 4),
+        mk(NULL, "TextBlock", NULL, NULL, "{\"session_id\":\"\"}", 5),
+        mk(NULL, "TextBlock", NULL, NULL, "{\"session_id\":42}", 6),
+    };
+    ev[2].adw_id = "r2";
+    ev[3].attr_session = "sess-C"; /* waiting to be re-filed: it files nothing */
+    assert_string_equal(rollup_session_id(&ev[0]), "sess-A");
+    assert_null(rollup_session_id(&ev[3]));
+    assert_null(rollup_session_id(&ev[4])); /* empty */
+    assert_null(rollup_session_id(&ev[5])); /* not a string */
+    for (int i = 0; i < 6; i++)
+        rollup_event(&r, &ev[i]);
+    assert_int_equal(r.sessions.used, 2);
+    const rollup_agg_t *a = rollup_map_find(&r.sessions, "sess-A", NULL);
+    assert_non_null(a);
+    assert_string_equal(a->session_run, "r2"); /* the latest filing wins */
+    assert_int_equal(a->last_id, 3);
+    const rollup_agg_t *b = rollup_map_find(&r.sessions, "sess-B", NULL);
+    assert_string_equal(b->session_run, "r1");
+    assert_int_equal(b->last_id, 2);
+    assert_null(rollup_map_find(&r.sessions, "sess-C", NULL));
+    ev[3].attr_session = NULL;
+    for (int i = 0; i < 6; i++)
+        put(&ev[i]);
+    rollup_free(&r);
+}
+
+static void test_refile(void **state)
+{
+    (void)state;
+    json_error_t je;
+    json_t *doc = json_loads("{\"type\":\"adw_event\",\"adw_id\":\"sess-abc\",\"event_type\":"
+                             "\"api_request\",\"payload\":{\"cost_usd\":0.5}}",
+                             JSON_PRESERVE_ORDER, &je);
+    assert_non_null(doc);
+    adw_event_t e = {.doc = doc, .adw_id = json_string_value(json_object_get(doc, "adw_id"))};
+    assert_int_equal(rollup_refile(&e, "run-42"), 0);
+    assert_string_equal(e.adw_id, "run-42");
+    assert_ptr_equal(e.adw_id, json_string_value(json_object_get(doc, "adw_id")));
+    char *text = json_dumps(doc, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    /* The key keeps its place; the rest is untouched. */
+    assert_string_equal(text, "{\"type\":\"adw_event\",\"adw_id\":\"run-42\",\"event_type\":"
+                              "\"api_request\",\"payload\":{\"cost_usd\":0.5}}");
+    free(text);
+    /* Re-filed from a string that dies with another document: e keeps its own copy. */
+    json_t *other = json_string("run-7");
+    assert_int_equal(rollup_refile(&e, json_string_value(other)), 0);
+    json_decref(other);
+    assert_string_equal(e.adw_id, "run-7");
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +901,10 @@ int main(void)
         cmocka_unit_test(test_tool_status),
         cmocka_unit_test(test_tool_call_fold),
         cmocka_unit_test(test_agent_fold),
+        cmocka_unit_test(test_spend_rule),
+        cmocka_unit_test(test_spend_rule_rows),
+        cmocka_unit_test(test_session_fold),
+        cmocka_unit_test(test_refile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
