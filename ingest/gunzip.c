@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#define ZLIB_CONST /* next_in is const: the input is never written */
 #include <zlib.h>
 
 #include "err.h"
@@ -21,7 +22,7 @@ int gunzip_body(const char *in, size_t len, size_t max, buf_t *out, char *err, s
         return -ENOMEM;
     }
     int rc = 0;
-    z.next_in = (unsigned char *)(uintptr_t)in;
+    z.next_in = (const Bytef *)in;
     size_t left = len;
     int ended = 0;
     while (left > 0 || !ended) {

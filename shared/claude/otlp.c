@@ -117,6 +117,9 @@ static json_t *double_value(const json_t *v)
 
 static json_t *value_to_json(const json_t *v, int depth);
 
+/* kvlist_to_json and value_to_json recurse through nested AnyValues, at most
+ * ADW_JSON_DEPTH_MAX levels (each call checks depth first). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded by ADW_JSON_DEPTH_MAX, see above
 static json_t *kvlist_to_json(const json_t *kvlist, int numbers, int depth)
 {
     static const char *const numeric[] = {OTLP_NUMERIC_KEYS};
@@ -153,6 +156,7 @@ static json_t *kvlist_to_json(const json_t *kvlist, int numbers, int depth)
     return obj;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by ADW_JSON_DEPTH_MAX, see kvlist_to_json
 static json_t *value_to_json(const json_t *v, int depth)
 {
     if (!json_is_object(v) || depth > ADW_JSON_DEPTH_MAX)

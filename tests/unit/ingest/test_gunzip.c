@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ZLIB_CONST /* next_in is const: the input is never written */
 #include <zlib.h>
 
 #include "buf.h"
@@ -23,7 +24,7 @@ static unsigned char *gz(const void *p, size_t n, size_t *outlen)
     assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY), Z_OK);
     size_t cap = deflateBound(&z, n) + 64;
     unsigned char *out = malloc(cap);
-    z.next_in = (unsigned char *)(uintptr_t)p;
+    z.next_in = (const Bytef *)p;
     z.avail_in = (uInt)n;
     z.next_out = out;
     z.avail_out = (uInt)cap;
