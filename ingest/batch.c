@@ -6,93 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch_sql.h"
 #include "codec.h"
 #include "log.h"
 #include "pgbin.h"
 #include "rollup.h"
 #include "timefmt.h"
+#include "upsert.h"
 
 /* Batches with at least this many new events go in with COPY (three round trips, the least
  * work per row); smaller ones as one statement that also brings their runs, steps, agents and
  * tool calls up to date (one round trip). */
 #define BATCH_COPY_MIN 64
-#define BATCH_EVENT_COLS 13
-
-/* The columns an aggregate can send, each with its type. */
-typedef enum agg_col {
-    AC_ADW_ID,
-    AC_KEY,
-    AC_STATUS,
-    AC_CURRENT_STEP,
-    AC_AGENT_TYPE,
-    AC_TOOL_NAME,
-    AC_AGENT_ID,
-    AC_N,
-    AC_COST,
-    AC_TOKENS,
-    AC_ITOK,
-    AC_OTOK,
-    AC_CRTOK,
-    AC_CCTOK,
-    AC_FIRST_TS,
-    AC_LAST_TS,
-    AC_DURATION,
-    AC_FIRST_ID,
-    AC_LAST_ID,
-    AC_UPDATED,
-    AC_STALLED,
-    AC_STOP_FAILURE,
-    AC_STOP_FAILURE_ID,
-    AC_OTEL_COST, /* the OTel spend (rollup.h's spend rule) */
-    AC_OTEL_TOKENS,
-    AC_OTEL_ITOK,
-    AC_OTEL_OTOK,
-    AC_OTEL_CRTOK,
-    AC_OTEL_CCTOK,
-    AC_REP_COST, /* the others' spend */
-    AC_REP_TOKENS,
-    AC_REP_ITOK,
-    AC_REP_OTOK,
-    AC_REP_CRTOK,
-    AC_REP_CCTOK,
-    AC_SESSION_RUN, /* a session's run */
-    AC_END,         /* ends a kind's list */
-} agg_col_t;
-
-/* Each kind's columns, in the statement's parameter order. */
-static const agg_col_t RUN_COLS[] = {
-    AC_ADW_ID,   AC_STATUS,  AC_CURRENT_STEP, AC_N,       AC_COST,         AC_TOKENS,
-    AC_ITOK,     AC_OTOK,    AC_CRTOK,        AC_CCTOK,   AC_FIRST_TS,     AC_LAST_TS,
-    AC_FIRST_ID, AC_LAST_ID, AC_UPDATED,      AC_STALLED, AC_STOP_FAILURE, AC_STOP_FAILURE_ID,
-    AC_END};
-static const agg_col_t STEP_COLS[] = {AC_ADW_ID,   AC_KEY,      AC_STATUS,   AC_N,
-                                      AC_COST,     AC_TOKENS,   AC_FIRST_TS, AC_LAST_TS,
-                                      AC_DURATION, AC_FIRST_ID, AC_LAST_ID,  AC_END};
-static const agg_col_t AGENT_COLS[] = {AC_ADW_ID,  AC_KEY,      AC_AGENT_TYPE, AC_STATUS,
-                                       AC_N,       AC_COST,     AC_TOKENS,     AC_FIRST_TS,
-                                       AC_LAST_TS, AC_FIRST_ID, AC_LAST_ID,    AC_END};
-static const agg_col_t TOOL_COLS[] = {AC_ADW_ID,   AC_KEY,     AC_TOOL_NAME, AC_AGENT_ID, AC_STATUS,
-                                      AC_FIRST_TS, AC_LAST_TS, AC_FIRST_ID,  AC_LAST_ID,  AC_END};
-/* The two sums of the spend rule, sent after the columns above (same map, same order). */
-static const agg_col_t RUN_SPEND_COLS[] = {
-    AC_OTEL_COST,  AC_OTEL_TOKENS, AC_OTEL_ITOK,  AC_OTEL_OTOK, AC_OTEL_CRTOK,
-    AC_OTEL_CCTOK, AC_REP_COST,    AC_REP_TOKENS, AC_REP_ITOK,  AC_REP_OTOK,
-    AC_REP_CRTOK,  AC_REP_CCTOK,   AC_END};
-static const agg_col_t SPEND_COLS[] = {AC_OTEL_COST, AC_OTEL_TOKENS, AC_REP_COST, AC_REP_TOKENS,
-                                       AC_END};
-/* A session: its id (in the adw_id slot), its run, the id of the event that filed it. */
-static const agg_col_t SESSION_COLS[] = {AC_ADW_ID, AC_SESSION_RUN, AC_LAST_ID, AC_END};
-
-/* The aggregates' kinds, in the statement's parameter order. */
-#define BATCH_NKINDS 8
-
-#define NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])) - 1)
-/* The one-statement batch's parameters: the events' columns, then each kind's, in this
- * order. */
-#define BATCH_NPARAMS                                                                              \
-    (BATCH_EVENT_COLS + NCOLS(RUN_COLS) + NCOLS(STEP_COLS) + NCOLS(AGENT_COLS) +                   \
-     NCOLS(TOOL_COLS) + NCOLS(RUN_SPEND_COLS) + 2 * NCOLS(SPEND_COLS) + NCOLS(SESSION_COLS))
-_Static_assert(BATCH_NPARAMS == 85, "BATCH_SQL takes $1..$85");
 
 struct batch_t {
     batch_options_t o;
@@ -114,169 +39,6 @@ typedef struct tx_t {
     char *err;
     size_t errlen;
 } tx_t;
-
-/* The events' columns' types, in the statement's parameter order. */
-static const uint32_t EVENT_OIDS[BATCH_EVENT_COLS] = {
-    PGBIN_OID_INT8,  PGBIN_OID_TEXT, PGBIN_OID_TEXT,        PGBIN_OID_TEXT,        PGBIN_OID_TEXT,
-    PGBIN_OID_TEXT,  PGBIN_OID_TEXT, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TIMESTAMPTZ, PGBIN_OID_TEXT,
-    PGBIN_OID_JSONB, PGBIN_OID_TEXT, PGBIN_OID_TEXT};
-
-/* Saturating sums of a stored total and a batch's (both non-negative). */
-#define SAT_BIGINT(t, col)                                                                         \
-    " CASE WHEN excluded." col " > 9223372036854775807 - " t "." col                               \
-    " THEN 9223372036854775807 ELSE " t "." col " + excluded." col " END"
-#define SAT_FLOAT(t, col)                                                                          \
-    " CASE WHEN excluded." col " > 1.7976931348623157e308::float8 - " t "." col                    \
-    " THEN 1.7976931348623157e308::float8 ELSE " t "." col " + excluded." col " END"
-/* The spend rule (rollup.h) on a stored row t and a batch's sums: the totals shown are OTel's
- * when the row then has any OTel spend, else the others'. */
-#define HAS_OTEL(t)                                                                                \
-    " (" t ".otel_cost_usd > 0 OR excluded.otel_cost_usd > 0 OR " t ".otel_tokens > 0"             \
-    " OR excluded.otel_tokens > 0)"
-// clang-format off
-#define SHOWN_BIGINT(t, col)                                                                       \
-    " CASE WHEN" HAS_OTEL(t)                                                                       \
-    " THEN" SAT_BIGINT(t, "otel_" col)                                                             \
-    " ELSE" SAT_BIGINT(t, "rep_" col) " END"
-#define SHOWN_FLOAT(t, col)                                                                        \
-    " CASE WHEN" HAS_OTEL(t)                                                                       \
-    " THEN" SAT_FLOAT(t, "otel_" col)                                                              \
-    " ELSE" SAT_FLOAT(t, "rep_" col) " END"
-// clang-format on
-
-/* The statements read as SQL, a clause a line. */
-// clang-format off
-/* A batch in one statement: the events' rows ($1..$13), then what they add to their runs
- * ($14..$31, their two sums of spend $63..$74), steps ($32..$42, $75..$78), agents ($43..$53,
- * $79..$82) and tool calls ($54..$62), and the sessions they file ($83..$85). Each parameter is
- * an array, one element per event, run, step, agent, tool call or session; a batch that went in
- * by COPY passes no events. Each row is written once: the batch's aggregates are one per key. */
-static const char BATCH_SQL[] =
-    "WITH rb AS (SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::bigint[],"
-    " $18::float8[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[],"
-    " $24::timestamptz[], $25::timestamptz[], $26::bigint[], $27::bigint[], $28::timestamptz[],"
-    " $29::boolean[], $30::text[], $31::bigint[], $63::float8[], $64::bigint[], $65::bigint[],"
-    " $66::bigint[], $67::bigint[], $68::bigint[], $69::float8[], $70::bigint[], $71::bigint[],"
-    " $72::bigint[], $73::bigint[], $74::bigint[])"
-    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
-    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
-    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
-    " rep_cache_read_tokens, rep_cache_creation_tokens)),"
-    " sb AS (SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::bigint[],"
-    " $36::float8[], $37::bigint[], $38::timestamptz[], $39::timestamptz[], $40::bigint[],"
-    " $41::bigint[], $42::bigint[], $75::float8[], $76::bigint[], $77::float8[], $78::bigint[])"
-    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
-    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens)),"
-    " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
-    " received_at, event_id, doc, agent_id, agent_type) SELECT * FROM unnest($1::bigint[],"
-    " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],"
-    " $9::timestamptz[], $10::text[], $11::jsonb[], $12::text[], $13::text[])),"
-    " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
-    " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
-    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
-    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
-    " rep_cache_read_tokens, rep_cache_creation_tokens)"
-    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
-    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at, stalled, stop_failure,"
-    " stop_failure_id, otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens,"
-    " otel_cache_read_tokens, otel_cache_creation_tokens, rep_cost_usd, rep_tokens,"
-    " rep_input_tokens, rep_output_tokens, rep_cache_read_tokens, rep_cache_creation_tokens"
-    " FROM rb"
-    " ON CONFLICT (adw_id) DO UPDATE SET"
-    " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
-    " current_step = coalesce(excluded.current_step, r.current_step),"
-    " event_count = r.event_count + excluded.event_count,"
-    " otel_cost_usd =" SAT_FLOAT("r", "otel_cost_usd") ","
-    " otel_tokens =" SAT_BIGINT("r", "otel_tokens") ","
-    " otel_input_tokens =" SAT_BIGINT("r", "otel_input_tokens") ","
-    " otel_output_tokens =" SAT_BIGINT("r", "otel_output_tokens") ","
-    " otel_cache_read_tokens =" SAT_BIGINT("r", "otel_cache_read_tokens") ","
-    " otel_cache_creation_tokens =" SAT_BIGINT("r", "otel_cache_creation_tokens") ","
-    " rep_cost_usd =" SAT_FLOAT("r", "rep_cost_usd") ","
-    " rep_tokens =" SAT_BIGINT("r", "rep_tokens") ","
-    " rep_input_tokens =" SAT_BIGINT("r", "rep_input_tokens") ","
-    " rep_output_tokens =" SAT_BIGINT("r", "rep_output_tokens") ","
-    " rep_cache_read_tokens =" SAT_BIGINT("r", "rep_cache_read_tokens") ","
-    " rep_cache_creation_tokens =" SAT_BIGINT("r", "rep_cache_creation_tokens") ","
-    " cost_usd =" SHOWN_FLOAT("r", "cost_usd") ","
-    " tokens =" SHOWN_BIGINT("r", "tokens") ","
-    " input_tokens =" SHOWN_BIGINT("r", "input_tokens") ","
-    " output_tokens =" SHOWN_BIGINT("r", "output_tokens") ","
-    " cache_read_tokens =" SHOWN_BIGINT("r", "cache_read_tokens") ","
-    " cache_creation_tokens =" SHOWN_BIGINT("r", "cache_creation_tokens") ","
-    " first_ts = least(r.first_ts, excluded.first_ts),"
-    " last_ts = greatest(r.last_ts, excluded.last_ts),"
-    " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at,"
-    " stalled = excluded.stalled,"
-    " stop_failure = CASE WHEN excluded.stop_failure_id IS NULL THEN r.stop_failure"
-    " ELSE excluded.stop_failure END,"
-    " stop_failure_id = coalesce(excluded.stop_failure_id, r.stop_failure_id)),"
-    " su AS (INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens,"
-    " first_ts, last_ts, duration_ms, first_id, last_id, otel_cost_usd, otel_tokens,"
-    " rep_cost_usd, rep_tokens)"
-    " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
-    " duration_ms, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens"
-    " FROM sb"
-    " ON CONFLICT (adw_id, step) DO UPDATE SET"
-    " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id"
-    " AND sb.step = excluded.step), s.status),"
-    " event_count = s.event_count + excluded.event_count,"
-    " otel_cost_usd =" SAT_FLOAT("s", "otel_cost_usd") ","
-    " otel_tokens =" SAT_BIGINT("s", "otel_tokens") ","
-    " rep_cost_usd =" SAT_FLOAT("s", "rep_cost_usd") ","
-    " rep_tokens =" SAT_BIGINT("s", "rep_tokens") ","
-    " cost_usd =" SHOWN_FLOAT("s", "cost_usd") ","
-    " tokens =" SHOWN_BIGINT("s", "tokens") ","
-    " first_ts = least(s.first_ts, excluded.first_ts),"
-    " last_ts = greatest(s.last_ts, excluded.last_ts),"
-    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-    " last_id = greatest(s.last_id, excluded.last_id)),"
-    /* An agent's batch status is NULL or 'completed' (its SubagentStop): 'completed' stays. */
-    " au AS (INSERT INTO adw_agents AS a (adw_id, agent_id, agent_type, status, event_count,"
-    " cost_usd, tokens, first_ts, last_ts, first_id, last_id, otel_cost_usd, otel_tokens,"
-    " rep_cost_usd, rep_tokens)"
-    " SELECT adw_id, agent_id, agent_type, coalesce(status, 'running'), n, cost, tokens,"
-    " first_ts, last_ts, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens"
-    " FROM unnest($43::text[], $44::text[], $45::text[],"
-    " $46::text[], $47::bigint[], $48::float8[], $49::bigint[], $50::timestamptz[],"
-    " $51::timestamptz[], $52::bigint[], $53::bigint[], $79::float8[], $80::bigint[],"
-    " $81::float8[], $82::bigint[])"
-    " AS t(adw_id, agent_id, agent_type, status, n, cost, tokens, first_ts, last_ts, first_id,"
-    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens)"
-    " ON CONFLICT (adw_id, agent_id) DO UPDATE SET"
-    " agent_type = coalesce(excluded.agent_type, a.agent_type),"
-    " status = CASE WHEN excluded.status = 'completed' THEN excluded.status ELSE a.status END,"
-    " event_count = a.event_count + excluded.event_count,"
-    " otel_cost_usd =" SAT_FLOAT("a", "otel_cost_usd") ","
-    " otel_tokens =" SAT_BIGINT("a", "otel_tokens") ","
-    " rep_cost_usd =" SAT_FLOAT("a", "rep_cost_usd") ","
-    " rep_tokens =" SAT_BIGINT("a", "rep_tokens") ","
-    " cost_usd =" SHOWN_FLOAT("a", "cost_usd") ","
-    " tokens =" SHOWN_BIGINT("a", "tokens") ","
-    " first_ts = least(a.first_ts, excluded.first_ts),"
-    " last_ts = greatest(a.last_ts, excluded.last_ts),"
-    " last_id = greatest(a.last_id, excluded.last_id)),"
-    /* A session's latest filing wins (ids grow with commit order). */
-    " se AS (INSERT INTO adw_sessions AS x (session_id, adw_id, last_id)"
-    " SELECT * FROM unnest($83::text[], $84::text[], $85::bigint[])"
-    " ON CONFLICT (session_id) DO UPDATE SET adw_id = excluded.adw_id,"
-    " last_id = excluded.last_id WHERE excluded.last_id > x.last_id)"
-    /* A tool call's 'running' never replaces a stored 'completed' or 'failed'. */
-    " INSERT INTO adw_tool_calls AS c (adw_id, tool_use_id, tool_name, agent_id, status,"
-    " first_ts, last_ts, first_id, last_id)"
-    " SELECT * FROM unnest($54::text[], $55::text[], $56::text[], $57::text[], $58::text[],"
-    " $59::timestamptz[], $60::timestamptz[], $61::bigint[], $62::bigint[])"
-    " ON CONFLICT (adw_id, tool_use_id) DO UPDATE SET"
-    " tool_name = coalesce(excluded.tool_name, c.tool_name),"
-    " agent_id = coalesce(excluded.agent_id, c.agent_id),"
-    " status = CASE WHEN excluded.status = 'running' THEN c.status ELSE excluded.status END,"
-    " first_ts = least(c.first_ts, excluded.first_ts),"
-    " last_ts = greatest(c.last_ts, excluded.last_ts),"
-    " last_id = greatest(c.last_id, excluded.last_id)";
-// clang-format on
 
 batch_t *batch_new(const batch_options_t *o)
 {
@@ -331,25 +93,7 @@ static batch_result_t classify(PGconn *conn, PGresult *r, char *err, size_t errl
 
 int batch_prepare(const batch_t *b, PGconn *conn, char *err, size_t errlen)
 {
-    static const struct {
-        const char *name, *sql;
-        int nparams;
-    } stmts[] = {{"adw_batch", BATCH_SQL, BATCH_NPARAMS}};
-    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        PGresult *r = pgwait_collect(
-            conn, PQsendPrepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL),
-            &b->o.wait);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-            snprintf(err, errlen, "preparing %s: %s", stmts[i].name, PQerrorMessage(conn));
-            char *nl = strchr(err, '\n');
-            if (nl)
-                *nl = '\0';
-            return -EIO;
-        }
-    }
-    return 0;
+    return batch_sql_prepare(conn, &b->o.wait, err, errlen);
 }
 
 /* ---- the steps of a commit, in order ---- */
@@ -598,7 +342,7 @@ static batch_result_t encode_rows(tx_t *t)
     for (int c = 0; c < BATCH_EVENT_COLS; c++) {
         col[c] = t->use_copy ? &b->copy : &b->arrays[c];
         if (!t->use_copy)
-            rc |= pgbin_array_begin(col[c], EVENT_OIDS[c]);
+            rc |= pgbin_array_begin(col[c], BATCH_EVENT_OIDS[c]);
     }
     for (size_t q = 0; q < t->nreqs && !rc; q++) {
         store_req_t *r = t->reqs[q];
@@ -623,148 +367,6 @@ static batch_result_t encode_rows(tx_t *t)
     return BATCH_OK;
 }
 
-/* The type of an aggregate's column. */
-static uint32_t agg_col_oid(agg_col_t c)
-{
-    switch (c) {
-    case AC_ADW_ID:
-    case AC_KEY:
-    case AC_STATUS:
-    case AC_CURRENT_STEP:
-    case AC_AGENT_TYPE:
-    case AC_TOOL_NAME:
-    case AC_AGENT_ID:
-    case AC_STOP_FAILURE:
-    case AC_SESSION_RUN:
-        return PGBIN_OID_TEXT;
-    case AC_COST:
-    case AC_OTEL_COST:
-    case AC_REP_COST:
-        return PGBIN_OID_FLOAT8;
-    case AC_FIRST_TS:
-    case AC_LAST_TS:
-    case AC_UPDATED:
-        return PGBIN_OID_TIMESTAMPTZ;
-    case AC_STALLED:
-        return PGBIN_OID_BOOL;
-    default:
-        return PGBIN_OID_INT8;
-    }
-}
-
-/* Appends column c of aggregate a to b (binary, no text to format here or to parse in
- * PostgreSQL); sets *has_null for an SQL NULL. Returns 0 or nonzero (out of memory). */
-static int agg_field(buf_t *b, agg_col_t c, const rollup_agg_t *a, int *has_null)
-{
-    switch (c) {
-    case AC_ADW_ID:
-        return pgbin_text(b, a->adw_id, has_null);
-    case AC_KEY:
-        return pgbin_text(b, a->key, has_null);
-    case AC_STATUS:
-        return pgbin_text(b, a->status, has_null);
-    case AC_CURRENT_STEP:
-        return pgbin_text(b, a->current_step, has_null);
-    case AC_AGENT_TYPE:
-        return pgbin_text(b, a->agent_type, has_null);
-    case AC_TOOL_NAME:
-        return pgbin_text(b, a->tool_name, has_null);
-    case AC_AGENT_ID:
-        return pgbin_text(b, a->agent_id, has_null);
-    case AC_STOP_FAILURE:
-        return pgbin_text(b, a->stop_failure, has_null);
-    case AC_SESSION_RUN:
-        return pgbin_text(b, a->session_run, has_null);
-    case AC_N:
-        return pgbin_int8(b, a->n);
-    case AC_COST:
-        return pgbin_float8(b, a->cost);
-    case AC_TOKENS:
-        return pgbin_int8(b, a->tokens);
-    case AC_ITOK:
-        return pgbin_int8(b, a->itok);
-    case AC_OTOK:
-        return pgbin_int8(b, a->otok);
-    case AC_CRTOK:
-        return pgbin_int8(b, a->crtok);
-    case AC_CCTOK:
-        return pgbin_int8(b, a->cctok);
-    case AC_OTEL_COST:
-        return pgbin_float8(b, a->otel.cost);
-    case AC_OTEL_TOKENS:
-        return pgbin_int8(b, a->otel.tokens);
-    case AC_OTEL_ITOK:
-        return pgbin_int8(b, a->otel.itok);
-    case AC_OTEL_OTOK:
-        return pgbin_int8(b, a->otel.otok);
-    case AC_OTEL_CRTOK:
-        return pgbin_int8(b, a->otel.crtok);
-    case AC_OTEL_CCTOK:
-        return pgbin_int8(b, a->otel.cctok);
-    case AC_REP_COST:
-        return pgbin_float8(b, a->rep.cost);
-    case AC_REP_TOKENS:
-        return pgbin_int8(b, a->rep.tokens);
-    case AC_REP_ITOK:
-        return pgbin_int8(b, a->rep.itok);
-    case AC_REP_OTOK:
-        return pgbin_int8(b, a->rep.otok);
-    case AC_REP_CRTOK:
-        return pgbin_int8(b, a->rep.crtok);
-    case AC_REP_CCTOK:
-        return pgbin_int8(b, a->rep.cctok);
-    case AC_FIRST_TS:
-        return pgbin_timestamptz(b, a->first_ts);
-    case AC_LAST_TS:
-        return pgbin_timestamptz(b, a->last_ts);
-    case AC_UPDATED:
-        return pgbin_timestamptz(b, a->updated_us);
-    case AC_FIRST_ID:
-        return pgbin_int8(b, a->first_id);
-    case AC_LAST_ID:
-        return pgbin_int8(b, a->last_id);
-    case AC_STALLED:
-        return pgbin_bool(b, a->stalled);
-    case AC_DURATION:
-        if (!a->has_duration) {
-            *has_null = 1;
-            return pgbin_null(b);
-        }
-        return pgbin_int8(b, a->duration_ms);
-    case AC_STOP_FAILURE_ID:
-        if (!a->stop_failure_id) {
-            *has_null = 1;
-            return pgbin_null(b);
-        }
-        return pgbin_int8(b, a->stop_failure_id);
-    default:
-        return -1;
-    }
-}
-
-/* Encodes the aggregates of m as binary arrays A[0..], one per column of cols (ended by
- * AC_END). Returns the number of columns, or -1 (out of memory). */
-static int encode_aggs(buf_t *A, const rollup_map_t *m, const agg_col_t *cols)
-{
-    int ncols = 0, rc = 0, nulls[24] = {0};
-    while (cols[ncols] != AC_END)
-        ncols++;
-    for (int c = 0; c < ncols; c++)
-        rc |= pgbin_array_begin(&A[c], agg_col_oid(cols[c]));
-    for (size_t i = 0; i < m->cap && !rc; i++) {
-        const rollup_agg_t *a = &m->slots[i];
-        if (!a->adw_id)
-            continue;
-        for (int c = 0; c < ncols; c++)
-            rc |= agg_field(&A[c], cols[c], a, &nulls[c]);
-    }
-    if (rc)
-        return -1;
-    for (int c = 0; c < ncols; c++)
-        pgbin_array_end(&A[c], (uint32_t)m->used, nulls[c]);
-    return ncols;
-}
-
 /* Sends the batch statement: the events' columns in arrays[0..12] (none: empty arrays, as
  * after a COPY), the runs, steps, agents, tool calls, their sums of spend and the sessions from
  * the aggregates. Returns 0 or -1. */
@@ -773,15 +375,12 @@ static int send_statement(tx_t *t, int with_events)
     batch_t *b = t->b;
     if (!with_events)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
-            if (pgbin_array_empty(&b->arrays[c], EVENT_OIDS[c]))
+            if (pgbin_array_empty(&b->arrays[c], BATCH_EVENT_OIDS[c]))
                 return -1;
-    const rollup_map_t *maps[BATCH_NKINDS] = {&b->agg.runs,   &b->agg.steps,   &b->agg.agents,
-                                              &b->agg.tools,  &b->agg.runs,    &b->agg.steps,
-                                              &b->agg.agents, &b->agg.sessions};
-    const agg_col_t *cols[BATCH_NKINDS] = {RUN_COLS,       STEP_COLS,  AGENT_COLS, TOOL_COLS,
-                                           RUN_SPEND_COLS, SPEND_COLS, SPEND_COLS, SESSION_COLS};
     for (int k = 0, at = BATCH_EVENT_COLS; k < BATCH_NKINDS; k++) {
-        int n = encode_aggs(&b->arrays[at], maps[k], cols[k]);
+        const upsert_col_t *cols = NULL;
+        const rollup_map_t *m = batch_sql_kind(&b->agg, k, &cols);
+        int n = upsert_encode(&b->arrays[at], m, cols);
         if (n < 0)
             return -1;
         at += n;
@@ -793,8 +392,8 @@ static int send_statement(tx_t *t, int with_events)
         lengths[c] = (int)b->arrays[c].len;
         formats[c] = 1;
     }
-    return PQsendQueryPrepared(t->conn, "adw_batch", BATCH_NPARAMS, values, lengths, formats, 0) ==
-                   1
+    return PQsendQueryPrepared(t->conn, BATCH_SQL_NAME, BATCH_NPARAMS, values, lengths, formats,
+                               0) == 1
                ? 0
                : -1;
 }
