@@ -35,6 +35,11 @@ QUERIES = [
     ("common word", {"q": "src"}),
     ("two words", {"q": "edit auth"}),
     ("run-scoped", {"q": "test", "adw_id": RUN}),
+    # the harder cases: no match at all, a two-letter word (too short for a trigram), a
+    # common word's last pages
+    ("no match", {"q": "qqqqzz"}),
+    ("short word", {"q": "zq"}),
+    ("deep page", {"q": "src", "before": 2000}),
 ]
 
 # Events shaped like hook events: g is the row number (1..N), its id.
@@ -104,6 +109,8 @@ def explain(pg, params):
            + (" AND adw_id = ANY(%s)" if "adw_id" in params else "")
            + " ORDER BY id DESC LIMIT 51")
     args = pats + ([[params["adw_id"]]] if "adw_id" in params else [])
+    if "before" in params:
+        sql = sql.replace(" ORDER BY", f" AND id < {int(params['before'])} ORDER BY")
     return "\n".join(r[0] for r in pg.query(sql, args, timeout=300))
 
 
