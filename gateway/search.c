@@ -29,6 +29,23 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* Whether word[0..n) holds SEARCH_TRIGRAM_RUN word characters in a row, as pg_trgm counts them
+ * (letters and digits; a non-ASCII character counts as one). */
+static int has_trigram(const char *word, size_t n)
+{
+    int run = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)word[i];
+        size_t len = c < 0x80 ? 1 : utf8_char_len(word + i, n - i);
+        int w = c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        run = w ? run + 1 : 0;
+        if (run >= SEARCH_TRIGRAM_RUN)
+            return 1;
+        i += len ? len : 1;
+    }
+    return 0;
+}
+
 int search_pattern(const char *word, size_t n, char *out, size_t outlen)
 {
     if (outlen < 2 * n + 3)
@@ -82,6 +99,7 @@ int search_parse_words(const char *q, search_query_t *s, char *err, size_t errle
             return -EINVAL;
         }
         search_pattern(q + start, i - start, s->pattern[s->nwords], SEARCH_PATTERN_MAX);
+        s->indexed[s->nwords] = (unsigned char)has_trigram(q + start, i - start);
         s->nwords++;
     }
     return 0;
@@ -170,8 +188,12 @@ static int undefined_table(const PGresult *r)
     return state && !strcmp(state, "42P01");
 }
 
-/* The query for n words: the SQL text depends on n alone; every value is a parameter. */
-static void build_sql(char *sql, size_t len, int n)
+/* The query for s's words: the SQL text depends on their number and on which the index serves
+ * alone; every value is a parameter. A word the index cannot serve (no trigram: the index would
+ * hand back every event to check again) is matched against the text with '' appended, which
+ * the index does not match: a filter on the rows found otherwise (newest first by id, or
+ * through another word's trigrams). */
+static void build_sql(char *sql, size_t len, const search_query_t *s)
 {
     int k = snprintf(sql, len,
                      "SELECT id, adw_id, type, step, coalesce(event_type, event), doc::text,"
@@ -180,15 +202,18 @@ static void build_sql(char *sql, size_t len, int n)
                      " AND ($2::text[] IS NULL OR adw_id = ANY($2::text[]))"
                      " AND ($3::text[] IS NULL OR EXISTS"
                      " (SELECT 1 FROM unnest($3::text[]) AS p WHERE starts_with(adw_id, p)))");
-    for (int i = 0; i < n; i++)
-        k += snprintf(sql + k, len - (size_t)k, " AND " SEARCH_TEXT " ILIKE $%d::text", 5 + i);
+    for (int i = 0; i < s->nwords; i++)
+        k += snprintf(sql + k, len - (size_t)k,
+                      s->indexed[i] ? " AND " SEARCH_TEXT " ILIKE $%d::text"
+                                    : " AND (" SEARCH_TEXT " || '') ILIKE $%d::text",
+                      5 + i);
     snprintf(sql + k, len - (size_t)k, " ORDER BY id DESC LIMIT $4::int");
 }
 
 int search_run(PGconn *conn, const search_query_t *s, const filter_t *f, buf_t *body)
 {
     char sql[8192], before[24], limit[16];
-    build_sql(sql, sizeof sql, s->nwords);
+    build_sql(sql, sizeof sql, s);
     snprintf(before, sizeof before, "%" PRId64, s->before);
     snprintf(limit, sizeof limit, "%d", s->limit + 1); /* one more tells whether more follow */
     const char *params[4 + SEARCH_WORDS_MAX] = {before, NULL, NULL, limit};

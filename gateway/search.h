@@ -27,6 +27,7 @@
 #define SEARCH_WORDS_MAX 8 /* words in q */
 #define SEARCH_LIMIT_DEFAULT 50
 #define SEARCH_LIMIT_MAX 200
+#define SEARCH_TRIGRAM_RUN 3 /* word characters (letters, digits, non-ASCII) in a trigram */
 /* an ILIKE pattern: "%" + a word with every byte escaped + "%" + NUL */
 #define SEARCH_PATTERN_MAX (2 * SEARCH_Q_MAX + 3)
 
@@ -35,14 +36,18 @@ struct api_param_t;
 /* A parsed search. Plain data. */
 typedef struct search_query_t {
     char pattern[SEARCH_WORDS_MAX][SEARCH_PATTERN_MAX]; /* ILIKE patterns, one per word */
+    /* 1 when the word holds a trigram the index can look up (SEARCH_TRIGRAM_RUN word characters
+     * in a row), 0 when the index would return every event: that word is then only a filter */
+    unsigned char indexed[SEARCH_WORDS_MAX];
     int nwords;
     int64_t before; /* 0: no bound */
     int limit;
 } search_query_t;
 
 /* Splits q (borrowed, NUL-terminated) into words at ASCII whitespace and writes one ILIKE
- * pattern per word into s (search_pattern). Returns 0, or -EINVAL with the reason in err: q
- * empty once trimmed, over SEARCH_Q_MAX bytes, not UTF-8, or over SEARCH_WORDS_MAX words. */
+ * pattern per word into s (search_pattern), with whether the index serves it. Returns 0, or -EINVAL
+ * with the reason in err: q empty once trimmed, over SEARCH_Q_MAX bytes, not UTF-8, or over
+ * SEARCH_WORDS_MAX words. */
 int search_parse_words(const char *q, search_query_t *s, char *err, size_t errlen);
 
 /* Writes "%" word[0..n) "%" into out (outlen >= 2 * n + 3), each \ % _ preceded by \ so that

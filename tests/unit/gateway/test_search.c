@@ -66,6 +66,15 @@ static void test_words(void **state)
     assert_int_equal(words("naïve 🚀", err), 0);
     assert_int_equal(s.nwords, 2);
     assert_string_equal(s.pattern[1], "%🚀%");
+    assert_int_equal(s.indexed[0], 1);
+    assert_int_equal(s.indexed[1], 0);
+
+    /* which words the trigram index serves: three word characters in a row */
+    assert_int_equal(words("src zq % 1=1 a_b_c ab1 日本語 x.y.z", err), 0);
+    static const unsigned char indexed[] = {1, 0, 0, 0, 0, 1, 1, 0};
+    assert_int_equal(s.nwords, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(s.indexed[i], indexed[i]);
 
     /* empty */
     assert_int_equal(words("", err), -EINVAL);
