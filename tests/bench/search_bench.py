@@ -104,7 +104,10 @@ def explain(pg, params):
     """EXPLAIN ANALYZE of the gateway's query for params (words as search.c escapes them)."""
     words = params["q"].split()
     pats = ["%" + re.sub(r"([\\%_])", r"\\\1", w) + "%" for w in words]
-    where = " AND ".join(f"{search_text_sql()} ILIKE %s" for _ in pats)
+    # a word without three letters or digits in a row is a filter (search.c: build_sql)
+    text = search_text_sql()
+    where = " AND ".join(f"{text} ILIKE %s" if re.search(r"[0-9A-Za-z\x80-\U0010ffff]{3}", w)
+                         else f"({text} || '') ILIKE %s" for w in words)
     sql = (f"EXPLAIN (ANALYZE, BUFFERS) SELECT id, doc::text FROM events WHERE {where}"
            + (" AND adw_id = ANY(%s)" if "adw_id" in params else "")
            + " ORDER BY id DESC LIMIT 51")
