@@ -66,6 +66,9 @@ int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t
         snprintf(q->adw_id, sizeof q->adw_id, "%s", id);
     } else if (!strcmp(path, "/api/events")) {
         q->kind = API_EVENTS;
+    } else if (!strcmp(path, "/api/search")) {
+        q->kind = API_SEARCH;
+        return search_parse(params, n, &q->search, &q->filter, err, errlen);
     } else {
         snprintf(err, errlen, "not found");
         return 404;
@@ -530,6 +533,10 @@ static void job_run(dbjob_t *job, PGconn *conn)
         break;
     case API_EVENTS:
         run_events(j, conn);
+        break;
+    case API_SEARCH:
+        if ((j->status = search_run(conn, &j->q.search, &j->q.filter, &j->body)) == 500)
+            answer_error(j, 500, "out of memory");
         break;
     }
 }

@@ -6,6 +6,9 @@
  *                                     "tool_calls":N, "tool_failures":M; 404
  *   GET /api/events?adw_id=&steps=&event_types=&types=&agent_ids=&since=&limit=
  *                                     {"events":[...],"next_since":N}, id order
+ *   GET /api/search?q=&adw_id=&limit=&before=
+ *                                     {"events":[...],"next_before":N|null}, newest first
+ *                                     (search.h)
  *
  * limit: 1..API_LIMIT_MAX (default API_LIMIT_DEFAULT); status and the filter keys are
  * comma-separated lists; since an id >= 0 (default 0). next_since is the id of the last event
@@ -32,6 +35,7 @@
 #include "adw_limits.h"
 #include "dbpool.h"
 #include "filter.h"
+#include "search.h"
 
 #define API_LIMIT_DEFAULT 100
 #define API_LIMIT_MAX 1000
@@ -41,6 +45,7 @@ typedef enum api_kind {
     API_RUNS,   /* /api/adws */
     API_RUN,    /* /api/adws/{adw_id} */
     API_EVENTS, /* /api/events */
+    API_SEARCH, /* /api/search (search.h) */
 } api_kind_t;
 
 /* One query parameter, already percent-decoded; both borrowed. */
@@ -57,6 +62,7 @@ typedef struct api_query_t {
     filter_t filter;                 /* API_EVENTS; its scope (tokens.h) bounds every kind */
     int64_t since;                   /* API_EVENTS */
     int limit;                       /* API_RUNS, API_EVENTS */
+    search_query_t search;           /* API_SEARCH (its adw_id list: filter's) */
 } api_query_t;
 
 /* Parses path (borrowed, percent-decoded, without the query) and params[0..n) into q. Returns 0,

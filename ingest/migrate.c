@@ -154,6 +154,18 @@ static const char *const MIGRATIONS[] = {
     "    WHERE jsonb_typeof(doc->'payload'->'session_id') = 'string'\n"
     "      AND doc->'payload'->>'session_id' <> ''\n"
     "    ORDER BY doc->'payload'->>'session_id', id DESC;\n",
+    /* 4: search (GET /api/search at the gateway): a trigram index over each event's searched
+     * text, its summary, tool name and target; the gateway's query (gateway/search.c) writes
+     * the same expression. pg_trgm is a trusted extension: the database's owner may create it. */
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"
+    "CREATE INDEX events_search ON events USING gin ((lower(\n"
+    "    coalesce(doc->>'summary', '') || ' ' || coalesce(doc->'payload'->>'tool_name', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'file_path', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'command', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'pattern', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'url', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'path', '')\n"
+    "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'query', ''))) gin_trgm_ops);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

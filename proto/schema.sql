@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 3; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 4; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -30,6 +30,18 @@ CREATE TABLE events (
 CREATE INDEX events_adw_id_id ON events (adw_id, id);
 CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX events_adw_id_agent_id ON events (adw_id, agent_id, id) WHERE agent_id IS NOT NULL;
+-- GET /api/search (the gateway): trigrams of each event's searched text, its summary, tool name
+-- and target (payload.tool_input's file_path, command, pattern, url, path, query), lower-cased.
+-- The search matches it with ILIKE '%word%' per word, which this index serves.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX events_search ON events USING gin ((lower(
+    coalesce(doc->>'summary', '') || ' ' || coalesce(doc->'payload'->>'tool_name', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'file_path', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'command', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'pattern', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'url', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'path', '')
+    || ' ' || coalesce(doc->'payload'->'tool_input'->>'query', ''))) gin_trgm_ops);
 
 -- One row per run: its derived state, kept current in the same transaction as its events.
 CREATE TABLE adw_runs (
@@ -153,3 +165,5 @@ CREATE TABLE adw_sessions (
 --   SELECT agent_type, status, event_count, cost_usd FROM adw_agents WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
 --   SELECT tool_name, count(*) FILTER (WHERE status = 'failed') FROM adw_tool_calls GROUP BY 1;
 --   SELECT adw_id, otel_cost_usd, rep_cost_usd, cost_usd FROM adw_runs WHERE otel_cost_usd > 0;
+--   SELECT id, doc->>'summary' FROM events WHERE lower(coalesce(doc->>'summary', '') || ...)
+--       ILIKE '%auth.py%' ORDER BY id DESC LIMIT 50;   -- the index's expression, written whole

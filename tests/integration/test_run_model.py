@@ -230,7 +230,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     conn.close()
 
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 3
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 4
     got = dict(db.query("SELECT adw_id, status FROM adw_runs"))
     assert got == {"old1": "running", "old2": "completed", "old3": "paused", "old4": "failed",
                    "old5": "running", "old6": "completed"}
@@ -250,7 +250,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     assert run_status(db, "old1") == "completed"
     # Restarted on a current schema, nothing is migrated again.
     ing.restart()
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 3
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 4
     assert run_status(db, "old1") == "completed"
 
 
@@ -517,7 +517,8 @@ def test_schema_sql_shows_the_migrated_schema(ingest, db):
     conn = db.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("CREATE SCHEMA shown; SET search_path = shown")
+            # public too: pg_trgm's operator class lives there (an extension is once per database)
+            cur.execute("CREATE SCHEMA shown; SET search_path = shown, public")
             cur.execute((ROOT / "proto" / "schema.sql").read_text())
 
             def columns(schema):
