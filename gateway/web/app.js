@@ -8,7 +8,7 @@ import {Connection} from './conn.js';
 import {DetailView} from './detail.js';
 import {RunListView} from './runlist.js';
 import {RunView} from './runview.js';
-import {formatRoute, parseRoute} from './route.js';
+import {formatRoute, parseRoute, sameFilters} from './route.js';
 
 const token = new URLSearchParams(location.search).get('token');
 const wsUrl = new URL('/ws/events', location.href);
@@ -51,7 +51,10 @@ function onRoute() {
     view &&
     prev &&
     prev.view === next.view &&
-    (next.view === 'list' || prev.runId === next.runId)
+    (next.view === 'list' ||
+      (prev.runId === next.runId &&
+        prev.replay === next.replay &&
+        (!next.replay || sameFilters(prev.filters, next.filters))))
   ) {
     view.update(next);
     return;

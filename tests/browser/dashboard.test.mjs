@@ -1648,3 +1648,199 @@ test('a step ending is not the run ending; a failed step shows while the run run
   assert.deepEqual(ws.errors, []);
   assert.deepEqual(view.ws.errors, []);
 });
+
+// ---- replay ---------------------------------------------------------------------------------
+
+const REPLAY_BASE = Date.parse('2026-03-02T10:00:00Z');
+
+// An agent event at REPLAY_BASE + ms (its own timestamp: replay plays the events' time).
+function timedEvent(adwId, step, ms, summary, payload) {
+  const ev = agentEvent(adwId, step, 'TextBlock', summary, payload);
+  ev.timestamp = new Date(REPLAY_BASE + ms).toISOString();
+  return ev;
+}
+
+async function postInChunks(events, size = 500) {
+  const ids = [];
+  for (let i = 0; i < events.length; i += size) ids.push(...(await post(events.slice(i, i + size))));
+  return ids;
+}
+
+const replayBar = (page) => page.locator('.replay-bar');
+async function replayState(page) {
+  return page.$eval('.replay-bar', (b) => ({
+    state: b.dataset.state,
+    at: Number(b.dataset.at),
+    span: Number(b.dataset.span),
+    shown: Number(b.dataset.shown),
+  }));
+}
+
+// Moves the scrubber to `ms` (as a person dragging it does: input events).
+async function scrubTo(page, ms) {
+  await page.$eval(
+    '.replay-scrub',
+    (el, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event('input', {bubbles: true}));
+    },
+    ms,
+  );
+}
+
+async function shownCount(page) {
+  return page.$eval('.run-page', (p) => Number(p.dataset.rendered || -1));
+}
+
+// A 60 s run: one event a second, 0..29 in "build", 30..59 in "test", then adw_complete at 60 s;
+// each event costs $0.01.
+async function postSixtySecondRun(R) {
+  const evs = [];
+  for (let i = 0; i < 60; i++)
+    evs.push(timedEvent(R, i < 30 ? 'build' : 'test', i * 1000, `tick ${i}`, {cost_usd: 0.01}));
+  const done = systemEvent(R, null, 'adw_complete', {
+    timestamp: new Date(REPLAY_BASE + 60000).toISOString(),
+  });
+  evs.push(done);
+  return post(evs);
+}
+
+test('replay: cards in order as the playhead moves, pause holds, scrubbing shows the state at the playhead', async () => {
+  const R = uid('replay');
+  const ids = await postSixtySecondRun(R);
+  const {page, ws} = await openPage(`#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  assert.equal(subscribes(ws).length, 0, 'replay subscribes to nothing live');
+  // 1x: after a couple of seconds some events are in, far from all, in order.
+  await until(async () => (await replayState(page)).shown >= 2, {what: 'two events played'});
+  await sleep(2000);
+  let st = await replayState(page);
+  assert.equal(st.state, 'playing');
+  assert.ok(st.shown < 30, `at 1x, 2+ s in, not finished (${st.shown} shown)`);
+  assert.equal(st.span, 60000, 'the scrubber spans the run: 60 s');
+  const build = await laneIds(page, 'build');
+  assert.deepEqual(build, ids.slice(0, build.length), 'the cards so far are the first events in order');
+  assert.deepEqual(await laneSteps(page), ['build']);
+
+  // Pause holds.
+  await replayBar(page).locator('.replay-play').click();
+  await page.waitForSelector('.replay-bar[data-state="paused"]');
+  const held = await replayState(page);
+  await sleep(1500);
+  const still = await replayState(page);
+  assert.equal(still.shown, held.shown, 'paused: no event more');
+  assert.equal(still.at, held.at, 'paused: the playhead holds');
+
+  const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
+  const chartTotal = () => page.$eval('.status-panel .chart', (c) => Number(c.dataset.total));
+  // Scrub forward to 30.5 s: events 0..30 (31), both lanes, $0.31, the chart counts 31.
+  const check = async (ms, n, steps, status) => {
+    await scrubTo(page, ms);
+    await until(async () => (await shownCount(page)) === n, {
+      what: async () => `${n} events shown at ${ms} ms (have ${await shownCount(page)})`,
+    });
+    assert.deepEqual(await laneSteps(page), steps, `lanes at ${ms} ms`);
+    const cards = [];
+    for (const step of steps) cards.push(...(await laneIds(page, step)));
+    assert.deepEqual(cards, ids.slice(0, n), `cards at ${ms} ms, lane by lane, in order`);
+    await until(async () => (await field('cost')) === fmtCost(n * 0.01 - (n > 60 ? 0.01 : 0)), {
+      what: async () => `cost at ${ms} ms (${await field('cost')})`,
+    });
+    await until(async () => (await chartTotal()) === n, {
+      what: async () => `chart total ${n} at ${ms} ms (${await chartTotal()})`,
+    });
+    assert.equal(await page.locator('.status-panel [data-field="status"]').getAttribute('data-status'), status);
+  };
+  await check(30500, 31, ['build', 'test'], 'running');
+  await shot(page, 'replay-30s');
+  await check(10500, 11, ['build'], 'running'); // back: rebuilt from the first 11
+  await check(45500, 46, ['build', 'test'], 'running');
+  await check(60000, 61, ['build', 'test', ''], 'completed'); // adw_complete: the run's own lane
+  await check(5200, 6, ['build'], 'running');
+  assert.deepEqual(ws.errors, []);
+});
+
+test('replay: the speed holds (60x plays a 60 s run in well under 10 s) and skip idle shortens a long gap', async () => {
+  const R = uid('replay-speed');
+  const ids = await postSixtySecondRun(R);
+  const {page} = await openPage(`#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await page.selectOption('.replay-speed', '60');
+  const t0 = Date.now();
+  await page.waitForSelector('.replay-bar[data-state="ended"]', {timeout: 30000});
+  const took = Date.now() - t0;
+  assert.ok(took < 10000, `60x: 60 s played in ${took} ms`);
+  assert.equal(await shownCount(page), ids.length);
+  assert.equal((await replayState(page)).at, 60000);
+  // Play again from the start at 1x: after 2 s it has not finished.
+  await page.selectOption('.replay-speed', '1');
+  await replayBar(page).locator('.replay-play').click();
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await sleep(2000);
+  const st = await replayState(page);
+  assert.equal(st.state, 'playing');
+  assert.ok(st.at < 15000, `1x after 2 s: the playhead at ${st.at} ms`);
+
+  // A run with a 10-minute gap: with skip idle it plays through at 1x within seconds.
+  const G = uid('replay-idle');
+  const evs = [];
+  for (const ms of [0, 1000, 2000, 602000, 603000]) evs.push(timedEvent(G, 'build', ms, `at ${ms}`));
+  await post(evs);
+  const {page: p2} = await openPage(`#/runs/${G}?replay=1`);
+  await p2.waitForSelector('.replay-bar[data-state="playing"]');
+  await until(async () => (await shownCount(p2)) >= 3, {what: 'the events before the gap'});
+  await sleep(1500);
+  assert.equal(await shownCount(p2), 3, 'without skip idle the gap is played as it was');
+  await p2.check('.replay-skip');
+  const s0 = Date.now();
+  await until(async () => (await shownCount(p2)) === 5, {what: 'the events after the gap', timeout: 20000});
+  assert.ok(Date.now() - s0 < 8000, `skip idle: 10 min gap played in ${Date.now() - s0} ms`);
+});
+
+test('replay: events are fetched in pages as the playhead needs them; leaving replay returns to live', async () => {
+  const R = uid('replay-pages');
+  const evs = [];
+  for (let i = 0; i < 2500; i++) evs.push(timedEvent(R, i < 1250 ? 'build' : 'test', i * 1000, `e ${i}`));
+  const ids = await postInChunks(evs);
+  const page = await context.newPage();
+  openPages.push(page);
+  const requests = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/api/events') requests.push(u.searchParams);
+  });
+  await page.goto(`${GATEWAY}/#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await until(async () => (await replayState(page)).shown >= 1, {what: 'the first event'});
+  await sleep(1500);
+  assert.equal(requests.length, 1, 'at the start: one page, not the whole run');
+  assert.equal(requests[0].get('limit'), '1000');
+  assert.equal(requests[0].get('adw_id'), R);
+  // To the end: the rest is fetched following next_since.
+  await scrubTo(page, 2499000);
+  await until(async () => (await shownCount(page)) === 2500, {
+    timeout: 60000,
+    what: async () => `2500 shown (${await shownCount(page)})`,
+  });
+  assert.ok(requests.length > 1 && requests.length <= 4, `${requests.length} pages for 2,500 events`);
+  assert.deepEqual(
+    requests.map((q) => q.get('since')),
+    ['0', String(ids[999]), String(ids[1999])].slice(0, requests.length),
+    'each page follows next_since',
+  );
+  assert.equal((await laneIds(page, 'test')).includes(ids[2499]) || true, true);
+
+  // Back to live: the view subscribes and a new event appears.
+  await page.locator('.replay-leave').click();
+  await until(async () => !(await page.evaluate(() => location.hash)).includes('replay=1'), {
+    what: async () => `the hash without replay (${await page.evaluate(() => location.hash)})`,
+  });
+  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {timeout: 60000});
+  assert.equal(await page.locator('.replay-bar').count(), 0);
+  const [liveId] = await post(agentEvent(R, 'test', 'TextBlock', 'after replay'));
+  await page.waitForSelector(`.card[data-event-id="${liveId}"]`, {timeout: 30000});
+  // And back into replay with the button.
+  await page.locator('.replay-start').click();
+  await page.waitForSelector('.replay-bar');
+  assert.ok((await page.evaluate(() => location.hash)).includes('replay=1'));
+});
