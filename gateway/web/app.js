@@ -8,6 +8,8 @@ import {Connection} from './conn.js';
 import {DetailView} from './detail.js';
 import {RunListView} from './runlist.js';
 import {RunView} from './runview.js';
+import {SearchBox} from './search.js';
+import {Notifier} from './notify.js';
 import {formatRoute, parseRoute, sameFilters} from './route.js';
 
 const token = new URLSearchParams(location.search).get('token');
@@ -136,6 +138,12 @@ conn.addEventListener('epoch', () => {
   onRoute();
 });
 
+const search = new SearchBox(document.getElementById('search'), {api, navigate});
+const notifier = new Notifier(document.getElementById('notify'), {
+  wsUrl: wsUrl.toString(),
+  navigate,
+});
+
 window.addEventListener('hashchange', onRoute);
 onRoute();
 conn.start();
@@ -143,6 +151,8 @@ conn.start();
 // For tests and debugging in the console.
 window.__adw = {
   conn,
+  search,
+  notifier,
   get view() {
     return view;
   },

@@ -1844,3 +1844,213 @@ test('replay: events are fetched in pages as the playhead needs them; leaving re
   await page.waitForSelector('.replay-bar');
   assert.ok((await page.evaluate(() => location.hash)).includes('replay=1'));
 });
+
+// ---- notifications ----------------------------------------------------------------------------
+
+// Records every Notification the page constructs (the browser's own API does the rest).
+function recordNotifications() {
+  const Real = window.Notification;
+  window.__notes = [];
+  window.Notification = new Proxy(Real, {
+    construct(target, args) {
+      const n = Reflect.construct(target, args);
+      window.__notes.push({title: args[0], body: args[1] && args[1].body, tag: args[1] && args[1].tag, n});
+      return n;
+    },
+  });
+}
+
+test('notifications: opt-in toggle; one per failed, stalled, over-budget or waiting run; click opens the run', async () => {
+  await context.grantPermissions(['notifications'], {origin: GATEWAY});
+  const page = await context.newPage();
+  openPages.push(page);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.addInitScript(recordNotifications);
+  await page.goto(`${GATEWAY}/#/`);
+  const toggle = page.locator('.notify-toggle');
+  await toggle.waitFor();
+  assert.equal(await toggle.textContent(), 'Alerts off');
+  assert.equal(await toggle.getAttribute('aria-pressed'), 'false');
+  await toggle.click();
+  await page.waitForSelector('.notify-toggle[aria-pressed="true"][data-subscribed="yes"]');
+  assert.equal(await toggle.textContent(), 'Alerts on');
+
+  const A = uid('alert-failed'),
+    B = uid('alert-done'),
+    C = uid('alert-stalled'),
+    D = uid('alert-budget'),
+    E = uid('alert-approval');
+  await post(agentEvent(A, 'build', 'TextBlock', 'working'));
+  const [failedId] = await post(systemEvent(A, 'build', 'adw_failed', {summary: 'tests broke'}));
+  await post(systemEvent(B, null, 'adw_complete'));
+  const [stallId] = await post(systemEvent(C, null, 'run_stalled', {summary: 'no event for 300 s'}));
+  const [budgetId] = await post(systemEvent(D, null, 'budget_exceeded', {summary: 'over $5.00'}));
+  const [approvalId] = await post(systemEvent(E, 'deploy', 'approval_requested'));
+  const notes = () => page.evaluate(() => window.__notes.map(({title, body, tag}) => ({title, body, tag})));
+  await until(async () => (await notes()).length >= 4, {what: async () => `4 notifications (${JSON.stringify(await notes())})`});
+  await sleep(1500);
+  const got = await notes();
+  assert.deepEqual(got, [
+    {title: `Run ${A} failed`, body: 'step build: tests broke', tag: `adw-event-${failedId}`},
+    {title: `Run ${C} stalled`, body: 'no event for 300 s', tag: `adw-event-${stallId}`},
+    {title: `Run ${D} is over its budget`, body: 'over $5.00', tag: `adw-event-${budgetId}`},
+    {title: `Run ${E} waits for an approval`, body: 'step deploy', tag: `adw-event-${approvalId}`},
+  ], 'one notification per alert event, none for a completed run');
+
+  // Clicking one opens its run.
+  await page.evaluate(() => window.__notes[0].n.onclick());
+  await page.waitForSelector(`.run-page[data-run-id="${A}"]`);
+  assert.equal(await page.evaluate(() => location.hash), `#/runs/${A}`);
+
+  // Off: nothing more; the choice survives a reload.
+  await toggle.click();
+  assert.equal(await toggle.getAttribute('aria-pressed'), 'false');
+  await post(systemEvent(A, null, 'adw_failed'));
+  await sleep(1500);
+  assert.equal((await notes()).length, 4, 'no notification while off');
+  await toggle.click();
+  await page.reload();
+  await page.waitForSelector('.notify-toggle[aria-pressed="true"][data-subscribed="yes"]');
+  const [againId] = await post(systemEvent(C, null, 'run_stalled'));
+  await until(async () => (await notes()).some((n) => n.tag === `adw-event-${againId}`), {what: 'the notification after a reload'});
+  assert.deepEqual(errors, []);
+});
+
+// ---- search and export (GET /api/search, GET /api/adws/{id}/events.{ndjson,csv}) ---------------
+
+test('search box: words across runs, paging with More, a hit opens its event in its run', async () => {
+  const word = `zebra${RUN_TAG}`;
+  const S1 = uid('search-a'),
+    S2 = uid('search-b');
+  const many = [];
+  for (let i = 0; i < 25; i++) many.push(agentEvent(S1, 'build', 'TextBlock', `${word} note ${i}`));
+  const manyIds = await post(many);
+  const [toolId] = await post(
+    agentEvent(S2, 'fix', 'PreToolUse', `Bash: grep ${word} src`, {
+      tool_name: 'Bash',
+      tool_input: {command: `grep ${word} src`},
+    }),
+  );
+  await post(agentEvent(S2, 'fix', 'TextBlock', 'unrelated words'));
+  const {page, ws} = await openPage('#/');
+  const box = page.locator('.search-input');
+  await box.fill(`${word} grep`);
+  await page.waitForSelector('.search-results[data-state="done"]');
+  let hits = await page.$$eval('.search-hit', (bs) => bs.map((b) => Number(b.dataset.eventId)));
+  assert.deepEqual(hits, [toolId], 'both words: the Bash call only');
+  const meta = await page.locator('.search-hit .search-hit-meta').first().textContent();
+  assert.ok(meta.includes(S2) && meta.includes('fix'), `the hit names its run and step: ${meta}`);
+  await shot(page, 'search-hits');
+
+  await box.fill(word.toUpperCase()); // case-insensitive
+  await page.waitForFunction(() => document.querySelectorAll('.search-hit').length === 20);
+  assert.equal(await page.locator('.search-more').isVisible(), true);
+  await page.locator('.search-more').click();
+  await page.waitForFunction(() => document.querySelectorAll('.search-hit').length === 26);
+  assert.equal(await page.locator('.search-more').isVisible(), false);
+  hits = await page.$$eval('.search-hit', (bs) => bs.map((b) => Number(b.dataset.eventId)));
+  assert.deepEqual(hits, [toolId, ...manyIds.slice().reverse()], 'newest first, every hit once');
+
+  // A hit opens its run with the event in detail, its card marked.
+  const target = manyIds[3];
+  await page.locator(`.search-hit[data-event-id="${target}"]`).click();
+  await page.waitForSelector(`.run-page[data-run-id="${S1}"]`);
+  assert.equal(await page.evaluate(() => location.hash), `#/runs/${S1}?event=${target}`);
+  await page.waitForSelector('#detail[open]');
+  await page.waitForSelector(`.card.is-target[data-event-ids~="${target}"], .card.is-target[data-event-id="${target}"]`);
+  assert.ok((await page.locator('#detail').textContent()).includes(`${word} note 3`));
+  await shot(page, 'search-opened');
+
+  // Bad input: the server's reason is shown.
+  await page.keyboard.press('Escape');
+  await box.fill('x'.repeat(256) + ' y');
+  await page.waitForSelector('.search-results[data-state="error"]');
+  assert.match(await page.locator('.search-results .search-empty').textContent(), /Search failed: 400/);
+  assert.deepEqual(ws.errors, []);
+});
+
+function parseCsv(text) {
+  const rows = [];
+  let row = [],
+    field = '',
+    q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') q = false;
+      else field += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i++;
+    } else field += c;
+  }
+  if (field || row.length) rows.push([...row, field]);
+  return rows;
+}
+
+async function restEvents(base, adwId, token) {
+  const headers = token ? {Authorization: `Bearer ${token}`} : {};
+  const res = await fetch(`${base}/api/events?adw_id=${encodeURIComponent(adwId)}&limit=1000`, {headers});
+  assert.equal(res.status, 200);
+  return (await res.json()).events;
+}
+
+async function download(page, selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.locator(selector).click()]);
+  const file = await dl.path();
+  return {name: dl.suggestedFilename(), text: fs.readFileSync(file, 'utf8')};
+}
+
+test('export buttons: NDJSON and CSV downloads hold the run\'s events (also through a token)', async () => {
+  const X = uid('export');
+  await post([
+    agentEvent(X, 'build', 'TextBlock', 'plain'),
+    agentEvent(X, 'build', 'TextBlock', 'with, a comma and "quotes"\r\nand a new line', {cost_usd: 0.5}),
+    systemEvent(X, null, 'adw_complete'),
+  ]);
+  const rest = await restEvents(GATEWAY, X);
+  assert.equal(rest.length, 3);
+  const {page} = await openPage(`#/runs/${X}`);
+  await waitRunLoaded(page, 3);
+  assert.equal(
+    await page.locator('.export-ndjson').getAttribute('href'),
+    `/api/adws/${X}/events.ndjson`,
+  );
+  const nd = await download(page, '.export-ndjson');
+  assert.equal(nd.name, `${X}-events.ndjson`);
+  const lines = nd.text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(lines, rest, 'NDJSON: the events as /api/events gives them');
+  const csv = await download(page, '.export-csv');
+  assert.equal(csv.name, `${X}-events.csv`);
+  const rows = parseCsv(csv.text);
+  assert.equal(
+    rows[0].join(','),
+    'id,received_at,ts,type,step,event_type,event,status,agent_id,summary,cost_usd,tokens,payload',
+  );
+  assert.deepEqual(rows.slice(1).map((r) => Number(r[0])), rest.map((e) => e.id));
+  assert.equal(rows[2][9], rest[1].summary, 'CSV quoting keeps commas, quotes and line ends');
+  assert.deepEqual(JSON.parse(rows[2][12]), rest[1].payload);
+
+  if (TOKEN_GATEWAY) {
+    const p2 = await context.newPage();
+    openPages.push(p2);
+    await p2.goto(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/runs/${X}`);
+    await waitRunLoaded(p2, 3);
+    const t = await download(p2, '.export-csv');
+    assert.equal(t.name, `${X}-events.csv`);
+    assert.deepEqual(parseCsv(t.text).slice(1).map((r) => Number(r[0])), rest.map((e) => e.id));
+    const tn = await download(p2, '.export-ndjson');
+    assert.deepEqual(tn.text.split('\n').filter(Boolean).map((l) => JSON.parse(l)), rest);
+  }
+});
