@@ -1084,7 +1084,9 @@ export class RunView {
       old.classList.remove('is-target');
     if (card) {
       card.classList.add('is-target');
-      card.scrollIntoView({block: 'center', inline: 'nearest'});
+      scrollIntoLane(card);
+      const lane = this.lanes.get(card.closest('.lane')?.dataset.step);
+      if (lane) this.revealLane(lane);
     }
     this.ctx.detail.open(ev, card, card ? this.cardEvents(card) : [ev]);
   }
@@ -1174,4 +1176,18 @@ function nearestCard(cards, y) {
 
 function formatReplayHash(runId) {
   return `#/runs/${encodeURIComponent(runId)}?replay=1`;
+}
+
+// Scrolls the card's own scrolling box (its lane) so that the card is in the middle of it,
+// leaving the page where it is.
+function scrollIntoLane(card) {
+  let box = card.parentElement;
+  while (box && box !== document.body) {
+    const oy = getComputedStyle(box).overflowY;
+    if ((oy === 'auto' || oy === 'scroll') && box.scrollHeight > box.clientHeight) break;
+    box = box.parentElement;
+  }
+  if (!box || box === document.body) return;
+  const top = card.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+  box.scrollTop = Math.max(0, top - (box.clientHeight - card.offsetHeight) / 2);
 }

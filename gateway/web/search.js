@@ -115,7 +115,8 @@ export class SearchBox {
     this.next = body && body.next_before !== null && Number.isFinite(next) ? next : null;
     this.moreBtn.hidden = this.next === null;
     const n = this.list.childElementCount;
-    setText(this.status, n ? `${n}${this.next !== null ? '+' : ''} events` : 'No events match.');
+    const more = this.next !== null ? '+' : '';
+    setText(this.status, n ? `${n}${more} event${n === 1 && !more ? '' : 's'}` : 'No events match.');
     this.status.hidden = false;
     this.results.dataset.state = 'done';
   }
