@@ -203,7 +203,18 @@ export class Replay {
       step: '1',
       value: '0',
       'aria-label': 'Playhead',
-      on: {input: () => this.seek(Number(this.scrub.value))},
+      on: {
+        input: () => this.seek(Number(this.scrub.value)),
+        pointerdown: () => {
+          this.dragging = true;
+        },
+        pointerup: () => {
+          this.dragging = false;
+        },
+        change: () => {
+          this.dragging = false;
+        },
+      },
     });
     this.timeEl = h('span', {class: 'replay-time muted'});
     this.el = h(
@@ -225,7 +236,7 @@ export class Replay {
     setText(this.playBtn, this.playing ? 'Pause' : this.ended ? 'Play again' : 'Play');
     this.playBtn.setAttribute('aria-pressed', this.playing ? 'true' : 'false');
     if (this.scrub.max !== String(span)) this.scrub.max = String(span);
-    if (document.activeElement !== this.scrub) this.scrub.value = String(at);
+    if (!this.dragging) this.scrub.value = String(at);
     setText(this.timeEl, `${fmtClock(at)} / ${fmtClock(span)}`);
     this.timeEl.title = fmtDuration(at);
     const ds = this.el.dataset;
