@@ -103,6 +103,10 @@ export class Replay {
     const now = performance.now();
     const dt = now - this.last;
     this.last = now;
+    if (this.playing && this.done && !this.events.length) {
+      this.playing = false; // nothing to play
+      this.ended = true;
+    }
     if (this.playing && Number.isFinite(this.t0)) {
       let at = this.at + dt * this.speed;
       const next = this.shown < this.times.length ? this.times[this.shown] : NaN;

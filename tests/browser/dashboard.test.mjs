@@ -1757,7 +1757,15 @@ test('replay: cards in order as the playhead moves, pause holds, scrubbing shows
   await check(45500, 46, ['build', 'test'], 'running');
   await check(60000, 61, ['build', 'test', ''], 'completed'); // adw_complete: the run's own lane
   await check(5200, 6, ['build'], 'running');
+  await page.setViewportSize({width: 390, height: 844});
+  await page.emulateMedia({colorScheme: 'dark'});
+  await shot(page, 'replay-phone-390x844-dark');
   assert.deepEqual(ws.errors, []);
+
+  // A run with no events: nothing to play, the replay ends at once.
+  const {page: empty} = await openPage(`#/runs/${uid('replay-none')}?replay=1`);
+  await empty.waitForSelector('.replay-bar[data-state="ended"]');
+  assert.equal((await replayState(empty)).shown, 0);
 });
 
 test('replay: the speed holds (60x plays a 60 s run in well under 10 s) and skip idle shortens a long gap', async () => {
