@@ -8,7 +8,9 @@ import {Connection} from './conn.js';
 import {DetailView} from './detail.js';
 import {RunListView} from './runlist.js';
 import {RunView} from './runview.js';
-import {formatRoute, parseRoute} from './route.js';
+import {SearchBox} from './search.js';
+import {Notifier} from './notify.js';
+import {formatRoute, parseRoute, sameFilters} from './route.js';
 
 const token = new URLSearchParams(location.search).get('token');
 const wsUrl = new URL('/ws/events', location.href);
@@ -51,7 +53,10 @@ function onRoute() {
     view &&
     prev &&
     prev.view === next.view &&
-    (next.view === 'list' || prev.runId === next.runId)
+    (next.view === 'list' ||
+      (prev.runId === next.runId &&
+        prev.replay === next.replay &&
+        (!next.replay || sameFilters(prev.filters, next.filters))))
   ) {
     view.update(next);
     return;
@@ -133,6 +138,12 @@ conn.addEventListener('epoch', () => {
   onRoute();
 });
 
+const search = new SearchBox(document.getElementById('search'), {api, navigate});
+const notifier = new Notifier(document.getElementById('notify'), {
+  wsUrl: wsUrl.toString(),
+  navigate,
+});
+
 window.addEventListener('hashchange', onRoute);
 onRoute();
 conn.start();
@@ -140,6 +151,8 @@ conn.start();
 // For tests and debugging in the console.
 window.__adw = {
   conn,
+  search,
+  notifier,
   get view() {
     return view;
   },

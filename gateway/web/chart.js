@@ -42,6 +42,12 @@ export class ActivityChart {
     }, wait);
   }
 
+  // Replay: the right edge is this time (ms) instead of now; null: now again.
+  setNow(ms) {
+    this.nowMs = ms;
+    this.scheduleDraw();
+  }
+
   clear() {
     this.counts.clear();
     this.draw();
@@ -65,7 +71,9 @@ export class ActivityChart {
       c.width = Math.round(w * dpr);
       c.height = Math.round(hgt * dpr);
     }
-    const now = Math.floor((Date.now() - (this.skew || 0)) / 1000);
+    const now = Math.floor(
+      (Number.isFinite(this.nowMs) ? this.nowMs : Date.now() - (this.skew || 0)) / 1000,
+    );
     const first = now - this.seconds + 1;
     for (const k of this.counts.keys()) if (k < first - 60) this.counts.delete(k);
     let peak = 0,
@@ -106,6 +114,7 @@ export class ActivityChart {
       }
     }
     this.lastTotal = total;
+    this.el.dataset.total = String(total);
     const last = vals.slice(-10).reduce((a, b) => a + b, 0) / 10;
     const text = `${fmtRate(last)}/s now · peak ${peak}/s · ${total} events in ${this.seconds / 60} min`;
     if (this.caption.textContent !== text) {

@@ -3,6 +3,7 @@
 //   #/?status=failed                     the run list, one status
 //   #/runs/<adw_id>?step=build&step=fix&type=ToolUseBlock&kind=adw_event&event=1042
 //                                        a run, its filters, and the event open in detail
+//   #/runs/<adw_id>?replay=1             the run played back from its first event
 // The page's own query string (?token=...) is left alone.
 
 export function parseRoute(hash) {
@@ -29,6 +30,7 @@ export function parseRoute(hash) {
         types: uniq(q.getAll('kind')),
       },
       eventId: Number.isSafeInteger(event) && event > 0 ? event : null,
+      replay: q.get('replay') === '1',
     };
   }
   return {view: 'list', status: q.get('status') || ''};
@@ -41,6 +43,7 @@ export function formatRoute(r) {
     for (const v of r.filters?.event_types || []) q.append('type', v);
     for (const v of r.filters?.types || []) q.append('kind', v);
     if (r.eventId) q.set('event', String(r.eventId));
+    if (r.replay) q.set('replay', '1');
     const qs = q.toString();
     return `#/runs/${encodeURIComponent(r.runId)}${qs ? `?${qs}` : ''}`;
   }

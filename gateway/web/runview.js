@@ -13,6 +13,9 @@ import {icon} from './icons.js';
 import {
   COMMON_EVENT_TYPES,
   agentIdOf,
+  applyEventToRun,
+  emptyRun,
+  eventTime,
   classify,
   impliedRunStatus,
   impliedStepStatus,
@@ -27,6 +30,7 @@ import {fmtCost, fmtDateTime, fmtDuration, fmtInt, fmtWhen, parseTs} from './fmt
 import {ActivityChart} from './chart.js';
 import {Lane, stepDuration} from './lane.js';
 import {sameFilters} from './route.js';
+import {Replay} from './replay.js';
 
 const PAGE_LIMIT = 1000;
 const BATCH = 4000; // events taken into the model per frame
@@ -44,6 +48,7 @@ export class RunView {
     this.filters = route.filters;
     this.eventId = route.eventId;
     this.openPending = !!route.eventId; // open it once the history holds it
+    this.replayMode = !!route.replay;
     this.run = null;
     this.gen = 0;
     this.raf = 0;
@@ -58,9 +63,17 @@ export class RunView {
     this.seen = freshSeen();
     this.build();
     this.reset();
-    this.refreshRun();
+    if (this.replayMode) {
+      this.run = emptyRun(this.runId);
+      this.ctx.api.run(this.runId).then(
+        (run) => this.replay && this.replay.setEndHint(run),
+        () => {},
+      );
+    } else {
+      this.refreshRun();
+    }
     this.pollTimer = setInterval(() => {
-      if (!this.run || this.runStatus() === 'running') this.refreshRun();
+      if (!this.replayMode && (!this.run || this.runStatus() === 'running')) this.refreshRun();
       this.renderStatus();
       for (const lane of this.lanes.values()) lane.tick();
     }, RUN_POLL_MS);
@@ -76,6 +89,7 @@ export class RunView {
     clearInterval(this.tickTimer);
     clearTimeout(this.refreshTimer);
     if (this.abort) this.abort.abort();
+    if (this.replay) this.replay.destroy();
     this.chart.destroy();
     PHONE.removeEventListener('change', this.onPhone);
     document.removeEventListener('click', this.onDocClick);
@@ -142,6 +156,17 @@ export class RunView {
   }
 
   async load() {
+    if (this.replayMode) {
+      this.historyDone = true;
+      const ds = this.root.firstElementChild.dataset;
+      ds.history = 'done';
+      ds.subscribed = 'replay';
+      if (!this.replay) {
+        this.replay = new Replay(this);
+        this.replayBox.replaceChildren(this.replay.el);
+      }
+      return;
+    }
     const gen = this.gen;
     if (this.abort) this.abort.abort();
     this.abort = new AbortController();
@@ -193,6 +218,43 @@ export class RunView {
     this.schedule();
   }
 
+  // ---- replay ----------------------------------------------------------------------------
+
+  // Replay hands over the events the playhead passed; rebuild: these are all of them (the
+  // playhead went back), the view starts over with them.
+  replayShow(events, rebuild) {
+    if (rebuild) {
+      const open = this.eventId;
+      this.reset();
+      this.historyDone = true;
+      const ds = this.root.firstElementChild.dataset;
+      ds.history = 'done';
+      ds.subscribed = 'replay';
+      this.run = emptyRun(this.runId);
+      this.eventId = open;
+    }
+    for (const ev of events) {
+      applyEventToRun(this.run, ev);
+      this.queue.push(ev);
+    }
+    this.schedule();
+  }
+
+  leaveReplay() {
+    this.ctx.navigate({view: 'run', runId: this.runId, filters: this.filters, eventId: null});
+  }
+
+  route(extra) {
+    return {
+      view: 'run',
+      runId: this.runId,
+      filters: this.filters,
+      eventId: null,
+      replay: this.replayMode,
+      ...extra,
+    };
+  }
+
   // ---- the model and rendering -----------------------------------------------------------
 
   schedule() {
@@ -224,7 +286,10 @@ export class RunView {
         this.types.add(name);
         newType = true;
       }
-      this.chart.add(parseTs(ev.received_at), this.live.has(ev));
+      this.chart.add(
+        this.replayMode ? eventTime(ev) : parseTs(ev.received_at),
+        this.live.has(ev),
+      );
     }
     if (newLane) this.orderLanes();
     if (stateChanged) {
@@ -236,7 +301,11 @@ export class RunView {
     if (added) {
       this.chart.scheduleDraw();
       setText(this.shownEl, fmtInt(this.byId.size));
-      if (this.historyDone) this.requestRunRefresh();
+      if (this.historyDone && !this.replayMode) this.requestRunRefresh();
+      if (this.replayMode) {
+        this.syncLanes(); // the current step moves with the playhead
+        this.renderStatus();
+      }
     }
     if (newType || newLane) this.renderFilters();
     if (this.queue.length) this.schedule();
@@ -666,7 +735,22 @@ export class RunView {
         this.titleStatus,
         this.titleStall,
         this.loadingEl,
+        h(
+          'div',
+          {class: 'run-actions'},
+          this.replayMode
+            ? null
+            : h(
+                'a',
+                {class: 'btn replay-start', href: formatReplayHash(this.runId)},
+                icon('running'),
+                'Replay',
+              ),
+          this.exportLink('ndjson', 'Export NDJSON'),
+          this.exportLink('csv', 'Export CSV'),
+        ),
       ),
+      (this.replayBox = h('div', {class: 'replay-box'})),
       h(
         'div',
         {class: 'filters', role: 'search', 'aria-label': 'Filters (sent to the server)'},
@@ -701,6 +785,38 @@ export class RunView {
     this.renderStatus();
   }
 
+  // A link to the run's export (GET /api/adws/{id}/events.<kind>). With a token, the download
+  // goes through fetch (the Authorization header) and a Blob URL.
+  exportLink(kind, label) {
+    const url = `/api/adws/${encodeURIComponent(this.runId)}/events.${kind}`;
+    const name = `${this.runId}-events.${kind}`;
+    const token = this.ctx.api.token;
+    const a = h(
+      'a',
+      {class: `btn btn-quiet export-${kind}`, href: url, download: name, dataset: {export: kind}},
+      label,
+    );
+    if (token) {
+      a.addEventListener('click', async (e) => {
+        e.preventDefault();
+        try {
+          const res = await fetch(url, {headers: {Authorization: `Bearer ${token}`}});
+          if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
+          const blob = await res.blob();
+          const href = URL.createObjectURL(blob);
+          const tmp = h('a', {href, download: name, hidden: true});
+          document.body.append(tmp);
+          tmp.click();
+          tmp.remove();
+          setTimeout(() => URL.revokeObjectURL(href), 60000);
+        } catch (err) {
+          this.showError(`Export failed (${err.message}).`);
+        }
+      });
+    }
+    return a;
+  }
+
   setLoading(text) {
     setText(this.loadingEl, text);
   }
@@ -711,7 +827,7 @@ export class RunView {
   }
 
   setFilters(filters) {
-    this.ctx.navigate({view: 'run', runId: this.runId, filters, eventId: null}, {replace: true});
+    this.ctx.navigate(this.route({filters}), {replace: true});
   }
 
   renderFilters() {
@@ -915,7 +1031,8 @@ export class RunView {
     const a = parseTs(run.first_ts),
       b = parseTs(run.last_ts);
     let text;
-    if (this.runStatus() === 'running' && Number.isFinite(a))
+    if (this.replayMode) text = fmtDuration(this.replay ? this.replay.at : 0);
+    else if (this.runStatus() === 'running' && Number.isFinite(a))
       text = `${fmtDuration(Math.max(0, Date.now() - a))} so far`;
     else if (Number.isFinite(run.duration_ms)) text = fmtDuration(run.duration_ms);
     else text = Number.isFinite(a) && Number.isFinite(b) ? fmtDuration(b - a) : '–';
@@ -944,20 +1061,14 @@ export class RunView {
     if (!ev) return;
     this.eventId = ev.id;
     this.ctx.detail.open(ev, card, evs);
-    this.ctx.navigate(
-      {view: 'run', runId: this.runId, filters: this.filters, eventId: ev.id},
-      {replace: true, silent: true},
-    );
+    this.ctx.navigate(this.route({eventId: ev.id}), {replace: true, silent: true});
   }
 
   // Called when the detail view closed.
   detailClosed() {
     if (!this.eventId) return;
     this.eventId = null;
-    this.ctx.navigate(
-      {view: 'run', runId: this.runId, filters: this.filters, eventId: null},
-      {replace: true, silent: true},
-    );
+    this.ctx.navigate(this.route(), {replace: true, silent: true});
   }
 
   openFromRoute() {
@@ -969,6 +1080,14 @@ export class RunView {
     if (!ev) return;
     this.openPending = false;
     const card = this.lanesEl.querySelector(`.card[data-event-ids~="${ev.id}"]`);
+    for (const old of this.lanesEl.querySelectorAll('.card.is-target'))
+      old.classList.remove('is-target');
+    if (card) {
+      card.classList.add('is-target');
+      scrollIntoLane(card);
+      const lane = this.lanes.get(card.closest('.lane')?.dataset.step);
+      if (lane) this.revealLane(lane);
+    }
     this.ctx.detail.open(ev, card, card ? this.cardEvents(card) : [ev]);
   }
 
@@ -1053,4 +1172,22 @@ function nearestCard(cards, y) {
     }
   }
   return best;
+}
+
+function formatReplayHash(runId) {
+  return `#/runs/${encodeURIComponent(runId)}?replay=1`;
+}
+
+// Scrolls the card's own scrolling box (its lane) so that the card is in the middle of it,
+// leaving the page where it is.
+function scrollIntoLane(card) {
+  let box = card.parentElement;
+  while (box && box !== document.body) {
+    const oy = getComputedStyle(box).overflowY;
+    if ((oy === 'auto' || oy === 'scroll') && box.scrollHeight > box.clientHeight) break;
+    box = box.parentElement;
+  }
+  if (!box || box === document.body) return;
+  const top = card.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+  box.scrollTop = Math.max(0, top - (box.clientHeight - card.offsetHeight) / 2);
 }

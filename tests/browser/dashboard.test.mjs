@@ -1648,3 +1648,417 @@ test('a step ending is not the run ending; a failed step shows while the run run
   assert.deepEqual(ws.errors, []);
   assert.deepEqual(view.ws.errors, []);
 });
+
+// ---- replay ---------------------------------------------------------------------------------
+
+const REPLAY_BASE = Date.parse('2026-03-02T10:00:00Z');
+
+// An agent event at REPLAY_BASE + ms (its own timestamp: replay plays the events' time).
+function timedEvent(adwId, step, ms, summary, payload) {
+  const ev = agentEvent(adwId, step, 'TextBlock', summary, payload);
+  ev.timestamp = new Date(REPLAY_BASE + ms).toISOString();
+  return ev;
+}
+
+async function postInChunks(events, size = 500) {
+  const ids = [];
+  for (let i = 0; i < events.length; i += size) ids.push(...(await post(events.slice(i, i + size))));
+  return ids;
+}
+
+const replayBar = (page) => page.locator('.replay-bar');
+async function replayState(page) {
+  return page.$eval('.replay-bar', (b) => ({
+    state: b.dataset.state,
+    at: Number(b.dataset.at),
+    span: Number(b.dataset.span),
+    shown: Number(b.dataset.shown),
+  }));
+}
+
+// Moves the scrubber to `ms` (as a person dragging it does: input events).
+async function scrubTo(page, ms) {
+  await page.$eval(
+    '.replay-scrub',
+    (el, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event('input', {bubbles: true}));
+    },
+    ms,
+  );
+}
+
+async function shownCount(page) {
+  return page.$eval('.run-page', (p) => Number(p.dataset.rendered || -1));
+}
+
+// A 60 s run: one event a second, 0..29 in "build", 30..59 in "test", then adw_complete at 60 s;
+// each event costs $0.01.
+async function postSixtySecondRun(R) {
+  const evs = [];
+  for (let i = 0; i < 60; i++)
+    evs.push(timedEvent(R, i < 30 ? 'build' : 'test', i * 1000, `tick ${i}`, {cost_usd: 0.01}));
+  const done = systemEvent(R, null, 'adw_complete', {
+    timestamp: new Date(REPLAY_BASE + 60000).toISOString(),
+  });
+  evs.push(done);
+  return post(evs);
+}
+
+test('replay: cards in order as the playhead moves, pause holds, scrubbing shows the state at the playhead', async () => {
+  const R = uid('replay');
+  const ids = await postSixtySecondRun(R);
+  const {page, ws} = await openPage(`#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  assert.equal(subscribes(ws).length, 0, 'replay subscribes to nothing live');
+  // 1x: after a couple of seconds some events are in, far from all, in order.
+  await until(async () => (await replayState(page)).shown >= 2, {what: 'two events played'});
+  await sleep(2000);
+  let st = await replayState(page);
+  assert.equal(st.state, 'playing');
+  assert.ok(st.shown < 30, `at 1x, 2+ s in, not finished (${st.shown} shown)`);
+  assert.equal(st.span, 60000, 'the scrubber spans the run: 60 s');
+  const build = await laneIds(page, 'build');
+  assert.deepEqual(build, ids.slice(0, build.length), 'the cards so far are the first events in order');
+  assert.deepEqual(await laneSteps(page), ['build']);
+
+  // Pause holds.
+  await replayBar(page).locator('.replay-play').click();
+  await page.waitForSelector('.replay-bar[data-state="paused"]');
+  const held = await replayState(page);
+  await sleep(1500);
+  const still = await replayState(page);
+  assert.equal(still.shown, held.shown, 'paused: no event more');
+  assert.equal(still.at, held.at, 'paused: the playhead holds');
+
+  const field = (f) => page.locator(`.status-panel [data-field="${f}"]`).textContent();
+  const chartTotal = () => page.$eval('.status-panel .chart', (c) => Number(c.dataset.total));
+  // Scrub forward to 30.5 s: events 0..30 (31), both lanes, $0.31, the chart counts 31.
+  const check = async (ms, n, steps, status) => {
+    await scrubTo(page, ms);
+    await until(async () => (await shownCount(page)) === n, {
+      what: async () => `${n} events shown at ${ms} ms (have ${await shownCount(page)})`,
+    });
+    assert.deepEqual(await laneSteps(page), steps, `lanes at ${ms} ms`);
+    const cards = [];
+    for (const step of steps) cards.push(...(await laneIds(page, step)));
+    assert.deepEqual(cards, ids.slice(0, n), `cards at ${ms} ms, lane by lane, in order`);
+    await until(async () => (await field('cost')) === fmtCost(n * 0.01 - (n > 60 ? 0.01 : 0)), {
+      what: async () => `cost at ${ms} ms (${await field('cost')})`,
+    });
+    await until(async () => (await chartTotal()) === n, {
+      what: async () => `chart total ${n} at ${ms} ms (${await chartTotal()})`,
+    });
+    assert.equal(await page.locator('.status-panel [data-field="status"]').getAttribute('data-status'), status);
+  };
+  await check(30500, 31, ['build', 'test'], 'running');
+  await shot(page, 'replay-30s');
+  await check(10500, 11, ['build'], 'running'); // back: rebuilt from the first 11
+  await check(45500, 46, ['build', 'test'], 'running');
+  await check(60000, 61, ['build', 'test', ''], 'completed'); // adw_complete: the run's own lane
+  await check(5200, 6, ['build'], 'running');
+  await page.setViewportSize({width: 390, height: 844});
+  await page.emulateMedia({colorScheme: 'dark'});
+  await shot(page, 'replay-phone-390x844-dark');
+  assert.deepEqual(ws.errors, []);
+
+  // A run with no events: nothing to play, the replay ends at once.
+  const {page: empty} = await openPage(`#/runs/${uid('replay-none')}?replay=1`);
+  await empty.waitForSelector('.replay-bar[data-state="ended"]');
+  assert.equal((await replayState(empty)).shown, 0);
+});
+
+test('replay: the speed holds (60x plays a 60 s run in well under 10 s) and skip idle shortens a long gap', async () => {
+  const R = uid('replay-speed');
+  const ids = await postSixtySecondRun(R);
+  const {page} = await openPage(`#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await page.selectOption('.replay-speed', '60');
+  const t0 = Date.now();
+  await page.waitForSelector('.replay-bar[data-state="ended"]', {timeout: 30000});
+  const took = Date.now() - t0;
+  assert.ok(took < 10000, `60x: 60 s played in ${took} ms`);
+  assert.equal(await shownCount(page), ids.length);
+  assert.equal((await replayState(page)).at, 60000);
+  // Play again from the start at 1x: after 2 s it has not finished.
+  await page.selectOption('.replay-speed', '1');
+  await replayBar(page).locator('.replay-play').click();
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await sleep(2000);
+  const st = await replayState(page);
+  assert.equal(st.state, 'playing');
+  assert.ok(st.at < 15000, `1x after 2 s: the playhead at ${st.at} ms`);
+
+  // A run with a 10-minute gap: with skip idle it plays through at 1x within seconds.
+  const G = uid('replay-idle');
+  const evs = [];
+  for (const ms of [0, 1000, 2000, 602000, 603000]) evs.push(timedEvent(G, 'build', ms, `at ${ms}`));
+  await post(evs);
+  const {page: p2} = await openPage(`#/runs/${G}?replay=1`);
+  await p2.waitForSelector('.replay-bar[data-state="playing"]');
+  await until(async () => (await shownCount(p2)) >= 3, {what: 'the events before the gap'});
+  await sleep(1500);
+  assert.equal(await shownCount(p2), 3, 'without skip idle the gap is played as it was');
+  await p2.check('.replay-skip');
+  const s0 = Date.now();
+  await until(async () => (await shownCount(p2)) === 5, {what: 'the events after the gap', timeout: 20000});
+  assert.ok(Date.now() - s0 < 8000, `skip idle: 10 min gap played in ${Date.now() - s0} ms`);
+});
+
+test('replay: events are fetched in pages as the playhead needs them; leaving replay returns to live', async () => {
+  const R = uid('replay-pages');
+  const evs = [];
+  for (let i = 0; i < 2500; i++) evs.push(timedEvent(R, i < 1250 ? 'build' : 'test', i * 1000, `e ${i}`));
+  const ids = await postInChunks(evs);
+  const page = await context.newPage();
+  openPages.push(page);
+  const requests = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/api/events') requests.push(u.searchParams);
+  });
+  await page.goto(`${GATEWAY}/#/runs/${R}?replay=1`);
+  await page.waitForSelector('.replay-bar[data-state="playing"]');
+  await until(async () => (await replayState(page)).shown >= 1, {what: 'the first event'});
+  await sleep(1500);
+  assert.equal(requests.length, 1, 'at the start: one page, not the whole run');
+  assert.equal(requests[0].get('limit'), '1000');
+  assert.equal(requests[0].get('adw_id'), R);
+  // To the end: the rest is fetched following next_since.
+  await scrubTo(page, 2499000);
+  await until(async () => (await shownCount(page)) === 2500, {
+    timeout: 60000,
+    what: async () => `2500 shown (${await shownCount(page)})`,
+  });
+  assert.ok(requests.length > 1 && requests.length <= 4, `${requests.length} pages for 2,500 events`);
+  assert.deepEqual(
+    requests.map((q) => q.get('since')),
+    ['0', String(ids[999]), String(ids[1999])].slice(0, requests.length),
+    'each page follows next_since',
+  );
+  assert.equal((await laneIds(page, 'test')).includes(ids[2499]) || true, true);
+
+  // Back to live: the view subscribes and a new event appears.
+  await page.locator('.replay-leave').click();
+  await until(async () => !(await page.evaluate(() => location.hash)).includes('replay=1'), {
+    what: async () => `the hash without replay (${await page.evaluate(() => location.hash)})`,
+  });
+  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {timeout: 60000});
+  assert.equal(await page.locator('.replay-bar').count(), 0);
+  const [liveId] = await post(agentEvent(R, 'test', 'TextBlock', 'after replay'));
+  await page.waitForSelector(`.card[data-event-id="${liveId}"]`, {timeout: 30000});
+  // And back into replay with the button.
+  await page.locator('.replay-start').click();
+  await page.waitForSelector('.replay-bar');
+  assert.ok((await page.evaluate(() => location.hash)).includes('replay=1'));
+});
+
+// ---- notifications ----------------------------------------------------------------------------
+
+// Records every Notification the page constructs (the browser's own API does the rest).
+function recordNotifications() {
+  const Real = window.Notification;
+  window.__notes = [];
+  window.Notification = new Proxy(Real, {
+    construct(target, args) {
+      const n = Reflect.construct(target, args);
+      window.__notes.push({title: args[0], body: args[1] && args[1].body, tag: args[1] && args[1].tag, n});
+      return n;
+    },
+  });
+}
+
+test('notifications: opt-in toggle; one per failed, stalled, over-budget or waiting run; click opens the run', async () => {
+  await context.grantPermissions(['notifications'], {origin: GATEWAY});
+  const page = await context.newPage();
+  openPages.push(page);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.addInitScript(recordNotifications);
+  await page.goto(`${GATEWAY}/#/`);
+  const toggle = page.locator('.notify-toggle');
+  await toggle.waitFor();
+  assert.equal(await toggle.textContent(), 'Alerts off');
+  assert.equal(await toggle.getAttribute('aria-pressed'), 'false');
+  await toggle.click();
+  await page.waitForSelector('.notify-toggle[aria-pressed="true"][data-subscribed="yes"]');
+  assert.equal(await toggle.textContent(), 'Alerts on');
+
+  const A = uid('alert-failed'),
+    B = uid('alert-done'),
+    C = uid('alert-stalled'),
+    D = uid('alert-budget'),
+    E = uid('alert-approval');
+  await post(agentEvent(A, 'build', 'TextBlock', 'working'));
+  const [failedId] = await post(systemEvent(A, 'build', 'adw_failed', {summary: 'tests broke'}));
+  await post(systemEvent(B, null, 'adw_complete'));
+  const [stallId] = await post(systemEvent(C, null, 'run_stalled', {summary: 'no event for 300 s'}));
+  const [budgetId] = await post(systemEvent(D, null, 'budget_exceeded', {summary: 'over $5.00'}));
+  const [approvalId] = await post(systemEvent(E, 'deploy', 'approval_requested'));
+  const notes = () => page.evaluate(() => window.__notes.map(({title, body, tag}) => ({title, body, tag})));
+  await until(async () => (await notes()).length >= 4, {what: async () => `4 notifications (${JSON.stringify(await notes())})`});
+  await sleep(1500);
+  const got = await notes();
+  assert.deepEqual(got, [
+    {title: `Run ${A} failed`, body: 'step build: tests broke', tag: `adw-event-${failedId}`},
+    {title: `Run ${C} stalled`, body: 'no event for 300 s', tag: `adw-event-${stallId}`},
+    {title: `Run ${D} is over its budget`, body: 'over $5.00', tag: `adw-event-${budgetId}`},
+    {title: `Run ${E} waits for an approval`, body: 'step deploy', tag: `adw-event-${approvalId}`},
+  ], 'one notification per alert event, none for a completed run');
+
+  // Clicking one opens its run.
+  await page.evaluate(() => window.__notes[0].n.onclick());
+  await page.waitForSelector(`.run-page[data-run-id="${A}"]`);
+  assert.equal(await page.evaluate(() => location.hash), `#/runs/${A}`);
+
+  // Off: nothing more; the choice survives a reload.
+  await toggle.click();
+  assert.equal(await toggle.getAttribute('aria-pressed'), 'false');
+  await post(systemEvent(A, null, 'adw_failed'));
+  await sleep(1500);
+  assert.equal((await notes()).length, 4, 'no notification while off');
+  await toggle.click();
+  await page.reload();
+  await page.waitForSelector('.notify-toggle[aria-pressed="true"][data-subscribed="yes"]');
+  const [againId] = await post(systemEvent(C, null, 'run_stalled'));
+  await until(async () => (await notes()).some((n) => n.tag === `adw-event-${againId}`), {what: 'the notification after a reload'});
+  assert.deepEqual(errors, []);
+});
+
+// ---- search and export (GET /api/search, GET /api/adws/{id}/events.{ndjson,csv}) ---------------
+
+test('search box: words across runs, paging with More, a hit opens its event in its run', async () => {
+  const word = `zebra${RUN_TAG}`;
+  const S1 = uid('search-a'),
+    S2 = uid('search-b');
+  const many = [];
+  for (let i = 0; i < 25; i++) many.push(agentEvent(S1, 'build', 'TextBlock', `${word} note ${i}`));
+  const manyIds = await post(many);
+  const [toolId] = await post(
+    agentEvent(S2, 'fix', 'PreToolUse', `Bash: grep ${word} src`, {
+      tool_name: 'Bash',
+      tool_input: {command: `grep ${word} src`},
+    }),
+  );
+  await post(agentEvent(S2, 'fix', 'TextBlock', 'unrelated words'));
+  const {page, ws} = await openPage('#/');
+  const box = page.locator('.search-input');
+  await box.fill(`${word} grep`);
+  await page.waitForSelector('.search-results[data-state="done"]');
+  let hits = await page.$$eval('.search-hit', (bs) => bs.map((b) => Number(b.dataset.eventId)));
+  assert.deepEqual(hits, [toolId], 'both words: the Bash call only');
+  const meta = await page.locator('.search-hit .search-hit-meta').first().textContent();
+  assert.ok(meta.includes(S2) && meta.includes('fix'), `the hit names its run and step: ${meta}`);
+  await shot(page, 'search-hits');
+
+  await box.fill(word.toUpperCase()); // case-insensitive
+  await page.waitForFunction(() => document.querySelectorAll('.search-hit').length === 20);
+  assert.equal(await page.locator('.search-more').isVisible(), true);
+  await page.locator('.search-more').click();
+  await page.waitForFunction(() => document.querySelectorAll('.search-hit').length === 26);
+  assert.equal(await page.locator('.search-more').isVisible(), false);
+  hits = await page.$$eval('.search-hit', (bs) => bs.map((b) => Number(b.dataset.eventId)));
+  assert.deepEqual(hits, [toolId, ...manyIds.slice().reverse()], 'newest first, every hit once');
+
+  // A hit opens its run with the event in detail, its card marked.
+  const target = manyIds[3];
+  await page.locator(`.search-hit[data-event-id="${target}"]`).click();
+  await page.waitForSelector(`.run-page[data-run-id="${S1}"]`);
+  assert.equal(await page.evaluate(() => location.hash), `#/runs/${S1}?event=${target}`);
+  await page.waitForSelector('#detail[open]');
+  await page.waitForSelector(`.card.is-target[data-event-ids~="${target}"], .card.is-target[data-event-id="${target}"]`);
+  assert.ok((await page.locator('#detail').textContent()).includes(`${word} note 3`));
+  await shot(page, 'search-opened');
+
+  // Bad input: the server's reason is shown.
+  await page.keyboard.press('Escape');
+  await box.fill('one two three four five six seven eight nine'); // over 8 words
+  await page.waitForSelector('.search-results[data-state="error"]');
+  assert.match(await page.locator('.search-results .search-empty').textContent(), /Search failed: 400/);
+  assert.deepEqual(ws.errors, []);
+});
+
+function parseCsv(text) {
+  const rows = [];
+  let row = [],
+    field = '',
+    q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') q = false;
+      else field += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i++;
+    } else field += c;
+  }
+  if (field || row.length) rows.push([...row, field]);
+  return rows;
+}
+
+async function restEvents(base, adwId, token) {
+  const headers = token ? {Authorization: `Bearer ${token}`} : {};
+  const res = await fetch(`${base}/api/events?adw_id=${encodeURIComponent(adwId)}&limit=1000`, {headers});
+  assert.equal(res.status, 200);
+  return (await res.json()).events;
+}
+
+async function download(page, selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.locator(selector).click()]);
+  const file = await dl.path();
+  return {name: dl.suggestedFilename(), text: fs.readFileSync(file, 'utf8')};
+}
+
+test('export buttons: NDJSON and CSV downloads hold the run\'s events (also through a token)', async () => {
+  const X = uid('export');
+  await post([
+    agentEvent(X, 'build', 'TextBlock', 'plain'),
+    agentEvent(X, 'build', 'TextBlock', 'with, a comma and "quotes"\r\nand a new line', {cost_usd: 0.5}),
+    systemEvent(X, null, 'adw_complete'),
+  ]);
+  const rest = await restEvents(GATEWAY, X);
+  assert.equal(rest.length, 3);
+  const {page} = await openPage(`#/runs/${X}`);
+  await waitRunLoaded(page, 3);
+  assert.equal(
+    await page.locator('.export-ndjson').getAttribute('href'),
+    `/api/adws/${X}/events.ndjson`,
+  );
+  const nd = await download(page, '.export-ndjson');
+  assert.equal(nd.name, `${X}-events.ndjson`);
+  const lines = nd.text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(lines, rest, 'NDJSON: the events as /api/events gives them');
+  const csv = await download(page, '.export-csv');
+  assert.equal(csv.name, `${X}-events.csv`);
+  const rows = parseCsv(csv.text);
+  assert.equal(
+    rows[0].join(','),
+    'id,received_at,ts,type,step,event_type,event,status,agent_id,summary,cost_usd,tokens,payload',
+  );
+  assert.deepEqual(rows.slice(1).map((r) => Number(r[0])), rest.map((e) => e.id));
+  assert.equal(rows[2][9], rest[1].summary, 'CSV quoting keeps commas, quotes and line ends');
+  assert.deepEqual(JSON.parse(rows[2][12]), rest[1].payload);
+
+  if (TOKEN_GATEWAY) {
+    const p2 = await context.newPage();
+    openPages.push(p2);
+    await p2.goto(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/runs/${X}`);
+    await waitRunLoaded(p2, 3);
+    const t = await download(p2, '.export-csv');
+    assert.equal(t.name, `${X}-events.csv`);
+    assert.deepEqual(parseCsv(t.text).slice(1).map((r) => Number(r[0])), rest.map((e) => e.id));
+    const tn = await download(p2, '.export-ndjson');
+    assert.deepEqual(tn.text.split('\n').filter(Boolean).map((l) => JSON.parse(l)), rest);
+  }
+});
