@@ -31,6 +31,7 @@ typedef struct hook_target_t {
     int index;
     hook_item_t *head, *tail;
     size_t n;
+    size_t bytes;          /* of the bodies queued */
     hook_item_t *inflight; /* taken off the queue; retried until delivered or dropped */
     CURL *easy;
     int busy;        /* easy is in the multi handle */
@@ -384,6 +385,7 @@ static void start_due(webhook_t *w, hook_target_t *t, int64_t now)
             if (!t->head)
                 t->tail = NULL;
             t->n--;
+            t->bytes -= t->inflight->len;
         }
         pthread_mutex_unlock(&w->lock);
         if (!t->inflight)
@@ -510,6 +512,7 @@ static void *run(void *arg)
         }
         t->tail = NULL;
         t->n = 0;
+        t->bytes = 0;
         pthread_mutex_unlock(&w->lock);
         metric_add(t->m_dropped_shutdown, (int64_t)dropped);
         metric_add(t->m_queued, -(int64_t)dropped);
@@ -722,7 +725,8 @@ void webhook_enqueue(webhook_t *w, const adw_event_t *e)
         copy[b.len] = '\0';
         it->body = copy;
         it->len = b.len;
-        hook_item_t *old = NULL;
+        hook_item_t *old = NULL, **last = &old;
+        size_t dropped = 0;
         pthread_mutex_lock(&w->lock);
         if (t->tail)
             t->tail->next = it;
@@ -730,22 +734,33 @@ void webhook_enqueue(webhook_t *w, const adw_event_t *e)
             t->head = it;
         t->tail = it;
         t->n++;
-        if (t->n > w->queue_max) {
-            old = t->head;
-            t->head = old->next;
+        t->bytes += it->len;
+        /* Over either bound: the oldest go (the newest always stays). */
+        while (t->n > 1 && (t->n > w->queue_max || t->bytes > WEBHOOK_QUEUE_BYTES_MAX)) {
+            hook_item_t *gone = t->head;
+            t->head = gone->next;
             t->n--;
+            t->bytes -= gone->len;
+            gone->next = NULL;
+            *last = gone;
+            last = &gone->next;
+            dropped++;
         }
         pthread_mutex_unlock(&w->lock);
-        metric_add(t->m_queued, old ? 0 : 1);
+        metric_add(t->m_queued, 1 - (int64_t)dropped);
         wake = 1;
-        if (old) {
+        while (old) {
+            hook_item_t *next = old->next;
             item_free(old);
-            metric_add(t->m_dropped_overflow, 1);
+            old = next;
+        }
+        if (dropped) {
+            metric_add(t->m_dropped_overflow, (int64_t)dropped);
             unsigned long long held;
             if (log_every(&t->overflow_log, &held))
-                log_warn("webhook %d (%s): queue over its bound of %zu events, the oldest "
+                log_warn("webhook %d (%s): queue over its bound (%zu events, %d MiB), the oldest "
                          "dropped (%llu more since the last line)",
-                         t->index, t->host, w->queue_max, held);
+                         t->index, t->host, w->queue_max, WEBHOOK_QUEUE_BYTES_MAX >> 20, held);
         }
     }
     buf_free(&b);

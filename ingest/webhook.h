@@ -5,7 +5,8 @@
  * curl_multi_wakeup); the thread delivers each webhook's queue in order, one request at a
  * time (head of line: an event is retried until delivered or dropped). 2xx: delivered; 5xx,
  * 429 and connection errors (a timeout included): retried after webhook_backoff_ms; any other
- * answer: dropped and logged. A queue over its bound drops its oldest event.
+ * answer: dropped and logged. A queue over its bounds (queue_max events, WEBHOOK_QUEUE_BYTES_MAX
+ * bytes) drops its oldest events.
  *
  * Body: {"text":"<one line a person reads>","event":{"id":N,"received_at":"...",...doc}}.
  */
@@ -23,6 +24,9 @@
 #define WEBHOOK_EVENTS_MAX 32
 #define WEBHOOK_URL_MAX 2048
 #define WEBHOOK_EVENT_NAME_MAX 64
+/* Most bytes of bodies queued per webhook besides ADW_INGEST_WEBHOOK_QUEUE's count: past
+ * either bound the oldest go (the newest event always stays). */
+#define WEBHOOK_QUEUE_BYTES_MAX (16 << 20)
 /* Longest text line, in bytes (UTF-8, cut on a character boundary). */
 #define WEBHOOK_TEXT_MAX 300
 /* Each request's timeout, and the bounds of the retry delay. */

@@ -207,13 +207,40 @@ def test_queue_bound_crossed_drops_the_oldest_counted_and_logged(make_ingest, re
     dropped = metric(ing, series("adw_ingest_webhook_dropped_total", reason="overflow"))
     # one event in flight (retrying), two queued: the rest dropped, oldest first
     assert dropped == 3
-    ing.wait_log("queue over its bound of 2 events", 5)
+    ing.wait_log("queue over its bound (2 events, 16 MiB), the oldest dropped", 5)
     rec.start()
     bodies = rec.wait_bodies(3, timeout=20)
     time.sleep(1)
     assert [b["event"]["summary"] for b in rec.bodies] == ["n0", "n4", "n5"]
     assert metric(ing, series("adw_ingest_webhook_delivered_total")) == 3
     assert len(bodies) == 3
+
+
+def test_queue_byte_bound_crossed_drops_the_oldest(make_ingest, receivers):
+    """Besides the count, 16 MiB of bodies per webhook: 300 events of ~60 KB queued behind the
+    one in flight cross it; the oldest queued are dropped, the newest kept, in order."""
+    rec = receivers()
+    ing = hooked(make_ingest, rec.url)
+    big = "x" * 60_000
+    post(ing, sysev("adw_failed", adw_id="b0", summary="n0", payload={"log": big}))
+    adwtest.wait_for(lambda: (metric(ing, series("adw_ingest_webhook_failed_total")) or 0) >= 1,
+                     10, what="the first event in flight")
+    n = 300
+    for first in range(1, n + 1, 15):
+        post(ing, [sysev("adw_failed", adw_id=f"b{i}", summary=f"n{i}", payload={"log": big})
+                   for i in range(first, first + 15)])
+    dropped = int(metric(ing, series("adw_ingest_webhook_dropped_total", reason="overflow")))
+    assert 0 < dropped < n
+    assert metric(ing, series("adw_ingest_webhook_queued")) == 1 + n - dropped
+    ing.wait_log("queue over its bound (1000 events, 16 MiB)", 5)
+    rec.start()
+    bodies = rec.wait_bodies(1 + n - dropped, timeout=60)
+    assert [b["event"]["summary"] for b in bodies] == \
+        ["n0"] + [f"n{i}" for i in range(dropped + 1, n + 1)]
+    assert bodies[-1]["event"]["payload"]["log"] == big
+    # what was kept fits under 16 MiB, one more would not
+    size = len(json.dumps(bodies[-1], separators=(",", ":")).encode())
+    assert (n - dropped) * size <= 16 << 20 < (n - dropped + 1) * size
 
 
 def test_only_the_listed_events_are_sent(make_ingest, receivers):
