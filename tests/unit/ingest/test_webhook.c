@@ -2,7 +2,8 @@
  * range, no blanks; the length limit crossed), the comma-separated lists (blanks trimmed,
  * empty items and the count limit refused), event names, the backoff (1 s doubling to 60 s),
  * and the one-line text (per event, Slack's & < > escaped, the link kept while the summary is
- * cut at 300 bytes on a character boundary). */
+ * cut at 300 bytes on a character boundary), and the host of a URL for log lines (no
+ * credentials, no path). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +16,7 @@
 
 #include "event.h"
 #include "utf8.h"
-#include "webhook.h"
+#include "webhook_text.h"
 
 static int url_ok(const char *u)
 {
@@ -197,13 +198,29 @@ static void test_text(void **state)
     assert_string_equal(small, ":x: Run `");
 }
 
+static void test_host(void **state)
+{
+    (void)state;
+    char h[128];
+    webhook_host("https://hooks.slack.com/services/T0/B0/secret", h, sizeof h);
+    assert_string_equal(h, "hooks.slack.com");
+    webhook_host("http://user:pw@a@127.0.0.1:8080/p?q#f", h, sizeof h);
+    assert_string_equal(h, "127.0.0.1:8080");
+    webhook_host("HTTP://[::1]:9?x", h, sizeof h);
+    assert_string_equal(h, "[::1]:9");
+    webhook_host("h#frag", h, sizeof h);
+    assert_string_equal(h, "h");
+    char small[5];
+    webhook_host("http://example.org/", small, sizeof small);
+    assert_string_equal(small, "exam");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_check),
-        cmocka_unit_test(test_lists),
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_url_check), cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_backoff),   cmocka_unit_test(test_text),
+        cmocka_unit_test(test_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
