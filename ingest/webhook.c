@@ -430,7 +430,7 @@ void webhook_enqueue(webhook_t *w, const adw_event_t *e)
         t->n++;
         t->bytes += it->len;
         /* Over either bound: the oldest go (the newest always stays). */
-        while (t->n > 1 && (t->n > w->queue_max || t->bytes > WEBHOOK_QUEUE_BYTES_MAX)) {
+        while (t->head && t->n > 1 && (t->n > w->queue_max || t->bytes > WEBHOOK_QUEUE_BYTES_MAX)) {
             hook_item_t *gone = t->head;
             t->head = gone->next;
             t->n--;
