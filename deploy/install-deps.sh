@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libzmq3-dev libczmq-dev libsodium-dev libwebsockets-dev libmsgpack-dev libpq-dev libjansson-dev
-      libssl-dev zlib1g-dev openssl postgresql-15 postgresql-client-15 curl)
+      libssl-dev zlib1g-dev libcurl4-openssl-dev openssl postgresql-15 postgresql-client-15 curl)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm clang-format clang-tidy cppcheck
            python3-websockets python3-zmq python3-msgpack python3-psycopg2 python3-yaml python3-pytest
            haproxy docker-compose fiu-utils chromium procps iproute2 util-linux)

@@ -23,6 +23,7 @@
 #include "routes.h"
 #include "store.h"
 #include "tls.h"
+#include "webhook.h"
 #include "zmq_in.h"
 
 typedef struct ingest_options_t {
@@ -48,6 +49,10 @@ typedef struct ingest_options_t {
     int64_t shutdown_timeout_ms;
     int64_t db_timeout_ms;
     int64_t stall_s;
+    const char *webhooks;
+    const char *webhook_events;
+    int64_t webhook_queue;
+    const char *public_url;
     const char *log_level;
     const char *log_format;
 } ingest_options_t;
@@ -208,6 +213,31 @@ static const config_option_t OPTIONS[] = {
      .offset = OPT(stall_s),
      .max = 31536000,
      .doc = "a running run with no event for this many seconds gets a run_stalled event (0: off)"},
+    {.flag = "webhooks",
+     .env = "ADW_INGEST_WEBHOOKS",
+     .type = CONFIG_STRING,
+     .offset = OPT(webhooks),
+     .doc = "comma-separated http(s) URLs POSTed {\"text\",\"event\"} for the webhook events "
+            "(unset: none)"},
+    {.flag = "webhook-events",
+     .env = "ADW_INGEST_WEBHOOK_EVENTS",
+     .type = CONFIG_STRING,
+     .def = "adw_failed,run_stalled,budget_exceeded,approval_requested",
+     .offset = OPT(webhook_events),
+     .doc = "comma-separated system event names sent to the webhooks"},
+    {.flag = "webhook-queue",
+     .env = "ADW_INGEST_WEBHOOK_QUEUE",
+     .type = CONFIG_INT,
+     .def = "1000",
+     .offset = OPT(webhook_queue),
+     .min = 1,
+     .max = 1000000,
+     .doc = "events held per webhook while it is unreachable (over it: the oldest dropped)"},
+    {.flag = "public-url",
+     .env = "ADW_INGEST_PUBLIC_URL",
+     .type = CONFIG_STRING,
+     .offset = OPT(public_url),
+     .doc = "the dashboard's http(s) base URL, for links in webhook texts (unset: no link)"},
     CONFIG_LOG_OPTIONS(ingest_options_t, "info"),
 };
 
@@ -231,6 +261,7 @@ typedef struct ingest_t {
     zmq_in_t *zin;
     routes_t *routes;
     httpd_t *http;
+    webhook_t *webhook;
     int sigfd; /* signalfd of SIGTERM and SIGINT, blocked in every thread */
     int stop;  /* loop_run returns when set: a signal, or the store's fatal error */
     int fatal;
@@ -364,6 +395,26 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
+    if (in.opt.webhooks && *in.opt.webhooks) {
+        webhook_options_t wo = {.urls = in.opt.webhooks,
+                                .events = in.opt.webhook_events,
+                                .queue_max = in.opt.webhook_queue,
+                                .public_url = in.opt.public_url,
+                                .metrics = in.metrics};
+        int bad = 0;
+        in.webhook = webhook_new(&wo, &bad, err, sizeof err);
+        if (!in.webhook) {
+            log_error("%s", err);
+            exit_code = bad ? 2 : 1;
+            goto done;
+        }
+    } else if (in.opt.public_url && *in.opt.public_url &&
+               webhook_url_check(in.opt.public_url, strlen(in.opt.public_url), err, sizeof err) <
+                   0) {
+        log_error("ADW_INGEST_PUBLIC_URL: %s", err);
+        exit_code = 2;
+        goto done;
+    }
     store_options_t so = {.conninfo = in.opt.database_url,
                           .max_batch_events = in.opt.max_batch,
                           .reply_timeout_ms = in.opt.db_timeout_ms,
@@ -388,7 +439,8 @@ int main(int argc, char **argv)
                              .publish = in.publish,
                              .max_pending = in.opt.max_pending,
                              .stall_s = in.opt.stall_s,
-                             .metrics = in.metrics};
+                             .metrics = in.metrics,
+                             .webhook = in.webhook};
     in.pipeline = pipeline_new(&pl);
     if (!in.pipeline) {
         log_error("cannot start the pipeline");
@@ -455,6 +507,7 @@ done:
     zmq_in_destroy(&in.zin);
     pipeline_destroy(&in.pipeline); /* unwatches the store's fd: before the store goes */
     store_destroy(&in.store);
+    webhook_destroy(&in.webhook); /* delivers what it can in WEBHOOK_DRAIN_MS */
     publish_destroy(&in.publish);
     zap_destroy(&in.auth);
     if (in.zctx)

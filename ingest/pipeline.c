@@ -305,8 +305,9 @@ size_t pipeline_waiting(const pipeline_t *p)
     return p->waiting;
 }
 
-/* Publishes a committed request's fresh events, in id order. An empty frame was not encoded
- * (out of memory): the gateways read that event from PostgreSQL. */
+/* Publishes a committed request's fresh events, in id order, and offers each to the webhooks.
+ * An empty frame was not encoded (out of memory): the gateways read that event from
+ * PostgreSQL. */
 static void publish_req(pipeline_t *p, store_req_t *r)
 {
     size_t start = 0;
@@ -318,6 +319,7 @@ static void publish_req(pipeline_t *p, store_req_t *r)
             publish_event(p->o.publish, r->events[i].adw_id, r->ids[i], r->frames.data + start,
                           end - start);
         start = end;
+        webhook_enqueue(p->o.webhook, &r->events[i]);
     }
 }
 

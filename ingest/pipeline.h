@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "publish.h"
 #include "store.h"
+#include "webhook.h"
 
 #include <jansson.h>
 
@@ -48,6 +49,8 @@ typedef struct pipeline_options_t {
     int64_t stall_s;     /* > 0: raise run_stalled for runs idle this long (store_submit's
                             stall scan, every stall_scan_period_ms); 0: stalls are off */
     metrics_t *metrics;
+    webhook_t *webhook; /* NULL: no webhooks; else each committed event is offered to it, in id
+                           order, after it is published */
 } pipeline_options_t;
 
 /* Returns a pipeline watching the store's completions, or NULL. With stall_s, a loop timer
