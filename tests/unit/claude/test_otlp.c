@@ -58,9 +58,8 @@ static void map_file(const char *name, otlp_logs_t *out)
     char err[OTLP_ERR_LEN];
     assert_int_equal(otlp_logs_map(req, ADW_BATCH_MAX, out, err, sizeof err), 0);
     json_decref(req);
-    size_t i;
-    json_t *ev;
-    json_array_foreach(out->events, i, ev) check_valid(ev);
+    for (size_t i = 0; i < json_array_size(out->events); i++)
+        check_valid(json_array_get(out->events, i));
 }
 
 /* One record in a request with the given resource attributes (JSON text of a KeyValue list). */
