@@ -219,8 +219,8 @@ def test_export_100k_run(ingest, gw):
         assert 0 < slow_got[0] < 20 << 20
     finally:
         stop.set()
-        slow.close()
         t.join(5)
+        slow.close()
         live.close()
         c.close()
 
