@@ -266,12 +266,13 @@ def test_export_not_found_scope_and_small_runs(ingest, gw):
     # No token at all.
     st, _, _ = download(gw, "/api/adws/team-a-1/events.csv", {})
     assert st == 401
-    # A run with a single event; keep-alive after a complete chunked body.
+    # A run with a single event: chunked, the connection closed after it; the next request on
+    # a new one.
     c = gw.http()
     for _ in range(2):
         st, hdr, body = c.get("/api/adws/team-b-1/events.csv", headers=full)
         assert st == 200 and len(body.splitlines()) == 2, body
-        assert hdr["Transfer-Encoding"] == "chunked"
+        assert hdr["Transfer-Encoding"] == "chunked" and hdr["Connection"] == "close"
         st, _, _ = c.get("/healthz")
         assert st == 200
     c.close()
