@@ -14,6 +14,7 @@
 #include "log.h"
 
 #define EXPORT_PREFIX "/api/adws/"
+#define EXPORT_H2_FRAME 16384 /* HTTP/2's default largest DATA frame */
 #define EXPORT_TIMEOUT_S (DB_STATEMENT_TIMEOUT_MS / 1000 + 10) /* a page read or a write */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -364,6 +365,18 @@ int export_writeable(export_t *e, unsigned char *wbuf)
     size_t n = e->out.len - e->off;
     if (n > EXPORT_CHUNK)
         n = EXPORT_CHUNK;
+    if (!e->chunked) {
+        /* HTTP/2: one DATA frame of at most the default frame size, within the peer's window. */
+        lws_fileofs_t allow = lws_get_peer_write_allowance(wsi);
+        if (n > EXPORT_H2_FRAME)
+            n = EXPORT_H2_FRAME;
+        if (allow >= 0 && (lws_fileofs_t)n > allow)
+            n = (size_t)allow;
+        if (!n && e->off < e->out.len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
     int final = e->off + n == e->out.len && !e->more;
     unsigned char *data = wbuf + LWS_PRE + 16, *p = data;
     size_t len = n;
@@ -382,7 +395,9 @@ int export_writeable(export_t *e, unsigned char *wbuf)
         memcpy(p + len, "0\r\n\r\n", 5);
         len += 5;
     }
-    if (len && lws_write(wsi, p, len, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)len)
+    /* On HTTP/2 an empty final write ends the stream. */
+    if ((len || final) &&
+        lws_write(wsi, p, len, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)len)
         return -1;
     e->off += n;
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, EXPORT_TIMEOUT_S);

@@ -7,12 +7,16 @@ import csv
 import http.client
 import io
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
 import adwtest
 import pytest
+import tls_common as T
 from test_gateway_common import connect, ev, post
 
 pytestmark = pytest.mark.needs_bin("adw-ingest", "adw-gateway")
@@ -282,3 +286,41 @@ def test_export_not_found_scope_and_small_runs(ingest, gw):
     r = conn.getresponse()
     assert r.status == 200 and r.headers["Content-Type"] == "text/csv; charset=utf-8"
     conn.close()
+
+
+def test_export_over_tls_http1_and_http2(make_gateway, ingest, tmp_path):
+    """Over TLS: HTTP/1.1 (chunked) and, through curl, HTTP/2 (no chunking; the stream ends)."""
+    cert, key = T.make_cert(tmp_path)
+    ctx = T.client_ctx(cert)
+    gw = make_gateway(ingest, start=False, ADW_GATEWAY_TLS_CERT=cert, ADW_GATEWAY_TLS_KEY=key)
+    gw.start()
+    T.wait_https_ready(gw, gw.http_port, ctx)
+    n = 2500
+    post(ingest, [shaped("tls-run", i) for i in range(n)], batch=1000)
+    conn = http.client.HTTPSConnection("127.0.0.1", gw.http_port, context=ctx, timeout=30)
+    conn.request("GET", "/api/adws/tls-run/events.ndjson")
+    r = conn.getresponse()
+    assert r.status == 200 and r.headers["Transfer-Encoding"] == "chunked"
+    h1 = r.read()
+    conn.close()
+    got = [json.loads(x) for x in h1.splitlines()]
+    assert len(got) == n and [e["id"] for e in got] == sorted(e["id"] for e in got)
+    curl = shutil.which("curl")
+    if not curl:
+        pytest.skip("no curl for HTTP/2")
+    for ext in ("ndjson", "csv"):
+        out = subprocess.run([curl, "-sSv", "--http2", "--cacert", cert, "-D", "-", "-o",
+                              str(tmp_path / f"h2.{ext}"),
+                              f"https://localhost:{gw.http_port}/api/adws/tls-run/events.{ext}"],
+                             capture_output=True, timeout=60, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("HTTP/2 200"), out.stdout
+        assert "transfer-encoding" not in out.stdout.lower()
+        body = (tmp_path / f"h2.{ext}").read_bytes()
+        if ext == "ndjson":
+            assert body == h1, out.stderr[-3000:]
+        else:
+            rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
+            assert len(rows) == n + 1
+            for row, e in zip(rows[1:], got):
+                csv_equal(row, e)
