@@ -344,6 +344,10 @@ static int write_headers(export_t *e)
     return 0;
 }
 
+/* HTTP/1.1 chunked framing: after each chunk's data, and the last (empty) chunk. */
+static const unsigned char CHUNK_END[2] = {'\r', '\n'};
+static const unsigned char LAST_CHUNK[5] = {'0', '\r', '\n', '\r', '\n'};
+
 int export_writeable(export_t *e, unsigned char *wbuf)
 {
     struct lws *wsi = e->wsi;
@@ -387,13 +391,13 @@ int export_writeable(export_t *e, unsigned char *wbuf)
             int h = snprintf(head, sizeof head, "%zx\r\n", n);
             p = data - h;
             memcpy(p, head, (size_t)h);
-            memcpy(data + n, "\r\n", 2);
-            len = n + (size_t)h + 2;
+            memcpy(data + n, CHUNK_END, sizeof CHUNK_END);
+            len = n + (size_t)h + sizeof CHUNK_END;
         }
     }
     if (final && chunked) {
-        memcpy(p + len, "0\r\n\r\n", 5);
-        len += 5;
+        memcpy(p + len, LAST_CHUNK, sizeof LAST_CHUNK);
+        len += sizeof LAST_CHUNK;
     }
     /* On HTTP/2 an empty final write ends the stream. */
     if ((len || final) &&
