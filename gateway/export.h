@@ -12,7 +12,9 @@
  * body is chunked and the connection closes after it; Content-Disposition names the file
  * "<adw_id>-events.ndjson" (".csv"). A run that does not exist, or lies outside the read token's
  * scope, answers 404; a database failure before the headers answers 503, after them the
- * connection is closed without the last chunk (the client sees the download cut short).
+ * connection is closed without the last chunk (the client sees the download cut short). A
+ * client that takes nothing for EXPORT_TIMEOUT_S seconds (DB_STATEMENT_TIMEOUT_MS / 1000 + 10)
+ * is closed; one that goes away has its page query cancelled and the page dropped.
  *
  * Threads: the loop thread, except csv_field_append and export_csv_row (pure, any thread).
  */
