@@ -41,6 +41,8 @@ static void respond_text(struct lws *wsi, ws_session_t *ss, int status, const ch
 
 int routes_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
+    if (ss->export)
+        return export_writeable(ss->export, s->wbuf);
     if (!ss->responding)
         return 0;
     if (!ss->headers_sent) {
@@ -116,6 +118,15 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         respond_error(wsi, ss, 401, "missing or wrong token");
         return;
     }
+    if (export_match(path)) {
+        ss->export = s->shutting_down ? NULL : export_start(s->pool, wsi, path, scope, ss->head);
+        if (!ss->export) {
+            ss->extra_header = "retry-after:";
+            ss->extra_value = "1";
+            respond_error(wsi, ss, 503, "too busy; try again");
+        }
+        return;
+    }
     api_query_t q;
     char err[256];
     int st = api_parse(path, s->args, s->nargs, &q, err, sizeof err);
@@ -146,6 +157,7 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
     api_job_t *stale = ss->job;
     ss->job = NULL;
     api_cancel(stale);
+    export_destroy(&ss->export);
     ss->wsi = wsi;
     ss->extra_header = NULL;
     metric_add(s->m_http, 1);
@@ -200,6 +212,7 @@ void routes_closed(ws_session_t *ss)
         return;
     api_cancel(ss->job);
     ss->job = NULL;
+    export_destroy(&ss->export);
     free(ss->body);
     ss->body = NULL;
     ss->responding = 0;

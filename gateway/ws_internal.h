@@ -16,6 +16,7 @@
 #include "api.h"
 #include "buf.h"
 #include "dbpool.h"
+#include "export.h"
 #include "fanout.h"
 #include "filter.h"
 #include "metrics.h"
@@ -64,7 +65,8 @@ typedef struct ws_session_t {
     const char *extra_value;
     char *body; /* owned */
     size_t len, off;
-    api_job_t *job; /* the API query in flight */
+    api_job_t *job;   /* the API query in flight */
+    export_t *export; /* the download in progress (export.h), if any */
 } ws_session_t;
 
 /* What admission decided for an upgrade at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kept for the same
