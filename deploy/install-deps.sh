@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       libssl-dev zlib1g-dev libcurl4-openssl-dev openssl postgresql-15 postgresql-client-15 curl)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm clang-format clang-tidy cppcheck
            python3-websockets python3-zmq python3-msgpack python3-psycopg2 python3-yaml python3-pytest
+           python3-pytest-xdist
            haproxy docker-compose fiu-utils chromium procps iproute2 util-linux)
 
 want=("${pkgs[@]}")

@@ -73,8 +73,20 @@ fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = integration ]; then
     step "integration tests (real PostgreSQL, real sockets; sanitizer builds)"
+    # Most files spend their time waiting (timeouts, backoffs, idle spells), so two run at once,
+    # each file whole in one worker (its own PostgreSQL cluster, free ports). The files that
+    # load the machine or its limits on purpose (1,000 clients, kill -9 under load, failure
+    # injection, descriptor limits, a 100,000-event export's memory) then run alone.
+    ALONE=(test_soak.py test_faults.py test_fiu.py test_bench.py test_gateway_descriptors.py
+           test_deploy.py test_export.py)
+    ignore=()
+    for f in "${ALONE[@]}"; do ignore+=(--ignore="tests/integration/$f"); done
     ADW_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -p no:cacheprovider -q \
-        tests/integration; record integration $?
+        -n "${ADW_TEST_WORKERS:-2}" --dist loadfile "${ignore[@]}" tests/integration
+    rc=$?
+    ADW_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -p no:cacheprovider -q \
+        "${ALONE[@]/#/tests/integration/}" || rc=1
+    record integration "$rc"
 fi
 
 if [ "$ONLY" = all ]; then
