@@ -165,6 +165,7 @@ def test_records_filed_under_the_run_of_their_sessions_hooks(ingest, db):
     post_hooks(ingest, "feat-42", hook_bodies())
     assert db.query("SELECT session_id, adw_id FROM adw_sessions") == [(HOOK_SESSION, "feat-42")]
     with ingest.sub() as sub:
+        sub.wait_joined()
         post_logs(ingest, logs([user_prompt(HOOK_SESSION, 1),
                                 api_request(HOOK_SESSION, 2, 0.0123, 1500, 120, 9000, 300)]))
         published = sub.wait_count(2)

@@ -65,6 +65,7 @@ def quiet(seconds=3 * STALL_S + 1):
 def test_one_stall_per_idle_spell_stored_and_published(make_ingest, db):
     ingest = make_ingest(ADW_INGEST_STALL_S=STALL_S)
     with ingest.sub() as sub:
+        sub.wait_joined()
         ids = post(ingest, [sysev("adw_start"), sysev("step_start", step="plan"),
                             ev(step="plan")])
         rows = wait_stalls(db, 1)
