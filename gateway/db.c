@@ -149,10 +149,7 @@ static const char PAGE_SQL[] =
     " (SELECT 1 FROM unnest($8::text[]) AS p WHERE starts_with(adw_id, p)))"
     " ORDER BY id LIMIT $7::int";
 
-/* Builds one frame from a row: the document as PostgreSQL printed it, made compact with id and
- * received_at first; should that fail, decoded and re-serialized, or, should it not decode,
- * the document text as is. */
-static frame_t *row_frame(const PGresult *r, int row, int64_t id)
+frame_t *db_row_frame(const PGresult *r, int row, int64_t id)
 {
     filter_event_t fields = {{NULL}};
     static const int col_of_key[FILTER_NKEYS] = {1, 3, 4, 2, 6};
@@ -224,7 +221,7 @@ int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, siz
     size_t bytes = 0;
     for (int i = 0; i < rows; i++) {
         int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        frame_t *f = row_frame(r, i, id);
+        frame_t *f = db_row_frame(r, i, id);
         if (!f) {
             snprintf(err, errlen, "out of memory");
             rc = -ENOMEM;

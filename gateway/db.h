@@ -57,6 +57,13 @@ typedef struct db_page_query_t {
  * (q->after when none), *more 1 when the page ended early (limit or budget reached, so more
  * events may follow) and 0 when the range is exhausted. Returns 0, or -EIO (the query failed)
  * or -ENOMEM, with the reason in err and no frames left to free. */
+/* Builds one frame (owned by the caller) from row `row` of a result whose columns are those of
+ * the events page query: id, adw_id, type, step, coalesce(event_type, event), doc::text,
+ * agent_id. The document as PostgreSQL printed it, made compact with id and received_at first;
+ * should that fail, decoded and re-serialized, or, should it not decode, the document text as
+ * is. NULL when out of memory. */
+frame_t *db_row_frame(const PGresult *r, int row, int64_t id);
+
 int db_events_page(PGconn *conn, const db_page_query_t *q, frame_t **frames, size_t cap, size_t *n,
                    int64_t *last, int *more, char *err, size_t errlen);
 

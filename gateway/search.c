@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "codec.h"
 #include "db.h"
 #include "frame.h"
 #include "log.h"
@@ -157,31 +156,6 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
     return search_parse_words(q, s, err, errlen) ? 400 : 0;
 }
 
-/* Builds one frame from a row (columns as in run's query), as /api/events does: the document
- * as PostgreSQL printed it, made compact; should that fail, decoded and re-serialized, or, should
- * it not decode, the document text as is. NULL when out of memory. */
-static frame_t *row_frame(const PGresult *r, int row)
-{
-    int64_t id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-    filter_event_t fields = {{NULL}};
-    static const int col_of_key[FILTER_NKEYS] = {1, 3, 4, 2, 6};
-    for (int k = 0; k < FILTER_NKEYS; k++)
-        if (!PQgetisnull(r, row, col_of_key[k]))
-            fields.field[k] = PQgetvalue(r, row, col_of_key[k]);
-    const char *doc = PQgetvalue(r, row, 5);
-    size_t len = (size_t)PQgetlength(r, row, 5);
-    frame_t *fr = frame_from_stored(id, doc, len, &fields);
-    if (fr)
-        return fr;
-    json_t *v = NULL;
-    char why[160];
-    if (!codec_json_parse(doc, len, &v, why, sizeof why)) {
-        fr = frame_from_event(v, why, sizeof why);
-        json_decref(v);
-    }
-    return fr ? fr : frame_new_event_raw(id, doc, len, &fields);
-}
-
 static int undefined_table(const PGresult *r)
 {
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -256,8 +230,8 @@ int search_run(PGconn *conn, const search_query_t *s, const filter_t *f, buf_t *
     if (buf_puts(body, "{\"events\":["))
         goto done;
     for (int i = 0; i < rows; i++) {
-        if (!(fr = row_frame(r, i)) || (i && buf_putc(body, ',')) ||
-            buf_append(body, fr->payload, fr->len))
+        if (!(fr = db_row_frame(r, i, strtoll(PQgetvalue(r, i, 0), NULL, 10))) ||
+            (i && buf_putc(body, ',')) || buf_append(body, fr->payload, fr->len))
             goto done;
         frame_unref(&fr);
     }
