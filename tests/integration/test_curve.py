@@ -105,7 +105,10 @@ def submit(sock, obj, timeout=5.0):
     has no connection to send on (libzmq drops one whose handshake was refused)."""
     if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
         return None
-    sock.send(adwtest.mp_pack(obj), zmq.NOBLOCK)
+    try:
+        sock.send(adwtest.mp_pack(obj), zmq.NOBLOCK)
+    except zmq.Again:  # the refused connection went between the poll and the send
+        return None
     if not sock.poll(int(timeout * 1000), zmq.POLLIN):
         return None
     return adwtest.mp_unpack(sock.recv_multipart()[-1])
