@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@
 
 #define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
 #define STORE_PING_MS 1000
+/* The reason a request gets when its commit may or may not have happened. */
+#define STORE_OUTCOME_UNKNOWN                                                                      \
+    "database unavailable: commit outcome unknown; retry with the same event_id"
 
 struct store_t {
     store_options_t opts;
@@ -28,6 +32,7 @@ struct store_t {
     pthread_t thread;
     int thread_started;
     int evfd;
+    int wakefd; /* eventfd: a submission or shutdown wakes the idle writer's poll */
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -44,6 +49,7 @@ struct store_t {
 
     /* Writer thread only. */
     PGconn *conn;
+    int doomed;    /* the server said it is ending the connection (SQLSTATE class 57P) */
     pgwait_t wait; /* the bound on each answer from PostgreSQL */
     int64_t last_ping_ms;
     batch_t *batch;
@@ -188,6 +194,113 @@ static void disconnect(store_t *s)
     if (s->conn)
         PQfinish(s->conn);
     s->conn = NULL;
+    s->doomed = 0;
+}
+
+/* libpq's notice receiver on the writer's connection (runs on the writer thread, inside the
+ * libpq call that read the notice). A notice of class 57P (operator intervention: immediate or
+ * fast shutdown, pg_terminate_backend, a crash of another backend) says that the server is
+ * closing this connection: it is marked doomed, so that nothing more is sent on it. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    store_t *s = arg;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (state && !strncmp(state, "57P", 3)) {
+        s->doomed = 1;
+        log_warn("store: PostgreSQL is closing the connection: %s (%s)", msg ? msg : "", state);
+    } else {
+        log_info("store: PostgreSQL says: %s", msg ? msg : "");
+    }
+}
+
+/* Connects (no more than connect_timeout_s seconds, at least 2) and installs on_notice.
+ * Returns 0 with s->conn ready, or -1 with s->conn NULL and err set. */
+static int open_conn(store_t *s, int connect_timeout_s, char *err, size_t errlen)
+{
+    char user_timeout[24], connect_timeout[24];
+    snprintf(user_timeout, sizeof user_timeout, "%" PRId64, s->opts.reply_timeout_ms);
+    snprintf(connect_timeout, sizeof connect_timeout, "%d",
+             connect_timeout_s < 2 ? 2 : connect_timeout_s);
+    const char *keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *vals[] = {connect_timeout, "adw-ingest", "5", "2", "3",
+                          user_timeout,    s->conninfo,  NULL};
+    s->doomed = 0;
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
+                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        disconnect(s);
+        return -1;
+    }
+    PQsetNoticeReceiver(s->conn, on_notice, s);
+    return 0;
+}
+
+/* Drops a connection found lost (why: for the log), and starts connecting again. */
+static void lose_conn(store_t *s, const char *why)
+{
+    char err[256];
+    snprintf(err, sizeof err, "lost PostgreSQL: %s", why);
+    char *nl = strchr(err, '\n');
+    if (nl)
+        *nl = '\0';
+    set_error(s, err);
+    log_warn("store: %s", err);
+    disconnect(s);
+    set_state(s, STORE_CONNECTING);
+}
+
+/* Reads what the idle connection's socket holds (a termination notice, or its end) without
+ * blocking. Returns 0 when the connection is still good, else -1 after lose_conn. */
+static int check_conn(store_t *s)
+{
+    if (!PQconsumeInput(s->conn) || PQstatus(s->conn) != CONNECTION_OK) {
+        lose_conn(s, PQerrorMessage(s->conn));
+        return -1;
+    }
+    if (s->doomed) {
+        lose_conn(s, "the server is closing the connection");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the idle connection is still good right now: a look at its socket that does not
+ * wait. Returns 0, or -1 after lose_conn. */
+static int conn_alive(store_t *s)
+{
+    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (p.fd < 0) {
+        lose_conn(s, "no socket");
+        return -1;
+    }
+    if (s->doomed || poll(&p, 1, 0) > 0)
+        return check_conn(s);
+    return 0;
+}
+
+/* Waits, while READY and idle, at most timeout_ms for a submission (the wake-up eventfd) or for
+ * something on the connection's socket, which is read at once: a dead connection is noticed
+ * the moment the server says so, before a request is sent on it. */
+static void idle_wait(store_t *s, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = s->wakefd, .events = POLLIN},
+                          {.fd = PQsocket(s->conn), .events = POLLIN}};
+    if (poll(p, p[1].fd < 0 ? 1 : 2, timeout_ms) <= 0)
+        return;
+    if (p[0].revents) {
+        uint64_t v;
+        ssize_t rc = read(s->wakefd, &v, sizeof v);
+        (void)rc;
+    }
+    if (p[1].revents)
+        check_conn(s);
 }
 
 /* PQexec and PQexecParams with every wait bounded (pgwait.h: each answer may take
@@ -215,21 +328,8 @@ static int connect_step(store_t *s)
 {
     char err[512];
     if (!s->conn) {
-        char user_timeout[24];
-        snprintf(user_timeout, sizeof user_timeout, "%" PRId64, s->opts.reply_timeout_ms);
-        const char *keys[] = {
-            "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
-            "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
-        const char *vals[] = {"5", "adw-ingest", "5", "2", "3", user_timeout, s->conninfo, NULL};
-        s->conn = PQconnectdbParams(keys, vals, 1);
-        if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-            snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s",
-                     s->conn ? PQerrorMessage(s->conn) : "out of memory");
-            char *nl = strchr(err, '\n');
-            if (nl)
-                *nl = '\0';
+        if (open_conn(s, 5, err, sizeof err)) {
             set_error(s, err);
-            disconnect(s);
             return -1;
         }
         metric_add(s->m_reconnects, 1);
@@ -288,66 +388,6 @@ static int connect_step(store_t *s)
     return 0;
 }
 
-/* After a COMMIT whose outcome was lost: reconnects and reads back the batch's first and last
- * fresh rows. Returns 1 when committed, 0 when not, -1 when it cannot tell (stopping). */
-static int resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs)
-{
-    int64_t first_id = 0, last_id = 0, first_us = 0, last_us = 0;
-    for (size_t q = 0; q < nreqs; q++)
-        for (size_t i = 0; i < reqs[q]->nevents; i++)
-            if (reqs[q]->fresh[i]) {
-                if (!first_id) {
-                    first_id = reqs[q]->ids[i];
-                    first_us = reqs[q]->events[i].received_us;
-                }
-                last_id = reqs[q]->ids[i];
-                last_us = reqs[q]->events[i].received_us;
-            }
-    int64_t backoff = 100;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        int stopping = s->stopping;
-        pthread_mutex_unlock(&s->mu);
-        disconnect(s);
-        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-        const char *vals[] = {"5", "adw-ingest", s->conninfo, NULL};
-        s->conn = PQconnectdbParams(keys, vals, 1);
-        if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
-            char a[24], b[24];
-            snprintf(a, sizeof a, "%" PRId64, first_id);
-            snprintf(b, sizeof b, "%" PRId64, last_id);
-            const char *params[2] = {a, b};
-            PGresult *r = exec1(s,
-                                "SELECT id, (extract(epoch from received_at) * 1000000)::bigint"
-                                " FROM events WHERE id = $1::bigint OR id = $2::bigint",
-                                2, params);
-            if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-                int found = 0;
-                for (int row = 0; row < PQntuples(r); row++) {
-                    int64_t id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-                    int64_t us = strtoll(PQgetvalue(r, row, 1), NULL, 10);
-                    if ((id == first_id && us == first_us) || (id == last_id && us == last_us))
-                        found++;
-                }
-                PQclear(r);
-                disconnect(s); /* the writer lock is taken afresh by connect_step */
-                int committed = found == (first_id == last_id ? 1 : 2);
-                log_warn("store: a commit's outcome was lost; ids %" PRId64 "..%" PRId64 " are %s",
-                         first_id, last_id, committed ? "stored" : "not stored");
-                return committed;
-            }
-            PQclear(r);
-        }
-        if (stopping)
-            return -1;
-        /* Requests queued meanwhile are not held up by this batch: they are refused now. */
-        drain_queue(s, "database unavailable, retry later");
-        struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        backoff = backoff < 2000 ? backoff * 2 : 2000;
-    }
-}
-
 static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
 {
     for (size_t q = 0; q < nreqs; q++)
@@ -355,11 +395,119 @@ static void finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
     complete_all(s, reqs, nreqs);
 }
 
+/* The rows that tell whether a batch committed: its first and last fresh events (id and
+ * received_at, which no other event shares with them). */
+typedef struct probe_t {
+    int64_t first_id, last_id, first_us, last_us;
+} probe_t;
+
+/* Reads the probe's rows back on s->conn. Returns 1 when committed, 0 when not, -1 when the
+ * query failed. */
+static int probe_read(store_t *s, const probe_t *pr)
+{
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%" PRId64, pr->first_id);
+    snprintf(b, sizeof b, "%" PRId64, pr->last_id);
+    const char *params[2] = {a, b};
+    PGresult *r = exec1(s,
+                        "SELECT id, (extract(epoch from received_at) * 1000000)::bigint"
+                        " FROM events WHERE id = $1::bigint OR id = $2::bigint",
+                        2, params);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    int found = 0;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int64_t id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        int64_t us = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+        if ((id == pr->first_id && us == pr->first_us) || (id == pr->last_id && us == pr->last_us))
+            found++;
+    }
+    PQclear(r);
+    return found == (pr->first_id == pr->last_id ? 1 : 2);
+}
+
+/* After a COMMIT whose outcome was lost (the batch reqs was sent at deadline_us minus the
+ * reply timeout): reconnects and reads back the batch's first and last fresh rows, until it
+ * knows or the store stops. The requests are answered as soon as the outcome is known (OK, or
+ * unavailable when not stored); when it is still unknown at deadline_us they are answered
+ * unavailable with STORE_OUTCOME_UNKNOWN (their client retries with the same event_ids, which
+ * the dedup answers either way), and the resolution goes on without them. The connection is
+ * left closed: connect_step takes the writer lock and reads the last id afresh. */
+static void resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs, int64_t deadline_us)
+{
+    probe_t pr = {0};
+    for (size_t q = 0; q < nreqs; q++)
+        for (size_t i = 0; i < reqs[q]->nevents; i++)
+            if (reqs[q]->fresh[i]) {
+                if (!pr.first_id) {
+                    pr.first_id = reqs[q]->ids[i];
+                    pr.first_us = reqs[q]->events[i].received_us;
+                }
+                pr.last_id = reqs[q]->ids[i];
+                pr.last_us = reqs[q]->events[i].received_us;
+            }
+    int64_t backoff = 100;
+    int committed = -1;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        disconnect(s);
+        int64_t left_ms = (deadline_us - timefmt_mono_us()) / 1000;
+        /* While the requests wait, one attempt may not take much past their deadline. */
+        int connect_s = nreqs && left_ms < 5000 ? (int)((left_ms + 999) / 1000) : 5;
+        char err[256];
+        if (!open_conn(s, connect_s, err, sizeof err) && (committed = probe_read(s, &pr)) >= 0)
+            break;
+        if (stopping)
+            break;
+        if (nreqs && timefmt_mono_us() >= deadline_us) {
+            log_warn("store: a commit's outcome is unknown after %" PRId64
+                     " ms; its requests are answered 503 (retry with the same event_id)",
+                     s->opts.reply_timeout_ms);
+            for (size_t q = 0; q < nreqs; q++)
+                complete_unavailable(s, reqs[q], STORE_OUTCOME_UNKNOWN);
+            nreqs = 0;
+        }
+        /* Requests queued meanwhile are not held up by this batch: they are refused now. */
+        drain_queue(s, "database unavailable, retry later");
+        int64_t nap = backoff;
+        if (nreqs) {
+            int64_t to_deadline = (deadline_us - timefmt_mono_us()) / 1000;
+            if (nap > to_deadline)
+                nap = to_deadline > 0 ? to_deadline : 0;
+        }
+        struct timespec ts = {.tv_sec = nap / 1000, .tv_nsec = (nap % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    disconnect(s); /* the writer lock is taken afresh by connect_step */
+    if (committed >= 0) {
+        metric_add(committed ? s->m_unknown_stored : s->m_unknown_not_stored, 1);
+        log_warn("store: a commit's outcome was lost; ids %" PRId64 "..%" PRId64 " are %s",
+                 pr.first_id, pr.last_id, committed ? "stored" : "not stored");
+    }
+    if (!nreqs)
+        return; /* answered already */
+    if (committed == 1) {
+        atomic_store(&s->last_id, pr.last_id);
+        finish_ok(s, reqs, nreqs);
+        return;
+    }
+    for (size_t q = 0; q < nreqs; q++)
+        complete_unavailable(s, reqs[q],
+                             committed == 0 ? "database unavailable, retry later"
+                                            : STORE_OUTCOME_UNKNOWN);
+}
+
 /* Commits reqs, isolating a request PostgreSQL refuses so the others still commit. */
 // NOLINTNEXTLINE(misc-no-recursion): one level at most, the retry is one request at a time
 static void process(store_t *s, store_req_t **reqs, size_t nreqs)
 {
     char err[256];
+    int64_t t0 = timefmt_mono_us();
     int64_t last_id = atomic_load(&s->last_id);
     batch_result_t res = batch_commit(s->batch, s->conn, reqs, nreqs, 0, &last_id, err, sizeof err);
     if (res == BATCH_DUPLICATE) {
@@ -383,25 +531,12 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
         snprintf(reqs[0]->err, sizeof reqs[0]->err, "refused by the database: %.130s", err);
         complete(s, reqs[0]);
         return;
-    case BATCH_UNKNOWN: {
+    case BATCH_UNKNOWN:
+        log_warn("store: %s", err);
+        set_error(s, err);
         set_state(s, STORE_CONNECTING);
-        int committed = resolve_unknown(s, reqs, nreqs);
-        if (committed >= 0)
-            metric_add(committed ? s->m_unknown_stored : s->m_unknown_not_stored, 1);
-        if (committed == 1) {
-            int64_t last = 0;
-            for (size_t q = 0; q < nreqs; q++)
-                for (size_t i = 0; i < reqs[q]->nevents; i++)
-                    if (reqs[q]->fresh[i] && reqs[q]->ids[i] > last)
-                        last = reqs[q]->ids[i];
-            atomic_store(&s->last_id, last);
-            finish_ok(s, reqs, nreqs);
-            return;
-        }
-        for (size_t q = 0; q < nreqs; q++)
-            complete_unavailable(s, reqs[q], "database unavailable, retry later");
+        resolve_unknown(s, reqs, nreqs, t0 + s->opts.reply_timeout_ms * 1000);
         return;
-    }
     case BATCH_SEND_FAILED:
         /* Cannot tell what was sent: start afresh (a new connection takes the lock again). */
         disconnect(s);
@@ -553,13 +688,16 @@ static void *store_main(void *arg)
             continue;
         }
 
-        /* READY: gather whatever is queued, up to the batch bound. */
+        /* READY: idle, watch the connection until something is queued (or it is time for a
+         * ping); then gather whatever is queued, up to the batch bound. */
         pthread_mutex_lock(&s->mu);
         if (!s->q_head && !s->stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += 1;
-            pthread_cond_timedwait(&s->cond, &s->mu, &until);
+            pthread_mutex_unlock(&s->mu);
+            int64_t to_ping = STORE_PING_MS - (mono_ms() - s->last_ping_ms);
+            idle_wait(s, to_ping < 1 ? 1 : (int)to_ping);
+            if (atomic_load(&s->state) != STORE_READY)
+                continue; /* the connection went: what is queued is refused there */
+            pthread_mutex_lock(&s->mu);
         }
         size_t n = 0, events = 0;
         while (s->q_head &&
@@ -586,6 +724,13 @@ static void *store_main(void *arg)
                 break;
         }
         pthread_mutex_unlock(&s->mu);
+        if (n && conn_alive(s)) {
+            /* The server closed the connection before this batch was sent: nothing of it was
+             * committed, and the store is already connecting again. */
+            for (size_t q = 0; q < n; q++)
+                complete_unavailable(s, batch[q], "database unavailable, retry later");
+            continue;
+        }
         if (n == 1 && batch[0]->stall_s && !batch[0]->nevents) {
             scan_stalls(s, batch[0]);
             s->last_ping_ms = mono_ms();
@@ -598,14 +743,8 @@ static void *store_main(void *arg)
             int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
             PQclear(r);
             s->last_ping_ms = mono_ms();
-            if (!ok) {
-                char err[256];
-                snprintf(err, sizeof err, "lost PostgreSQL: %s", PQerrorMessage(s->conn));
-                set_error(s, err);
-                log_warn("store: %s", err);
-                disconnect(s);
-                set_state(s, STORE_CONNECTING);
-            }
+            if (!ok)
+                lose_conn(s, PQerrorMessage(s->conn));
         }
     }
     drain_queue(s, "shutting down");
@@ -627,13 +766,14 @@ store_t *store_new(const store_options_t *o)
         s->opts.reply_timeout_ms = 15000;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if (s->evfd < 0)
+    if (s->evfd < 0 || s->wakefd < 0)
         goto fail;
     s->wait = (pgwait_t){.who = "store", .timeout_ms = s->opts.reply_timeout_ms, .each_result = 1};
     batch_options_t bo = {.wait = s->wait};
@@ -674,12 +814,21 @@ fail:
     return NULL;
 }
 
+/* Wakes the writer from idle_wait (a full counter means it is woken already). */
+static void wake(store_t *s)
+{
+    uint64_t one = 1;
+    while (write(s->wakefd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
 void store_shutdown(store_t *s)
 {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
+    wake(s);
 }
 
 void store_destroy(store_t **sp)
@@ -700,6 +849,8 @@ void store_destroy(store_t **sp)
     disconnect(s);
     if (s->evfd >= 0)
         close(s->evfd);
+    if (s->wakefd >= 0)
+        close(s->wakefd);
     batch_destroy(&s->batch);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
@@ -726,6 +877,7 @@ void store_submit(store_t *s, store_req_t *r)
     s->q_tail = r;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->mu);
+    wake(s);
 }
 
 store_req_t *store_completed(store_t *s)
