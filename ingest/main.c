@@ -204,8 +204,8 @@ static const config_option_t OPTIONS[] = {
      .offset = OPT(db_timeout_ms),
      .min = 500,
      .max = 3600000,
-     .doc =
-         "longest wait for PostgreSQL's answer; a silent connection is then closed and made again"},
+     .doc = "longest wait for PostgreSQL's answer (a silent connection is then closed and made "
+            "again), and for a lost commit's outcome (then 503: retry with the same event_id)"},
     {.flag = "stall-s",
      .env = "ADW_INGEST_STALL_S",
      .type = CONFIG_INT,
