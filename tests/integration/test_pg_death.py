@@ -19,7 +19,7 @@ from pathlib import Path
 
 import adwtest
 import pytest
-from faultload import Load, check_stored, ev, metric, wait_status
+from faultload import Load, SendWorker, check_stored, ev, metric, wait_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from faultproxy import FaultProxy  # noqa: E402
@@ -132,14 +132,21 @@ def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost):
             list(range(2, n + 2))
 
 
-def test_postgres_killed_mid_stream_nothing_lost(db, make_ingest):
+def test_postgres_killed_mid_stream_nothing_lost(db, make_ingest, tmp_path):
     """HTTP and ZeroMQ producers stream events with event_ids, retrying each 503 with the same
-    event_ids; PostgreSQL is killed (-m immediate) mid-stream and stays down longer than the
-    clients' timeout (10 s for HTTP). Every request is answered meanwhile (none times out),
-    every acknowledged event is stored once under its id, and every refused one, retried, ends
-    stored once."""
+    event_ids, and adw-send runs as hooks do (over ZeroMQ and HTTP, spooling what is refused);
+    PostgreSQL is killed (-m immediate) mid-stream and stays down longer than the clients'
+    timeout (10 s for HTTP). Every request is answered meanwhile (none times out), every
+    acknowledged event is stored once under its id, and every refused one, retried, ends stored
+    once (adw-send's too, in the order they were made)."""
     ing = make_ingest(ADW_INGEST_DB_TIMEOUT_MS="1000")
     load = Load(ing, http_threads=3, zmq_threads=2, batch=5, deadline=300).start()
+    senders = []
+    if adwtest.have_binary("adw-send"):
+        senders = [SendWorker("sz", ["--zmq", ing.zmq_endpoint], tmp_path / "spool-z"),
+                   SendWorker("sh", ["--http", ing.base_url], tmp_path / "spool-h")]
+    for sender in senders:
+        sender.start()
     try:
         load.wait_acked(150, timeout=30)
         db.crash()
@@ -154,6 +161,11 @@ def test_postgres_killed_mid_stream_nothing_lost(db, make_ingest):
         load.wait_acked(before + 150, timeout=30)
     finally:
         load.stop()
+        for sender in senders:
+            sender.stop()
+    for sender in senders:
+        sender.drain()
+        assert sender.check(db) > 0
     n = check_stored(db, load)
     assert load.count("conn_error") == 0
     print(f"pg killed mid-stream: {n} events stored, {load.count(503)} 503s, "
