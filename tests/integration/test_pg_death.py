@@ -77,14 +77,28 @@ def test_postgres_fast_stop_while_idle(ingest, db):
     assert adwtest.post_json(ingest.base_url + "/api/events", ev())[2]["id"] == 2
 
 
+def submit(ing, transport, events):
+    """(ok, error, ids) of one submission over HTTP or ZeroMQ (client timeout 10 s)."""
+    if transport == "http":
+        st, h, body = adwtest.post_json(ing.base_url + "/api/events", events, timeout=10)
+        if st == 503:
+            assert h.get("Retry-After") == "1"
+        return st == 200, body.get("error"), body.get("ids")
+    r = adwtest.zmq_submit(ing.zmq_endpoint, events, timeout=10)
+    if not r["ok"]:
+        assert r["retry"] is True, r
+    return r["ok"], r.get("error"), r.get("ids")
+
+
+@pytest.mark.parametrize("transport", ["http", "zmq"])
 @pytest.mark.parametrize("lost", ["answer", "commit"])
-def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost):
+def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost, transport):
     """The link to PostgreSQL goes silent right after the transaction is sent (PostgreSQL
     commits and its answer is swallowed: "answer"; or the transaction never arrives: "commit"),
-    then is cut and stays cut past ADW_INGEST_DB_TIMEOUT_MS. The client is answered 503 with
-    the unknown-outcome reason meanwhile; once the link is back the outcome is resolved by
-    reading the batch back, and the client's retry with the same event_ids is answered with
-    one id per event, each event stored once."""
+    then is cut and stays cut past ADW_INGEST_DB_TIMEOUT_MS. The client is answered 503 (ZeroMQ:
+    retry) with the unknown-outcome reason meanwhile; once the link is back the outcome is
+    resolved by reading the batch back, and the client's retry with the same event_ids is
+    answered with one id per event, each event stored once."""
     n = 3
     with FaultProxy((db.host, db.port)) as fp:
         url = f"postgresql://postgres@127.0.0.1:{fp.port}/{db.dbname}"
@@ -96,8 +110,8 @@ def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost):
         else:
             fp.blackhole_on(b"adw_batch", "up", drop_trigger=True)
         result = []
-        t = threading.Thread(target=lambda: result.append(
-            adwtest.post_json(ing.base_url + "/api/events", events, timeout=10)), daemon=True)
+        t = threading.Thread(target=lambda: result.append(submit(ing, transport, events)),
+                             daemon=True)
         t.start()
         assert fp.triggered.wait(10), "the transaction never went through the proxy"
 
@@ -109,13 +123,12 @@ def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost):
         fp.cut()  # and new connections refused until heal()
         t.join(15)
         assert result, "no answer while the outcome was unknown"
-        st, h, body = result[0]
-        assert st == 503 and h.get("Retry-After") == "1", body
-        assert UNKNOWN in body["error"], body
+        ok, error, _ = result[0]
+        assert not ok and UNKNOWN in error, result
         assert stored() == (n if lost == "answer" else 0)
-        # The client retries with the same event_ids while the link is still cut: 503.
-        st, _, body = adwtest.post_json(ing.base_url + "/api/events", events, timeout=10)
-        assert st == 503, body
+        # The client retries with the same event_ids while the link is still cut: refused.
+        ok, error, _ = submit(ing, transport, events)
+        assert not ok and "database unavailable" in error
         fp.heal()
         outcome = "stored" if lost == "answer" else "not_stored"
         adwtest.wait_for(lambda: metric(ing, "adw_ingest_commit_outcome_lost_total"
@@ -123,13 +136,12 @@ def test_unknown_outcome_answered_503_then_resolved(db, make_ingest, lost):
                          what="the outcome resolved")
         assert f"are {outcome.replace('_', ' ')}" in ing.log_text()
         wait_status(ing, "/readyz", 200, timeout=30)
-        st, _, body = adwtest.post_json(ing.base_url + "/api/events", events, timeout=10)
-        assert st == 200 and body["ids"] == list(range(2, n + 2)), body
+        ok, error, ids = submit(ing, transport, events)
+        assert ok and ids == list(range(2, n + 2)), error
         rows = db.query("SELECT id, event_id FROM events ORDER BY id")
         assert [r[0] for r in rows] == list(range(1, n + 2))
         assert sorted(r[1] for r in rows[1:]) == sorted(e["event_id"] for e in events)
-        assert adwtest.post_json(ing.base_url + "/api/events", events)[2]["ids"] == \
-            list(range(2, n + 2))
+        assert submit(ing, transport, events)[2] == list(range(2, n + 2))
 
 
 def test_postgres_killed_mid_stream_nothing_lost(db, make_ingest, tmp_path):
