@@ -262,7 +262,8 @@ def test_local_sh_front_door(db, tmp_path):
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             assert f"ADW_GATEWAY_INGEST_URL=http://127.0.0.1:{ingest_port}".encode() in environ
     finally:
-        os.killpg(p.pid, signal.SIGINT) if p.poll() is None else None
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: local.sh's own process group
         try:
             rest, _ = p.communicate(timeout=30)
         except subprocess.TimeoutExpired:
