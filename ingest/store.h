@@ -6,6 +6,9 @@
  *
  * The loop thread submits requests and collects them back once their outcome is known; an
  * eventfd (store_fd) becomes readable when completed requests are waiting.
+ *
+ * While idle, the writer watches its connection's socket: a termination notice or the end of
+ * the connection makes the store CONNECTING at once, before any request is sent on it.
  */
 #ifndef ADW_STORE_H
 #define ADW_STORE_H
@@ -26,7 +29,10 @@ typedef enum store_state {
 
 typedef enum store_status {
     STORE_STATUS_OK = 0,      /* every event committed (or found already stored) */
-    STORE_STATUS_UNAVAILABLE, /* nothing committed: the database is unavailable, retry later */
+    STORE_STATUS_UNAVAILABLE, /* the database is unavailable, retry later: nothing committed,
+                                 unless err is "...commit outcome unknown; retry with the same
+                                 event_id" (the commit's answer was lost and not resolved within
+                                 reply_timeout_ms; the retry's dedup settles it) */
     STORE_STATUS_REJECTED,    /* nothing committed: PostgreSQL refused the data (err says why) */
 } store_status_t;
 
@@ -50,7 +56,8 @@ typedef struct store_options_t {
     const char *conninfo;     /* libpq URI or conninfo; NULL/"" for libpq's defaults */
     int64_t max_batch_events; /* most events in one transaction */
     int64_t reply_timeout_ms; /* longest wait for an answer; then the connection counts as lost
-                                 (0: 15 s) */
+                                 (0: 15 s). Also the longest a request waits, from its batch's
+                                 sending, for a lost commit's outcome */
     metrics_t *metrics;       /* registry for the store's series; may be NULL */
 } store_options_t;
 
