@@ -264,6 +264,7 @@ static int check_conn(store_t *s)
         lose_conn(s, PQerrorMessage(s->conn));
         return -1;
     }
+    (void)PQisBusy(s->conn); /* parses what was read: a notice reaches on_notice now */
     if (s->doomed) {
         lose_conn(s, "the server is closing the connection");
         return -1;

@@ -52,7 +52,7 @@ def test_idle_ingest_answers_503_at_once_when_postgres_stops(ingest, db):
     assert r["ok"] is False and r["retry"] is True and "unavailable" in r["error"]
     st, _, body = adwtest.http_get(ingest.base_url + "/readyz", timeout=10)
     assert st == 503 and body["status"] == "unavailable"
-    assert "PostgreSQL" in ingest.log_text()
+    assert "store: lost PostgreSQL" in ingest.log_text()
     db.start()
     wait_status(ingest, "/readyz", 200, timeout=30)
     # Back: the refused events retried with their event_ids are stored once.
