@@ -233,7 +233,8 @@ dbroute_t *dbroute_new(const dbroute_options_t *o, char *err, size_t errlen)
             goto fail;
         }
         r->started = 1;
-        log_info("read replicas: %zu standbys, looked at every %d ms", r->n, r->probe_ms);
+        log_info("read replicas: %zu standby%s, looked at every %d ms", r->n, r->n == 1 ? "" : "s",
+                 r->probe_ms);
     }
     return r;
 fail:
