@@ -302,7 +302,7 @@ int dbroute_standby(dbroute_t *r, dbroute_conns_t *cs, int64_t need, PGconn **co
         return -1;
     int64_t now = timefmt_mono_us();
     dbchoice_standby_t v[DBCHOICE_STANDBYS_MAX];
-    int drop[DBCHOICE_STANDBYS_MAX];
+    int drop[DBCHOICE_STANDBYS_MAX] = {0};
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++) {
         v[i] = r->sb[i].st;
