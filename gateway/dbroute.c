@@ -95,7 +95,10 @@ static void record(dbroute_t *r, size_t i, const dbchoice_standby_t *st, const c
 static void record_down(dbroute_t *r, size_t i, int64_t began_us, const char *why)
 {
     const dbchoice_standby_t st = {.up = 0, .looked_us = began_us};
-    record(r, i, &st, why);
+    char line[192];
+    snprintf(line, sizeof line, "%s", why);
+    line[strcspn(line, "\n")] = '\0'; /* libpq's first line says it */
+    record(r, i, &st, line);
 }
 
 /* Looks at standby i on conn (a connected one) and records what it shows. Returns 0, or -EIO

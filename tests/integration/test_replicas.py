@@ -96,6 +96,32 @@ def test_reads_land_on_a_standby_that_keeps_up(ingest, make_gateway, standby):
     assert 2 <= standby.connections("adw-gateway") <= 2 + 1 + 1
 
 
+def test_hole_fills_read_from_a_standby(make_ingest, make_gateway, standby):
+    # A gateway stopped while 5,000 events pass with tiny high-water marks: the holes it finds
+    # after SIGCONT end at ids the standby already shows, so they are filled from it alone.
+    ingest = make_ingest(ADW_INGEST_PUB_HWM="20")
+    gw = make_gateway(ingest, ADW_GATEWAY_READ_URL=standby.url, ADW_GATEWAY_SUB_HWM="5")
+    ws = connect(gw)
+    first = post(ingest, [ev()])
+    assert [m["id"] for m in ws.events(1, timeout=20)] == first
+    wait_usable(gw, 1)
+    primary0, standby0 = reads(gw)
+    gw.signal(signal.SIGSTOP)
+    try:
+        ids = post(ingest, [ev(summary=str(i), payload={"pad": "p" * 500}) for i in range(5000)],
+                   batch=500)
+        standby.caught_up()
+    finally:
+        gw.signal(signal.SIGCONT)
+    assert [m["id"] for m in ws.events(len(ids), timeout=120)] == ids
+    assert not [m for m in ws.collect(timeout=0.3) if is_event(m)]
+    assert metric(gw, "adw_gateway_hole_filled_events_total") >= 1
+    primary1, standby1 = reads(gw)
+    assert primary1 == primary0, "no fill read from the primary"
+    assert standby1 > standby0
+    ws.close()
+
+
 def test_paused_standby_reads_go_to_the_primary(make_ingest, make_gateway, standby):
     # Tiny high-water marks so that the second gateway sees holes and fills them, while the
     # standby is paused: from the primary.
