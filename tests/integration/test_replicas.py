@@ -274,6 +274,13 @@ def test_read_url_limits(ingest, make_gateway, db):
         gw.start()
         assert gw.wait(10) == 2, gw.log_text()
         assert why in gw.log_text(), gw.log_text()
+    # The look interval's bounds, crossed.
+    for ms in ("19", "60001"):
+        gw = make_gateway(ingest, start=False, ADW_GATEWAY_READ_URL=db.url,
+                          ADW_GATEWAY_READ_PROBE_MS=ms)
+        gw.start()
+        assert gw.wait(10) == 2, gw.log_text()
+        assert f"ADW_GATEWAY_READ_PROBE_MS: {ms} is out of range [20, 60000]" in gw.log_text()
     # Eight, none answering (one with a password): the gateway runs and reads from the
     # primary; the log names each standby by host, port and database, never with the password.
     ids = post(ingest, [ev() for _ in range(5)])
