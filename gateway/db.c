@@ -20,12 +20,23 @@ static void pq_reason(char *err, size_t errlen, const char *what, const char *ms
         err[--n] = '\0';
 }
 
+static _Thread_local unsigned failures; /* db_failures */
+
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                   int timeout_ms)
 {
     /* One bound for the whole query: a silent link costs at most timeout_ms. */
     const pgwait_t w = {.who = "db", .timeout_ms = timeout_ms, .each_result = 0};
-    return pgwait_exec_params(conn, &w, sql, nparams, params);
+    PGresult *r = pgwait_exec_params(conn, &w, sql, nparams, params);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        failures++;
+    return r;
+}
+
+unsigned db_failures(void)
+{
+    return failures;
 }
 
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)

@@ -27,6 +27,11 @@
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                   int timeout_ms);
 
+/* The number of queries db_exec ran on the calling thread that did not succeed (an error
+ * result, or none at all), since the thread began: comparing it before and after a job tells
+ * whether one of the job's queries failed. */
+unsigned db_failures(void);
+
 /* Opens a connection to conninfo (borrowed; a libpq URI or key=value string, "" for libpq's
  * PG* environment). Returns it (owned by the caller, PQfinish) or NULL with the reason in err. */
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen);

@@ -18,6 +18,8 @@ typedef struct dbworker_t {
     dbjob_t *running; /* the job whose run function executes now (guarded by the pool's mu) */
     PGcancel *cancel; /* for the running job's query (guarded by the pool's mu) */
     int cancel_due;   /* the running job is to be cancelled (guarded by the pool's mu) */
+    int cancelled;    /* dbpool_cancel asked for the running job (guarded by the pool's mu) */
+    dbroute_conns_t standbys; /* the worker's connections to the standbys */
 } dbworker_t;
 
 struct dbpool_t {
@@ -46,6 +48,51 @@ static void push(dbjob_t **head, dbjob_t **tail, dbjob_t *j)
     *tail = j;
 }
 
+/* Runs j on conn, cancellable meanwhile (dbpool_cancel). Returns 1 when it was asked to cancel
+ * (or the pool stops), 0 otherwise. */
+static int run_on(dbworker_t *w, dbjob_t *j, PGconn *conn)
+{
+    dbpool_t *p = w->pool;
+    PGcancel *cancel = PQgetCancel(conn); /* NULL when out of memory: not cancellable */
+    pthread_mutex_lock(&p->mu);
+    w->running = j;
+    w->cancel = cancel;
+    w->cancel_due = 0;
+    w->cancelled = 0;
+    pthread_mutex_unlock(&p->mu);
+    j->run(j, conn);
+    pthread_mutex_lock(&p->mu);
+    int cancelled = w->cancelled || p->stop;
+    w->running = NULL;
+    w->cancel = NULL;
+    w->cancel_due = 0;
+    w->cancelled = 0;
+    pthread_mutex_unlock(&p->mu);
+    PQfreeCancel(cancel);
+    return cancelled;
+}
+
+/* Runs j on a standby that reaches its need when there is one; on the primary when there is
+ * none, or when one of its queries failed there. */
+static void run_job(dbworker_t *w, dbjob_t *j, PGconn **conn)
+{
+    dbpool_t *p = w->pool;
+    PGconn *standby = NULL;
+    int sb = dbroute_standby(p->o.route, &w->standbys, j->need, &standby);
+    if (sb >= 0) {
+        unsigned failures = db_failures();
+        int cancelled = run_on(w, j, standby);
+        if (!dbroute_done(p->o.route, &w->standbys, sb, !cancelled && db_failures() != failures))
+            return;
+    }
+    if (db_ensure(conn, p->conninfo, j->err, sizeof j->err)) {
+        j->failed = 1;
+        return;
+    }
+    run_on(w, j, *conn);
+    dbroute_primary_read(p->o.route);
+}
+
 static void *worker(void *arg)
 {
     dbworker_t *w = arg;
@@ -65,23 +112,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->mu);
 
         j->failed = 0;
-        if (db_ensure(&conn, p->conninfo, j->err, sizeof j->err)) {
-            j->failed = 1;
-        } else {
-            PGcancel *cancel = PQgetCancel(conn); /* NULL when out of memory: not cancellable */
-            pthread_mutex_lock(&p->mu);
-            w->running = j;
-            w->cancel = cancel;
-            w->cancel_due = 0;
-            pthread_mutex_unlock(&p->mu);
-            j->run(j, conn);
-            pthread_mutex_lock(&p->mu);
-            w->running = NULL;
-            w->cancel = NULL;
-            w->cancel_due = 0;
-            pthread_mutex_unlock(&p->mu);
-            PQfreeCancel(cancel);
-        }
+        run_job(w, j, &conn);
 
         pthread_mutex_lock(&p->mu);
         push(&p->done_head, &p->done_tail, j);
@@ -93,6 +124,7 @@ static void *worker(void *arg)
     pthread_mutex_unlock(&p->mu);
     if (conn)
         PQfinish(conn);
+    dbroute_conns_close(&w->standbys);
     return NULL;
 }
 
@@ -192,6 +224,8 @@ void dbpool_destroy(dbpool_t **pp)
 
 int dbpool_submit(dbpool_t *p, dbjob_t *job)
 {
+    if (job->need <= 0)
+        job->need = dbroute_need(p->o.route);
     pthread_mutex_lock(&p->mu);
     if (p->stop || p->ntodo >= p->o.max_jobs) {
         pthread_mutex_unlock(&p->mu);
@@ -210,6 +244,7 @@ void dbpool_cancel(dbpool_t *p, dbjob_t *job)
     for (int i = 0; i < p->nthreads; i++) {
         if (p->workers[i].running == job) {
             p->workers[i].cancel_due = 1;
+            p->workers[i].cancelled = 1;
             pthread_cond_signal(&p->cancels);
         }
     }

@@ -5,12 +5,20 @@
  * that calls dbpool_complete (the event loop), which the pool wakes with the wake callback.
  * The queue of waiting jobs is bounded: past max_jobs, dbpool_submit refuses (the caller
  * answers 503 or closes).
+ *
+ * With a dbroute (read replicas), a worker reads each job from a standby that reaches the
+ * job's need (dbroute.h), on a connection of its own to it, else from the primary; a job one
+ * of whose queries failed on a standby runs again on the primary (its run function must then
+ * start over: it is called a second time with the primary's connection).
  */
 #ifndef ADW_GATEWAY_DBPOOL_H
 #define ADW_GATEWAY_DBPOOL_H
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "dbroute.h"
 
 typedef struct dbpool_t dbpool_t;
 typedef struct dbjob_t dbjob_t;
@@ -19,6 +27,7 @@ typedef struct dbjob_t dbjob_t;
 struct dbjob_t {
     void (*run)(dbjob_t *job, PGconn *conn); /* on a worker, with a usable connection */
     void (*done)(dbjob_t *job);              /* on the completing thread; frees the job */
+    int64_t need;  /* the newest event id the job must see (0: the id last seen when submitted) */
     int failed;    /* set by the pool when no connection could be had (run not called) */
     char err[256]; /* why, when failed */
     dbjob_t *next; /* the pool's queues */
@@ -30,6 +39,7 @@ typedef struct dbpool_options_t {
     size_t max_jobs;         /* jobs waiting to run before dbpool_submit refuses */
     void (*wake)(void *arg); /* called from a worker after a job finishes */
     void *wake_arg;
+    dbroute_t *route; /* borrowed; NULL: every job on conninfo */
 } dbpool_options_t;
 
 /* Starts the workers. Returns NULL with the reason in err. */

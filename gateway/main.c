@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "dbpool.h"
+#include "dbroute.h"
 #include "log.h"
 #include "metrics.h"
 #include "sub.h"
@@ -32,6 +33,7 @@ typedef struct gateway_options_t {
     const char *curve_server;
     const char *curve_cert;
     const char *database_url;
+    const char *read_url;
     const char *token;
     const char *read_tokens;
     const char *tls_cert;
@@ -44,6 +46,7 @@ typedef struct gateway_options_t {
     int64_t sub_hwm;
     int64_t sub_silence_ms;
     int64_t db_threads;
+    int64_t read_probe_ms;
     int64_t shutdown_timeout_ms;
     const char *log_level;
     const char *log_format;
@@ -79,6 +82,12 @@ static const config_option_t OPTIONS[] = {
      .def = "",
      .offset = OPT(database_url),
      .doc = "PostgreSQL libpq URI or conninfo, read only (empty: libpq's PG* environment)"},
+    {.flag = "read-url",
+     .env = "ADW_GATEWAY_READ_URL",
+     .type = CONFIG_STRING,
+     .offset = OPT(read_url),
+     .doc = "PostgreSQL streaming standbys to read from: postgresql:// URIs separated by "
+            "whitespace or commas, at most 8 (unset: every read on the primary)"},
     {.flag = "token",
      .env = "ADW_GATEWAY_TOKEN",
      .type = CONFIG_STRING,
@@ -165,6 +174,14 @@ static const config_option_t OPTIONS[] = {
      .min = 1,
      .max = 64,
      .doc = "threads (and PostgreSQL connections) for replays and the REST API"},
+    {.flag = "read-probe-ms",
+     .env = "ADW_GATEWAY_READ_PROBE_MS",
+     .type = CONFIG_INT,
+     .def = "200",
+     .offset = OPT(read_probe_ms),
+     .min = 20,
+     .max = 60000,
+     .doc = "milliseconds between two looks at each standby (recovery, epoch, newest event id)"},
     {.flag = "shutdown-timeout-ms",
      .env = "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS",
      .type = CONFIG_INT,
@@ -268,6 +285,7 @@ int main(int argc, char **argv)
     ws_server_t *server = NULL;
     sub_t *sub = NULL;
     dbpool_t *pool = NULL;
+    dbroute_t *route = NULL;
     if (!metrics || !zctx) {
         log_error("out of memory");
         goto done;
@@ -290,6 +308,14 @@ int main(int argc, char **argv)
         goto done;
     }
     signals_wake(server);
+    dbroute_options_t ro = {
+        .urls = opt.read_url, .probe_ms = (int)opt.read_probe_ms, .metrics = metrics};
+    route = dbroute_new(&ro, err, sizeof err);
+    if (!route) {
+        log_error("%s", err);
+        exit_code = 2;
+        goto done;
+    }
     sub_options_t so = {.zctx = zctx,
                         .endpoints = opt.sub,
                         .rcvhwm = (int)opt.sub_hwm,
@@ -299,7 +325,8 @@ int main(int argc, char **argv)
                         .conninfo = opt.database_url,
                         .wake = ws_wake,
                         .wake_arg = server,
-                        .metrics = metrics};
+                        .metrics = metrics,
+                        .route = route};
     sub = sub_new(&so, err, sizeof err);
     if (!sub) {
         log_error("%s", err);
@@ -310,7 +337,8 @@ int main(int argc, char **argv)
                            .threads = (int)opt.db_threads,
                            .max_jobs = 10000,
                            .wake = ws_wake,
-                           .wake_arg = server};
+                           .wake_arg = server,
+                           .route = route};
     pool = dbpool_new(&po, err, sizeof err);
     if (!pool || ws_attach(server, sub, pool)) {
         log_error("%s", pool ? "out of memory" : err);
@@ -336,6 +364,7 @@ int main(int argc, char **argv)
 done:
     sub_destroy(&sub);
     dbpool_destroy(&pool);
+    dbroute_destroy(&route);
     signals_wake(NULL);
     ws_destroy(&server);
     if (zctx)

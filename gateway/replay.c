@@ -175,6 +175,7 @@ int replay_start(replayer_t *rp, fanout_client_t *c, const filter_t *filter, int
     r->slot = slot;
     r->after = since;
     r->upto = fanout_replay_begin(rp->o.fanout, c, since);
+    r->job.need = r->upto; /* a standby that reaches the end of the replay may serve it */
     *slot = r;
     metric_add(rp->m_replays, 1);
     next_page(r);

@@ -58,6 +58,7 @@ struct sub_t {
 
     /* Thread-only state. */
     PGconn *conn;
+    dbroute_conns_t standbys; /* for hole fills */
     seq_t seq;
     int64_t fill_target; /* fill ids up to this before anything else */
     frame_t *held;       /* the event that revealed a hole, delivered after the fill */
@@ -100,6 +101,7 @@ static int emit(sub_t *s, sub_item_kind_t kind, frame_t *frame, int64_t last_id,
     it->last_id = last_id;
     it->epoch = epoch;
     size_t n = frame ? frame->len : 0;
+    dbroute_seen(s->o.route, s->seq.last, s->seq.epoch); /* before the loop can have it */
     pthread_mutex_lock(&s->mu);
     while (s->head && s->bytes + n > SUB_INBOX_MAX_BYTES && !atomic_load(&s->stop)) {
         struct timespec ts;
@@ -176,16 +178,31 @@ static void set_db_ok(sub_t *s, int ok, const char *why)
         log_info("sub: PostgreSQL reachable");
 }
 
+/* Reads the page q describes into frames (SUB_FILL_PAGE of them): from a standby that reaches
+ * q->upto, else (or when the read fails there) from the primary. Returns db_events_page's
+ * answer, or -EIO when the primary cannot be reached. */
+static int read_page(sub_t *s, const db_page_query_t *q, frame_t **frames, size_t *n, int64_t *last,
+                     int *more, char *err, size_t errlen)
+{
+    PGconn *standby = NULL;
+    int sb = dbroute_standby(s->o.route, &s->standbys, q->upto, &standby);
+    if (sb >= 0) {
+        int rc = db_events_page(standby, q, frames, SUB_FILL_PAGE, n, last, more, err, errlen);
+        if (!dbroute_done(s->o.route, &s->standbys, sb, rc == -EIO))
+            return rc;
+    }
+    if (db_ensure(&s->conn, s->conninfo, err, errlen))
+        return -EIO;
+    dbroute_primary_read(s->o.route);
+    return db_events_page(s->conn, q, frames, SUB_FILL_PAGE, n, last, more, err, errlen);
+}
+
 /* Reads ids after seq.last up to fill_target from PostgreSQL and delivers them. Returns 0 when
  * the range is done, -EAGAIN to try again later. */
 static int fill(sub_t *s)
 {
     char err[256];
     while (s->seq.last < s->fill_target && !atomic_load(&s->stop)) {
-        if (db_ensure(&s->conn, s->conninfo, err, sizeof err)) {
-            set_db_ok(s, 0, err);
-            return -EAGAIN;
-        }
         frame_t *frames[SUB_FILL_PAGE];
         size_t n;
         int64_t last;
@@ -195,7 +212,7 @@ static int fill(sub_t *s)
                              .limit = SUB_FILL_PAGE,
                              .byte_budget = SUB_FILL_BUDGET,
                              .timeout_ms = SUB_FILL_TIMEOUT_MS};
-        if (db_events_page(s->conn, &q, frames, SUB_FILL_PAGE, &n, &last, &more, err, sizeof err)) {
+        if (read_page(s, &q, frames, &n, &last, &more, err, sizeof err)) {
             set_db_ok(s, 0, err);
             return -EAGAIN;
         }
@@ -673,6 +690,7 @@ void sub_destroy(sub_t **ps)
     memset(s->curve_secret_key, 0, sizeof s->curve_secret_key);
     if (s->conn)
         PQfinish(s->conn);
+    dbroute_conns_close(&s->standbys);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->room);
     free(s->endpoints);

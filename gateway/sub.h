@@ -12,6 +12,9 @@
  * SUB socket's own queue fills, ZeroMQ drops what passes its high-water mark, and the next
  * event or heartbeat reveals the hole, which is filled from PostgreSQL: nothing is lost, only
  * delayed.
+ *
+ * With a dbroute (read replicas), the thread tells it each id it hands over and the epoch
+ * (dbroute_seen), and reads a hole from a standby that reaches its end, else from the primary.
  */
 #ifndef ADW_GATEWAY_SUB_H
 #define ADW_GATEWAY_SUB_H
@@ -19,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dbroute.h"
 #include "frame.h"
 #include "metrics.h"
 
@@ -39,6 +43,7 @@ typedef struct sub_options_t {
     void (*wake)(void *arg);  /* called from the thread after it adds to the inbox */
     void *wake_arg;
     metrics_t *metrics; /* borrowed; NULL for none */
+    dbroute_t *route;   /* borrowed; NULL: holes are read from conninfo only */
 } sub_options_t;
 
 typedef enum sub_item_kind {

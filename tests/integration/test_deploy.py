@@ -17,9 +17,10 @@ import yaml
 REPO = adwtest.REPO
 
 
-def compose_config():
-    out = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
+def compose_config(*options, env=None):
+    out = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), *options,
+                          "config"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env=None if env is None else {**os.environ, **env})
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -49,6 +50,43 @@ def test_compose_file_is_valid_and_complete():
     assert env["ADW_GATEWAY_SUB"] == "tcp://ingest:5556"
     assert "DATABASE_URL" in env and "DATABASE_URL" in svc["ingest"]["environment"]
     assert "haproxy.cfg" in json.dumps(svc["haproxy"]["volumes"])
+
+
+def test_compose_replica_profile():
+    # Without the profile: no standby runs (only it carries a profile, nothing depends on it),
+    # and the gateways read the primary only.
+    plain = compose_config(env={"ADW_GATEWAY_READ_URL": ""})
+    svc = plain["services"]
+    assert [n for n in svc if svc[n].get("profiles")] == ["standby"]
+    assert all("standby" not in json.dumps(svc[n].get("depends_on", {})) for n in svc)
+    assert svc["gateway"]["environment"]["ADW_GATEWAY_READ_URL"] == ""
+    # The primary allows streaming replication: WAL for standbys, a replication entry.
+    pg_cmd = " ".join(svc["postgres"]["command"])
+    assert "wal_level=replica" in pg_cmd and "hba_file=/etc/postgresql/pg_hba.conf" in pg_cmd
+    assert "pg_hba.conf:/etc/postgresql/pg_hba.conf" in json.dumps(svc["postgres"]["volumes"])
+    hba = [ln.split() for ln in (REPO / "deploy" / "pg_hba.conf").read_text().splitlines()
+           if ln.strip() and not ln.startswith("#")]
+    assert ["host", "replication", "all", "all", "scram-sha-256"] in hba
+    assert ["host", "all", "all", "all", "scram-sha-256"] in hba
+    # With the profile and the setting .env.example shows: a standby copied from the primary
+    # with pg_basebackup -R, and the gateways' read URL naming it.
+    url = "postgresql://adw:adw@standby:5432/adw"
+    cfg = compose_config("--profile", "replica", env={"ADW_GATEWAY_READ_URL": url})
+    sb = cfg["services"]["standby"]
+    assert sb["image"].startswith("postgres:15") and sb["profiles"] == ["replica"]
+    assert sb["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in sb and sb["restart"] == "unless-stopped"
+    assert "standbydata" in json.dumps(sb["volumes"]) and "standbydata" in cfg["volumes"]
+    script = " ".join(sb["entrypoint"] + sb["command"])
+    for word in ("pg_basebackup", "-h postgres", " -R", "-X stream", "hot_standby=on"):
+        assert word in script, word
+    # The entrypoint is valid shell once compose has unescaped its $$.
+    r = subprocess.run(["bash", "-n", "-c", sb["command"][0].replace("$$", "$")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert cfg["services"]["gateway"]["environment"]["ADW_GATEWAY_READ_URL"] == url
+    example = (REPO / ".env.example").read_text()
+    assert url in example and "--profile replica" in example
 
 
 def test_env_example_documents_every_compose_variable():
