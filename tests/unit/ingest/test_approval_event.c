@@ -67,9 +67,10 @@ static void test_requested(void **state)
     event_clear(&ev);
 
     /* A tool_input over the payload limit is shortened, marked, and still an event. */
-    char *big = malloc(ADW_PAYLOAD_MAX * 2);
-    memset(big, 'x', ADW_PAYLOAD_MAX * 2 - 1);
-    big[ADW_PAYLOAD_MAX * 2 - 1] = '\0';
+    size_t bigsize = (size_t)ADW_PAYLOAD_MAX * 2;
+    char *big = malloc(bigsize);
+    memset(big, 'x', bigsize - 1);
+    big[bigsize - 1] = '\0';
     json_decref(input);
     input = json_pack("{s:s}", "content", big);
     info.tool_input = input;
