@@ -309,7 +309,9 @@ static void on_requested(void *ctx, const pipeline_outcome_t *o)
 int approvals_request(approvals_t *a, httpd_conn_t *c, const approval_rule_t *rule,
                       const adw_event_t *hook_ev, int64_t hook_id, const json_t *hook, char *id_out)
 {
-    if (a->stopping || (int64_t)a->n >= a->o.max_pending)
+    if (a->stopping)
+        return -ESHUTDOWN;
+    if ((int64_t)a->n >= a->o.max_pending)
         return -EAGAIN;
     unsigned char rnd[APPROVAL_ID_LEN / 2];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)

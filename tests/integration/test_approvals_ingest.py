@@ -230,11 +230,22 @@ def test_bad_decisions(make_ingest, db):
     st, _, b = decide(ing, "0" * 32, {"decision": "allow"})
     assert (st, b) == (404, {"error": "no approval " + "0" * 32})
     assert decide(ing, "../../etc", {"decision": "allow"})[0] == 404
-    # Nothing of that changed the approval; a reason of exactly 1000 bytes is taken.
+    # The list: a status it does not know is refused; ended ones are adw_approvals' (empty).
+    with ing.http() as c:
+        st, _, b = c.get("/api/approvals?status=bogus", auth())
+        assert st == 400 and "status" in b["error"]
+        assert c.get("/api/approvals?status=denied", auth())[2] == {"approvals": []}
+        assert len(c.get("/api/approvals?status=all", auth())[2]["approvals"]) == 1
+        assert c.post_json("/api/approvals", {}, auth())[0] == 405
+        assert c.get(f"/api/approvals/{aid}", auth())[0] == 405
+    # Nothing of that changed the approval; a reason of exactly 1000 bytes is taken, and a
+    # name of 64 characters.
     assert h.waiting() and row(db, aid)[0] == "pending"
+    name = "carol@example.com:" + "c" * 46
     st, _, ans = decide(ing, aid, {"decision": "deny", "reason": "é" * 500},
-                        headers={"X-ADW-Decided-By": "carol@example.com"})
+                        headers={"X-ADW-Decided-By": name})
     assert st == 200, ans
+    assert row(db, aid)[3] == name
     assert h.answer()[2]["hookSpecificOutput"]["permissionDecisionReason"] == "é" * 500
     # 409: a second decision, whatever it says.
     st, _, b = decide(ing, aid, {"decision": "allow"})
