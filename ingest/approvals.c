@@ -581,6 +581,19 @@ static void on_scan_done(void *ctx, const pipeline_outcome_t *o)
         a->scanned = 0; /* the next tick tries again */
         return;
     }
+    /* What ended before (oldest first, so the newest stay in the ring), then what this scan
+     * expired. */
+    const char *ended = o->ended ? o->ended : "";
+    const char *end = ended + strlen(ended);
+    while (end > ended) {
+        const char *line = end - 1;
+        while (line > ended && line[-1] != '\n')
+            line--;
+        char id[APPROVAL_ID_LEN + 1], status[16];
+        if (sscanf(line, "%32s %15s", id, status) == 2)
+            remember(a, id, status);
+        end = line;
+    }
     for (size_t i = 0; i < o->nids; i++) {
         const char *id = json_string_value(
             json_object_get(json_object_get(o->events[i].doc, "payload"), "approval_id"));

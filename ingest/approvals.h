@@ -7,9 +7,10 @@
  * connection closed") or shutdown (approval_expired "ingest stopping"). An approval moves
  * requesting -> pending -> deciding (or expiring) -> ended, in the loop thread only, so one
  * decision wins: a decision is taken only from pending, and a failed commit puts it back.
- * Ended approvals' outcomes are kept (the last APPROVALS_ENDED_MAX) so a late decision gets
- * 409. At start (and whenever the store becomes ready again) an expire scan ends every row
- * still pending in adw_approvals that this ingest does not hold ("ingest restarted").
+ * Ended approvals' outcomes are kept (the last APPROVALS_ENDED_MAX, those the expire scan
+ * reads back from adw_approvals included) so a late decision gets 409. At start (and whenever the
+ * store becomes ready again) an expire scan ends every row still pending in adw_approvals that this
+ * ingest does not hold ("ingest restarted").
  *
  * Loop thread only.
  */

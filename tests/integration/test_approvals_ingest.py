@@ -327,6 +327,10 @@ def test_hook_connection_closed(make_ingest, db):
 
 def test_killed_while_holding(make_ingest, db):
     ing = start(make_ingest)
+    h0, req0 = held(ing, pre_tool_use("rm -rf /var/old"))
+    old = req0[5]["payload"]["approval_id"]
+    assert decide(ing, old, {"decision": "allow"})[0] == 200
+    assert h0.answer()[0] == 200
     body = pre_tool_use("rm -rf /var/data")
     h, req = held(ing, body)
     aid = req[5]["payload"]["approval_id"]
@@ -346,6 +350,9 @@ def test_killed_while_holding(make_ingest, db):
     assert (ex[0][1], ex[0][2]) == ("run-1", "build")
     st, _, b = decide(ing, aid, {"decision": "allow"})
     assert (st, b) == (409, {"error": f"approval {aid} is already expired"})
+    # What ended before the restart is known too (read back from adw_approvals).
+    st, _, b = decide(ing, old, {"decision": "deny"})
+    assert (st, b) == (409, {"error": f"approval {old} is already allowed"})
     # A second restart expires nothing more.
     ing.restart()
     with ing.http() as c:  # a committed round trip after the start-up scan
