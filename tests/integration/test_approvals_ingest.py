@@ -507,3 +507,25 @@ def test_standby_taking_over_expires(make_ingest, db):
     assert [e[5]["payload"]["reason"] for e in ex] == ["ingest restarted"]
     st, _, b = decide(standby, aid, {"decision": "deny"})
     assert (st, b) == (409, {"error": f"approval {aid} is already expired"})
+
+
+def test_approval_events_leave_stalled_alone(make_ingest, db):
+    """A run waiting for a decision may stall (no event for ADW_INGEST_STALL_S); the approval's
+    own events neither clear nor set the flag; the run's next event clears it."""
+    ing = start(make_ingest, ADW_INGEST_STALL_S="1")
+    body = pre_tool_use("rm -rf logs/")
+    h, req = held(ing, body)
+    adwtest.wait_for(lambda: db.scalar("SELECT stalled FROM adw_runs WHERE adw_id = 'run-1'"),
+                     20, what="run_stalled while waiting")
+    assert decide(ing, req[5]["payload"]["approval_id"], {"decision": "allow"})[0] == 200
+    assert h.answer()[0] == 200
+    assert db.query("SELECT status, stalled FROM adw_runs WHERE adw_id = 'run-1'")[0] == (
+        "running", True)
+    post = dict(body, hook_event_name="PostToolUse", tool_response={"stdout": ""})
+    st, hd, _ = adwtest.post_json(ing.base_url + "/api/hooks", post,
+                                  headers=auth(**{"X-ADW-Id": "run-1"}))
+    assert st == 200
+    # Cleared by it (unless a new idle spell has begun since: then a later run_stalled).
+    later = db.scalar("SELECT coalesce(max(id), 0) FROM events WHERE event = 'run_stalled'")
+    assert db.scalar("SELECT stalled FROM adw_runs WHERE adw_id = 'run-1'") is False or \
+        later > int(hd["X-ADW-Event-Id"])
