@@ -453,6 +453,16 @@ def test_bad_rules_refuse_start(db, rules, want):
     assert want in p.log_text()
 
 
+def test_rules_file_over_its_limit_refuses_start(db, tmp_path):
+    f = tmp_path / "rules.json"
+    rules = json.dumps(RULES)
+    f.write_text(rules + " " * ((1 << 20) + 1 - len(rules)))  # valid JSON, one byte too long
+    p = adwtest.Ingest(db, ADW_INGEST_APPROVALS=f"@{f}", start=False)
+    p.start()
+    assert p.wait(20) == 2
+    assert f"ADW_INGEST_APPROVALS: {f}: over 1048576 bytes" in p.log_text()
+
+
 def test_rules_from_file(make_ingest, db, tmp_path):
     f = tmp_path / "rules.json"
     f.write_text(json.dumps(RULES))
