@@ -50,7 +50,7 @@ typedef struct approval_t {
 /* One ended approval's outcome. */
 typedef struct ended_t {
     char id[APPROVAL_ID_LEN + 1];
-    char status[8]; /* "allowed", "denied", "expired" */
+    char status[16]; /* "allowed", "denied", "expired" */
 } ended_t;
 
 struct approvals_t {
@@ -198,8 +198,9 @@ static approval_t *find(const approvals_t *a, const char *id)
 static void remember(approvals_t *a, const char *id, const char *status)
 {
     ended_t *e = &a->ended[a->ended_next];
-    snprintf(e->id, sizeof e->id, "%s", id);
-    snprintf(e->status, sizeof e->status, "%s", status);
+    /* Cut to fit, deliberately (the precisions keep -Wformat-truncation quiet in Release). */
+    snprintf(e->id, sizeof e->id, "%.32s", id);
+    snprintf(e->status, sizeof e->status, "%.15s", status);
     a->ended_next = (a->ended_next + 1) % APPROVALS_ENDED_MAX;
     if (a->ended_n < APPROVALS_ENDED_MAX)
         a->ended_n++;
