@@ -103,7 +103,9 @@ async function postHook(adwId, step, body) {
   });
   const answer = await res.json();
   assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(answer)}`);
-  return answer.id;
+  // No decision: {} (what Claude Code reads), the stored event's id in X-ADW-Event-Id.
+  assert.deepEqual(answer, {});
+  return Number(res.headers.get('X-ADW-Event-Id'));
 }
 
 // The gateway's REST view of a run (GET /api/adws/{id}).
