@@ -96,7 +96,7 @@ static void record_down(dbroute_t *r, size_t i, int64_t began_us, const char *wh
 {
     const dbchoice_standby_t st = {.up = 0, .looked_us = began_us};
     char line[192];
-    snprintf(line, sizeof line, "%s", why);
+    snprintf(line, sizeof line, "%.*s", (int)sizeof line - 1, why);
     line[strcspn(line, "\n")] = '\0'; /* libpq's first line says it */
     record(r, i, &st, line);
 }
