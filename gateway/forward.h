@@ -21,7 +21,7 @@
 
 #define FORWARD_TIMEOUT_MS 10000
 #define FORWARD_PARALLEL 16
-#define FORWARD_QUEUE_MAX 256
+#define FORWARD_QUEUE_MAX 64
 #define FORWARD_BODY_MAX 65536 /* bytes of ingest's answer kept */
 
 typedef struct forward_t forward_t;

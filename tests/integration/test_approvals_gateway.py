@@ -339,3 +339,75 @@ def test_dashboard_allow_in_chromium(stack, db):
     assert [d["payload"]["decided_by"] for d in decided] == ["alice"]
     assert [d["payload"]["decision"] for d in decided] == ["allow"]
     no_secret_stored(db)
+
+
+def test_forwarding_queue_bound(stack, make_gateway):
+    """An ingest that takes decisions and never answers: past FORWARD_QUEUE_MAX (64) decisions
+    in the gateway at once, the next ones are refused with 503 at once; the gateway serves on."""
+    import select
+    import socket
+    ingest, gw1, _ = stack
+    hook, a = hold(ingest, gw1, "team-q-1")
+    hole = socket.socket()
+    hole.bind((adwtest.LOOPBACK, 0))
+    hole.listen(1024)
+    held = []
+    stop = threading.Event()
+
+    def swallow():  # accepts and reads, never answers
+        while not stop.is_set():
+            r, _, _ = select.select([hole] + held, [], [], 0.1)
+            for s in r:
+                if s is hole:
+                    held.append(hole.accept()[0])
+                elif not s.recv(65536):
+                    held.remove(s)
+                    s.close()
+
+    t = threading.Thread(target=swallow, daemon=True)
+    t.start()
+    gw = make_gateway(ingest, name="gateway-q", ADW_GATEWAY_DECIDE_TOKENS=DECIDE,
+                      ADW_GATEWAY_INGEST_URL=f"http://{adwtest.LOOPBACK}:{hole.getsockname()[1]}")
+    n, bound = 100, 64
+    body = json.dumps({"decision": "allow"}).encode()
+    req = (f"POST /api/approvals/{a['approval_id']} HTTP/1.1\r\nHost: x\r\n"
+           f"Authorization: Bearer {ALICE}\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection((adwtest.LOOPBACK, gw.http_port))
+            s.sendall(req)
+            socks.append(s)
+        answers = {}
+
+        def read_some():
+            r, _, _ = select.select([s for s in socks if s not in answers], [], [], 0.2)
+            for s in r:
+                data = s.recv(65536)
+                answers[s] = data.split(b" ", 2)[1].decode() if data else "closed"
+            refused = sum(1 for v in answers.values() if v == "503")
+            failed = sum(1 for v in answers.values() if v != "503")
+            # a slot frees only when a forwarded decision ends (502 after its timeout)
+            return refused >= n - bound - failed
+
+        adwtest.wait_for(read_some, 120, interval=0, what="the decisions past the bound refused")
+        assert set(answers.values()) <= {"503", "502"}, answers.values()
+        assert sum(1 for v in answers.values() if v == "503") <= n - bound + \
+            sum(1 for v in answers.values() if v == "502")
+        st, _, _ = adwtest.http_get(f"{gw.base_url}/healthz")
+        assert st == 200
+        assert "503: too busy" in gw.log_text()
+    finally:
+        for s in socks:
+            s.close()
+        gw.stop()
+        stop.set()
+        t.join(5)
+        for s in held:
+            s.close()
+        hole.close()
+    # the real decision still works through another gateway
+    st, _, body = decide(gw1, a["approval_id"], "deny")
+    assert st == 200, body
+    assert hook_decision(hook.answer())[0] == "deny"
