@@ -291,7 +291,7 @@ static int check_body(approve_t *a, char *err, size_t errlen)
     } else {
         snprintf(a->decision, sizeof a->decision, "%s", d);
         json_t *out = json_pack("{ss}", "decision", d);
-        if (out && reason && json_is_string(reason))
+        if (out && json_is_string(reason))
             json_object_set(out, "reason", reason);
         a->forward_body = out ? json_dumps(out, JSON_COMPACT) : NULL;
         a->forward_len = a->forward_body ? strlen(a->forward_body) : 0;

@@ -296,12 +296,16 @@ forward_req_t *forward_submit(forward_t *f, const char *approval_id, const char 
     memcpy(r->body, body, len);
     r->len = len;
     snprintf(hdr, sizeof hdr, "X-ADW-Decided-By: %s", decided_by);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!h || !(r->headers = h) || !(h = curl_slist_append(r->headers, hdr)) ||
-        !(h = curl_slist_append(r->headers, "X-ADW-Forwarded: 1")) ||
-        !(h = curl_slist_append(r->headers, "Expect:")) ||
-        (f->auth && !(h = curl_slist_append(r->headers, f->auth))))
-        goto fail;
+    const char *lines[] = {"Content-Type: application/json", hdr, "X-ADW-Forwarded: 1",
+                           "Expect:", f->auth};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        if (!lines[i])
+            continue;
+        struct curl_slist *h = curl_slist_append(r->headers, lines[i]);
+        if (!h)
+            goto fail;
+        r->headers = h;
+    }
     pthread_mutex_lock(&f->lock);
     if (f->stop || f->count >= FORWARD_QUEUE_MAX) {
         pthread_mutex_unlock(&f->lock);

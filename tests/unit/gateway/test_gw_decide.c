@@ -159,7 +159,7 @@ static void test_file(void **state)
 static void test_many(void **state)
 {
     (void)state;
-    size_t cap = (DECIDE_MAX + 1) * 24;
+    size_t cap = (size_t)(DECIDE_MAX + 1) * 24;
     char *spec = malloc(cap), err[256];
     assert_non_null(spec);
     size_t off = 0;
