@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approval_rollup.h"
 #include "batch_sql.h"
 #include "codec.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct batch_t {
     buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', then aggregates' columns */
     buf_t copy;                  /* a large batch's events as a binary COPY stream */
     rollup_t agg;                /* what the batch adds to runs, steps, agents, tool calls */
+    approval_rollup_t approvals; /* what its approval events write to adw_approvals */
 };
 
 /* One of these per batch_commit: the batch in hand, and what its steps learn about it. */
@@ -36,6 +38,7 @@ typedef struct tx_t {
     size_t nfresh; /* events this batch stores */
     int64_t next;  /* the last id assigned */
     int use_copy;  /* the events go in by COPY */
+    int nappr;     /* statements sent for adw_approvals (approval_rollup.h) */
     char *err;
     size_t errlen;
 } tx_t;
@@ -61,6 +64,7 @@ void batch_destroy(batch_t **bp)
         buf_free(&b->arrays[i]);
     buf_free(&b->copy);
     rollup_free(&b->agg);
+    approval_rollup_free(&b->approvals);
     free(b);
     *bp = NULL;
 }
@@ -364,6 +368,10 @@ static batch_result_t encode_rows(tx_t *t)
     if (!t->use_copy)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
             pgbin_array_end(col[c], (uint32_t)t->nfresh, nulls[c]);
+    if (approval_rollup_encode(&b->approvals, t->reqs, t->nreqs)) {
+        snprintf(t->err, t->errlen, "cannot serialize the batch's approvals (out of memory)");
+        return BATCH_NOT_COMMITTED;
+    }
     return BATCH_OK;
 }
 
@@ -428,11 +436,13 @@ static batch_result_t send_copy(tx_t *t)
 }
 
 /* Sends, in pipeline mode, the batch statement (with the events' arrays, or after a COPY
- * without), COMMIT after a COPY, then Sync, which commits the implicit transaction of the
- * one-statement batch (or rolls it back when it failed). */
+ * without), the approvals' statements when the batch has some, COMMIT after a COPY, then Sync,
+ * which commits the implicit transaction of the statements before it (or rolls it back when
+ * one failed). */
 static batch_result_t send_pipeline(tx_t *t)
 {
     if (PQenterPipelineMode(t->conn) != 1 || send_statement(t, !t->use_copy) ||
+        (t->nappr = approval_rollup_send(&t->b->approvals, t->conn)) < 0 ||
         (t->use_copy && PQsendQueryParams(t->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1) ||
         PQpipelineSync(t->conn) != 1) {
         classify(t->conn, NULL, t->err, t->errlen);
@@ -486,7 +496,7 @@ static void encode_frames_again(store_req_t **reqs, size_t nreqs)
  * BATCH_UNKNOWN when the connection went before the COMMIT's answer. */
 static batch_result_t read_outcome(tx_t *t)
 {
-    int nq = t->use_copy ? 2 : 1, synced = 0;
+    int nq = (t->use_copy ? 2 : 1) + t->nappr, synced = 0;
     batch_result_t res = BATCH_OK;
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
         PGresult *r = pgwait_result(t->conn, &t->b->o.wait);

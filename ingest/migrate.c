@@ -166,6 +166,29 @@ static const char *const MIGRATIONS[] = {
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'url', '')\n"
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'path', '')\n"
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'query', ''))) gin_trgm_ops);\n",
+    /* 5: approvals (a rollup of the approval events ingest raises, proto/http.md) */
+    "CREATE TABLE adw_approvals (\n"
+    "    approval_id text PRIMARY KEY,\n"
+    "    adw_id text NOT NULL,\n"
+    "    step text,\n"
+    "    tool_name text,\n"
+    "    tool_use_id text,\n"
+    "    summary text,\n"
+    "    tool_input jsonb,\n"
+    "    rule text,\n"
+    "    status text NOT NULL,\n"
+    "    requested_id bigint NOT NULL,\n"
+    "    requested_at timestamptz NOT NULL,\n"
+    "    expires_at timestamptz NOT NULL,\n"
+    "    decided_id bigint,\n"
+    "    decided_at timestamptz,\n"
+    "    decision text,\n"
+    "    reason text,\n"
+    "    decided_by text,\n"
+    "    waited_ms bigint\n"
+    ");\n"
+    "CREATE INDEX adw_approvals_status ON adw_approvals (status, requested_id DESC);\n"
+    "CREATE INDEX adw_approvals_adw_id ON adw_approvals (adw_id, requested_id);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -34,6 +34,7 @@ typedef struct pipeline_outcome_t {
     long index;         /* the event the error is about, or -1 */
     const int64_t *ids; /* OK: one id per event */
     size_t nids;
+    const adw_event_t *events; /* OK: the events, as committed (nids of them) */
 } pipeline_outcome_t;
 
 typedef void (*pipeline_done_fn)(void *ctx, const pipeline_outcome_t *o);
