@@ -233,8 +233,10 @@ def test_refusals(stack, db, make_gateway):
     # unknown approval; not an approval id
     st, _, body = decide(gw2, "0123456789abcdef0123456789abcdef")
     assert st == 404 and body["error"] == "no approval 0123456789abcdef0123456789abcdef"
-    st, _, _ = decide(gw2, "../../api/events")
+    st, _, _ = decide(gw2, "g" * 32)
     assert st == 404
+    st, _, _ = decide(gw2, "../../api/events")  # resolved to /api/events: read-only
+    assert st == 405
     st, _, _ = decide(gw2, aid.upper())
     assert st == 404
     # bad bodies
