@@ -67,7 +67,7 @@ export function pendingBadge(count) {
 }
 
 // The tool input as a person reads it: a Bash command as is, else compact JSON.
-function inputText(toolName, input) {
+function inputText(input) {
   if (input && typeof input === 'object') {
     if (typeof input.command === 'string') return input.command;
     if (typeof input.file_path === 'string' && Object.keys(input).length === 1)
@@ -186,6 +186,7 @@ export class ApprovalPanel {
   add(a) {
     if (this.items.has(a.approval_id)) return;
     const parts = {
+      label: h('strong', {dataset: {field: 'label'}}, 'Waiting for a decision: '),
       countdown: h('span', {class: 'approval-countdown', dataset: {field: 'countdown'}}),
       actions: h('div', {class: 'approval-actions'}),
       outcome: h('p', {class: 'approval-outcome', role: 'status', hidden: true}),
@@ -205,12 +206,12 @@ export class ApprovalPanel {
         'div',
         {class: 'approval-head'},
         icon('approval'),
-        h('strong', null, 'Waiting for a decision: '),
+        parts.label,
         h('span', {class: 'approval-tool', dataset: {field: 'tool'}}, a.tool_name || 'tool'),
         a.step ? h('span', {class: 'muted'}, ` in ${a.step}`) : null,
         parts.countdown,
       ),
-      h('pre', {class: 'approval-input', dataset: {field: 'input'}}, inputText(a.tool_name, a.tool_input)),
+      h('pre', {class: 'approval-input', dataset: {field: 'input'}}, inputText(a.tool_input)),
       h(
         'p',
         {class: 'approval-rule muted'},
@@ -233,6 +234,8 @@ export class ApprovalPanel {
     if (!it || it.outcome) return;
     it.outcome = o;
     it.el.dataset.state = o.status;
+    const label = {allowed: 'Allowed: ', denied: 'Denied: ', expired: 'Expired: '}[o.status];
+    setText(it.parts.label, label || 'Decided: ');
     it.parts.outcome.hidden = false;
     setText(it.parts.outcome, outcomeText(o));
     it.parts.actions.replaceChildren();
@@ -269,7 +272,12 @@ export class ApprovalPanel {
         icon(decision === 'allow' ? 'completed' : 'failed'),
         label,
       );
-    replace(box, btn('allow', 'Allow', 'btn-allow'), btn('deny', 'Deny', 'btn-deny'), it.parts.reason);
+    replace(
+      box,
+      btn('allow', 'Allow', 'btn-allow'),
+      btn('deny', 'Deny', 'btn-deny'),
+      it.parts.reason,
+    );
   }
 
   async decide(it, decision) {

@@ -144,7 +144,7 @@ test('without a decide token: the approval shows, no buttons, a note', async () 
   await context.close();
 });
 
-test('with a decide token: countdown, Allow, the held hook is allowed, the outcome live', async () => {
+test('with a decide token: countdown, Allow, the hook is allowed, the outcome live', async () => {
   const held = holdHook('team-ui-1', 'rm -rf build/');
   const [id] = await waitPending('team-ui-1', 1);
   const {context, page} = await openPage('#/runs/team-ui-1');
@@ -159,7 +159,8 @@ test('with a decide token: countdown, Allow, the held hook is allowed, the outco
   await page.reload();
   await card.locator('button[data-decision="allow"]').waitFor({timeout: 30000});
   assert.equal(await card.locator('button[data-decision="deny"]').count(), 1);
-  const c1 = Number(await card.locator('[data-field="countdown"]').getAttribute('data-seconds-left'));
+  const countdown = card.locator('[data-field="countdown"]');
+  const c1 = Number(await countdown.getAttribute('data-seconds-left'));
   assert.ok(c1 > 0 && c1 <= 300, `countdown ${c1}`);
   await page.waitForFunction(
     ([sel, before]) => Number(document.querySelector(sel).dataset.secondsLeft) < before,
@@ -182,6 +183,7 @@ test('with a decide token: countdown, Allow, the held hook is allowed, the outco
     timeout: 30000,
   });
   assert.match(await card.locator('.approval-outcome').textContent(), /^Allowed by alice/);
+  assert.equal(await card.locator('[data-field="label"]').textContent(), 'Allowed: ');
   assert.equal(await card.locator('button[data-decision]').count(), 0);
   await shot(page, 'approvals-allowed');
   assert.deepEqual(errors, []);
