@@ -229,10 +229,14 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return routes_serve(s, wsi, ss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return routes_writeable(s, wsi, ss);
-    case LWS_CALLBACK_HTTP_BODY:
-        return approve_body(s, wsi, ss, in, len);
+    case LWS_CALLBACK_HTTP_BODY: /* only a decision's body is read (approve.h) */
+        if (ss && ss->approve)
+            return approve_body(s, wsi, ss, in, len);
+        break;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return approve_body_done(s, wsi, ss);
+        if (ss && ss->approve)
+            return approve_body_done(s, wsi, ss);
+        break;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         routes_closed(ss);
