@@ -92,7 +92,8 @@ async function post(events) {
   return Array.isArray(events) ? body.ids : [body.id];
 }
 
-// Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id.
+// Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id
+// (the X-ADW-Event-Id header).
 async function postHook(adwId, step, body) {
   const q = new URLSearchParams({adw_id: adwId});
   if (step) q.set('step', step);
@@ -103,7 +104,7 @@ async function postHook(adwId, step, body) {
   });
   const answer = await res.json();
   assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(answer)}`);
-  return answer.id;
+  return Number(res.headers.get('x-adw-event-id')); // the body holds only a hook decision
 }
 
 // The gateway's REST view of a run (GET /api/adws/{id}).
