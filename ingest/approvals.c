@@ -635,6 +635,8 @@ static void on_tick(loop_t *loop, void *arg)
         a->scanned = 0;
     if (adm == PIPELINE_OK && !a->scanned && !a->scanning && !a->stopping)
         scan(a);
+    if (adm != PIPELINE_OK)
+        return; /* a timeout's decision waits until it can be stored */
     int64_t now = loop_now_ms(loop);
     approval_t *x = a->head;
     while (x) {

@@ -444,3 +444,48 @@ def test_rules_from_file(make_ingest, db, tmp_path):
     assert decide(ing, req[5]["payload"]["approval_id"], {"decision": "allow"}, token=None)[0] \
         == 200
     assert h.answer()[2]["hookSpecificOutput"]["permissionDecision"] == "allow"
+
+
+def test_database_down_keeps_it_pending(make_ingest, db):
+    """A decision that cannot be committed is answered 503 and the approval stays pending (the
+    hook still held); once PostgreSQL is back the next decision wins, and the expire scan that
+    runs when the store is ready again leaves alone what this ingest holds."""
+    ing = start(make_ingest)
+    body = pre_tool_use("rm -rf cache/")
+    h, req = held(ing, body)
+    aid = req[5]["payload"]["approval_id"]
+    db.stop()
+    try:
+        adwtest.wait_for(lambda: adwtest.http_get(ing.base_url + "/readyz")[0] == 503, 20,
+                         what="ingest unavailable")
+        st, _, b = decide(ing, aid, {"decision": "allow"})
+        assert st == 503, b
+        assert h.waiting()
+    finally:
+        db.start()
+    adwtest.wait_for(lambda: adwtest.http_get(ing.base_url + "/readyz")[0] == 200, 30,
+                     what="ingest ready again")
+    with ing.http() as c:  # a committed round trip: the scan went before it
+        assert c.post_json("/api/events", {"type": "system", "adw_id": "z", "event": "x"},
+                           auth())[0] == 200
+    assert row(db, aid)[0] == "pending" and h.waiting()
+    st, _, ans = decide(ing, aid, {"decision": "allow"})
+    assert st == 200, ans
+    assert h.answer()[2]["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert [r[3] for r in events(db)] == ["approval_requested", "approval_decided"]
+
+
+def test_standby_taking_over_expires(make_ingest, db):
+    ing = start(make_ingest)
+    standby = adwtest.Ingest(db, ADW_INGEST_TOKEN=TOKEN, ADW_INGEST_APPROVALS=json.dumps(RULES),
+                             start=False)
+    standby.start()
+    standby.wait_log("standby", 20)
+    h, req = held(ing, pre_tool_use("rm -rf target/"))
+    aid = req[5]["payload"]["approval_id"]
+    ing.kill9()
+    adwtest.wait_for(lambda: row(db, aid)[0] == "expired", 30, what="expired by the standby")
+    ex = events(db, ("approval_expired",))
+    assert [e[5]["payload"]["reason"] for e in ex] == ["ingest restarted"]
+    st, _, b = decide(standby, aid, {"decision": "deny"})
+    assert (st, b) == (409, {"error": f"approval {aid} is already expired"})
