@@ -413,3 +413,20 @@ def test_forwarding_queue_bound(stack, make_gateway):
     st, _, body = decide(gw1, a["approval_id"], "deny")
     assert st == 200, body
     assert hook_decision(hook.answer())[0] == "deny"
+
+
+@pytest.mark.parametrize("env,reason", [
+    ({"ADW_GATEWAY_DECIDE_TOKENS": "alice:S3cr-t=team-;S3cr-t=*"}, "entry 2: the same token twice"),
+    ({"ADW_GATEWAY_DECIDE_TOKENS": "S3cr-t=team a"}, "entry 1: prefix"),
+    ({"ADW_GATEWAY_DECIDE_TOKENS": "S3cr-t=*", "ADW_GATEWAY_TOKEN": "S3cr-t"},
+     "a decide token equals ADW_GATEWAY_TOKEN"),
+    ({"ADW_GATEWAY_INGEST_URL": "ftp://127.0.0.1:8000"}, "ADW_GATEWAY_INGEST_URL must be"),
+])
+def test_bad_settings_refuse_to_start(db, proc, env, reason):
+    p = proc([str(adwtest.binary("adw-gateway"))],
+             env={"DATABASE_URL": db.url, "ADW_GATEWAY_HTTP": f"127.0.0.1:{adwtest.free_port()}",
+                  **env}, name="gateway-bad")
+    assert p.wait(20) == 2
+    text = p.log_text()
+    assert reason in text, text
+    assert "S3cr-t" not in text
