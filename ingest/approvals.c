@@ -309,7 +309,9 @@ static void on_requested(void *ctx, const pipeline_outcome_t *o)
 int approvals_request(approvals_t *a, httpd_conn_t *c, const approval_rule_t *rule,
                       const adw_event_t *hook_ev, int64_t hook_id, const json_t *hook, char *id_out)
 {
-    if (a->stopping || (int64_t)a->n >= a->o.max_pending)
+    if (a->stopping)
+        return -ESHUTDOWN;
+    if ((int64_t)a->n >= a->o.max_pending)
         return -EAGAIN;
     unsigned char rnd[APPROVAL_ID_LEN / 2];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
@@ -578,6 +580,19 @@ static void on_scan_done(void *ctx, const pipeline_outcome_t *o)
     if (o->status != PIPELINE_OK) {
         a->scanned = 0; /* the next tick tries again */
         return;
+    }
+    /* What ended before (oldest first, so the newest stay in the ring), then what this scan
+     * expired. */
+    const char *ended = o->ended ? o->ended : "";
+    const char *end = ended + strlen(ended);
+    while (end > ended) {
+        const char *line = end - 1;
+        while (line > ended && line[-1] != '\n')
+            line--;
+        char id[APPROVAL_ID_LEN + 1], status[16];
+        if (sscanf(line, "%32s %15s", id, status) == 2)
+            remember(a, id, status);
+        end = line;
     }
     for (size_t i = 0; i < o->nids; i++) {
         const char *id = json_string_value(

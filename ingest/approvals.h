@@ -7,9 +7,10 @@
  * connection closed") or shutdown (approval_expired "ingest stopping"). An approval moves
  * requesting -> pending -> deciding (or expiring) -> ended, in the loop thread only, so one
  * decision wins: a decision is taken only from pending, and a failed commit puts it back.
- * Ended approvals' outcomes are kept (the last APPROVALS_ENDED_MAX) so a late decision gets
- * 409. At start (and whenever the store becomes ready again) an expire scan ends every row
- * still pending in adw_approvals that this ingest does not hold ("ingest restarted").
+ * Ended approvals' outcomes are kept (the last APPROVALS_ENDED_MAX, those the expire scan
+ * reads back from adw_approvals included) so a late decision gets 409. At start (and whenever the
+ * store becomes ready again) an expire scan ends every row still pending in adw_approvals that this
+ * ingest does not hold ("ingest restarted").
  *
  * Loop thread only.
  */
@@ -63,7 +64,8 @@ const approval_rule_t *approvals_match(const approvals_t *a, const char *adw_id,
  * whose body is hook (borrowed), on the deferred request c, under rule (borrowed from the
  * rules). From here on the registry answers c: the decision, or 503 when the approval cannot
  * be stored. Writes the approval_id (APPROVAL_ID_LEN + 1 bytes) into id_out, for
- * approvals_hook_closed. Returns 0, or -ENOMEM / -EAGAIN (too many held; c not answered). */
+ * approvals_hook_closed. Returns 0, or -ENOMEM, -EAGAIN (max_pending held) or -ESHUTDOWN
+ * (stopping); then c is not answered. */
 int approvals_request(approvals_t *a, httpd_conn_t *c, const approval_rule_t *rule,
                       const adw_event_t *hook_ev, int64_t hook_id, const json_t *hook,
                       char *id_out);

@@ -143,7 +143,8 @@ static void answer(pipeline_t *p, pipeline_entry_t *e)
                                 .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
                                 .nids = e->req ? e->req->nevents : 0,
                                 .events =
-                                    e->req && e->status == PIPELINE_OK ? e->req->events : NULL};
+                                    e->req && e->status == PIPELINE_OK ? e->req->events : NULL,
+                                .ended = e->req && e->status == PIPELINE_OK ? e->req->ended : NULL};
         e->done(e->ctx, &o);
     }
     store_req_destroy(&e->req);

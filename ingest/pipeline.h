@@ -35,6 +35,7 @@ typedef struct pipeline_outcome_t {
     const int64_t *ids; /* OK: one id per event */
     size_t nids;
     const adw_event_t *events; /* OK: the events, as committed (nids of them) */
+    const char *ended;         /* OK, an approval scan: store_req_t.ended (may be NULL) */
 } pipeline_outcome_t;
 
 typedef void (*pipeline_done_fn)(void *ctx, const pipeline_outcome_t *o);

@@ -153,9 +153,10 @@ static void hook_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_
             return;
         }
         httpd_respond_error(c, 503,
-                            rc == -EAGAIN ? "too many approvals waiting, retry later "
-                                            "(ADW_INGEST_APPROVALS_MAX)"
-                                          : "out of memory",
+                            rc == -EAGAIN      ? "too many approvals waiting, retry later "
+                                                 "(ADW_INGEST_APPROVALS_MAX)"
+                            : rc == -ESHUTDOWN ? "shutting down: no approval can be asked"
+                                               : "out of memory",
                             -1, NULL, 0);
         return;
     }

@@ -90,6 +90,7 @@ void store_req_destroy(store_req_t **rp)
     free(r->frame_end);
     buf_free(&r->frames);
     free(r->held);
+    free(r->ended);
     free(r);
     *rp = NULL;
 }
@@ -517,6 +518,34 @@ static const char APPROVAL_SCAN_SQL[] =
     " FROM adw_approvals WHERE status = 'pending' AND NOT (approval_id = ANY($1::text[]))"
     " ORDER BY requested_id LIMIT $2::int";
 
+/* The latest ended approvals, for r->ended. */
+static const char APPROVAL_ENDED_SQL[] =
+    "SELECT approval_id, status FROM adw_approvals WHERE status <> 'pending'"
+    " ORDER BY requested_id DESC LIMIT $1::int";
+
+/* Reads the latest ended approvals into r->ended; nothing on failure (no memory, an error). */
+static void read_ended(store_t *s, store_req_t *r)
+{
+    char limit[24];
+    snprintf(limit, sizeof limit, "%d", APPROVAL_SCAN_ENDED_MAX);
+    const char *params[1] = {limit};
+    PGresult *res = exec1(s, APPROVAL_ENDED_SQL, 1, params);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        buf_t b;
+        buf_init(&b, 0);
+        int bad = buf_putc(&b, '\0'); /* allocated: an empty list is "" */
+        buf_reset(&b);
+        for (int row = 0; row < PQntuples(res) && !bad; row++)
+            bad |= buf_printf(&b, "%s %s\n", PQgetvalue(res, row, 0), PQgetvalue(res, row, 1));
+        if (!bad) {
+            r->ended = b.data; /* NUL-terminated by buf_printf */
+            b.data = NULL;
+        }
+        buf_free(&b);
+    }
+    PQclear(res);
+}
+
 /* Runs the approval expire scan r (store_submit) and commits what it raises. */
 static void scan_approvals(store_t *s, store_req_t *r)
 {
@@ -540,6 +569,7 @@ static void scan_approvals(store_t *s, store_req_t *r)
         }
         return;
     }
+    read_ended(s, r);
     int rows = PQntuples(res);
     if (rows == 0 || req_reserve(r, (size_t)rows)) {
         PQclear(res);

@@ -17,7 +17,8 @@
 #include "event.h"
 #include "metrics.h"
 
-#define APPROVAL_SCAN_MAX 1000 /* most approvals one expire scan ends */
+#define APPROVAL_SCAN_MAX 1000        /* most approvals one expire scan ends */
+#define APPROVAL_SCAN_ENDED_MAX 10000 /* most ended approvals one expire scan reads back */
 
 typedef enum store_state {
     STORE_CONNECTING = 0, /* not connected yet, or reconnecting */
@@ -49,6 +50,9 @@ typedef struct store_req_t {
     int approval_scan;     /* an approval expire scan (store_submit), submitted with no events */
     char *held;            /* approval scan: the approval ids this ingest holds, as a text[]
                               literal ("{id,id}"); owned by the request; NULL: none */
+    char *ended;           /* out, approval scan: the latest ended approvals (at most
+                              APPROVAL_SCAN_ENDED_MAX, newest first), "<id> <status>\n" each;
+                              owned by the request; NULL: none read */
     int approvals;         /* the events are approval events ingest raised (approvals.h, or an
                               approval scan): adw_approvals rolls them up in the transaction */
 } store_req_t;
@@ -99,7 +103,8 @@ void store_submit(store_t *s, store_req_t *r);
  * transaction of its own like a stall scan: one approval_expired ("ingest restarted") for each
  * adw_approvals row still 'pending' whose approval_id is not in r->held (the oldest first, at
  * most APPROVAL_SCAN_MAX and max_batch_events; the next scan takes the rest), rolled up into
- * adw_approvals. It completes OK with no events when no row qualifies. */
+ * adw_approvals. It completes OK with no events when no row qualifies. It also reads back the
+ * latest ended approvals into r->ended (none when that read fails: the scan still goes on). */
 
 /* Takes every completed request, in completion order (linked by next), or NULL. */
 store_req_t *store_completed(store_t *s);

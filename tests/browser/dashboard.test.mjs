@@ -92,8 +92,7 @@ async function post(events) {
   return Array.isArray(events) ? body.ids : [body.id];
 }
 
-// Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id
-// (the X-ADW-Event-Id header).
+// Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id.
 async function postHook(adwId, step, body) {
   const q = new URLSearchParams({adw_id: adwId});
   if (step) q.set('step', step);
@@ -104,7 +103,9 @@ async function postHook(adwId, step, body) {
   });
   const answer = await res.json();
   assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(answer)}`);
-  return Number(res.headers.get('x-adw-event-id')); // the body holds only a hook decision
+  // No decision: {} (what Claude Code reads), the stored event's id in X-ADW-Event-Id.
+  assert.deepEqual(answer, {});
+  return Number(res.headers.get('X-ADW-Event-Id'));
 }
 
 // The gateway's REST view of a run (GET /api/adws/{id}).

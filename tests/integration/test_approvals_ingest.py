@@ -230,11 +230,22 @@ def test_bad_decisions(make_ingest, db):
     st, _, b = decide(ing, "0" * 32, {"decision": "allow"})
     assert (st, b) == (404, {"error": "no approval " + "0" * 32})
     assert decide(ing, "../../etc", {"decision": "allow"})[0] == 404
-    # Nothing of that changed the approval; a reason of exactly 1000 bytes is taken.
+    # The list: a status it does not know is refused; ended ones are adw_approvals' (empty).
+    with ing.http() as c:
+        st, _, b = c.get("/api/approvals?status=bogus", auth())
+        assert st == 400 and "status" in b["error"]
+        assert c.get("/api/approvals?status=denied", auth())[2] == {"approvals": []}
+        assert len(c.get("/api/approvals?status=all", auth())[2]["approvals"]) == 1
+        assert c.post_json("/api/approvals", {}, auth())[0] == 405
+        assert c.get(f"/api/approvals/{aid}", auth())[0] == 405
+    # Nothing of that changed the approval; a reason of exactly 1000 bytes is taken, and a
+    # name of 64 characters.
     assert h.waiting() and row(db, aid)[0] == "pending"
+    name = "carol@example.com:" + "c" * 46
     st, _, ans = decide(ing, aid, {"decision": "deny", "reason": "é" * 500},
-                        headers={"X-ADW-Decided-By": "carol@example.com"})
+                        headers={"X-ADW-Decided-By": name})
     assert st == 200, ans
+    assert row(db, aid)[3] == name
     assert h.answer()[2]["hookSpecificOutput"]["permissionDecisionReason"] == "é" * 500
     # 409: a second decision, whatever it says.
     st, _, b = decide(ing, aid, {"decision": "allow"})
@@ -316,6 +327,10 @@ def test_hook_connection_closed(make_ingest, db):
 
 def test_killed_while_holding(make_ingest, db):
     ing = start(make_ingest)
+    h0, req0 = held(ing, pre_tool_use("rm -rf /var/old"))
+    old = req0[5]["payload"]["approval_id"]
+    assert decide(ing, old, {"decision": "allow"})[0] == 200
+    assert h0.answer()[0] == 200
     body = pre_tool_use("rm -rf /var/data")
     h, req = held(ing, body)
     aid = req[5]["payload"]["approval_id"]
@@ -335,6 +350,9 @@ def test_killed_while_holding(make_ingest, db):
     assert (ex[0][1], ex[0][2]) == ("run-1", "build")
     st, _, b = decide(ing, aid, {"decision": "allow"})
     assert (st, b) == (409, {"error": f"approval {aid} is already expired"})
+    # What ended before the restart is known too (read back from adw_approvals).
+    st, _, b = decide(ing, old, {"decision": "deny"})
+    assert (st, b) == (409, {"error": f"approval {old} is already allowed"})
     # A second restart expires nothing more.
     ing.restart()
     with ing.http() as c:  # a committed round trip after the start-up scan
@@ -435,6 +453,16 @@ def test_bad_rules_refuse_start(db, rules, want):
     assert want in p.log_text()
 
 
+def test_rules_file_over_its_limit_refuses_start(db, tmp_path):
+    f = tmp_path / "rules.json"
+    rules = json.dumps(RULES)
+    f.write_text(rules + " " * ((1 << 20) + 1 - len(rules)))  # valid JSON, one byte too long
+    p = adwtest.Ingest(db, ADW_INGEST_APPROVALS=f"@{f}", start=False)
+    p.start()
+    assert p.wait(20) == 2
+    assert f"ADW_INGEST_APPROVALS: {f}: over 1048576 bytes" in p.log_text()
+
+
 def test_rules_from_file(make_ingest, db, tmp_path):
     f = tmp_path / "rules.json"
     f.write_text(json.dumps(RULES))
@@ -489,3 +517,25 @@ def test_standby_taking_over_expires(make_ingest, db):
     assert [e[5]["payload"]["reason"] for e in ex] == ["ingest restarted"]
     st, _, b = decide(standby, aid, {"decision": "deny"})
     assert (st, b) == (409, {"error": f"approval {aid} is already expired"})
+
+
+def test_approval_events_leave_stalled_alone(make_ingest, db):
+    """A run waiting for a decision may stall (no event for ADW_INGEST_STALL_S); the approval's
+    own events neither clear nor set the flag; the run's next event clears it."""
+    ing = start(make_ingest, ADW_INGEST_STALL_S="1")
+    body = pre_tool_use("rm -rf logs/")
+    h, req = held(ing, body)
+    adwtest.wait_for(lambda: db.scalar("SELECT stalled FROM adw_runs WHERE adw_id = 'run-1'"),
+                     20, what="run_stalled while waiting")
+    assert decide(ing, req[5]["payload"]["approval_id"], {"decision": "allow"})[0] == 200
+    assert h.answer()[0] == 200
+    assert db.query("SELECT status, stalled FROM adw_runs WHERE adw_id = 'run-1'")[0] == (
+        "running", True)
+    post = dict(body, hook_event_name="PostToolUse", tool_response={"stdout": ""})
+    st, hd, _ = adwtest.post_json(ing.base_url + "/api/hooks", post,
+                                  headers=auth(**{"X-ADW-Id": "run-1"}))
+    assert st == 200
+    # Cleared by it (unless a new idle spell has begun since: then a later run_stalled).
+    later = db.scalar("SELECT coalesce(max(id), 0) FROM events WHERE event = 'run_stalled'")
+    assert db.scalar("SELECT stalled FROM adw_runs WHERE adw_id = 'run-1'") is False or \
+        later > int(hd["X-ADW-Event-Id"])

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "approval_rules.h"
@@ -148,13 +150,37 @@ static void test_refusals(void **state)
     approval_rules_destroy(&r);
 }
 
+/* At most APPROVAL_RULES_MAX rules: that many parse, one more is refused. */
+static void test_rule_count_limit(void **state)
+{
+    (void)state;
+    char err[APPROVAL_RULES_ERR_LEN] = "";
+    json_t *arr = json_array();
+    for (int i = 0; i < APPROVAL_RULES_MAX; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%d", i);
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", name, "tool", "^Bash$"));
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    approval_rules_t *r = parse(text, err);
+    assert_non_null(r);
+    assert_int_equal(approval_rules_count(r), APPROVAL_RULES_MAX);
+    approval_rules_destroy(&r);
+    free(text);
+    json_array_append_new(arr, json_pack("{s:s, s:s}", "name", "one more", "tool", "x"));
+    text = json_dumps(arr, JSON_COMPACT);
+    assert_null(parse(text, err));
+    assert_non_null(strstr(err, "257 rules: at most 256"));
+    free(text);
+    json_decref(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_example),
-        cmocka_unit_test(test_match),
-        cmocka_unit_test(test_match_json_text),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_parse_example),    cmocka_unit_test(test_match),
+        cmocka_unit_test(test_match_json_text),  cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_rule_count_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
