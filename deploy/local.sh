@@ -98,10 +98,14 @@ wait_ready "http://127.0.0.1:$INGEST_PORT/readyz" ingest
 
 first_gw=$PORT
 [ -n "$HAPROXY" ] && first_gw=$((PORT + 1))
+ingest_host=$BIND # where the gateways hand approval decisions to ingest
+[ "$BIND" = 0.0.0.0 ] && ingest_host=127.0.0.1
 for ((g = 0; g < GATEWAYS; g++)); do
     gp=$((first_gw + g))
     ADW_GATEWAY_HTTP=$BIND:$gp ADW_GATEWAY_SUB=tcp://127.0.0.1:$PUB_PORT \
-        ADW_GATEWAY_INGEST_URL=http://127.0.0.1:$INGEST_PORT start "gateway$((g + 1))" "$BIN/adw-gateway"
+        ADW_GATEWAY_INGEST_URL=http://$ingest_host:$INGEST_PORT \
+        ADW_GATEWAY_INGEST_TOKEN=${ADW_INGEST_TOKEN:-} \
+        start "gateway$((g + 1))" "$BIN/adw-gateway"
 done
 for ((g = 0; g < GATEWAYS; g++)); do
     wait_ready "http://127.0.0.1:$((first_gw + g))/readyz" "gateway$((g + 1))"

@@ -51,6 +51,19 @@ static const char *arg(const ws_server_t *s, const char *name)
     return NULL;
 }
 
+/* What a presented token grants for reading: a full or read token's access, else a decide
+ * token's (decide.h: "*" reads every run, else its prefixes). */
+static tokens_access_t read_access(ws_server_t *s, const char *got, size_t glen,
+                                   const filter_list_t **scope)
+{
+    tokens_access_t a = tokens_check(s->tokens, got, glen, scope);
+    const decide_entry_t *d = decide_check(s->decide, got, glen);
+    if (a != TOKENS_REFUSED || !d)
+        return a;
+    *scope = d->all ? NULL : &d->scope;
+    return d->all ? TOKENS_FULL : TOKENS_SCOPED;
+}
+
 tokens_access_t admit_token(ws_server_t *s, struct lws *wsi, const filter_list_t **scope)
 {
     *scope = NULL;
@@ -58,7 +71,7 @@ tokens_access_t admit_token(ws_server_t *s, struct lws *wsi, const filter_list_t
         return TOKENS_FULL;
     const char *q = arg(s, "token");
     if (q) {
-        tokens_access_t a = tokens_check(s->tokens, q, strlen(q), scope);
+        tokens_access_t a = read_access(s, q, strlen(q), scope);
         if (a != TOKENS_REFUSED)
             return a;
     }
@@ -70,7 +83,7 @@ tokens_access_t admit_token(ws_server_t *s, struct lws *wsi, const filter_list_t
         lws_hdr_copy(wsi, h, sizeof h, WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
         auth_bearer(h, strlen(h), &t, &tl))
         return tokens_check(s->tokens, NULL, 0, scope);
-    tokens_access_t a = tokens_check(s->tokens, t, tl, scope);
+    tokens_access_t a = read_access(s, t, tl, scope);
     explicit_bzero(h, sizeof h);
     return a;
 }
@@ -138,8 +151,7 @@ int admit_origin_allowed(const char *origins, const char *origin_hdr, const char
     return 0;
 }
 
-/* The Origin policy applied to the request's headers. */
-static int origin_allowed(ws_server_t *s, struct lws *wsi)
+int admit_origin_ok(ws_server_t *s, struct lws *wsi)
 {
     char origin[ADMIT_ORIGIN_MAX], hosthdr[300];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
@@ -239,7 +251,7 @@ int admit_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
         metric_add(s->m_rej_auth, 1);
         return admit_refuse(wsi, 401, "missing or wrong token", "www-authenticate:", "Bearer");
     }
-    if (!origin_allowed(s, wsi)) {
+    if (!admit_origin_ok(s, wsi)) {
         metric_add(s->m_rej_origin, 1);
         return admit_refuse(wsi, 403, "origin not allowed", NULL, NULL);
     }

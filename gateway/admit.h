@@ -21,9 +21,14 @@
  * Returns 0, or -E2BIG when there are too many or they are too long. */
 int admit_read_args(ws_server_t *s, struct lws *wsi);
 
-/* What the request's token grants: the query parameter token (admit_read_args first), else an
- * Authorization Bearer header. On TOKENS_SCOPED sets *scope (owned by the server), else NULL. */
+/* What the request's token grants for reading: the query parameter token (admit_read_args
+ * first), else an Authorization Bearer header; a decide token (decide.h) reads its scope. On
+ * TOKENS_SCOPED sets *scope (owned by the server), else NULL. */
 tokens_access_t admit_token(ws_server_t *s, struct lws *wsi, const filter_list_t **scope);
+
+/* The Origin policy (admit_origin_allowed) applied to the request's Origin and Host headers:
+ * 1 when allowed (no Origin: not a browser, allowed), else 0. */
+int admit_origin_ok(ws_server_t *s, struct lws *wsi);
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: decides whether the upgrade (the Upgrade header's value,
  * borrowed; NULL: none) may proceed, counting each refusal in its rejected_total metric.

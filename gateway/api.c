@@ -1,5 +1,7 @@
 #include "api.h"
 
+#include "approvals.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -66,6 +68,8 @@ int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t
         snprintf(q->adw_id, sizeof q->adw_id, "%s", id);
     } else if (!strcmp(path, "/api/events")) {
         q->kind = API_EVENTS;
+    } else if (!strcmp(path, "/api/approvals") || !strcmp(path, "/api/approvals/")) {
+        q->kind = API_APPROVALS;
     } else if (!strcmp(path, "/api/search")) {
         q->kind = API_SEARCH;
         return search_parse(params, n, &q->search, &q->filter, err, errlen);
@@ -88,7 +92,7 @@ int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t
                 return 400;
             }
             q->since = x;
-        } else if (!strcmp(name, "status") && q->kind == API_RUNS) {
+        } else if (!strcmp(name, "status") && (q->kind == API_RUNS || q->kind == API_APPROVALS)) {
             filter_t tmp;
             filter_init(&tmp);
             if (filter_set_csv(&tmp, FILTER_STEPS, v, strlen(v), err, errlen)) {
@@ -101,6 +105,16 @@ int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t
                 free(q->status.v[k]);
             free(q->status.v);
             q->status = tmp.key[FILTER_STEPS];
+            for (size_t k = 0; q->kind == API_APPROVALS && k < q->status.n; k++)
+                if (!approvals_status_ok(q->status.v[k])) {
+                    snprintf(err, errlen,
+                             "status must be pending, allowed, denied, expired or all (or a comma "
+                             "list of them)");
+                    return 400;
+                }
+        } else if (q->kind == API_APPROVALS && !strcmp(name, "adw_id")) {
+            if (filter_set_csv(&q->filter, FILTER_ADW_ID, v, strlen(v), err, errlen))
+                return 400;
         } else if (q->kind == API_EVENTS && filter_key_from_name(name) >= 0) {
             if (filter_set_csv(&q->filter, (filter_key_t)filter_key_from_name(name), v, strlen(v),
                                err, errlen))
@@ -355,6 +369,11 @@ static void run_runs(api_job_t *j, PGconn *conn)
             arr = NULL;
         }
     PQclear(r);
+    if (arr && approvals_pending_counts(conn, arr) == -EIO) {
+        json_decref(arr);
+        answer_error(j, 503, "database unavailable");
+        return;
+    }
     answer_json(j, arr ? json_pack("{so}", "adws", arr) : NULL);
 }
 
@@ -466,6 +485,12 @@ static void run_run(api_job_t *j, PGconn *conn)
             json_object_set_new(run, "tool_failures", int_json(r, 0, 1));
     PQclear(r);
 
+    int prc = nomem ? 0 : approvals_pending_counts(conn, run);
+    if (prc == -EIO) {
+        answer_error(j, 503, "database unavailable");
+        goto fail;
+    }
+    nomem = nomem || prc;
     if (nomem) {
         json_decref(run);
         answer_json(j, NULL);
@@ -534,6 +559,16 @@ static void job_run(dbjob_t *job, PGconn *conn)
     case API_EVENTS:
         run_events(j, conn);
         break;
+    case API_APPROVALS: {
+        static char pending[] = "pending";
+        static char *pending_v[] = {pending};
+        static const filter_list_t only_pending = {.v = pending_v, .n = 1};
+        const filter_list_t *st = j->q.status.n ? &j->q.status : &only_pending;
+        j->status = approvals_run(conn, st, &j->q.filter, j->q.limit, &j->body);
+        if (j->status == 500)
+            answer_error(j, 500, "out of memory");
+        break;
+    }
     case API_SEARCH:
         if ((j->status = search_run(conn, &j->q.search, &j->q.filter, &j->body)) == 500)
             answer_error(j, 500, "out of memory");

@@ -9,6 +9,8 @@
  *   GET /api/search?q=&adw_id=&limit=&before=
  *                                     {"events":[...],"next_before":N|null}, newest first
  *                                     (search.h)
+ *   GET /api/approvals?status=&adw_id=&limit=
+ *                                     {"approvals":[...]}, newest first (approvals.h)
  *
  * limit: 1..API_LIMIT_MAX (default API_LIMIT_DEFAULT); status and the filter keys are
  * comma-separated lists; since an id >= 0 (default 0). next_since is the id of the last event
@@ -18,6 +20,7 @@
  * Run JSON: adw_id, status, current_step, event_count, cost_usd, tokens, input_tokens,
  * output_tokens, cache_read_tokens, cache_creation_tokens, first_ts, last_ts, duration_ms
  * (last_ts - first_ts), first_id, last_id, updated_at, stalled (adw_runs.stalled),
+ * pending_approvals (the run's approvals still pending, approvals.h),
  * failed_steps (the steps whose status is failed, in the order they began), stop_failure
  * ({"reason","id"} from adw_runs.stop_failure and stop_failure_id, or null). Step JSON: step,
  * status, event_count, cost_usd, tokens, first_ts, last_ts, duration_ms (reported by the step's
@@ -42,10 +45,11 @@
 #define API_STATUS_VALUES_MAX 16
 
 typedef enum api_kind {
-    API_RUNS,   /* /api/adws */
-    API_RUN,    /* /api/adws/{adw_id} */
-    API_EVENTS, /* /api/events */
-    API_SEARCH, /* /api/search (search.h) */
+    API_RUNS,      /* /api/adws */
+    API_RUN,       /* /api/adws/{adw_id} */
+    API_EVENTS,    /* /api/events */
+    API_SEARCH,    /* /api/search (search.h) */
+    API_APPROVALS, /* /api/approvals (approvals.h) */
 } api_kind_t;
 
 /* One query parameter, already percent-decoded; both borrowed. */
@@ -58,11 +62,13 @@ typedef struct api_param_t {
 typedef struct api_query_t {
     api_kind_t kind;
     char adw_id[ADW_ADW_ID_MAX + 1]; /* API_RUN */
-    filter_list_t status;            /* API_RUNS: wanted statuses (empty: any) */
-    filter_t filter;                 /* API_EVENTS; its scope (tokens.h) bounds every kind */
-    int64_t since;                   /* API_EVENTS */
-    int limit;                       /* API_RUNS, API_EVENTS */
-    search_query_t search;           /* API_SEARCH (its adw_id list: filter's) */
+    filter_list_t status;  /* API_RUNS, API_APPROVALS: wanted statuses (empty: any; approvals:
+                              pending) */
+    filter_t filter;       /* API_EVENTS, API_APPROVALS (adw_id); its scope (tokens.h) bounds every
+                              kind */
+    int64_t since;         /* API_EVENTS */
+    int limit;             /* API_RUNS, API_EVENTS */
+    search_query_t search; /* API_SEARCH (its adw_id list: filter's) */
 } api_query_t;
 
 /* Parses path (borrowed, percent-decoded, without the query) and params[0..n) into q. Returns 0,

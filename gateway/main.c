@@ -36,6 +36,9 @@ typedef struct gateway_options_t {
     const char *read_url;
     const char *token;
     const char *read_tokens;
+    const char *decide_tokens;
+    const char *ingest_url;
+    const char *ingest_token;
     const char *tls_cert;
     const char *tls_key;
     const char *origins;
@@ -100,6 +103,23 @@ static const config_option_t OPTIONS[] = {
      .offset = OPT(read_tokens),
      .doc = "read tokens scoped to adw_id prefixes: \"tok=prefix,prefix;tok2=prefix\", or @file "
             "(unset: none)"},
+    {.flag = "decide-tokens",
+     .env = "ADW_GATEWAY_DECIDE_TOKENS",
+     .type = CONFIG_STRING,
+     .offset = OPT(decide_tokens),
+     .doc = "tokens that may decide approvals, scoped: \"name:tok=prefix,prefix;tok2=*\", or @file "
+            "(unset: no deciding at this gateway)"},
+    {.flag = "ingest-url",
+     .env = "ADW_GATEWAY_INGEST_URL",
+     .type = CONFIG_STRING,
+     .def = "http://127.0.0.1:8000",
+     .offset = OPT(ingest_url),
+     .doc = "ingest's HTTP address, where approval decisions are handed on"},
+    {.flag = "ingest-token",
+     .env = "ADW_GATEWAY_INGEST_TOKEN",
+     .type = CONFIG_STRING,
+     .offset = OPT(ingest_token),
+     .doc = "ingest's bearer token (ADW_INGEST_TOKEN) for the decisions handed on (unset: none)"},
     {.flag = "tls-cert",
      .env = "ADW_GATEWAY_TLS_CERT",
      .type = CONFIG_STRING,
@@ -293,6 +313,9 @@ int main(int argc, char **argv)
     ws_options_t wo = {.listen = opt.http,
                        .token = opt.token,
                        .read_tokens = opt.read_tokens,
+                       .decide_tokens = opt.decide_tokens,
+                       .ingest_url = opt.ingest_url,
+                       .ingest_token = opt.ingest_token,
                        .tls_cert = opt.tls_cert,
                        .tls_key = opt.tls_key,
                        .origins = opt.origins,
@@ -344,11 +367,12 @@ int main(int argc, char **argv)
         log_error("%s", pool ? "out of memory" : err);
         goto done;
     }
-    log_info("listening: %s %s, sub %s, heartbeat %llds, max queue %lld bytes%s%s",
+    log_info("listening: %s %s, sub %s, heartbeat %llds, max queue %lld bytes%s%s%s",
              opt.tls_cert && *opt.tls_cert ? "https" : "http", opt.http, opt.sub,
              (long long)opt.heartbeat_s, (long long)opt.max_queue,
              opt.token && *opt.token ? ", token required" : "",
-             opt.read_tokens && *opt.read_tokens ? ", scoped read tokens" : "");
+             opt.read_tokens && *opt.read_tokens ? ", scoped read tokens" : "",
+             opt.decide_tokens && *opt.decide_tokens ? ", decide tokens" : "");
 
     while (!atomic_load(&signalled))
         ws_service(server);

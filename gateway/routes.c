@@ -5,13 +5,13 @@
 #include <string.h>
 
 #include "admit.h"
+#include "approve.h"
 #include "db.h"
 #include "webdir.h"
 
 #define ROUTES_HTTP_CHUNK 32768 /* bytes of a response body per write */
 
-/* Prepares a response for the HTTP writeable callback; takes body (malloc'd or NULL). */
-static void respond(struct lws *wsi, ws_session_t *ss, int status, const char *ctype, char *body,
+void routes_respond(struct lws *wsi, ws_session_t *ss, int status, const char *ctype, char *body,
                     size_t len)
 {
     free(ss->body);
@@ -25,18 +25,18 @@ static void respond(struct lws *wsi, ws_session_t *ss, int status, const char *c
     lws_callback_on_writable(wsi);
 }
 
-static void respond_error(struct lws *wsi, ws_session_t *ss, int status, const char *msg)
+void routes_respond_error(struct lws *wsi, ws_session_t *ss, int status, const char *msg)
 {
     size_t len = 0;
     char *body = api_error_body(msg, &len);
-    respond(wsi, ss, body ? status : 500, "application/json", body, len);
+    routes_respond(wsi, ss, body ? status : 500, "application/json", body, len);
 }
 
 static void respond_text(struct lws *wsi, ws_session_t *ss, int status, const char *ctype,
                          const char *text)
 {
     char *body = strdup(text);
-    respond(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
+    routes_respond(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
 }
 
 int routes_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
@@ -87,7 +87,7 @@ static void api_reply(void *user, int status, char *body, size_t len)
 {
     ws_session_t *ss = user;
     ss->job = NULL;
-    respond(ss->wsi, ss, status, "application/json", body, len);
+    routes_respond(ss->wsi, ss, status, "application/json", body, len);
 }
 
 static void serve_readyz(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
@@ -104,7 +104,7 @@ static void serve_readyz(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
              receiving ? "" : " no messages from ingest;", db ? "" : " database unreachable;",
              init ? "" : " position unknown;");
     msg[strlen(msg) - 1] = '\0';
-    respond_error(wsi, ss, 503, msg);
+    routes_respond_error(wsi, ss, 503, msg);
 }
 
 /* The REST API (api.h): the token, the query, its scope; the query goes to the database
@@ -115,7 +115,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     if (admit_token(s, wsi, &scope) == TOKENS_REFUSED) {
         ss->extra_header = "www-authenticate:";
         ss->extra_value = "Bearer";
-        respond_error(wsi, ss, 401, "missing or wrong token");
+        routes_respond_error(wsi, ss, 401, "missing or wrong token");
         return;
     }
     if (export_match(path)) {
@@ -123,7 +123,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         if (!ss->export) {
             ss->extra_header = "retry-after:";
             ss->extra_value = "1";
-            respond_error(wsi, ss, 503, "too busy; try again");
+            routes_respond_error(wsi, ss, 503, "too busy; try again");
         }
         return;
     }
@@ -135,7 +135,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         st = 403;
     if (st) {
         api_query_free(&q);
-        respond_error(wsi, ss, st, err);
+        routes_respond_error(wsi, ss, st, err);
         return;
     }
     ss->job = s->shutting_down ? NULL : api_submit(s->pool, &q, api_reply, ss);
@@ -143,7 +143,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     if (!ss->job) {
         ss->extra_header = "retry-after:";
         ss->extra_value = "1";
-        respond_error(wsi, ss, 503, "too busy; try again");
+        routes_respond_error(wsi, ss, 503, "too busy; try again");
         return;
     }
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, DB_STATEMENT_TIMEOUT_MS / 1000 + 10);
@@ -158,10 +158,13 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
     ss->job = NULL;
     api_cancel(stale);
     export_destroy(&ss->export);
+    approve_destroy(&ss->approve);
     ss->wsi = wsi;
     ss->extra_header = NULL;
     metric_add(s->m_http, 1);
     ss->head = method == LWSHUMETH_HEAD;
+    if (method == LWSHUMETH_POST && approve_match(path))
+        return approve_start(s, wsi, ss, path);
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
         /* lws would wait for the body before a writeable callback: answer now, then close. */
         if (admit_refuse(wsi, 405, "method not allowed", "allow:", "GET") < 0)
@@ -169,7 +172,7 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (admit_read_args(s, wsi)) {
-        respond_error(wsi, ss, 414, "query string too long");
+        routes_respond_error(wsi, ss, 414, "query string too long");
         return 0;
     }
     if (!strcmp(path, "/healthz")) {
@@ -181,22 +184,22 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
         buf_init(&b, 0);
         if (metrics_render(s->o.metrics, &b)) {
             buf_free(&b);
-            respond_error(wsi, ss, 500, "out of memory");
+            routes_respond_error(wsi, ss, 500, "out of memory");
         } else {
             size_t len = 0;
             char *body = buf_steal(&b, &len);
-            respond(wsi, ss, 200, "text/plain; version=0.0.4", body, len);
+            routes_respond(wsi, ss, 200, "text/plain; version=0.0.4", body, len);
         }
     } else if (!strcmp(path, WS_PATH)) {
         ss->extra_header = "upgrade:";
         ss->extra_value = "websocket";
-        respond_error(wsi, ss, 426, "this endpoint speaks WebSocket only");
+        routes_respond_error(wsi, ss, 426, "this endpoint speaks WebSocket only");
     } else if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api")) {
         serve_api(s, wsi, ss, path);
     } else {
         char file[PATH_MAX];
         if (!s->have_web || webdir_resolve(s->web_root, path, file, sizeof file)) {
-            respond_error(wsi, ss, 404, "not found");
+            routes_respond_error(wsi, ss, 404, "not found");
             return 0;
         }
         int n = lws_serve_http_file(wsi, file, webdir_mime(file), NULL, 0);
@@ -213,6 +216,7 @@ void routes_closed(ws_session_t *ss)
     api_cancel(ss->job);
     ss->job = NULL;
     export_destroy(&ss->export);
+    approve_destroy(&ss->approve);
     free(ss->body);
     ss->body = NULL;
     ss->responding = 0;

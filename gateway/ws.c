@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "approve.h"
 #include "listen.h"
 #include "log.h"
 #include "routes.h"
@@ -165,6 +166,8 @@ static void drain(ws_server_t *s)
         lws_cancel_service(s->ctx);
     if (s->pool)
         dbpool_complete(s->pool);
+    if (s->forward)
+        forward_complete(s->forward);
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
@@ -226,6 +229,14 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return routes_serve(s, wsi, ss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return routes_writeable(s, wsi, ss);
+    case LWS_CALLBACK_HTTP_BODY: /* only a decision's body is read (approve.h) */
+        if (ss && ss->approve)
+            return approve_body(s, wsi, ss, in, len);
+        break;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (ss && ss->approve)
+            return approve_body_done(s, wsi, ss);
+        break;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         routes_closed(ss);
@@ -345,6 +356,20 @@ ws_server_t *ws_new(const ws_options_t *o, char *err, size_t errlen)
     s->o = *o;
     s->tokens = tokens_new(o->token, o->read_tokens, err, errlen);
     if (!s->tokens)
+        goto fail;
+    s->decide = decide_new(o->decide_tokens, err, errlen);
+    if (!s->decide)
+        goto fail;
+    if (o->token && *o->token && decide_has(s->decide, o->token)) {
+        snprintf(err, errlen, "ADW_GATEWAY_DECIDE_TOKENS: a decide token equals ADW_GATEWAY_TOKEN");
+        goto fail;
+    }
+    forward_options_t fwo = {.ingest_url = o->ingest_url,
+                             .ingest_token = o->ingest_token,
+                             .wake = ws_wake,
+                             .wake_arg = s};
+    s->forward = forward_new(&fwo, err, errlen);
+    if (!s->forward)
         goto fail;
     int tls = o->tls_cert && *o->tls_cert;
     if (!tls_pair_ok(o->tls_cert, o->tls_key, "ADW_GATEWAY_TLS_CERT", "ADW_GATEWAY_TLS_KEY", err,
@@ -489,6 +514,7 @@ void ws_destroy(ws_server_t **ps)
         return;
     ws_server_t *s = *ps;
     *ps = NULL;
+    forward_destroy(&s->forward); /* first: its thread wakes the context */
     if (s->ctx) {
         lws_sul_cancel(&s->tick);
         lws_context_destroy(s->ctx);
@@ -503,6 +529,7 @@ void ws_destroy(ws_server_t **ps)
     free(s->wbuf);
     admit_forget(s, NULL);
     tokens_destroy(&s->tokens);
+    decide_destroy(&s->decide);
     free(s->origins);
     free(s);
 }

@@ -16,9 +16,11 @@
 #include "api.h"
 #include "buf.h"
 #include "dbpool.h"
+#include "decide.h"
 #include "export.h"
 #include "fanout.h"
 #include "filter.h"
+#include "forward.h"
 #include "metrics.h"
 #include "replay.h"
 #include "sub.h"
@@ -29,6 +31,8 @@
 #define WS_WRITE_MAX 65536 /* bytes of queued messages written at once to a client */
 #define WS_ARGS_MAX 32     /* query parameters looked at */
 #define WS_ARGBUF 16384    /* bytes of decoded query parameters */
+
+typedef struct approve_t approve_t; /* approve.h */
 
 /* The bad-message allowance of one client (session.h). Plain data, zeroed to start. */
 typedef struct session_allowance_t {
@@ -65,8 +69,9 @@ typedef struct ws_session_t {
     const char *extra_value;
     char *body; /* owned */
     size_t len, off;
-    api_job_t *job;   /* the API query in flight */
-    export_t *export; /* the download in progress (export.h), if any */
+    api_job_t *job;     /* the API query in flight */
+    export_t *export;   /* the download in progress (export.h), if any */
+    approve_t *approve; /* the decision being handled (approve.h), if any */
 } ws_session_t;
 
 /* What admission decided for an upgrade at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kept for the same
@@ -85,6 +90,8 @@ typedef struct admit_record_t {
 struct ws_server_t {
     ws_options_t o;
     tokens_t *tokens;
+    decide_t *decide;   /* decide tokens (decide.h); empty when none */
+    forward_t *forward; /* hands decisions to ingest (forward.h) */
     char *origins;
     char web_root[PATH_MAX];
     int have_web;

@@ -39,6 +39,7 @@ const PATHS = {
   failed: [CIRCLE, 'M9 9l6 6', 'M15 9l-6 6'],
   unknown: [CIRCLE, 'M12 8v5', 'M12 16h.01'],
   stalled: [CIRCLE, 'M10 9v6', 'M14 9v6'],
+  approval: ['M12 3l8 3v6c0 5-3.5 8-8 9-4.5-1-8-4-8-9V6z', 'M12 8v5', 'M12 16h.01'],
   agent: ['M5 8h14v11H5z', 'M12 4v4', 'M9 13h.01', 'M15 13h.01', 'M2 12v3', 'M22 12v3'],
   chevron: ['M9 6l6 6-6 6'],
   live: [

@@ -7,6 +7,7 @@ import {icon} from './icons.js';
 import {applyEventToRun, emptyRun, statusLook} from './events.js';
 import {fmtAge, fmtCompact, fmtCost, fmtDateTime, fmtInt, parseTs} from './fmt.js';
 import {formatRoute} from './route.js';
+import {noteApprovalInRun, pendingBadge} from './approvals.js';
 
 const MAX_ROWS = 500;
 const STATUSES = ['', 'running', 'completed', 'failed'];
@@ -187,6 +188,7 @@ export class RunListView {
     const run = row ? row.run : emptyRun(ev.adw_id);
     if ((run.last_id || 0) >= ev.id) return; // already counted
     applyEventToRun(run, ev);
+    noteApprovalInRun(run, ev);
     if (!this.matches(run)) {
       if (row) this.removeRow(ev.adw_id);
       return;
@@ -241,10 +243,16 @@ export class RunListView {
     const {run, tr, cells} = row;
     const st = run.status || 'unknown';
     const stalled = run.stalled === true ? 'yes' : 'no';
-    if (tr.dataset.status !== st || tr.dataset.stalled !== stalled) {
+    const pending = String(Math.max(0, Number(run.pending_approvals) || 0));
+    if (
+      tr.dataset.status !== st ||
+      tr.dataset.stalled !== stalled ||
+      tr.dataset.pendingApprovals !== pending
+    ) {
       const look = statusLook(st);
       tr.dataset.status = st;
       tr.dataset.stalled = stalled;
+      tr.dataset.pendingApprovals = pending;
       replace(
         cells.status,
         h('span', {class: `badge status-${look.cls}`}, icon(look.icon), st),
@@ -256,6 +264,7 @@ export class RunListView {
               'stalled',
             )
           : null,
+        pendingBadge(pending),
       );
     }
     const failed = Array.isArray(run.failed_steps)

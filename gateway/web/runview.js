@@ -28,6 +28,7 @@ import {
 } from './events.js';
 import {fmtCost, fmtDateTime, fmtDuration, fmtInt, fmtWhen, parseTs} from './fmt.js';
 import {ActivityChart} from './chart.js';
+import {ApprovalPanel} from './approvals.js';
 import {Lane, stepDuration} from './lane.js';
 import {sameFilters} from './route.js';
 import {Replay} from './replay.js';
@@ -61,6 +62,8 @@ export class RunView {
     this.live = new WeakSet(); // events that arrived live (not history)
     this.lanes = new Map(); // step ('' for none) -> Lane
     this.seen = freshSeen();
+    // Pending approvals stand out at the top (approvals.js); a replay shows the past only.
+    this.approvals = route.replay ? null : new ApprovalPanel(ctx, this.runId);
     this.build();
     this.reset();
     if (this.replayMode) {
@@ -90,6 +93,7 @@ export class RunView {
     clearTimeout(this.refreshTimer);
     if (this.abort) this.abort.abort();
     if (this.replay) this.replay.destroy();
+    if (this.approvals) this.approvals.destroy();
     this.chart.destroy();
     PHONE.removeEventListener('change', this.onPhone);
     document.removeEventListener('click', this.onDocClick);
@@ -280,6 +284,7 @@ export class RunView {
         newLane = true;
       }
       lane.add(ev);
+      if (this.approvals) this.approvals.onEvent(ev, this.live.has(ev));
       if (this.note(ev)) stateChanged = true;
       const name = classify(ev).name;
       if (name && !this.types.has(name)) {
@@ -535,6 +540,7 @@ export class RunView {
     }
     if (this.destroyed) return;
     this.run = run;
+    if (this.approvals) this.approvals.syncCount(run.pending_approvals);
     if (gen === this.gen) this.ensureFilterLanes();
     const agents = this.agentLookup();
     for (const [key, lane] of this.lanes) {
@@ -750,6 +756,7 @@ export class RunView {
           this.exportLink('csv', 'Export CSV'),
         ),
       ),
+      this.approvals ? this.approvals.el : null,
       (this.replayBox = h('div', {class: 'replay-box'})),
       h(
         'div',

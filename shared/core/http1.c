@@ -783,8 +783,10 @@ static const struct {
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
     {501, "Not Implemented"},
+    {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {505, "HTTP Version Not Supported"},
+    {508, "Loop Detected"},
 };
 
 const char *http1_status_reason(int status)
