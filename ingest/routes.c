@@ -10,6 +10,7 @@
 #include "adw_limits.h"
 #include "auth.h"
 #include "buf.h"
+#include "budget_rule.h"
 #include "codec.h"
 #include "err.h"
 #include "event.h"
@@ -120,6 +121,13 @@ static void on_outcome(void *ctx, const pipeline_outcome_t *o)
     case PIPELINE_OK: {
         buf_t *b = &ss->routes->scratch;
         buf_reset(b);
+        if (o->denied) { /* a hook's PreToolUse of a run over budget: the decision (budget.h) */
+            char id[48];
+            snprintf(id, sizeof id, "X-ADW-Event-Id: %lld\r\n", (long long)o->ids[0]);
+            int bad = budget_deny_answer(o->denied, b);
+            httpd_respond(c, 200, "application/json", bad ? NULL : b->data, b->len, id, 0);
+            break;
+        }
         int bad = buf_puts(b, "{\"status\":\"broadcasted\",");
         if (ss->ndjson) { /* arrays and NDJSON answer "ids", single events "id" */
             bad |= buf_puts(b, "\"ids\":[");
@@ -373,6 +381,7 @@ static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
     }
     if (is_batch)
         ss->ndjson = 1; /* from here on: answer with "ids" */
+    r->hook = ss->route == ROUTE_HOOKS;
     /* The connection is the channel: its answers keep its request order. */
     ss->pending = pipeline_submit(p, (uint64_t)(uintptr_t)c, r, on_outcome, c);
     if (!ss->pending) {

@@ -88,8 +88,19 @@ void store_req_destroy(store_req_t **rp)
     free(r->fresh);
     free(r->frame_end);
     buf_free(&r->frames);
+    for (size_t i = 0; i < r->nraised; i++)
+        event_clear(&r->raised[i].ev);
+    free(r->raised);
     free(r);
     *rp = NULL;
+}
+
+const adw_event_t *store_req_denied(const store_req_t *r)
+{
+    for (size_t i = 0; i < r->nraised; i++)
+        if (r->raised[i].ev.event && !strcmp(r->raised[i].ev.event, "budget_denied"))
+            return &r->raised[i].ev;
+    return NULL;
 }
 
 const char *store_state_name(store_state_t st)
@@ -394,6 +405,10 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
                 for (size_t i = 0; i < reqs[q]->nevents; i++)
                     if (reqs[q]->fresh[i] && reqs[q]->ids[i] > last)
                         last = reqs[q]->ids[i];
+            for (size_t q = 0; q < nreqs; q++)
+                for (size_t i = 0; i < reqs[q]->nraised; i++)
+                    if (reqs[q]->raised[i].ev.id > last)
+                        last = reqs[q]->raised[i].ev.id;
             atomic_store(&s->last_id, last);
             finish_ok(s, reqs, nreqs);
             return;
@@ -636,7 +651,8 @@ store_t *store_new(const store_options_t *o)
     if (s->evfd < 0)
         goto fail;
     s->wait = (pgwait_t){.who = "store", .timeout_ms = s->opts.reply_timeout_ms, .each_result = 1};
-    batch_options_t bo = {.wait = s->wait};
+    batch_options_t bo = {
+        .wait = s->wait, .run_budget_usd = o->run_budget_usd, .enforce_budget = o->enforce_budget};
     metrics_t *m = o->metrics;
     if (m) {
         bo.stored =
