@@ -132,18 +132,28 @@ static void append(pipeline_t *p, pipeline_entry_t *e)
     p->waiting++;
 }
 
+/* The budget_denied the writer raised after committed request r's hook (r->hook), or NULL.
+ * Borrowed from r. */
+static const adw_event_t *denied_of(const store_req_t *r)
+{
+    for (size_t i = 0; i < r->nraised; i++)
+        if (r->raised[i].ev.event && !strcmp(r->raised[i].ev.event, "budget_denied"))
+            return &r->raised[i].ev;
+    return NULL;
+}
+
 static void answer(pipeline_t *p, pipeline_entry_t *e)
 {
     p->waiting--;
     p->finished--;
     if (e->done) {
-        pipeline_outcome_t o = {
-            .status = e->status,
-            .error = e->error[0] ? e->error : NULL,
-            .index = e->index,
-            .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
-            .nids = e->req ? e->req->nevents : 0,
-            .denied = e->req && e->status == PIPELINE_OK ? store_req_denied(e->req) : NULL};
+        pipeline_outcome_t o = {.status = e->status,
+                                .error = e->error[0] ? e->error : NULL,
+                                .index = e->index,
+                                .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
+                                .nids = e->req ? e->req->nevents : 0,
+                                .denied =
+                                    e->req && e->status == PIPELINE_OK ? denied_of(e->req) : NULL};
         e->done(e->ctx, &o);
     }
     store_req_destroy(&e->req);
@@ -307,13 +317,13 @@ size_t pipeline_waiting(const pipeline_t *p)
     return p->waiting;
 }
 
-/* Publishes e, one of r's committed events, whose map ends at end in r's frames (*start: where it
- * begins, moved past it), and offers it to the webhooks. */
-static void publish_one(pipeline_t *p, store_req_t *r, const adw_event_t *e, size_t end,
+/* Publishes e, one of r's committed events, with id id, whose map ends at end in r's frames
+ * (*start: where it begins, moved past it), and offers it to the webhooks. */
+static void publish_one(pipeline_t *p, store_req_t *r, const adw_event_t *e, int64_t id, size_t end,
                         size_t *start)
 {
     if (end > *start)
-        publish_event(p->o.publish, e->adw_id, e->id, r->frames.data + *start, end - *start);
+        publish_event(p->o.publish, e->adw_id, id, r->frames.data + *start, end - *start);
     *start = end;
     webhook_enqueue(p->o.webhook, e);
 }
@@ -326,9 +336,9 @@ static void publish_req(pipeline_t *p, store_req_t *r)
     size_t start = 0, k = 0;
     for (size_t i = 0; i < r->nevents; i++) {
         if (r->fresh[i])
-            publish_one(p, r, &r->events[i], r->frame_end[i], &start);
+            publish_one(p, r, &r->events[i], r->ids[i], r->frame_end[i], &start);
         for (; k < r->nraised && r->raised[k].after == i; k++)
-            publish_one(p, r, &r->raised[k].ev, r->raised[k].frame_end, &start);
+            publish_one(p, r, &r->raised[k].ev, r->raised[k].ev.id, r->raised[k].frame_end, &start);
     }
 }
 

@@ -95,14 +95,6 @@ void store_req_destroy(store_req_t **rp)
     *rp = NULL;
 }
 
-const adw_event_t *store_req_denied(const store_req_t *r)
-{
-    for (size_t i = 0; i < r->nraised; i++)
-        if (r->raised[i].ev.event && !strcmp(r->raised[i].ev.event, "budget_denied"))
-            return &r->raised[i].ev;
-    return NULL;
-}
-
 const char *store_state_name(store_state_t st)
 {
     switch (st) {

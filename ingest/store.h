@@ -106,10 +106,6 @@ int store_fd(const store_t *s);
  * is not READY. */
 void store_submit(store_t *s, store_req_t *r);
 
-/* The budget_denied event the writer raised after committed request r's hook (r->hook), or NULL.
- * Borrowed from r. */
-const adw_event_t *store_req_denied(const store_req_t *r);
-
 /* Takes every completed request, in completion order (linked by next), or NULL. */
 store_req_t *store_completed(store_t *s);
 
