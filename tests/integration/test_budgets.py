@@ -338,3 +338,46 @@ def test_api_shows_budget_usd(make_ingest, make_gateway, db):
     by_id = {r["adw_id"]: r for r in listing["adws"]}
     assert by_id["b-api"]["budget_usd"] == 5.0
     assert by_id["b-nobudget"]["budget_usd"] is None
+
+
+def test_adw_example_gives_its_run_a_budget(ingest, db, tmp_path):
+    """examples/adw_example.sh with ADW_BUDGET_USD: each step's stand-in claude session costs
+    $0.0456 (its stream-json result), so a $0.10 budget is 80 % used in the second step and
+    exceeded in the third."""
+    import subprocess
+    from test_send_examples import EXAMPLES, fake_claude
+    from test_send_helpers import send_env
+    env = send_env({"ADW_ID": "b-example", "ADW_INGEST_ZMQ": ingest.zmq_endpoint,
+                    "ADW_SEND": adwtest.binary("adw-send"), "ADW_CLAUDE": fake_claude(tmp_path),
+                    "ADW_SPOOL_DIR": tmp_path / "spool", "ADW_LOG_LEVEL": "warn",
+                    "ADW_BUDGET_USD": "0.10"})
+    r = subprocess.run(["bash", str(EXAMPLES / "adw_example.sh"), "Add auth"], env=env,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert rows(db, "b-example")[0][4]["payload"]["budget_usd"] == 0.1
+    got = assert_follows(db, "b-example", ["budget_warning", "budget_exceeded"])
+    assert [r[2] for r in got] == ["build", "review"]
+    assert run_row(db, "b-example")[:4] == ("completed", False, pytest.approx(4 * 0.0456), 0.1)
+
+
+@pytest.mark.needs_bin("adw-gateway")
+def test_status_panel_shows_spend_against_budget_in_chromium(ingest, make_gateway, tmp_path):
+    """tests/browser/budget.test.mjs in headless Chromium (playwright-core, Debian's chromium):
+    `$4.02 / $5.00` with a bar in the warning colour, then `$5.12 / $5.00` exceeded, live; no
+    budget line for a run without one. Screenshots in tests/browser/artifacts/."""
+    import os
+    import shutil
+    import subprocess
+    from test_dashboard import BROWSER_DIR, CHROMIUM, WEB_DIR, _npm_ci
+    if os.environ.get("ADW_SKIP_BROWSER") == "1":
+        pytest.skip("ADW_SKIP_BROWSER=1")
+    node = shutil.which("node")
+    assert node and os.access(CHROMIUM, os.X_OK), "node and chromium: install-deps.sh --test"
+    _npm_ci()
+    gw = make_gateway(ingest, ADW_GATEWAY_WEB_DIR=str(WEB_DIR))
+    env = dict(os.environ, ADW_GATEWAY_URL=gw.base_url, ADW_INGEST_URL=ingest.base_url,
+               ADW_CHROMIUM=CHROMIUM, ADW_BROWSER_ARTIFACTS=str(BROWSER_DIR / "artifacts"))
+    env.pop("NODE_OPTIONS", None)
+    r = subprocess.run([node, str(BROWSER_DIR / "budget.test.mjs")], cwd=adwtest.REPO, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-8000:]
