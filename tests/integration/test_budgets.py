@@ -190,6 +190,21 @@ def test_crossing_in_the_middle_of_a_batch_and_one_event_crossing_both(make_inge
     assert ids[3] == ids[2] + 3 and ids[4] == ids[3] + 2
 
 
+def test_crossing_inside_a_batch_that_goes_in_by_copy(make_ingest, db):
+    """100 events (a batch of 64 or more goes in by COPY): $0.125 each against $10, so the 64th
+    result reaches 80 % and the 80th 100 %; each budget event sits right after it."""
+    ingest = make_ingest()
+    events = [start("b-copy", budget=10)] + [result_event("b-copy", 0.125, n)
+                                              for n in range(1, 101)]
+    ids = post(ingest, events)
+    w, x = ids[64], ids[80]
+    assert ids[65] == w + 2 and ids[81] == x + 2 and ids[-1] == ids[0] + 102
+    got = assert_follows(db, "b-copy", ["budget_warning", "budget_exceeded"])
+    assert [r[0] for r in got] == [w + 1, x + 1]
+    assert [r[4]["payload"]["spend_usd"] for r in got] == [8.0, 10.0]
+    assert run_row(db, "b-copy")[2:] == (12.5, 10.0, w + 1, x + 1)
+
+
 def test_otel_spend_wins_when_the_run_has_any(make_ingest, db):
     """Hook payloads report $3.90, then OTel's api_request records $1.00 and $3.00: the spend is
     OTel's $4.00 (warning), not the $7.90 of both, as adw_runs.cost_usd shows."""
