@@ -11,7 +11,9 @@
 
 int budget_parse_usd(const char *s, double *usd, char *err, size_t errlen)
 {
-    size_t digits = 0, dots = 0, other = 0, n = s ? strlen(s) : 0;
+    if (!s)
+        s = "";
+    size_t digits = 0, dots = 0, other = 0, n = strlen(s);
     for (size_t i = 0; i < n; i++) {
         if (s[i] >= '0' && s[i] <= '9')
             digits++;
@@ -23,8 +25,7 @@ int budget_parse_usd(const char *s, double *usd, char *err, size_t errlen)
     double v = digits && !other && dots <= 1 ? strtod(s, NULL) : -1;
     if (!(v > 0) || !isfinite(v)) {
         set_err(err, errlen,
-                "'%.40s' is not a budget: give a positive number of US dollars, e.g. 5 or 2.50",
-                s ? s : "");
+                "'%.40s' is not a budget: give a positive number of US dollars, e.g. 5 or 2.50", s);
         return -EINVAL;
     }
     *usd = v;
