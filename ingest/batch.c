@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approval_rollup.h"
 #include "batch_sql.h"
 #include "budget.h"
 #include "codec.h"
@@ -26,6 +27,7 @@ struct batch_t {
     buf_t copy;                  /* a large batch's events as a binary COPY stream */
     rollup_t agg;                /* what the batch adds to runs, steps, agents, tool calls */
     budget_t *budget;            /* the runs' budgets and spend, and what they raise */
+    approval_rollup_t approvals; /* what its approval events write to adw_approvals */
 };
 
 /* One of these per batch_commit: the batch in hand, and what its steps learn about it. */
@@ -39,6 +41,7 @@ typedef struct tx_t {
     int64_t next;    /* the last id assigned */
     int use_copy;    /* the events go in by COPY */
     int budget_sent; /* the budget columns' statement is in the pipeline */
+    int nappr;       /* statements sent for adw_approvals (approval_rollup.h) */
     char *err;
     size_t errlen;
 } tx_t;
@@ -71,6 +74,7 @@ void batch_destroy(batch_t **bp)
     buf_free(&b->copy);
     rollup_free(&b->agg);
     budget_destroy(&b->budget);
+    approval_rollup_free(&b->approvals);
     free(b);
     *bp = NULL;
 }
@@ -436,6 +440,10 @@ static batch_result_t encode_rows(tx_t *t)
     if (!t->use_copy)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
             pgbin_array_end(col[c], (uint32_t)t->nfresh, nulls[c]);
+    if (approval_rollup_encode(&b->approvals, t->reqs, t->nreqs)) {
+        snprintf(t->err, t->errlen, "cannot serialize the batch's approvals (out of memory)");
+        return BATCH_NOT_COMMITTED;
+    }
     return BATCH_OK;
 }
 
@@ -500,12 +508,14 @@ static batch_result_t send_copy(tx_t *t)
 }
 
 /* Sends, in pipeline mode, the batch statement (with the events' arrays, or after a COPY
- * without), the budget columns' statement when they change, COMMIT after a COPY, then Sync, which
- * commits the implicit transaction of the one-statement batch (or rolls it back when it failed). */
+ * without), the budget columns' statement when they change, the approvals' statements when
+ * the batch has some, COMMIT after a COPY, then Sync, which commits the implicit transaction of
+ * the statements before it (or rolls it back when one failed). */
 static batch_result_t send_pipeline(tx_t *t)
 {
     if (PQenterPipelineMode(t->conn) != 1 || send_statement(t, !t->use_copy) ||
         (t->budget_sent = budget_send(t->b->budget, t->conn)) < 0 ||
+        (t->nappr = approval_rollup_send(&t->b->approvals, t->conn)) < 0 ||
         (t->use_copy && PQsendQueryParams(t->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1) ||
         PQpipelineSync(t->conn) != 1) {
         classify(t->conn, NULL, t->err, t->errlen);
@@ -562,7 +572,7 @@ static void encode_frames_again(store_req_t **reqs, size_t nreqs)
  * BATCH_UNKNOWN when the connection went before the COMMIT's answer. */
 static batch_result_t read_outcome(tx_t *t)
 {
-    int nq = (t->use_copy ? 2 : 1) + (t->budget_sent > 0), synced = 0;
+    int nq = (t->use_copy ? 2 : 1) + (t->budget_sent > 0) + t->nappr, synced = 0;
     batch_result_t res = BATCH_OK;
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
         PGresult *r = pgwait_result(t->conn, &t->b->o.wait);

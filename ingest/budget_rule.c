@@ -178,18 +178,9 @@ int budget_deny_reason(const char *adw_id, double budget_usd, double spend_usd, 
     return snprintf(out, outlen, "Run %s is over its budget: %s spent of %s", adw_id, s, b);
 }
 
-int budget_deny_answer(const adw_event_t *denied, buf_t *out)
+int budget_denied_reason(const adw_event_t *denied, char *out, size_t outlen)
 {
     const json_t *p = json_object_get(denied->doc, "payload");
-    char reason[200];
-    budget_deny_reason(denied->adw_id, json_number_value(json_object_get(p, "budget_usd")),
-                       json_number_value(json_object_get(p, "spend_usd")), reason, sizeof reason);
-    json_t *o =
-        json_pack("{s:{s:s, s:s, s:s}}", "hookSpecificOutput", "hookEventName", "PreToolUse",
-                  "permissionDecision", "deny", "permissionDecisionReason", reason);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    int rc = text && !buf_puts(out, text) ? 0 : -ENOMEM;
-    free(text);
-    json_decref(o);
-    return rc;
+    return budget_deny_reason(denied->adw_id, json_number_value(json_object_get(p, "budget_usd")),
+                              json_number_value(json_object_get(p, "spend_usd")), out, outlen);
 }

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
 #include "event.h"
 
 /* The thresholds a run's spend crosses, once each per run (bits of budget_crossed). */
@@ -87,10 +86,8 @@ int budget_denied_build(const adw_event_t *hook, const budget_run_t *r, int64_t 
 int budget_deny_reason(const char *adw_id, double budget_usd, double spend_usd, char *out,
                        size_t outlen);
 
-/* Appends to out the answer Claude Code reads from a PreToolUse hook denied by the budget_denied
- * event denied (borrowed): {"hookSpecificOutput":{"hookEventName":"PreToolUse",
- * "permissionDecision":"deny","permissionDecisionReason":budget_deny_reason's text}}.
- * Returns 0, or -ENOMEM (out then holds a cut answer: not to be sent). */
-int budget_deny_answer(const adw_event_t *denied, buf_t *out);
+/* Writes the reason a hook denied by the budget_denied event denied (borrowed) is given, from
+ * its adw_id and payload, into out (budget_deny_reason's text). Returns the length needed. */
+int budget_denied_reason(const adw_event_t *denied, char *out, size_t outlen);
 
 #endif

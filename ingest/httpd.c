@@ -49,6 +49,7 @@ struct httpd_conn_t {
     int64_t started_ms; /* first byte of the current request, or 0 when none yet */
     int64_t idle_since_ms;
     int mask;              /* what the loop watches for: LOOP_READ | LOOP_WRITE */
+    int held;              /* the deferred request is held (httpd_hold): the peer is watched */
     max_align_t session[]; /* the handler's handler.session_size bytes */
 };
 
@@ -70,6 +71,7 @@ struct httpd_t {
 static void conn_close(httpd_conn_t *c);
 static void conn_process(httpd_conn_t *c);
 static void conn_flush(httpd_conn_t *c);
+static void conn_rearm(httpd_conn_t *c);
 
 /* ---- listening ---- */
 
@@ -167,6 +169,7 @@ void httpd_respond(httpd_conn_t *c, int status, const char *ctype, const char *b
                    const char *extra, int close_after)
 {
     int deferred = c->state == CONN_WAIT;
+    c->held = 0;
     if (deferred)
         c->state = CONN_HEAD;
     respond(c, status, ctype, body, len, extra, close_after);
@@ -203,6 +206,13 @@ void httpd_defer(httpd_conn_t *c)
 {
     assert(c->state == CONN_BODY || c->state == CONN_CHUNKED);
     c->state = CONN_WAIT;
+}
+
+void httpd_hold(httpd_conn_t *c)
+{
+    assert(c->state == CONN_WAIT);
+    c->held = 1;
+    conn_rearm(c);
 }
 
 static void refused(httpd_t *s, httpd_refusal_t why)
@@ -381,6 +391,10 @@ static int conn_handshake(httpd_conn_t *c)
 static void conn_rearm(httpd_conn_t *c)
 {
     int mask = (c->state == CONN_WAIT || c->state == CONN_CLOSING) ? 0 : LOOP_READ;
+    /* A held request: input is read (within the connection's bound) to see the peer go. */
+    if (c->state == CONN_WAIT && c->held &&
+        c->in.len < (size_t)c->srv->o.head_max + (size_t)c->srv->o.max_body + 65536)
+        mask |= LOOP_READ;
     if (c->out.len > c->out_off)
         mask |= LOOP_WRITE;
     /* TLS: a read may wait for the socket to take bytes, a write for bytes to come. */

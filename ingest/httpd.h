@@ -125,4 +125,9 @@ int httpd_check_body(httpd_conn_t *c);
  * closes first: then handler.closed). */
 void httpd_defer(httpd_conn_t *c);
 
+/* For a deferred request that may wait long (a held hook): the connection is read meanwhile
+ * (what arrives is kept, within the connection's bound, for after the answer), so that the
+ * peer closing it is seen at once: handler.closed is then called. */
+void httpd_hold(httpd_conn_t *c);
+
 #endif

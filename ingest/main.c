@@ -54,6 +54,8 @@ typedef struct ingest_options_t {
     const char *webhook_events;
     int64_t webhook_queue;
     const char *public_url;
+    const char *approvals;
+    int64_t approvals_max;
     const char *run_budget_usd;
     int enforce_budget;
     const char *log_level;
@@ -241,6 +243,20 @@ static const config_option_t OPTIONS[] = {
      .type = CONFIG_STRING,
      .offset = OPT(public_url),
      .doc = "the dashboard's http(s) base URL, for links in webhook texts (unset: no link)"},
+    {.flag = "approvals",
+     .env = "ADW_INGEST_APPROVALS",
+     .type = CONFIG_STRING,
+     .offset = OPT(approvals),
+     .doc = "approval rules, JSON or @FILE: matching PreToolUse hooks wait for a decision "
+            "(unset: none)"},
+    {.flag = "approvals-max",
+     .env = "ADW_INGEST_APPROVALS_MAX",
+     .type = CONFIG_INT,
+     .def = "1000",
+     .offset = OPT(approvals_max),
+     .min = 1,
+     .max = 100000,
+     .doc = "hooks held for a decision at once (more are answered 503)"},
     {.flag = "run-budget-usd",
      .env = "ADW_INGEST_RUN_BUDGET_USD",
      .type = CONFIG_STRING,
@@ -276,6 +292,7 @@ typedef struct ingest_t {
     pipeline_t *pipeline;
     zmq_in_t *zin;
     routes_t *routes;
+    approvals_t *approvals;
     httpd_t *http;
     webhook_t *webhook;
     int sigfd; /* signalfd of SIGTERM and SIGINT, blocked in every thread */
@@ -345,6 +362,7 @@ static void shutdown_gracefully(ingest_t *in)
     log_info("shutting down: no new requests; finishing those in flight");
     httpd_drain(in->http);
     zmq_in_pause(in->zin);
+    approvals_stop(in->approvals); /* held hooks: approval_expired, while it can be stored */
     pipeline_stop(in->pipeline);
     int64_t deadline = loop_now_ms(in->loop) + in->opt.shutdown_timeout_ms;
     while ((pipeline_waiting(in->pipeline) || httpd_busy(in->http)) &&
@@ -483,7 +501,26 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto done;
     }
+    approval_rules_t *rules = approvals_load_rules(in.opt.approvals, err, sizeof err);
+    if (!rules && err[0]) {
+        log_error("ADW_INGEST_APPROVALS: %s", err);
+        exit_code = 2;
+        goto done;
+    }
+    if (rules)
+        log_info("approvals: %zu rules", approval_rules_count(rules));
+    approvals_options_t ao = {.loop = in.loop,
+                              .pipeline = in.pipeline,
+                              .rules = rules,
+                              .max_pending = in.opt.approvals_max,
+                              .metrics = in.metrics};
+    in.approvals = approvals_new(&ao);
+    if (!in.approvals) {
+        log_error("out of memory");
+        goto done;
+    }
     routes_options_t ro = {.pipeline = in.pipeline,
+                           .approvals = in.approvals,
                            .token = in.opt.token,
                            .metrics = in.metrics,
                            .max_body = in.opt.max_body,
@@ -531,7 +568,8 @@ done:
     httpd_destroy(&in.http);
     routes_destroy(&in.routes); /* after the server that uses them */
     zmq_in_destroy(&in.zin);
-    pipeline_destroy(&in.pipeline); /* unwatches the store's fd: before the store goes */
+    pipeline_destroy(&in.pipeline);   /* unwatches the store's fd: before the store goes */
+    approvals_destroy(&in.approvals); /* after the pipeline: no callback of it runs any more */
     store_destroy(&in.store);
     webhook_destroy(&in.webhook); /* delivers what it can in WEBHOOK_DRAIN_MS */
     publish_destroy(&in.publish);

@@ -166,7 +166,30 @@ static const char *const MIGRATIONS[] = {
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'url', '')\n"
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'path', '')\n"
     "    || ' ' || coalesce(doc->'payload'->'tool_input'->>'query', ''))) gin_trgm_ops);\n",
-    /* 5: budgets: a run's budget (its adw_start's payload.budget_usd, else ingest's default;
+    /* 5: approvals (a rollup of the approval events ingest raises, proto/http.md) */
+    "CREATE TABLE adw_approvals (\n"
+    "    approval_id text PRIMARY KEY,\n"
+    "    adw_id text NOT NULL,\n"
+    "    step text,\n"
+    "    tool_name text,\n"
+    "    tool_use_id text,\n"
+    "    summary text,\n"
+    "    tool_input jsonb,\n"
+    "    rule text,\n"
+    "    status text NOT NULL,\n"
+    "    requested_id bigint NOT NULL,\n"
+    "    requested_at timestamptz NOT NULL,\n"
+    "    expires_at timestamptz NOT NULL,\n"
+    "    decided_id bigint,\n"
+    "    decided_at timestamptz,\n"
+    "    decision text,\n"
+    "    reason text,\n"
+    "    decided_by text,\n"
+    "    waited_ms bigint\n"
+    ");\n"
+    "CREATE INDEX adw_approvals_status ON adw_approvals (status, requested_id DESC);\n"
+    "CREATE INDEX adw_approvals_adw_id ON adw_approvals (adw_id, requested_id);\n",
+    /* 6: budgets: a run's budget (its adw_start's payload.budget_usd, else ingest's default;
      * NULL: none) and the ids of the budget_warning and budget_exceeded it raised (once each);
      * the partial index tells a writer at start whether any run has a budget */
     "ALTER TABLE adw_runs ADD COLUMN budget_usd double precision,\n"

@@ -147,13 +147,14 @@ static void answer(pipeline_t *p, pipeline_entry_t *e)
     p->waiting--;
     p->finished--;
     if (e->done) {
-        pipeline_outcome_t o = {.status = e->status,
-                                .error = e->error[0] ? e->error : NULL,
-                                .index = e->index,
-                                .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
-                                .nids = e->req ? e->req->nevents : 0,
-                                .denied =
-                                    e->req && e->status == PIPELINE_OK ? denied_of(e->req) : NULL};
+        pipeline_outcome_t o = {
+            .status = e->status,
+            .error = e->error[0] ? e->error : NULL,
+            .index = e->index,
+            .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
+            .nids = e->req ? e->req->nevents : 0,
+            .events = e->req && e->status == PIPELINE_OK ? e->req->events : NULL,
+            .denied = e->req && e->status == PIPELINE_OK ? denied_of(e->req) : NULL};
         e->done(e->ctx, &o);
     }
     store_req_destroy(&e->req);
@@ -355,8 +356,8 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
         pipeline_entry_t *e = r->ctx;
         e->finished = 1;
         p->finished++;
-        /* A stall scan is nobody's submission: nothing of it counts as refused. */
-        int counted = !r->stall_s;
+        /* A scan is nobody's submission: nothing of it counts as refused. */
+        int counted = !r->stall_s && !r->approval_scan;
         switch (r->status) {
         case STORE_STATUS_OK:
             e->status = PIPELINE_OK;
@@ -377,7 +378,8 @@ static void on_store(loop_t *loop, int fd, int mask, void *arg)
             if (counted)
                 pipeline_count_rejected(p, PIPELINE_REJECT_DATABASE);
             else
-                log_warn("stall scan refused by the database: %s", r->err);
+                log_warn("%s scan refused by the database: %s", r->stall_s ? "stall" : "approval",
+                         r->err);
             break;
         }
         r = next;

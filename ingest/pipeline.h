@@ -34,6 +34,7 @@ typedef struct pipeline_outcome_t {
     long index;         /* the event the error is about, or -1 */
     const int64_t *ids; /* OK: one id per event */
     size_t nids;
+    const adw_event_t *events; /* OK: the events, as committed (nids of them) */
     const adw_event_t *denied; /* OK: the budget_denied raised after the request's hook event
                                   (store_req_t.hook), or NULL */
 } pipeline_outcome_t;

@@ -114,6 +114,12 @@ int rollup_run_stalled(const adw_event_t *e)
     return e->is_system && e->event && !strcmp(e->event, "run_stalled");
 }
 
+int rollup_run_keeps_stalled(const adw_event_t *e)
+{
+    return e->is_system && e->event &&
+           (!strncmp(e->event, "approval_", 9) || !strncmp(e->event, "budget_", 7));
+}
+
 /* Whether e is an adw_event whose event_type is name. */
 static int is_adw_event(const adw_event_t *e, const char *name)
 {
@@ -290,7 +296,10 @@ void rollup_event(rollup_t *r, const adw_event_t *e)
     const char *rs = rollup_run_status(e);
     if (rs)
         run->status = rs;
-    run->stalled = rollup_run_stalled(e); /* the run's last event in the batch decides */
+    if (!rollup_run_keeps_stalled(e)) { /* the run's last such event in the batch decides */
+        run->stalled = rollup_run_stalled(e);
+        run->stalled_set = 1;
+    }
     const char *why = rollup_stop_failure(e);
     if (why) {
         run->stop_failure = why;

@@ -38,7 +38,10 @@ typedef struct rollup_agg_t {
     const char *stop_failure; /* run: reason of the batch's last StopFailure, or NULL */
     int64_t stop_failure_id;  /* run: that event's id; 0 when none */
     const char *session_run;  /* session: adw_id its latest event was filed under */
-    int stalled;              /* run: the batch's last event of the run is a run_stalled */
+    int stalled;              /* run: the batch's last event of the run that decides it (every
+                                 event but approval and budget ones) is a run_stalled */
+    int stalled_set;          /* run: some event of the batch decided stalled (else NULL is
+                                 sent, and the stored flag stays) */
     int64_t n, tokens, itok, otok, crtok, cctok; /* the totals shown: otel's or rep's */
     double cost;
     rollup_spend_t otel; /* the spend of events with `otel` */
@@ -93,6 +96,10 @@ const char *rollup_run_status(const adw_event_t *e);
 
 /* Whether e marks its run stalled: the system event run_stalled. */
 int rollup_run_stalled(const adw_event_t *e);
+
+/* Whether e leaves its run's stalled flag as it is: the system events ingest raises about
+ * approvals and budgets (approval_*, budget_*), which are no activity of the run's. */
+int rollup_run_keeps_stalled(const adw_event_t *e);
 
 /* When e is an adw_event StopFailure: the reason (borrowed from e), its payload's `error` when
  * that is a non-empty string, else its summary, else "StopFailure". NULL for any other event. */

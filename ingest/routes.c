@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "adw_limits.h"
+#include "approval_event.h"
 #include "auth.h"
 #include "buf.h"
 #include "budget_rule.h"
@@ -16,12 +17,23 @@
 #include "event.h"
 #include "gunzip.h"
 #include "hook.h"
+#include "hook_answer.h"
 #include "http1.h"
 #include "jsonw.h"
 #include "otlp.h"
 #include "timefmt.h"
+#include "utf8.h"
 
-typedef enum route { ROUTE_EVENTS, ROUTE_HOOKS, ROUTE_OTLP_LOGS, ROUTE_OTLP_METRICS } route_t;
+typedef enum route {
+    ROUTE_EVENTS,
+    ROUTE_HOOKS,
+    ROUTE_OTLP_LOGS,
+    ROUTE_OTLP_METRICS,
+    ROUTE_DECIDE, /* POST /api/approvals/{id} */
+} route_t;
+
+/* What a connection's deferred request is to the approvals registry. */
+enum { ROLE_NONE = 0, ROLE_HOOK, ROLE_DECIDER };
 
 #define OTLP_PROTOBUF_REFUSAL                                                                      \
     "OTLP protobuf is not supported; set OTEL_EXPORTER_OTLP_PROTOCOL=http/json"
@@ -37,6 +49,10 @@ typedef struct session_t {
     char first_error[OTLP_ERR_LEN];
     pipeline_entry_t *pending; /* the request waiting in the pipeline, or NULL */
     routes_t *routes;          /* the routes the connection belongs to */
+    json_t *hook;              /* a PreToolUse hook's body while it is stored, or NULL */
+    int role;                  /* ROLE_*: the approval the deferred request holds or decides */
+    char approval_id[APPROVAL_ID_LEN + 1];
+    char decided_by[APPROVALS_NAME_MAX + 1]; /* a decision's X-ADW-Decided-By, or "" */
 } session_t;
 
 struct routes_t {
@@ -108,6 +124,54 @@ static void otlp_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_
     }
 }
 
+/* A hook stored: denied when the writer raised budget_denied after it (a PreToolUse of a run
+ * over its budget, ADW_INGEST_ENFORCE_BUDGET: budget.h), else held for an approval when a rule
+ * matches a PreToolUse hook (approvals.h), else answered {} (no decision). */
+static void hook_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_t *o)
+{
+    routes_t *rt = ss->routes;
+    json_t *hook = ss->hook;
+    ss->hook = NULL;
+    if (o->status != PIPELINE_OK) {
+        json_decref(hook);
+        if (o->status == PIPELINE_INVALID)
+            httpd_respond_error(c, 400, o->error ? o->error : "refused", o->index, NULL, 0);
+        else
+            httpd_respond_error(c, 503, o->error ? o->error : "unavailable", -1, NULL, 0);
+        return;
+    }
+    if (o->denied) { /* over budget: no approval is asked for */
+        char why[200];
+        json_decref(hook);
+        budget_denied_reason(o->denied, why, sizeof why);
+        hook_answer_decision(c, "deny", why, o->ids[0]);
+        return;
+    }
+    const adw_event_t *ev = &o->events[0];
+    const approval_rule_t *rule =
+        hook && o->nids == 1
+            ? approvals_match(rt->o.approvals, ev->adw_id,
+                              json_string_value(json_object_get(hook, "tool_name")),
+                              json_object_get(hook, "tool_input"))
+            : NULL;
+    if (rule) {
+        int rc = approvals_request(rt->o.approvals, c, rule, ev, o->ids[0], hook, ss->approval_id);
+        json_decref(hook);
+        if (rc == 0) {
+            ss->role = ROLE_HOOK;
+            return;
+        }
+        httpd_respond_error(c, 503,
+                            rc == -EAGAIN ? "too many approvals waiting, retry later "
+                                            "(ADW_INGEST_APPROVALS_MAX)"
+                                          : "out of memory",
+                            -1, NULL, 0);
+        return;
+    }
+    json_decref(hook);
+    hook_answer_none(c, o->ids[0]);
+}
+
 static void on_outcome(void *ctx, const pipeline_outcome_t *o)
 {
     httpd_conn_t *c = ctx;
@@ -117,17 +181,14 @@ static void on_outcome(void *ctx, const pipeline_outcome_t *o)
         otlp_outcome(c, ss, o);
         return;
     }
+    if (ss->route == ROUTE_HOOKS) {
+        hook_outcome(c, ss, o);
+        return;
+    }
     switch (o->status) {
     case PIPELINE_OK: {
         buf_t *b = &ss->routes->scratch;
         buf_reset(b);
-        if (o->denied) { /* a hook's PreToolUse of a run over budget: the decision (budget.h) */
-            char id[48];
-            snprintf(id, sizeof id, "X-ADW-Event-Id: %lld\r\n", (long long)o->ids[0]);
-            int bad = budget_deny_answer(o->denied, b);
-            httpd_respond(c, 200, "application/json", bad ? NULL : b->data, b->len, id, 0);
-            break;
-        }
         int bad = buf_puts(b, "{\"status\":\"broadcasted\",");
         if (ss->ndjson) { /* arrays and NDJSON answer "ids", single events "id" */
             bad |= buf_puts(b, "\"ids\":[");
@@ -312,6 +373,45 @@ static void otlp_body(routes_t *rt, httpd_conn_t *c, session_t *ss, const char *
     httpd_defer(c);
 }
 
+/* POST /api/approvals/{id}: {"decision":"allow"|"deny","reason":"..."} (reason optional). */
+static void decide_body(routes_t *rt, httpd_conn_t *c, session_t *ss, const char *body, size_t len)
+{
+    char err[256];
+    json_t *v = NULL;
+    if (!len || codec_json_parse(body, len, &v, err, sizeof err)) {
+        httpd_respond_error(
+            c, 400, len ? err : "empty body: send {\"decision\":\"allow\"|\"deny\"}", -1, NULL, 0);
+        return;
+    }
+    const char *decision = json_string_value(json_object_get(v, "decision"));
+    json_t *reason = json_object_get(v, "reason");
+    const char *why = NULL;
+    if (!json_is_object(v))
+        why =
+            "the body must be a JSON object: {\"decision\":\"allow\"|\"deny\",\"reason\":\"...\"}";
+    else if (!decision || (strcmp(decision, "allow") && strcmp(decision, "deny")))
+        why = "\"decision\" must be \"allow\" or \"deny\"";
+    else if (reason && !json_is_null(reason) &&
+             (!json_is_string(reason) || json_string_length(reason) > APPROVALS_REASON_MAX ||
+              memchr(json_string_value(reason), '\0', json_string_length(reason))))
+        why = "\"reason\" must be a string of at most 1000 bytes of UTF-8";
+    if (why) {
+        json_decref(v);
+        httpd_respond_error(c, 400, why, -1, NULL, 0);
+        return;
+    }
+    if (!rt->o.approvals) {
+        json_decref(v);
+        httpd_respond_error(c, 404, "no approval: this ingest holds none", -1, NULL, 0);
+        return;
+    }
+    ss->role = ROLE_DECIDER;
+    const char *text = json_string_value(reason);
+    approvals_decide(rt->o.approvals, c, ss->approval_id, !strcmp(decision, "allow"),
+                     text && *text ? text : NULL, ss->decided_by[0] ? ss->decided_by : "ingest");
+    json_decref(v);
+}
+
 /* The whole body of a POST: decoded, checked, and handed to the pipeline, or refused. */
 static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
 {
@@ -319,6 +419,10 @@ static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
     session_t *ss = httpd_session(c);
     if (ss->route == ROUTE_OTLP_LOGS || ss->route == ROUTE_OTLP_METRICS) {
         otlp_body(rt, c, ss, body, len);
+        return;
+    }
+    if (ss->route == ROUTE_DECIDE) {
+        decide_body(rt, c, ss, body, len);
         return;
     }
     pipeline_t *p = rt->o.pipeline;
@@ -359,6 +463,11 @@ static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
         }
         json_t *ev = hook_to_event(value, ss->adw_id[0] ? ss->adw_id : NULL,
                                    ss->step[0] ? ss->step : NULL, err, sizeof err);
+        const char *name = json_string_value(json_object_get(value, "hook_event_name"));
+        json_decref(ss->hook);
+        ss->hook = NULL;
+        if (ev && rt->o.approvals && name && !strcmp(name, "PreToolUse"))
+            ss->hook = json_incref(value); /* kept for approvals (hook_outcome) */
         json_decref(value);
         if (!ev) {
             pipeline_count_rejected(p, PIPELINE_REJECT_SCHEMA);
@@ -385,6 +494,8 @@ static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
     /* The connection is the channel: its answers keep its request order. */
     ss->pending = pipeline_submit(p, (uint64_t)(uintptr_t)c, r, on_outcome, c);
     if (!ss->pending) {
+        json_decref(ss->hook);
+        ss->hook = NULL;
         httpd_respond_error(c, 503, "out of memory", -1, NULL, 1);
         return;
     }
@@ -528,6 +639,90 @@ static void handle_get(routes_t *rt, httpd_conn_t *c, const http1_request_t *req
     }
 }
 
+/* X-ADW-Decided-By: 1..64 of [A-Za-z0-9._:@-] into ss->decided_by ("" when absent). Returns
+ * 0, or -1 when malformed. */
+static int decided_by(session_t *ss, const http1_request_t *req)
+{
+    ss->decided_by[0] = '\0';
+    const http1_str_t *h = http1_header_get(&req->headers, "X-ADW-Decided-By");
+    if (!h)
+        return 0;
+    if (h->len < 1 || h->len > APPROVALS_NAME_MAX)
+        return -1;
+    for (size_t i = 0; i < h->len; i++) {
+        char ch = h->p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("._:@-", ch)))
+            return -1;
+    }
+    memcpy(ss->decided_by, h->p, h->len);
+    ss->decided_by[h->len] = '\0';
+    return 0;
+}
+
+/* GET /api/approvals (?status=pending|all: what this ingest holds) and
+ * POST /api/approvals/{id}: both need the bearer token when one is set. */
+static httpd_next_t approvals_head(routes_t *rt, httpd_conn_t *c, session_t *ss,
+                                   const http1_request_t *req, const char *path, int is_get,
+                                   int is_post)
+{
+    int has_body = req->content_length > 0 || req->chunked;
+    int list = !strcmp(path, "/api/approvals");
+    if ((list && !is_get) || (!list && !is_post)) {
+        httpd_respond_error(c, 405,
+                            list ? "method not allowed: use GET" : "method not allowed: use POST",
+                            -1, list ? "Allow: GET, HEAD\r\n" : "Allow: POST\r\n", has_body);
+        return HTTPD_ANSWERED;
+    }
+    if (!token_ok(rt, req)) {
+        pipeline_count_rejected(rt->o.pipeline, PIPELINE_REJECT_UNAUTHORIZED);
+        httpd_respond_error(c, 401, "missing or wrong bearer token", -1, NULL, 1);
+        return HTTPD_ANSWERED;
+    }
+    if (list) {
+        char status[16] = "";
+        size_t n = 0;
+        int rc = req->query.p ? http1_query_get(req->query, "status", status, sizeof status, &n)
+                              : -ENOENT;
+        if (rc == 0 && n && strcmp(status, "pending") && strcmp(status, "all") &&
+            strcmp(status, "allowed") && strcmp(status, "denied") && strcmp(status, "expired"))
+            rc = -EINVAL;
+        if (rc && rc != -ENOENT) {
+            httpd_respond_error(c, 400, "status must be pending, allowed, denied, expired or all",
+                                -1, NULL, has_body);
+            return HTTPD_ANSWERED;
+        }
+        buf_t *b = &rt->scratch;
+        buf_reset(b);
+        /* Ingest holds only pending approvals; ended ones are in adw_approvals. */
+        int held = rc == -ENOENT || !n || !strcmp(status, "pending") || !strcmp(status, "all");
+        int bad = held ? approvals_list(rt->o.approvals, b) : buf_puts(b, "{\"approvals\":[]}");
+        httpd_respond(c, 200, "application/json", bad ? NULL : b->data, b->len, NULL, has_body);
+        return HTTPD_ANSWERED;
+    }
+    const char *id = path + 15;
+    if (!approval_event_id_valid(id, strlen(id))) {
+        httpd_respond_error(c, 404, "no approval: an approval_id is 32 lowercase hex characters",
+                            -1, NULL, has_body);
+        return HTTPD_ANSWERED;
+    }
+    memcpy(ss->approval_id, id, APPROVAL_ID_LEN + 1);
+    if (decided_by(ss, req)) {
+        httpd_respond_error(c, 400, "X-ADW-Decided-By must be 1-64 characters of [A-Za-z0-9._:@-]",
+                            -1, NULL, has_body);
+        return HTTPD_ANSWERED;
+    }
+    if (httpd_check_body(c))
+        return HTTPD_ANSWERED;
+    ss->route = ROUTE_DECIDE;
+    ss->ndjson = 0;
+    if (!content_type_ok(ss, req) || ss->ndjson) {
+        httpd_respond_error(c, 415, "unsupported Content-Type: use application/json", -1, NULL, 1);
+        return HTTPD_ANSWERED;
+    }
+    return HTTPD_READ_BODY;
+}
+
 /* A complete head: GET routes are answered here; a POST is checked and its body read. */
 static httpd_next_t on_head(void *arg, httpd_conn_t *c, const http1_request_t *req,
                             const char *path)
@@ -543,6 +738,11 @@ static httpd_next_t on_head(void *arg, httpd_conn_t *c, const http1_request_t *r
                      !strcmp(path, "/api/hooks") || !strcmp(path, "/v1/logs") ||
                      !strcmp(path, "/v1/metrics");
     int has_body = req->content_length > 0 || req->chunked;
+    json_decref(ss->hook);
+    ss->hook = NULL;
+    ss->role = ROLE_NONE;
+    if (!strcmp(path, "/api/approvals") || !strncmp(path, "/api/approvals/", 15))
+        return approvals_head(rt, c, ss, req, path, is_get, is_post);
     if (get_route) {
         if (!is_get) {
             httpd_respond_error(c, 405, "method not allowed: use GET", -1, "Allow: GET, HEAD\r\n",
@@ -595,10 +795,17 @@ static httpd_next_t on_head(void *arg, httpd_conn_t *c, const http1_request_t *r
 /* A deferred request's connection closed: its outcome still happens, unanswered. */
 static void on_closed(void *arg, httpd_conn_t *c)
 {
-    (void)arg;
+    routes_t *rt = arg;
     session_t *ss = httpd_session(c);
     pipeline_cancel(ss->pending);
     ss->pending = NULL;
+    json_decref(ss->hook);
+    ss->hook = NULL;
+    if (ss->role == ROLE_HOOK)
+        approvals_hook_closed(rt->o.approvals, ss->approval_id, c);
+    else if (ss->role == ROLE_DECIDER)
+        approvals_decider_closed(rt->o.approvals, ss->approval_id, c);
+    ss->role = ROLE_NONE;
 }
 
 /* Requests the engine refused by itself count as the pipeline's refusals. */

@@ -7,10 +7,13 @@
  *                                             receiver: {} or {"partialSuccess":...}
  *   POST /v1/metrics                          OTLP/HTTP JSON metrics: checked, answered {},
  *                                             nothing kept
+ *   POST /api/approvals/{id}                  a decision on a held hook (approvals.h)
+ *   GET  /api/approvals                       the approvals this ingest holds
  *   GET  /healthz, /readyz, /metrics
- * Every POST needs the bearer token when one is set. An accepted body goes to the pipeline,
- * and its answer ({"status":"broadcasted","id":N} or "ids":[...]) is written once the events
- * are committed; refusals count in adw_ingest_rejected_total.
+ * Every POST, and GET /api/approvals, needs the bearer token when one is set. An accepted body
+ * goes to the pipeline, and its answer ({"status":"broadcasted","id":N} or "ids":[...]; for a
+ * hook {} or a decision, hook_answer.h, with X-ADW-Event-Id) is written once the events are
+ * committed; refusals count in adw_ingest_rejected_total.
  *
  * Loop thread only.
  */
@@ -20,6 +23,7 @@
 #include <stddef.h>
 
 #include "httpd.h"
+#include "approvals.h"
 #include "metrics.h"
 #include "pipeline.h"
 
@@ -36,6 +40,8 @@ typedef struct routes_options_t {
                              default */
     routes_ready_fn ready;
     void *ready_arg;
+    approvals_t *approvals; /* borrowed; PreToolUse hooks matching its rules are held; NULL:
+                               none (POST /api/approvals/{id} then answers 404) */
 } routes_options_t;
 
 /* Returns the routes, or NULL when out of memory. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "approval_event.h"
 #include "batch.h"
 #include "log.h"
 #include "migrate.h"
@@ -91,6 +92,7 @@ void store_req_destroy(store_req_t **rp)
     for (size_t i = 0; i < r->nraised; i++)
         event_clear(&r->raised[i].ev);
     free(r->raised);
+    free(r->held);
     free(r);
     *rp = NULL;
 }
@@ -515,6 +517,69 @@ static void scan_stalls(store_t *s, store_req_t *r)
     process(s, &r, 1);
 }
 
+/* The approvals an expire scan ends: pending, not held by this ingest ($1), the oldest first. */
+static const char APPROVAL_SCAN_SQL[] =
+    "SELECT approval_id, adw_id, step, summary,"
+    " (extract(epoch from requested_at) * 1000000)::bigint"
+    " FROM adw_approvals WHERE status = 'pending' AND NOT (approval_id = ANY($1::text[]))"
+    " ORDER BY requested_id LIMIT $2::int";
+
+/* Runs the approval expire scan r (store_submit) and commits what it raises. */
+static void scan_approvals(store_t *s, store_req_t *r)
+{
+    int64_t now_us = timefmt_now_us();
+    char limit[24];
+    int64_t most =
+        s->opts.max_batch_events < APPROVAL_SCAN_MAX ? s->opts.max_batch_events : APPROVAL_SCAN_MAX;
+    snprintf(limit, sizeof limit, "%" PRId64, most);
+    const char *params[2] = {r->held ? r->held : "{}", limit};
+    PGresult *res = exec1(s, APPROVAL_SCAN_SQL, 2, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char err[256];
+        snprintf(err, sizeof err, "approval scan: %s", PQerrorMessage(s->conn));
+        PQclear(res);
+        log_warn("store: %s", err);
+        set_error(s, err);
+        complete_unavailable(s, r, "database unavailable, retry later");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            disconnect(s);
+            set_state(s, STORE_CONNECTING);
+        }
+        return;
+    }
+    int rows = PQntuples(res);
+    if (rows == 0 || req_reserve(r, (size_t)rows)) {
+        PQclear(res);
+        finish_ok(s, &r, 1); /* nothing to end (or no memory now: the next scan tries) */
+        return;
+    }
+    size_t n = 0;
+    for (int row = 0; row < rows; row++) {
+        const char *id = PQgetvalue(res, row, 0);
+        const char *adw_id = PQgetvalue(res, row, 1);
+        const char *step = PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2);
+        const char *summary = PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3);
+        int64_t since = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+        int64_t waited_ms = now_us > since ? (now_us - since) / 1000 : 0;
+        char err[EVENT_ERR_LEN];
+        if (approval_event_expired(id, adw_id, step, "ingest restarted", waited_ms, summary, now_us,
+                                   &r->events[n], err, sizeof err)) {
+            log_warn("store: no approval_expired for approval %s: %s", id, err);
+            continue;
+        }
+        n++;
+    }
+    PQclear(res);
+    r->nevents = n;
+    r->approvals = 1;
+    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
+    if (n == 0) {
+        finish_ok(s, &r, 1);
+        return;
+    }
+    process(s, &r, 1);
+}
+
 static void *store_main(void *arg)
 {
     store_t *s = arg;
@@ -571,8 +636,8 @@ static void *store_main(void *arg)
         size_t n = 0, events = 0;
         while (s->q_head &&
                (n == 0 || events + s->q_head->nevents <= (size_t)s->opts.max_batch_events)) {
-            if (n && s->q_head->stall_s)
-                break; /* a stall scan goes alone */
+            if (n && (s->q_head->stall_s || s->q_head->approval_scan))
+                break; /* a scan goes alone */
             if (n == batch_cap) {
                 size_t cap = batch_cap ? batch_cap * 2 : 64;
                 // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
@@ -589,12 +654,15 @@ static void *store_main(void *arg)
             r->next = NULL;
             batch[n++] = r;
             events += r->nevents;
-            if (r->stall_s)
+            if (r->stall_s || r->approval_scan)
                 break;
         }
         pthread_mutex_unlock(&s->mu);
         if (n == 1 && batch[0]->stall_s && !batch[0]->nevents) {
             scan_stalls(s, batch[0]);
+            s->last_ping_ms = mono_ms();
+        } else if (n == 1 && batch[0]->approval_scan && !batch[0]->nevents) {
+            scan_approvals(s, batch[0]);
             s->last_ping_ms = mono_ms();
         } else if (n) {
             process(s, batch, n);

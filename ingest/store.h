@@ -17,6 +17,8 @@
 #include "event.h"
 #include "metrics.h"
 
+#define APPROVAL_SCAN_MAX 1000 /* most approvals one expire scan ends */
+
 typedef enum store_state {
     STORE_CONNECTING = 0, /* not connected yet, or reconnecting */
     STORE_STANDBY,        /* connected; another ingest holds the writer lock */
@@ -53,6 +55,11 @@ typedef struct store_req_t {
     char err[160];         /* out: reason when status is not OK */
     void *ctx;             /* the submitter's; the store never touches it */
     int64_t stall_s;       /* > 0: a stall scan (store_submit), submitted with no events */
+    int approval_scan;     /* an approval expire scan (store_submit), submitted with no events */
+    char *held;            /* approval scan: the approval ids this ingest holds, as a text[]
+                              literal ("{id,id}"); owned by the request; NULL: none */
+    int approvals;         /* the events are approval events ingest raised (approvals.h, or an
+                              approval scan): adw_approvals rolls them up in the transaction */
     int hook;              /* a Claude Code hook body (/api/hooks): with budget enforcement, a
                               PreToolUse of a run over its budget gets a budget_denied */
     /* out: the events the writer raised after this request's, in id order (owned) */
@@ -105,6 +112,11 @@ int store_fd(const store_t *s);
  * frames). It completes OK with no events when no run qualifies, and as unavailable when the store
  * is not READY. */
 void store_submit(store_t *s, store_req_t *r);
+/* A request with approval_scan and no events is an approval expire scan, committed in a
+ * transaction of its own like a stall scan: one approval_expired ("ingest restarted") for each
+ * adw_approvals row still 'pending' whose approval_id is not in r->held (the oldest first, at
+ * most APPROVAL_SCAN_MAX and max_batch_events; the next scan takes the rest), rolled up into
+ * adw_approvals. It completes OK with no events when no row qualifies. */
 
 /* Takes every completed request, in completion order (linked by next), or NULL. */
 store_req_t *store_completed(store_t *s);

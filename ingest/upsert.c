@@ -102,6 +102,10 @@ static int agg_field(buf_t *b, upsert_col_t c, const rollup_agg_t *a, int *has_n
     case UPSERT_LAST_ID:
         return pgbin_int8(b, a->last_id);
     case UPSERT_STALLED:
+        if (!a->stalled_set) {
+            *has_null = 1;
+            return pgbin_null(b);
+        }
         return pgbin_bool(b, a->stalled);
     case UPSERT_DURATION:
         if (!a->has_duration) {

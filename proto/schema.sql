@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 5; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 6; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -63,7 +63,8 @@ CREATE TABLE adw_runs (
     first_id bigint NOT NULL,
     last_id bigint NOT NULL,                  -- most recently active first: ORDER BY last_id DESC
     updated_at timestamptz NOT NULL,          -- received_at of the latest event
-    stalled boolean NOT NULL DEFAULT false,   -- the latest event is a system run_stalled
+    stalled boolean NOT NULL DEFAULT false,   -- the latest event (approval and budget events
+                                              -- aside) is a system run_stalled
     stop_failure text,                        -- the latest StopFailure's payload.error, else summary
     stop_failure_id bigint,                   -- that event's id (never cleared)
     -- The spend rule's two sums (proto/decisions.md, "One spend is counted once"): OTel's, from
@@ -82,9 +83,10 @@ CREATE TABLE adw_runs (
     rep_output_tokens bigint NOT NULL DEFAULT 0,
     rep_cache_read_tokens bigint NOT NULL DEFAULT 0,
     rep_cache_creation_tokens bigint NOT NULL DEFAULT 0,
-    -- Budgets (proto/http.md, "Budgets"): the run's adw_start's payload.budget_usd, else
-    -- ADW_INGEST_RUN_BUDGET_USD (NULL: none), and the ids of the budget_warning (80 %) and
-    -- budget_exceeded (100 %) it raised, once each (NULL until then; never cleared).
+    -- Budgets (version 6; proto/http.md, "Budgets"): the run's adw_start's
+    -- payload.budget_usd, else ADW_INGEST_RUN_BUDGET_USD (NULL: none), and the ids of the
+    -- budget_warning (80 %) and budget_exceeded (100 %) it raised, once each (NULL until then;
+    -- never cleared).
     budget_usd double precision,
     budget_warning_id bigint,
     budget_exceeded_id bigint
@@ -166,6 +168,33 @@ CREATE TABLE adw_sessions (
     last_id bigint NOT NULL                   -- that event's id
 );
 
+-- One row per approval (version 5; proto/http.md, "Approvals"): a rollup of the approval
+-- events ingest raises, written in the same transaction as the events. approval_requested
+-- inserts the row; the first approval_decided or approval_expired updates it, only while it is
+-- 'pending'. Events with these names that a client sent change no row.
+CREATE TABLE adw_approvals (
+    approval_id text PRIMARY KEY,             -- 32 lowercase hex characters
+    adw_id text NOT NULL,
+    step text,                                -- the held hook's step
+    tool_name text,
+    tool_use_id text,
+    summary text,                             -- the hook's summary ("Bash: rm -rf build/")
+    tool_input jsonb,                         -- as in approval_requested's payload
+    rule text,                                -- the rule's name
+    status text NOT NULL,                     -- 'pending', 'allowed', 'denied', 'expired'
+    requested_id bigint NOT NULL,             -- approval_requested's id
+    requested_at timestamptz NOT NULL,        -- its received_at
+    expires_at timestamptz NOT NULL,          -- when the rule's on_timeout applies
+    decided_id bigint,                        -- approval_decided's or approval_expired's id
+    decided_at timestamptz,                   -- its received_at
+    decision text,                            -- 'allow' or 'deny'; NULL when expired
+    reason text,                              -- the decision's reason, or why it expired
+    decided_by text,                          -- a name, 'timeout' or 'ingest'; NULL when expired
+    waited_ms bigint
+);
+CREATE INDEX adw_approvals_status ON adw_approvals (status, requested_id DESC);
+CREATE INDEX adw_approvals_adw_id ON adw_approvals (adw_id, requested_id);
+
 -- Examples:
 --   SELECT adw_id, status, cost_usd, tokens FROM adw_runs ORDER BY last_id DESC LIMIT 20;
 --   SELECT step, status, duration_ms FROM adw_steps WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
@@ -173,5 +202,7 @@ CREATE TABLE adw_sessions (
 --   SELECT agent_type, status, event_count, cost_usd FROM adw_agents WHERE adw_id = 'a1b2c3d4' ORDER BY first_id;
 --   SELECT tool_name, count(*) FILTER (WHERE status = 'failed') FROM adw_tool_calls GROUP BY 1;
 --   SELECT adw_id, otel_cost_usd, rep_cost_usd, cost_usd FROM adw_runs WHERE otel_cost_usd > 0;
+--   SELECT approval_id, adw_id, summary, expires_at FROM adw_approvals WHERE status = 'pending'
+--       ORDER BY requested_id DESC;
 --   SELECT id, doc->>'summary' FROM events WHERE lower(coalesce(doc->>'summary', '') || ...)
 --       ILIKE '%auth.py%' ORDER BY id DESC LIMIT 50;   -- the index's expression, written whole

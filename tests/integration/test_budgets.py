@@ -396,3 +396,20 @@ def test_status_panel_shows_spend_against_budget_in_chromium(ingest, make_gatewa
     r = subprocess.run([node, str(BROWSER_DIR / "budget.test.mjs")], cwd=adwtest.REPO, env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-8000:]
+
+
+def test_the_budget_is_checked_before_approval_rules(make_ingest, db, tmp_path):
+    """An over-budget run's PreToolUse that an approval rule matches is denied at once: no
+    approval is requested, nobody is asked."""
+    rules = [{"name": "any shell", "tool": "^Bash$", "timeout_s": 60, "on_timeout": "allow"}]
+    ingest = make_ingest(ADW_INGEST_ENFORCE_BUDGET="1", ADW_INGEST_APPROVALS=json.dumps(rules))
+    over_budget_run(ingest, "b-appr")
+    st, headers, body = post_hook(ingest, "b-appr", hook_body("07_pre_tool_use_bash.json"))
+    assert st == 200
+    assert body["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert body["hookSpecificOutput"]["permissionDecisionReason"] == (
+        "Run b-appr is over its budget: $5.12 spent of $5.00")
+    names = [r[1] for r in rows(db, "b-appr")]
+    assert names[-2:] == ["PreToolUse", "budget_denied"]
+    assert not any(n.startswith("approval_") for n in names)
+    assert db.scalar("SELECT count(*) FROM adw_approvals") == 0

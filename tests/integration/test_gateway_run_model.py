@@ -64,7 +64,9 @@ def send(ingest, items):
         for it in items:
             if isinstance(it, Hook):
                 q = urllib.parse.urlencode({"adw_id": it.adw_id, "step": it.step})
-                st, _, body = c.post_json(f"/api/hooks?{q}", it.body)
+                st, h, body = c.post_json(f"/api/hooks?{q}", it.body)
+                assert (st, body) == (200, {}), (st, body)  # no decision; the id in a header
+                body = {"id": int(h["X-ADW-Event-Id"])}
             else:
                 st, _, body = c.post_json("/api/events", it)
             assert st == 200, (st, body)

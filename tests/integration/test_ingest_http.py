@@ -222,17 +222,19 @@ def test_hooks(ingest, db, file, event_type, summary):
     h = hook(file)
     with ingest.http() as c:
         # adw_id and step from the query.
-        st, _, body = c.post_json("/api/hooks?adw_id=run-q&step=build", h)
-        assert (st, body) == (200, {"status": "broadcasted", "id": 1})
+        # The answer is what Claude Code reads from a hook: {} (no decision); the stored
+        # event's id is in the X-ADW-Event-Id header.
+        st, hd, body = c.post_json("/api/hooks?adw_id=run-q&step=build", h)
+        assert (st, body, hd["X-ADW-Event-Id"]) == (200, {}, "1")
         # From the headers.
-        st, _, body = c.post_json("/api/hooks", h, {"X-ADW-Id": "run-h", "X-ADW-Step": "plan"})
-        assert (st, body) == (200, {"status": "broadcasted", "id": 2})
+        st, hd, body = c.post_json("/api/hooks", h, {"X-ADW-Id": "run-h", "X-ADW-Step": "plan"})
+        assert (st, body, hd["X-ADW-Event-Id"]) == (200, {}, "2")
         # The query wins over the headers.
-        st, _, body = c.post_json("/api/hooks?adw_id=run-q", h, {"X-ADW-Id": "run-h"})
-        assert (st, body) == (200, {"status": "broadcasted", "id": 3})
+        st, hd, body = c.post_json("/api/hooks?adw_id=run-q", h, {"X-ADW-Id": "run-h"})
+        assert (st, body, hd["X-ADW-Event-Id"]) == (200, {}, "3")
         # Neither: the first 8 characters of session_id.
-        st, _, body = c.post_json("/api/hooks", h)
-        assert (st, body) == (200, {"status": "broadcasted", "id": 4})
+        st, hd, body = c.post_json("/api/hooks", h)
+        assert (st, body, hd["X-ADW-Event-Id"]) == (200, {}, "4")
     d = docs(db)
     assert [(x["adw_id"], x.get("step")) for x in d] == [
         ("run-q", "build"), ("run-h", "plan"), ("run-q", None), ("abc12345", None)]
