@@ -15,6 +15,8 @@
 #   ADW_SEND          the adw-send program (default: adw-send on PATH, else build/bin/adw-send)
 #   ADW_CLAUDE        the claude command (default: claude)
 #   ADW_STEPS         the steps to run (default: "plan build review document")
+#   ADW_BUDGET_USD    the run's budget in US dollars (adw_start's payload.budget_usd): ingest
+#                     raises budget_warning at 80 % and budget_exceeded at 100 % of it
 #
 # adw-send never holds the workflow: if ingest is down, events wait in the spool
 # (~/.local/state/adw/spool) and go out, in order, the next time ingest answers.
@@ -64,6 +66,9 @@ step() {
 
 run_start=$(now_ms)
 payload=$(printf '{"task":"%s","workflow":"adw_example"}' "${task//\"/\\\"}")
+if [[ -n "${ADW_BUDGET_USD:-}" ]]; then
+    payload=${payload%\}}$(printf ',"budget_usd":%s}' "$ADW_BUDGET_USD")
+fi
 send --event adw_start --status running --summary "$task" --payload "$payload"
 echo "ADW $ADW_ID: $task" >&2
 for name in ${ADW_STEPS:-plan build review document}; do

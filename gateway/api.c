@@ -223,7 +223,7 @@ static const char RUN_COLUMNS[] =
                                      " (SELECT coalesce(json_agg(s.step ORDER BY s.first_id), "
                                      "'[]') FROM adw_steps s"
                                      " WHERE s.adw_id = adw_runs.adw_id AND s.status = "
-                                     "'failed')::text";
+                                     "'failed')::text, budget_usd";
 
 /* The failed steps' JSON array text of column col, as an array (an empty one should it not
  * parse); NULL when out of memory. */
@@ -277,6 +277,7 @@ static json_t *run_json(const PGresult *r, int row)
     err |= json_object_set_new(o, "stalled", json_boolean(!strcmp(PQgetvalue(r, row, 15), "t")));
     err |= json_object_set_new(o, "failed_steps", steps_array_json(r, row, 18));
     err |= json_object_set_new(o, "stop_failure", stop_failure_json(r, row, 16));
+    err |= json_object_set_new(o, "budget_usd", real_json(r, row, 19)); /* null: no budget */
     if (err) {
         json_decref(o);
         return NULL;

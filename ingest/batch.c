@@ -8,6 +8,7 @@
 
 #include "approval_rollup.h"
 #include "batch_sql.h"
+#include "budget.h"
 #include "codec.h"
 #include "log.h"
 #include "pgbin.h"
@@ -25,6 +26,7 @@ struct batch_t {
     buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', then aggregates' columns */
     buf_t copy;                  /* a large batch's events as a binary COPY stream */
     rollup_t agg;                /* what the batch adds to runs, steps, agents, tool calls */
+    budget_t *budget;            /* the runs' budgets and spend, and what they raise */
     approval_rollup_t approvals; /* what its approval events write to adw_approvals */
 };
 
@@ -34,11 +36,12 @@ typedef struct tx_t {
     PGconn *conn;
     store_req_t **reqs;
     size_t nreqs;
-    size_t total;  /* events in the batch */
-    size_t nfresh; /* events this batch stores */
-    int64_t next;  /* the last id assigned */
-    int use_copy;  /* the events go in by COPY */
-    int nappr;     /* statements sent for adw_approvals (approval_rollup.h) */
+    size_t total;    /* events in the batch */
+    size_t nfresh;   /* events this batch stores */
+    int64_t next;    /* the last id assigned */
+    int use_copy;    /* the events go in by COPY */
+    int budget_sent; /* the budget columns' statement is in the pipeline */
+    int nappr;       /* statements sent for adw_approvals (approval_rollup.h) */
     char *err;
     size_t errlen;
 } tx_t;
@@ -52,6 +55,12 @@ batch_t *batch_new(const batch_options_t *o)
     for (int i = 0; i < BATCH_NPARAMS; i++)
         buf_init(&b->arrays[i], 0);
     buf_init(&b->copy, 0);
+    budget_options_t bo = {
+        .default_usd = o->run_budget_usd, .enforce = o->enforce_budget, .wait = o->wait};
+    if (!(b->budget = budget_new(&bo))) {
+        batch_destroy(&b);
+        return NULL;
+    }
     return b;
 }
 
@@ -64,6 +73,7 @@ void batch_destroy(batch_t **bp)
         buf_free(&b->arrays[i]);
     buf_free(&b->copy);
     rollup_free(&b->agg);
+    budget_destroy(&b->budget);
     approval_rollup_free(&b->approvals);
     free(b);
     *bp = NULL;
@@ -97,7 +107,9 @@ static batch_result_t classify(PGconn *conn, PGresult *r, char *err, size_t errl
 
 int batch_prepare(const batch_t *b, PGconn *conn, char *err, size_t errlen)
 {
-    return batch_sql_prepare(conn, &b->o.wait, err, errlen);
+    if (batch_sql_prepare(conn, &b->o.wait, err, errlen))
+        return -EIO;
+    return budget_prepare(b->budget, conn, err, errlen);
 }
 
 /* ---- the steps of a commit, in order ---- */
@@ -112,7 +124,30 @@ static void clear_outputs(tx_t *t)
         memset(r->ids, 0, r->nevents * sizeof(int64_t));
         memset(r->fresh, 0, r->nevents);
         buf_reset(&r->frames);
+        for (size_t i = 0; i < r->nraised; i++)
+            event_clear(&r->raised[i].ev);
+        r->nraised = 0;
     }
+}
+
+/* Calls fn on each fresh event of the batch in id order: each request's fresh events, each
+ * followed by those raised after it. Stops at fn's first nonzero return, and returns it. */
+static int each_fresh(store_req_t **reqs, size_t nreqs,
+                      int (*fn)(void *arg, store_req_t *r, adw_event_t *e, size_t *frame_end),
+                      void *arg)
+{
+    for (size_t q = 0; q < nreqs; q++) {
+        store_req_t *r = reqs[q];
+        size_t k = 0;
+        for (size_t i = 0; i < r->nevents; i++) {
+            int rc = r->fresh[i] ? fn(arg, r, &r->events[i], &r->frame_end[i]) : 0;
+            for (; !rc && k < r->nraised && r->raised[k].after == i; k++)
+                rc = fn(arg, r, &r->raised[k].ev, &r->raised[k].frame_end);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 /* Appends to b the text[] literal element for s (NULL: an SQL NULL), for unnest($n::text[]). */
@@ -277,8 +312,26 @@ fail:
     return res;
 }
 
+/* Reads the budgets and spend of the batch's runs the budget cache lacks (budget.h). */
+static batch_result_t load_budgets(tx_t *t)
+{
+    PGresult *failed = NULL;
+    int rc = budget_begin(t->b->budget, t->conn, t->reqs, t->nreqs, t->total, &failed);
+    if (rc == -ENOMEM) {
+        snprintf(t->err, t->errlen, "out of memory");
+        return BATCH_NOT_COMMITTED;
+    }
+    if (rc) {
+        batch_result_t res = classify(t->conn, failed, t->err, t->errlen);
+        PQclear(failed);
+        return res;
+    }
+    return BATCH_OK;
+}
+
 /* Gives each event not stored before the next id; a duplicate inside the batch reuses the first
- * one's id. The steps map doubles as the event_id index, and is emptied again after. */
+ * one's id; the events its budget raises (budget_fold) get the ids right after it. The steps map
+ * doubles as the event_id index, and is emptied again after. */
 static batch_result_t assign_ids(tx_t *t)
 {
     rollup_map_t *seen = &t->b->agg.steps;
@@ -300,6 +353,12 @@ static batch_result_t assign_ids(tx_t *t)
             r->fresh[i] = 1;
             e->id = t->next;
             t->nfresh++;
+            int raised = budget_fold(t->b->budget, r, i, &t->next);
+            if (raised < 0) {
+                snprintf(t->err, t->errlen, "out of memory");
+                return BATCH_NOT_COMMITTED;
+            }
+            t->nfresh += (size_t)raised;
         }
     }
     if (rollup_map_reset(&t->b->agg.steps, t->total)) {
@@ -333,8 +392,29 @@ static int encode_event(buf_t **col, int *nulls, const adw_event_t *e)
     return rc;
 }
 
+/* each_fresh's step of encode_rows: one row, and the event folded into the aggregates. */
+typedef struct row_ctx_t {
+    tx_t *t;
+    buf_t **col;
+    int *nulls;
+} row_ctx_t;
+
+static int encode_one_row(void *arg, store_req_t *r, adw_event_t *e, size_t *frame_end)
+{
+    (void)r;
+    (void)frame_end;
+    row_ctx_t *x = arg;
+    int rc = 0;
+    if (x->t->use_copy)
+        rc |= pgbin_copy_row(&x->t->b->copy, BATCH_EVENT_COLS);
+    rc |= encode_event(x->col, x->nulls, e);
+    rollup_event(&x->t->b->agg, e);
+    return rc;
+}
+
 /* Encodes the fresh events' rows, as binary arrays (one per column) or as the rows of a binary
- * COPY (every column into one buffer), and folds each into the batch's aggregates. */
+ * COPY (every column into one buffer), and folds each into the batch's aggregates, in id
+ * order. */
 static batch_result_t encode_rows(tx_t *t)
 {
     batch_t *b = t->b;
@@ -348,17 +428,9 @@ static batch_result_t encode_rows(tx_t *t)
         if (!t->use_copy)
             rc |= pgbin_array_begin(col[c], BATCH_EVENT_OIDS[c]);
     }
-    for (size_t q = 0; q < t->nreqs && !rc; q++) {
-        store_req_t *r = t->reqs[q];
-        for (size_t i = 0; i < r->nevents && !rc; i++) {
-            if (!r->fresh[i])
-                continue;
-            if (t->use_copy)
-                rc |= pgbin_copy_row(&b->copy, BATCH_EVENT_COLS);
-            rc |= encode_event(col, nulls, &r->events[i]);
-            rollup_event(&b->agg, &r->events[i]);
-        }
-    }
+    row_ctx_t x = {.t = t, .col = col, .nulls = nulls};
+    if (!rc)
+        rc |= each_fresh(t->reqs, t->nreqs, encode_one_row, &x);
     if (t->use_copy)
         rc |= pgbin_copy_end(&b->copy);
     if (rc || (t->use_copy && b->copy.len > INT32_MAX)) {
@@ -436,12 +508,13 @@ static batch_result_t send_copy(tx_t *t)
 }
 
 /* Sends, in pipeline mode, the batch statement (with the events' arrays, or after a COPY
- * without), the approvals' statements when the batch has some, COMMIT after a COPY, then Sync,
- * which commits the implicit transaction of the statements before it (or rolls it back when
- * one failed). */
+ * without), the budget columns' statement when they change, the approvals' statements when
+ * the batch has some, COMMIT after a COPY, then Sync, which commits the implicit transaction of
+ * the statements before it (or rolls it back when one failed). */
 static batch_result_t send_pipeline(tx_t *t)
 {
     if (PQenterPipelineMode(t->conn) != 1 || send_statement(t, !t->use_copy) ||
+        (t->budget_sent = budget_send(t->b->budget, t->conn)) < 0 ||
         (t->nappr = approval_rollup_send(&t->b->approvals, t->conn)) < 0 ||
         (t->use_copy && PQsendQueryParams(t->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1) ||
         PQpipelineSync(t->conn) != 1) {
@@ -451,24 +524,25 @@ static batch_result_t send_pipeline(tx_t *t)
     return BATCH_OK;
 }
 
-/* Encodes each fresh event for publishing: a msgpack map of id, received_at, then its keys.
- * Returns 0, or -ENOMEM. */
+/* each_fresh's step of encode_frames: e's map appended to r's frames. Never stops the walk. */
+static int encode_one_frame(void *arg, store_req_t *r, adw_event_t *e, size_t *frame_end)
+{
+    int *rc = arg;
+    char received[TIMEFMT_LEN];
+    timefmt_format(e->received_us, received);
+    *rc |= codec_msgpack_event(&r->frames, e->doc, e->id, received);
+    *frame_end = r->frames.len;
+    return 0;
+}
+
+/* Encodes each fresh event for publishing, in id order (raised events after the event that
+ * raised them): a msgpack map of id, received_at, then its keys. Returns 0, or -ENOMEM. */
 static int encode_frames(store_req_t **reqs, size_t nreqs)
 {
     int rc = 0;
-    for (size_t q = 0; q < nreqs; q++) {
-        store_req_t *r = reqs[q];
-        buf_reset(&r->frames);
-        for (size_t i = 0; i < r->nevents; i++) {
-            if (!r->fresh[i])
-                continue;
-            adw_event_t *e = &r->events[i];
-            char received[TIMEFMT_LEN];
-            timefmt_format(e->received_us, received);
-            rc |= codec_msgpack_event(&r->frames, e->doc, e->id, received);
-            r->frame_end[i] = r->frames.len;
-        }
-    }
+    for (size_t q = 0; q < nreqs; q++)
+        buf_reset(&reqs[q]->frames);
+    each_fresh(reqs, nreqs, encode_one_frame, &rc);
     if (!rc)
         return 0;
     /* Out of memory: no frame at all rather than a cut one (an empty frame is not published,
@@ -476,6 +550,8 @@ static int encode_frames(store_req_t **reqs, size_t nreqs)
     for (size_t q = 0; q < nreqs; q++) {
         buf_reset(&reqs[q]->frames);
         memset(reqs[q]->frame_end, 0, reqs[q]->nevents * sizeof *reqs[q]->frame_end);
+        for (size_t i = 0; i < reqs[q]->nraised; i++)
+            reqs[q]->raised[i].frame_end = 0;
     }
     return -ENOMEM;
 }
@@ -496,7 +572,7 @@ static void encode_frames_again(store_req_t **reqs, size_t nreqs)
  * BATCH_UNKNOWN when the connection went before the COMMIT's answer. */
 static batch_result_t read_outcome(tx_t *t)
 {
-    int nq = (t->use_copy ? 2 : 1) + t->nappr, synced = 0;
+    int nq = (t->use_copy ? 2 : 1) + (t->budget_sent > 0) + t->nappr, synced = 0;
     batch_result_t res = BATCH_OK;
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
         PGresult *r = pgwait_result(t->conn, &t->b->o.wait);
@@ -563,6 +639,8 @@ batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t
         goto fail;
     if ((res = refile_sessions(&t)) != BATCH_OK)
         goto fail;
+    if ((res = load_budgets(&t)) != BATCH_OK)
+        goto fail;
     if ((res = assign_ids(&t)) != BATCH_OK)
         goto fail;
     if (t.nfresh) { /* else every event was stored before: nothing to write */
@@ -578,12 +656,14 @@ batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t
             goto fail;
     }
     *last_id = t.next;
+    budget_commit(b->budget);
     count_commit(&t, t0);
     if (unencoded) /* out of memory: once more, else the gateways read these from PostgreSQL */
         encode_frames_again(reqs, nreqs);
     return BATCH_OK;
 
 fail:
+    budget_abort(b->budget); /* the cache forgets what it cannot tell was stored */
     /* A transaction block left open (and failed, with COPY) on a live connection is rolled
      * back; when the connection's state is unknown, the caller's next step settles it. */
     if (res != BATCH_SEND_FAILED && res != BATCH_UNKNOWN && PQstatus(conn) == CONNECTION_OK &&

@@ -30,7 +30,9 @@ typedef enum batch_result {
 } batch_result_t;
 
 typedef struct batch_options_t {
-    pgwait_t wait; /* the bound on each answer */
+    pgwait_t wait;         /* the bound on each answer */
+    double run_budget_usd; /* a run's budget when its adw_start gives none (0: none; budget.h) */
+    int enforce_budget;    /* a hook's PreToolUse of a run over budget gets a budget_denied */
     /* The series a commit updates; each may be NULL. */
     metric_t *stored, *duplicates, *batches, *batch_size, *commit_latency;
 } batch_options_t;
@@ -53,7 +55,9 @@ int batch_prepare(const batch_t *b, PGconn *conn, char *err, size_t errlen);
  * events get the ids after it, and an event whose event_id is stored already, or came earlier
  * in the batch, gets that event's id and is not fresh. With lookup, the stored event_ids are
  * looked up first (one more round trip); without, the unique index finds them and the result
- * is BATCH_DUPLICATE: the caller tries again with the lookup. Returns BATCH_OK with *last_id
+ * is BATCH_DUPLICATE: the caller tries again with the lookup. The events ingest raises about
+ * budgets (budget.h) go into the requests' raised lists, with the ids right after the events
+ * that raised them. Returns BATCH_OK with *last_id
  * set to the new last id, or another result with err set (see batch_result_t). */
 batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t nreqs, int lookup,
                             int64_t *last_id, char *err, size_t errlen);

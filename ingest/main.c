@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "adw_limits.h"
+#include "budget_rule.h"
 #include "zap.h"
 #include "config.h"
 #include "httpd.h"
@@ -55,6 +56,8 @@ typedef struct ingest_options_t {
     const char *public_url;
     const char *approvals;
     int64_t approvals_max;
+    const char *run_budget_usd;
+    int enforce_budget;
     const char *log_level;
     const char *log_format;
 } ingest_options_t;
@@ -254,6 +257,19 @@ static const config_option_t OPTIONS[] = {
      .min = 1,
      .max = 100000,
      .doc = "hooks held for a decision at once (more are answered 503)"},
+    {.flag = "run-budget-usd",
+     .env = "ADW_INGEST_RUN_BUDGET_USD",
+     .type = CONFIG_STRING,
+     .offset = OPT(run_budget_usd),
+     .doc = "a run's budget in US dollars when its adw_start gives no payload.budget_usd "
+            "(unset: none); budget_warning at 80 %, budget_exceeded at 100 %"},
+    {.flag = "enforce-budget",
+     .env = "ADW_INGEST_ENFORCE_BUDGET",
+     .type = CONFIG_BOOL,
+     .def = "0",
+     .offset = OPT(enforce_budget),
+     .doc = "deny a PreToolUse hook (/api/hooks) of a run over its budget, and store "
+            "budget_denied"},
     CONFIG_LOG_OPTIONS(ingest_options_t, "info"),
 };
 
@@ -382,6 +398,14 @@ int main(int argc, char **argv)
         close(in.sigfd);
         return 2;
     }
+    double run_budget = 0;
+    if (in.opt.run_budget_usd && *in.opt.run_budget_usd &&
+        budget_parse_usd(in.opt.run_budget_usd, &run_budget, err, sizeof err)) {
+        log_error("ADW_INGEST_RUN_BUDGET_USD: %s", err);
+        tls_server_destroy(&tls);
+        close(in.sigfd);
+        return 2;
+    }
     in.metrics = metrics_new();
     in.loop = loop_new();
     in.zctx = zmq_ctx_new();
@@ -436,7 +460,9 @@ int main(int argc, char **argv)
     store_options_t so = {.conninfo = in.opt.database_url,
                           .max_batch_events = in.opt.max_batch,
                           .reply_timeout_ms = in.opt.db_timeout_ms,
-                          .metrics = in.metrics};
+                          .metrics = in.metrics,
+                          .run_budget_usd = run_budget,
+                          .enforce_budget = in.opt.enforce_budget};
     publish_options_t po = {.zctx = in.zctx,
                             .endpoint = in.opt.pub,
                             .sndhwm = in.opt.pub_hwm,

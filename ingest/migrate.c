@@ -189,6 +189,13 @@ static const char *const MIGRATIONS[] = {
     ");\n"
     "CREATE INDEX adw_approvals_status ON adw_approvals (status, requested_id DESC);\n"
     "CREATE INDEX adw_approvals_adw_id ON adw_approvals (adw_id, requested_id);\n",
+    /* 6: budgets: a run's budget (its adw_start's payload.budget_usd, else ingest's default;
+     * NULL: none) and the ids of the budget_warning and budget_exceeded it raised (once each);
+     * the partial index tells a writer at start whether any run has a budget */
+    "ALTER TABLE adw_runs ADD COLUMN budget_usd double precision,\n"
+    "    ADD COLUMN budget_warning_id bigint,\n"
+    "    ADD COLUMN budget_exceeded_id bigint;\n"
+    "CREATE INDEX adw_runs_budgeted ON adw_runs (adw_id) WHERE budget_usd IS NOT NULL;\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -132,19 +132,30 @@ static void append(pipeline_t *p, pipeline_entry_t *e)
     p->waiting++;
 }
 
+/* The budget_denied the writer raised after committed request r's hook (r->hook), or NULL.
+ * Borrowed from r. */
+static const adw_event_t *denied_of(const store_req_t *r)
+{
+    for (size_t i = 0; i < r->nraised; i++)
+        if (r->raised[i].ev.event && !strcmp(r->raised[i].ev.event, "budget_denied"))
+            return &r->raised[i].ev;
+    return NULL;
+}
+
 static void answer(pipeline_t *p, pipeline_entry_t *e)
 {
     p->waiting--;
     p->finished--;
     if (e->done) {
-        pipeline_outcome_t o = {.status = e->status,
-                                .error = e->error[0] ? e->error : NULL,
-                                .index = e->index,
-                                .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
-                                .nids = e->req ? e->req->nevents : 0,
-                                .events =
-                                    e->req && e->status == PIPELINE_OK ? e->req->events : NULL,
-                                .ended = e->req && e->status == PIPELINE_OK ? e->req->ended : NULL};
+        pipeline_outcome_t o = {
+            .status = e->status,
+            .error = e->error[0] ? e->error : NULL,
+            .index = e->index,
+            .ids = e->req && e->status == PIPELINE_OK ? e->req->ids : NULL,
+            .nids = e->req ? e->req->nevents : 0,
+            .events = e->req && e->status == PIPELINE_OK ? e->req->events : NULL,
+            .ended = e->req && e->status == PIPELINE_OK ? e->req->ended : NULL,
+            .denied = e->req && e->status == PIPELINE_OK ? denied_of(e->req) : NULL};
         e->done(e->ctx, &o);
     }
     store_req_destroy(&e->req);
@@ -308,21 +319,28 @@ size_t pipeline_waiting(const pipeline_t *p)
     return p->waiting;
 }
 
-/* Publishes a committed request's fresh events, in id order, and offers each to the webhooks.
- * An empty frame was not encoded (out of memory): the gateways read that event from
- * PostgreSQL. */
+/* Publishes e, one of r's committed events, with id id, whose map ends at end in r's frames
+ * (*start: where it begins, moved past it), and offers it to the webhooks. */
+static void publish_one(pipeline_t *p, store_req_t *r, const adw_event_t *e, int64_t id, size_t end,
+                        size_t *start)
+{
+    if (end > *start)
+        publish_event(p->o.publish, e->adw_id, id, r->frames.data + *start, end - *start);
+    *start = end;
+    webhook_enqueue(p->o.webhook, e);
+}
+
+/* Publishes a committed request's fresh events, each followed by the events the writer raised
+ * after it (store_raised_t), in id order, and offers each to the webhooks. An empty frame was
+ * not encoded (out of memory): the gateways read that event from PostgreSQL. */
 static void publish_req(pipeline_t *p, store_req_t *r)
 {
-    size_t start = 0;
+    size_t start = 0, k = 0;
     for (size_t i = 0; i < r->nevents; i++) {
-        if (!r->fresh[i])
-            continue;
-        size_t end = r->frame_end[i];
-        if (end > start)
-            publish_event(p->o.publish, r->events[i].adw_id, r->ids[i], r->frames.data + start,
-                          end - start);
-        start = end;
-        webhook_enqueue(p->o.webhook, &r->events[i]);
+        if (r->fresh[i])
+            publish_one(p, r, &r->events[i], r->ids[i], r->frame_end[i], &start);
+        for (; k < r->nraised && r->raised[k].after == i; k++)
+            publish_one(p, r, &r->raised[k].ev, r->raised[k].ev.id, r->raised[k].frame_end, &start);
     }
 }
 

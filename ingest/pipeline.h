@@ -36,6 +36,8 @@ typedef struct pipeline_outcome_t {
     size_t nids;
     const adw_event_t *events; /* OK: the events, as committed (nids of them) */
     const char *ended;         /* OK, an approval scan: store_req_t.ended (may be NULL) */
+    const adw_event_t *denied; /* OK: the budget_denied raised after the request's hook event
+                                  (store_req_t.hook), or NULL */
 } pipeline_outcome_t;
 
 typedef void (*pipeline_done_fn)(void *ctx, const pipeline_outcome_t *o);

@@ -11,6 +11,7 @@
 #include "approval_event.h"
 #include "auth.h"
 #include "buf.h"
+#include "budget_rule.h"
 #include "codec.h"
 #include "err.h"
 #include "event.h"
@@ -123,8 +124,9 @@ static void otlp_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_
     }
 }
 
-/* A hook stored: answered {} (no decision), or held for an approval when a rule matches a
- * PreToolUse hook (approvals.h). Budget enforcement, when added, decides before the rules. */
+/* A hook stored: denied when the writer raised budget_denied after it (a PreToolUse of a run
+ * over its budget, ADW_INGEST_ENFORCE_BUDGET: budget.h), else held for an approval when a rule
+ * matches a PreToolUse hook (approvals.h), else answered {} (no decision). */
 static void hook_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_t *o)
 {
     routes_t *rt = ss->routes;
@@ -136,6 +138,13 @@ static void hook_outcome(httpd_conn_t *c, session_t *ss, const pipeline_outcome_
             httpd_respond_error(c, 400, o->error ? o->error : "refused", o->index, NULL, 0);
         else
             httpd_respond_error(c, 503, o->error ? o->error : "unavailable", -1, NULL, 0);
+        return;
+    }
+    if (o->denied) { /* over budget: no approval is asked for */
+        char why[200];
+        json_decref(hook);
+        budget_denied_reason(o->denied, why, sizeof why);
+        hook_answer_decision(c, "deny", why, o->ids[0]);
         return;
     }
     const adw_event_t *ev = &o->events[0];
@@ -482,6 +491,7 @@ static void on_body(void *arg, httpd_conn_t *c, const char *body, size_t len)
     }
     if (is_batch)
         ss->ndjson = 1; /* from here on: answer with "ids" */
+    r->hook = ss->route == ROUTE_HOOKS;
     /* The connection is the channel: its answers keep its request order. */
     ss->pending = pipeline_submit(p, (uint64_t)(uintptr_t)c, r, on_outcome, c);
     if (!ss->pending) {

@@ -95,6 +95,9 @@ void store_req_destroy(store_req_t **rp)
     free(r->fresh);
     free(r->frame_end);
     buf_free(&r->frames);
+    for (size_t i = 0; i < r->nraised; i++)
+        event_clear(&r->raised[i].ev);
+    free(r->raised);
     free(r->held);
     free(r->ended);
     free(r);
@@ -496,7 +499,12 @@ static void resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs, int64_
     if (!nreqs)
         return; /* answered already */
     if (committed == 1) {
-        atomic_store(&s->last_id, pr.last_id);
+        int64_t last = pr.last_id; /* raised events may follow the last fresh one */
+        for (size_t q = 0; q < nreqs; q++)
+            for (size_t i = 0; i < reqs[q]->nraised; i++)
+                if (reqs[q]->raised[i].ev.id > last)
+                    last = reqs[q]->raised[i].ev.id;
+        atomic_store(&s->last_id, last);
         finish_ok(s, reqs, nreqs);
         return;
     }
@@ -875,7 +883,8 @@ store_t *store_new(const store_options_t *o)
     if (s->evfd < 0 || s->wakefd < 0)
         goto fail;
     s->wait = (pgwait_t){.who = "store", .timeout_ms = s->opts.reply_timeout_ms, .each_result = 1};
-    batch_options_t bo = {.wait = s->wait};
+    batch_options_t bo = {
+        .wait = s->wait, .run_budget_usd = o->run_budget_usd, .enforce_budget = o->enforce_budget};
     metrics_t *m = o->metrics;
     if (m) {
         bo.stored =

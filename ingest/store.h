@@ -39,6 +39,15 @@ typedef enum store_status {
     STORE_STATUS_REJECTED,    /* nothing committed: PostgreSQL refused the data (err says why) */
 } store_status_t;
 
+/* One of these per event the writer raised itself after one of a request's events (budget.h:
+ * budget_warning, budget_exceeded, budget_denied): stored in the same transaction with the id
+ * right after that event's (or after the one raised before it), and published in id order. */
+typedef struct store_raised_t {
+    adw_event_t ev;   /* owned (event_clear); ev.id is its id */
+    size_t after;     /* index in the request's events of the event it follows */
+    size_t frame_end; /* end offset in the request's frames of its map */
+} store_raised_t;
+
 /* One of these per submission (an HTTP request or a ZeroMQ message). The submitter allocates
  * it with store_req_new and owns it again once it comes back from store_completed. */
 typedef struct store_req_t {
@@ -61,6 +70,11 @@ typedef struct store_req_t {
                               owned by the request; NULL: none read */
     int approvals;         /* the events are approval events ingest raised (approvals.h, or an
                               approval scan): adw_approvals rolls them up in the transaction */
+    int hook;              /* a Claude Code hook body (/api/hooks): with budget enforcement, a
+                              PreToolUse of a run over its budget gets a budget_denied */
+    /* out: the events the writer raised after this request's, in id order (owned) */
+    store_raised_t *raised;
+    size_t nraised, raised_cap;
 } store_req_t;
 
 typedef struct store_options_t {
@@ -70,6 +84,8 @@ typedef struct store_options_t {
                                  (0: 15 s). Also the longest a request waits, from its batch's
                                  sending, for a lost commit's outcome */
     metrics_t *metrics;       /* registry for the store's series; may be NULL */
+    double run_budget_usd;    /* a run's budget when its adw_start gives none (0: none) */
+    int enforce_budget;       /* a PreToolUse hook of a run over its budget gets budget_denied */
 } store_options_t;
 
 typedef struct store_t store_t;
@@ -78,7 +94,8 @@ typedef struct store_t store_t;
  * Returns NULL when out of memory. */
 store_req_t *store_req_new(size_t n);
 
-/* Frees a request, clearing its events. Accepts NULL and sets *r to NULL. */
+/* Frees a request, clearing its events and those raised after them. Accepts NULL and sets *r
+ * to NULL. */
 void store_req_destroy(store_req_t **r);
 
 /* Starts the writer thread, which connects by itself (with backoff). Returns NULL when the

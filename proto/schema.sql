@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 5; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 6; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -82,13 +82,22 @@ CREATE TABLE adw_runs (
     rep_input_tokens bigint NOT NULL DEFAULT 0,
     rep_output_tokens bigint NOT NULL DEFAULT 0,
     rep_cache_read_tokens bigint NOT NULL DEFAULT 0,
-    rep_cache_creation_tokens bigint NOT NULL DEFAULT 0
+    rep_cache_creation_tokens bigint NOT NULL DEFAULT 0,
+    -- Budgets (version 6; proto/http.md, "Budgets"): the run's adw_start's
+    -- payload.budget_usd, else ADW_INGEST_RUN_BUDGET_USD (NULL: none), and the ids of the
+    -- budget_warning (80 %) and budget_exceeded (100 %) it raised, once each (NULL until then;
+    -- never cleared).
+    budget_usd double precision,
+    budget_warning_id bigint,
+    budget_exceeded_id bigint
 );
 CREATE INDEX adw_runs_last_id ON adw_runs (last_id DESC);
 CREATE INDEX adw_runs_status ON adw_runs (status, last_id DESC);
 CREATE INDEX adw_runs_running_idle ON adw_runs (updated_at)  -- the stall scan's candidates
     WHERE status = 'running' AND NOT stalled;
 ALTER TABLE adw_runs ALTER COLUMN status SET STATISTICS 1000;  -- few running among many ended
+CREATE INDEX adw_runs_budgeted ON adw_runs (adw_id)  -- at start: whether any run has a budget
+    WHERE budget_usd IS NOT NULL;
 
 -- One row per (run, step); steps began in first_id order.
 CREATE TABLE adw_steps (

@@ -516,6 +516,23 @@ export class RunView {
 
   // ---- the run's state (status panel) ----------------------------------------------------
 
+  // Spend against budget: "$4.02 / $5.00" and a bar, coloured from 80 % (warning) and 100 %
+  // (exceeded), as ingest raises budget_warning and budget_exceeded; hidden without a budget.
+  renderBudget(run) {
+    const budget = run ? Number(run.budget_usd) : NaN;
+    this.budgetBox.hidden = !(budget > 0);
+    if (!(budget > 0)) return;
+    const spend = Number(run.cost_usd) || 0;
+    const pct = (spend / budget) * 100;
+    const level = pct >= 100 ? 'exceeded' : pct >= 80 ? 'warning' : 'ok';
+    setText(this.stBudget, `$${spend.toFixed(2)} / $${budget.toFixed(2)}`);
+    this.budgetBox.dataset.level = level;
+    this.stBudgetFill.style.width = `${Math.min(100, pct).toFixed(1)}%`;
+    this.budgetBar.setAttribute('aria-valuemax', budget.toFixed(2));
+    this.budgetBar.setAttribute('aria-valuenow', spend.toFixed(2));
+    this.budgetBar.setAttribute('aria-valuetext', `${Math.floor(pct)}% of the budget (${level})`);
+  }
+
   requestRunRefresh() {
     if (this.refreshTimer) return;
     this.refreshTimer = setTimeout(() => {
@@ -626,6 +643,20 @@ export class RunView {
     this.stDuration = f('duration', h('span'));
     this.stCost = f('cost', h('span', {class: 'big'}));
     this.stTokens = f('tokens', h('span', {class: 'big'}));
+    this.stBudget = f('budget', h('span', {class: 'budget-text'}));
+    this.stBudgetFill = h('span', {class: 'budget-fill'});
+    this.budgetBar = h(
+      'div',
+      {class: 'budget-bar', role: 'meter', 'aria-valuemin': 0, 'aria-label': 'Spend vs budget'},
+      this.stBudgetFill,
+    );
+    this.budgetBox = h(
+      'div',
+      {class: 'budget', hidden: true},
+      h('span', {class: 'muted'}, 'Budget'),
+      this.stBudget,
+      this.budgetBar,
+    );
     this.stIn = f('input_tokens', h('span'));
     this.stOut = f('output_tokens', h('span'));
     this.stCacheR = f('cache_read_tokens', h('span'));
@@ -675,6 +706,7 @@ export class RunView {
         {class: 'panel-block totals'},
         h('div', {class: 'total'}, h('span', {class: 'muted'}, 'Cost'), this.stCost),
         h('div', {class: 'total'}, h('span', {class: 'muted'}, 'Tokens'), this.stTokens),
+        this.budgetBox,
         h(
           'dl',
           {class: 'kv kv-small'},
@@ -980,6 +1012,7 @@ export class RunView {
     setText(this.stStop, stop ? stop.reason : '');
     setText(this.stStep, run && run.current_step ? run.current_step : '–');
     setText(this.stCost, fmtCost(run ? Number(run.cost_usd) || 0 : NaN));
+    this.renderBudget(run);
     setText(this.stTokens, fmtInt(run ? Number(run.tokens) || 0 : NaN));
     setText(this.stIn, fmtInt(run ? Number(run.input_tokens) || 0 : NaN));
     setText(this.stOut, fmtInt(run ? Number(run.output_tokens) || 0 : NaN));
