@@ -44,6 +44,7 @@ typedef struct gateway_options_t {
     int64_t sub_hwm;
     int64_t sub_silence_ms;
     int64_t db_threads;
+    int64_t max_replays;
     int64_t shutdown_timeout_ms;
     const char *log_level;
     const char *log_format;
@@ -165,6 +166,14 @@ static const config_option_t OPTIONS[] = {
      .min = 1,
      .max = 64,
      .doc = "threads (and PostgreSQL connections) for replays and the REST API"},
+    {.flag = "max-replays",
+     .env = "ADW_GATEWAY_MAX_REPLAYS",
+     .type = CONFIG_INT,
+     .def = "0",
+     .offset = OPT(max_replays),
+     .max = 1024,
+     .doc = "replays reading from PostgreSQL at once (one page each); more wait their turn in "
+            "order, never refused (0: db-threads)"},
     {.flag = "shutdown-timeout-ms",
      .env = "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS",
      .type = CONFIG_INT,
@@ -282,6 +291,7 @@ int main(int argc, char **argv)
                        .heartbeat_s = (int)opt.heartbeat_s,
                        .max_queue = (size_t)opt.max_queue,
                        .max_clients = (int)opt.max_clients,
+                       .max_replays = (int)(opt.max_replays ? opt.max_replays : opt.db_threads),
                        .metrics = metrics};
     server = ws_new(&wo, err, sizeof err);
     if (!server) {
