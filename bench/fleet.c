@@ -401,6 +401,9 @@ void fleet_stats(fleet_t *f, fleet_stats_t *st)
         if (th->st.last_replayed_us > st->last_replayed_us)
             st->last_replayed_us = th->st.last_replayed_us;
         st->reconnects += th->st.reconnects;
+        if (th->st.first_reconnect_us &&
+            (!st->first_reconnect_us || th->st.first_reconnect_us < st->first_reconnect_us))
+            st->first_reconnect_us = th->st.first_reconnect_us;
         hist_merge(&st->latency, &th->st.latency);
         hist_merge(&st->arrival, &th->st.arrival);
         pthread_mutex_unlock(&th->mu);

@@ -35,19 +35,20 @@ typedef struct fleet_stats_t {
     size_t failed;         /* connection attempts that failed */
     size_t closed;         /* connections the server closed */
     int last_close_code;
-    uint64_t messages;        /* every text message received */
-    uint64_t deliveries;      /* bench events received */
-    uint64_t duplicates;      /* bench events a client had already received */
-    uint64_t out_of_order;    /* events whose id was not above the client's previous one */
-    uint64_t pings;           /* JSON pings answered */
-    uint64_t replayed;        /* "replayed" messages received */
-    int64_t replayed_events;  /* the count the last one announced */
-    int64_t first_connect_us; /* wall clock of the first handshake */
-    int64_t last_replayed_us; /* wall clock of the last "replayed" message */
-    size_t reconnects;        /* connections opened again after one ended (resume) */
-    hist_t latency;           /* publish (bench_t) to receipt */
-    hist_t arrival;           /* publish to the kernel's receipt (SO_TIMESTAMP): the rest of
-                                 latency is the client's own delay in reading */
+    uint64_t messages;          /* every text message received */
+    uint64_t deliveries;        /* bench events received */
+    uint64_t duplicates;        /* bench events a client had already received */
+    uint64_t out_of_order;      /* events whose id was not above the client's previous one */
+    uint64_t pings;             /* JSON pings answered */
+    uint64_t replayed;          /* "replayed" messages received */
+    int64_t replayed_events;    /* the count the last one announced */
+    int64_t first_connect_us;   /* wall clock of the first handshake */
+    int64_t last_replayed_us;   /* wall clock of the last "replayed" message */
+    size_t reconnects;          /* connections opened again after one ended (resume) */
+    int64_t first_reconnect_us; /* wall clock of the first of them */
+    hist_t latency;             /* publish (bench_t) to receipt */
+    hist_t arrival;             /* publish to the kernel's receipt (SO_TIMESTAMP): the rest of
+                                   latency is the client's own delay in reading */
 } fleet_stats_t;
 
 typedef struct fleet_t fleet_t;

@@ -180,8 +180,8 @@ static ssize_t on_handshake(fclient_t *c, const unsigned char *p, size_t n)
     fleet_thread_t *th = c->th;
     c->state = FC_OPEN;
     c->connected = 1;
-    if (c->ever)
-        th->st.reconnects++;
+    if (c->ever && !th->st.reconnects++)
+        th->st.first_reconnect_us = timefmt_now_us();
     c->ever = 1;
     th->in_flight--;
     th->st.connected++;

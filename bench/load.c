@@ -487,7 +487,8 @@ static void print_report(const load_options_t *o, const report_t *r)
                "\"last_receipt_us\":{\"p50\":%.0f,\"p99\":%.0f},\"arrival_us\":{\"p50\":%.0f,"
                "\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
                "\"replay_ms\":%.1f,\"replayed\":%" PRId64 ",\"closed\":%zu,\"last_close_code\":%d,"
-               "\"reconnects\":%zu,\"failed_connects\":%zu,\"last_replayed_us\":%" PRId64 ","
+               "\"reconnects\":%zu,\"failed_connects\":%zu,\"last_replayed_us\":%" PRId64
+               ",\"first_reconnect_us\":%" PRId64 ","
                "\"processes\":{",
                o->http ? (o->mixed ? "http+zmq" : "http") : "zmq",
                o->lws_client ? "libwebsockets" : "adw-bench", o->clients, r->fs.connected, o->batch,
@@ -500,7 +501,7 @@ static void print_report(const load_options_t *o, const report_t *r)
                hist_quantile(&r->last, 0.99), hist_quantile(&r->fs.arrival, 0.5),
                hist_quantile(&r->fs.arrival, 0.99), us_per_delivery, r->replay_ms,
                r->fs.replayed_events, r->fs.closed, r->fs.last_close_code, r->fs.reconnects,
-               r->fs.failed, r->fs.last_replayed_us);
+               r->fs.failed, r->fs.last_replayed_us, r->fs.first_reconnect_us);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
