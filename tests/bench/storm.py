@@ -13,7 +13,8 @@ last resumed client's `replayed` message; from then on it is live, and at the en
 checks that each client got each event exactly once), PostgreSQL meanwhile (client connections
 from pg_stat_activity, peak; transactions committed, rows returned and fetched from
 pg_stat_database; CPU of the postgres processes from /proc), the gateways' replay metrics, and
-lost/doubled/out-of-order deliveries. Writes tests/bench/results/storm.json.
+lost/doubled/out-of-order deliveries, and the latency of REST reads (GET /api/events, one at a
+time) on a surviving gateway during the storm. Writes tests/bench/results/<label>.json.
 """
 
 import argparse
@@ -56,7 +57,12 @@ def one_run(pg, a, log_dir):
     def peak(k):
         return max([m.get(k, 0) for m in final] + [s.get(k, 0) for s in res["gw"]])
 
+    window = [s for t, s in res["rest"] if res["t_kill"] <= t <= res["t_kill"] + (rec or 0)]
+    ok = sorted(s for s in window if s is not None)
     return {
+        "rest_ms_max": ok[-1] * 1000 if ok else None,
+        "rest_ms_p50": ok[len(ok) // 2] * 1000 if ok else None,
+        "rest_failed": sum(1 for s in window if s is None),
         "recovery_s": rec, "first_resume_s": res["first_resume_s"],
         "replay_phase_s": rec - res["first_resume_s"] if rec and res["first_resume_s"] else None,
         "clients": a.clients, "connected": b["connected"],
@@ -82,7 +88,8 @@ FIGURES = [("recovery_s", "s to every event"), ("first_resume_s", "s to first re
            ("replays_waiting_max", "waiting (max)"), ("pg.conns_peak", "PG conns (peak)"),
            ("pg.active_peak", "PG active (peak)"), ("pg.xact_per_s", "xact/s"),
            ("pg.tup_returned", "rows returned"), ("pg.tup_fetched", "rows fetched"),
-           ("pg.cpu_pct", "PG CPU %")]
+           ("pg.cpu_pct", "PG CPU %"), ("rest_ms_p50", "REST p50 ms"),
+           ("rest_ms_max", "REST max ms")]
 
 
 def get(d, path):

@@ -158,7 +158,8 @@ class Storm:
         events at `rate`/s; once kill_at of them are stored, kills gateway `victim` with
         SIGKILL. Returns a dict: the bench's JSON report ("bench"), the kill's wall clock
         ("t_kill"), "recovery_s" (kill -> the last client's "replayed" message, from which it
-        has every event), "first_resume_s" (kill -> the first connection opened again), the samples of PostgreSQL ("pg") and of the survivors' replay
+        has every event), "first_resume_s" (kill -> the first connection opened again), "rest"
+        ((sent, seconds or None) of REST reads on a survivor, one at a time, all along), the samples of PostgreSQL ("pg") and of the survivors' replay
         metrics ("gw"), and their final metrics ("gw_final")."""
         argv = [str(adwtest.BIN_DIR / "adw-bench"), "--json", "--resume",
                 "--zmq", self.ingest.zmq_endpoint, "--gateway", self.front_url,
@@ -185,8 +186,24 @@ class Storm:
             finally:
                 sp.close()
 
+        rest = []  # (wall clock sent, seconds) of REST reads on a survivor, one after the other
+
+        def rest_prober():
+            url = survivors[0].base_url + "/api/events?since=0&limit=1"
+            while not stop.is_set():
+                t0 = time.time()
+                try:
+                    with urllib.request.urlopen(url, timeout=30) as r:
+                        r.read()
+                    rest.append((t0, time.time() - t0))
+                except OSError:
+                    rest.append((t0, None))
+                stop.wait(0.05)
+
         th = threading.Thread(target=sampler, daemon=True)
         th.start()
+        th_rest = threading.Thread(target=rest_prober, daemon=True)
+        th_rest.start()
         t_kill = None
         try:
             deadline = time.monotonic() + connect_timeout_s + count / rate + 60
@@ -204,6 +221,7 @@ class Storm:
                 bench.wait()
             stop.set()
             th.join(10)
+            th_rest.join(40)
             probe.close()
         line = out.strip().splitlines()[-1] if out.strip() else ""
         try:
@@ -215,7 +233,8 @@ class Storm:
         recovery = rep["last_replayed_us"] / 1e6 - t_kill if rep.get("last_replayed_us") else None
         first = (rep["first_reconnect_us"] / 1e6 - t_kill if rep.get("first_reconnect_us")
                  else None)
-        return {"bench": rep, "t_kill": t_kill, "recovery_s": recovery, "first_resume_s": first, "pg": samples,
+        return {"bench": rep, "t_kill": t_kill, "recovery_s": recovery, "first_resume_s": first,
+                "rest": rest, "pg": samples,
                 "gw": gw_samples, "gw_final": [gateway_metrics(g) for g in survivors]}
 
     def close(self):
