@@ -172,8 +172,8 @@ static const config_option_t OPTIONS[] = {
      .def = "0",
      .offset = OPT(max_replays),
      .max = 1024,
-     .doc = "replays reading from PostgreSQL at once (one page each); more wait their turn in "
-            "order, never refused (0: db-threads)"},
+     .doc = "replay pages read from PostgreSQL at once or queued for the DB threads; more replays "
+            "wait their turn in order, never refused (0: twice db-threads)"},
     {.flag = "shutdown-timeout-ms",
      .env = "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS",
      .type = CONFIG_INT,
@@ -291,7 +291,8 @@ int main(int argc, char **argv)
                        .heartbeat_s = (int)opt.heartbeat_s,
                        .max_queue = (size_t)opt.max_queue,
                        .max_clients = (int)opt.max_clients,
-                       .max_replays = (int)(opt.max_replays ? opt.max_replays : opt.db_threads),
+                       /* Twice the threads: each runs one page while its next one waits. */
+                       .max_replays = (int)(opt.max_replays ? opt.max_replays : 2 * opt.db_threads),
                        .metrics = metrics};
     server = ws_new(&wo, err, sizeof err);
     if (!server) {

@@ -58,12 +58,12 @@ replayer_t *replayer_new(const replayer_options_t *o)
         rp->m_failed = metrics_counter(m, "adw_gateway_replay_failures_total", NULL,
                                        "Replays that failed (client closed with 1011)");
         rp->m_active = metrics_gauge(m, "adw_gateway_replays_active", NULL,
-                                     "Replays reading a page from PostgreSQL now "
-                                     "(at most ADW_GATEWAY_MAX_REPLAYS)");
+                                     "Replay pages being read from PostgreSQL or queued for "
+                                     "the database threads (at most ADW_GATEWAY_MAX_REPLAYS)");
         rp->m_waiting = metrics_gauge(m, "adw_gateway_replays_waiting", NULL,
                                       "Replays waiting for their turn to read (FIFO)");
         rp->m_active_max = metrics_gauge(m, "adw_gateway_replays_active_max", NULL,
-                                         "The most replays that read from PostgreSQL at once");
+                                         "The most replay pages read or queued at once");
         rp->m_waiting_max = metrics_gauge(m, "adw_gateway_replays_waiting_max", NULL,
                                           "The most replays that waited at once");
         rp->m_wait = metrics_histogram(m, "adw_gateway_replay_wait_seconds", NULL,

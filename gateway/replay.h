@@ -6,12 +6,13 @@
  * bytes for a client and never delays anybody else; replay_pump asks for the next page once
  * the client has drained. A failed read closes the client with 1011 (it resumes with since).
  *
- * Admission (replayq.h): at most max_active pages are read at once, whoever they are for; a
- * replay waits for its turn before each page, in FIFO order, behind those already waiting, so a
- * recovery storm of thousands of replays puts at most max_active queries on PostgreSQL and on the
- * pool's queue, and is never refused or closed for it. A client whose since is at or above the
- * gateway's position needs no read and no turn. A page the pool cannot queue (its queue full of
- * REST requests) waits at the head of the line for replayer_pump.
+ * Admission (replayq.h): at most max_active pages are being read or queued on the pool at once,
+ * whoever they are for; a replay waits for its turn before each page, in FIFO order, behind those
+ * already waiting, so a recovery storm of thousands of replays puts at most max_active jobs on
+ * the pool (whose threads bound the queries running) and is never refused or closed for it. A
+ * client whose since is at or above the gateway's position needs no read and no turn. A page the
+ * pool cannot queue (its queue full of REST requests) waits at the head of the line for
+ * replayer_pump.
  */
 #ifndef ADW_GATEWAY_REPLAY_H
 #define ADW_GATEWAY_REPLAY_H
@@ -33,7 +34,7 @@ typedef struct replayer_options_t {
     fanout_t *fanout;   /* borrowed */
     dbpool_t *pool;     /* borrowed */
     size_t max_queue;   /* the fanout's per-client bound, for flow control */
-    size_t max_active;  /* pages read at once (ADW_GATEWAY_MAX_REPLAYS); 0 counts as 1 */
+    size_t max_active;  /* pages on the pool at once (ADW_GATEWAY_MAX_REPLAYS); 0 counts as 1 */
     metrics_t *metrics; /* borrowed; NULL for none */
 } replayer_options_t;
 
