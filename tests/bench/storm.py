@@ -7,6 +7,7 @@ build/; each run on a fresh stack (tests/integration/stormkit.py); loopback only
     /usr/bin/python3 tests/bench/storm.py                        5,000 clients, 3 runs
     /usr/bin/python3 tests/bench/storm.py --clients 1000 --runs 1
     /usr/bin/python3 tests/bench/storm.py --gateway-bin OLD/adw-gateway   compare a build
+    /usr/bin/python3 tests/bench/storm.py --no-redispatch    haproxy as it was configured before
 
 Reports, median of the runs: the time from the kill until every client has every event (the
 last resumed client's `replayed` message; from then on it is live, and at the end adw-bench
@@ -122,9 +123,10 @@ def main():
     ap.add_argument("--max-replays", type=int, default=None)
     ap.add_argument("--drain", type=int, default=180)
     ap.add_argument("--gateway-bin", default=None, help="another adw-gateway to measure")
-    ap.add_argument("--redispatch", action="store_true",
-                    help="haproxy retries a refused connection on another gateway at once and "
-                         "marks the refusing one down (option redispatch, observe layer4)")
+    ap.add_argument("--no-redispatch", dest="redispatch", action="store_false",
+                    help="haproxy without option redispatch and observe layer4 (as "
+                         "deploy/haproxy.cfg was): a killed gateway gets connections until two "
+                         "health checks have failed")
     ap.add_argument("--label", default="storm")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

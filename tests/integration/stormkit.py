@@ -1,7 +1,8 @@
 """A recovery storm on loopback, for tests/integration/test_storm.py (a few hundred clients) and
 tests/bench/storm.py (5,000): PostgreSQL, one adw-ingest, a few adw-gateways behind a real
 haproxy (configured as deploy/haproxy.cfg: leastconn, health checks on /readyz every 2 s, down
-after 2 failures), and adw-bench --resume holding WebSocket clients through haproxy from several
+after 2 failures or at once on a refused connection, which is then tried on another gateway;
+redispatch=False leaves that last part out, as the file was before), and adw-bench --resume holding WebSocket clients through haproxy from several
 127.0.0.x source addresses while it publishes a stream over ZeroMQ. Once part of the stream is
 stored, one gateway is killed with SIGKILL; its clients open their connections again through
 haproxy with since = the last id they hold. Meanwhile a sampler records PostgreSQL's
@@ -126,7 +127,7 @@ class Storm:
     haproxy. close() stops everything."""
 
     def __init__(self, pg, n_gateways=3, log_dir=None, gateway_env=None, gateway_bin=None,
-                 maxconn=9000, redispatch=False):
+                 maxconn=9000, redispatch=True):
         self.pg = pg
         self.ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         self.gws = []
@@ -143,8 +144,8 @@ class Storm:
         # redispatch: a connection refused by a dead gateway is retried on another at once, and
         # the refusal marks the server down without waiting for two failed health checks.
         extra = ("    option redispatch 1\n    retries 2\n"
-                 "    default-server observe layer4 error-limit 1 on-error mark-down\n"
-                 if redispatch else "")
+                 "    default-server inter 2s fall 2 rise 2 observe layer4 error-limit 1 "
+                 "on-error mark-down\n" if redispatch else "")
         cfg.write_text(HAPROXY_CFG.format(maxconn=maxconn, port=self.port, servers=servers,
                                           extra=extra))
         self.haproxy = adwtest.Proc(["haproxy", "-W", "-db", "-f", str(cfg)], name="haproxy",

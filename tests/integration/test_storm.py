@@ -102,8 +102,8 @@ N_CLIENTS = 300
 
 
 def test_storm_through_haproxy_every_client_has_every_event_once(db, tmp_path):
-    """300 clients (8 source addresses) over 3 gateways behind haproxy, a stream of 1,000 events
-    at 80/s; after 300 are stored one gateway is killed with SIGKILL. Every client, the moved
+    """300 clients (8 source addresses) over 3 gateways behind haproxy (as deploy/haproxy.cfg),
+    a stream of 1,000 events at 80/s; after 300 are stored one gateway is killed with SIGKILL. Every client, the moved
     ones resuming with since through haproxy, ends with every event exactly once and in order,
     and no surviving gateway ever read more than ADW_GATEWAY_MAX_REPLAYS (2 of 4 database
     threads) replay pages at once nor closed a client for its replay."""
