@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -163,6 +164,9 @@ int fleet_client_message(fclient_t *c, const char *m, size_t n)
                 th->st.out_of_order++;
             c->last_id = id;
         }
+    } else if (n > 6 && !memcmp(m, "{\"id\":", 6)) { /* another event: resume after it too */
+        if (!parse_int(m + 6, m + n, &id) && id > c->last_id)
+            c->last_id = id;
     } else if (memmem(m, n, "\"type\":\"replayed\"", 17)) {
         th->st.replayed++;
         th->st.last_replayed_us = timefmt_now_us();
@@ -191,6 +195,36 @@ int fleet_client_piece(fclient_t *c, const char *in, size_t len, int final)
     int pong = fleet_client_message(c, c->frag, c->frag_len);
     c->frag_len = 0;
     return pong;
+}
+
+int fleet_resume_query(char *out, size_t n, const char *query, int64_t since)
+{
+    size_t len = 0;
+    const char *p = query ? query : "";
+    if (*p == '?')
+        p++;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t k = amp ? (size_t)(amp - p) : strlen(p);
+        int is_since = k >= 5 && !memcmp(p, "since", 5) && (k == 5 || p[5] == '=');
+        if (k && !is_since) {
+            if (len + (len ? 1 : 0) + k >= n)
+                goto full;
+            if (len)
+                out[len++] = '&';
+            memcpy(out + len, p, k);
+            len += k;
+        }
+        p += k + (amp ? 1 : 0);
+    }
+    int w = snprintf(out + len, n - len, "%ssince=%" PRId64, len ? "&" : "", since);
+    if (w < 0 || (size_t)w >= n - len)
+        goto full;
+    return (int)(len + (size_t)w);
+full:
+    if (n)
+        out[0] = '\0';
+    return -ENOSPC;
 }
 
 const char *fleet_client_query(const fclient_t *c)
@@ -230,6 +264,10 @@ fleet_t *fleet_new(const fleet_options_t *o, char *err, size_t errlen)
     }
     if (!f->nurls) {
         snprintf(err, errlen, "no gateway URL");
+        goto fail;
+    }
+    if (o->resume && o->lws) {
+        snprintf(err, errlen, "resuming clients need the built-in client, not libwebsockets'");
         goto fail;
     }
     if (parse_sources(f, o->sources)) {
@@ -362,6 +400,10 @@ void fleet_stats(fleet_t *f, fleet_stats_t *st)
             st->first_connect_us = th->st.first_connect_us;
         if (th->st.last_replayed_us > st->last_replayed_us)
             st->last_replayed_us = th->st.last_replayed_us;
+        st->reconnects += th->st.reconnects;
+        if (th->st.first_reconnect_us &&
+            (!st->first_reconnect_us || th->st.first_reconnect_us < st->first_reconnect_us))
+            st->first_reconnect_us = th->st.first_reconnect_us;
         hist_merge(&st->latency, &th->st.latency);
         hist_merge(&st->arrival, &th->st.arrival);
         pthread_mutex_unlock(&th->mu);

@@ -74,7 +74,29 @@ static int send_frame(fclient_t *c, int opcode, const void *payload, size_t n)
     return len < 0 ? -1 : send_raw(c, f, (size_t)len);
 }
 
-/* Ends a client's connection (no reconnecting); stats lock held. */
+/* 1 once c has no connection (done for good, or waiting to connect again). */
+static int gone(const fclient_t *c)
+{
+    return c->state == FC_DONE || c->state == FC_IDLE;
+}
+
+/* With resume: puts c (no connection) at the end of its thread's reconnect line, for the next
+ * gateway URL, due at once or, after a failed attempt, FLEET_RETRY_MS later. */
+static void again(fclient_t *c, int failed)
+{
+    fleet_thread_t *th = c->th;
+    c->state = FC_IDLE;
+    c->url = (c->url + 1) % th->f->nurls; /* the next gateway, when they are listed */
+    c->retry_at_us = timefmt_mono_us() + (failed ? FLEET_RETRY_MS * 1000 : 0);
+    c->again = NULL;
+    if (th->again_tail)
+        th->again_tail->again = c;
+    else
+        th->again_head = c;
+    th->again_tail = c;
+}
+
+/* Ends a client's connection (with resume, it connects again later); stats lock held. */
 static void finish(fclient_t *c, int failed)
 {
     fleet_thread_t *th = c->th;
@@ -99,6 +121,8 @@ static void finish(fclient_t *c, int failed)
     c->rest = c->out = NULL;
     c->frag = NULL;
     c->rest_len = c->out_len = c->frag_len = 0;
+    if (th->f->o.resume && !atomic_load(&th->f->stop))
+        again(c, failed);
 }
 
 /* Handles the frames in p[0..n); returns the bytes used (the rest is an incomplete frame), or
@@ -156,6 +180,8 @@ static ssize_t on_handshake(fclient_t *c, const unsigned char *p, size_t n)
     fleet_thread_t *th = c->th;
     c->state = FC_OPEN;
     c->connected = 1;
+    if (c->ever && !th->st.reconnects++)
+        th->st.first_reconnect_us = timefmt_now_us();
     c->ever = 1;
     th->in_flight--;
     th->st.connected++;
@@ -170,7 +196,7 @@ static void on_readable(fclient_t *c)
 {
     fleet_thread_t *th = c->th;
     unsigned char *b = th->rbuf;
-    for (int turn = 0; turn < FLEET_READS_PER_TURN && c->state != FC_DONE; turn++) {
+    for (int turn = 0; turn < FLEET_READS_PER_TURN && !gone(c); turn++) {
         size_t have = c->rest_len;
         if (have)
             memcpy(b, c->rest, have);
@@ -210,7 +236,7 @@ static void on_readable(fclient_t *c)
                 used += (size_t)k;
         }
         pthread_mutex_unlock(&th->mu);
-        if (c->state == FC_DONE)
+        if (gone(c))
             return;
         size_t left = n - used;
         if (left != c->rest_len) {
@@ -253,9 +279,12 @@ static void on_writable(fclient_t *c)
             memcpy(nonce + i, &r, 8);
         }
         wsclient_key(nonce, c->key);
-        char req[2048];
-        int n = wsclient_request(req, sizeof req, u->host, u->port, u->path, fleet_client_query(c),
-                                 c->key);
+        char req[2048], q[1024];
+        const char *query = fleet_client_query(c);
+        if (th->f->o.resume && c->last_id > 0 &&
+            fleet_resume_query(q, sizeof q, query, c->last_id) >= 0)
+            query = q;
+        int n = wsclient_request(req, sizeof req, u->host, u->port, u->path, query, c->key);
         c->state = FC_HANDSHAKE;
         if (n < 0 || send_raw(c, req, (size_t)n)) {
             pthread_mutex_lock(&th->mu);
@@ -282,42 +311,57 @@ static void on_writable(fclient_t *c)
     want_events(c);
 }
 
-/* Starts connections until FLEET_CONNECTS_IN_FLIGHT handshakes are under way. */
-static void connect_more(fleet_thread_t *th)
+/* Opens c's connection (non-blocking); on failure it is finished as a failed attempt. */
+static void open_conn(fleet_thread_t *th, fclient_t *c)
 {
     fleet_t *f = th->f;
-    while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT) {
-        fclient_t *c = &th->clients[th->next_connect++];
-        url_t *u = &f->urls[c->url];
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int ok = fd >= 0;
-        const char *source = fleet_client_source(c);
-        if (ok && source) {
-            struct sockaddr_in src = {.sin_family = AF_INET};
-            ok = inet_pton(AF_INET, source, &src.sin_addr) == 1 &&
-                 !bind(fd, (struct sockaddr *)&src, sizeof src);
-        }
-        int one = 1; /* the kernel's receipt time of what each recv brings */
-        if (ok)
-            setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
-        if (ok && connect(fd, (struct sockaddr *)&u->addr, sizeof u->addr) && errno != EINPROGRESS)
-            ok = 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-        if (ok && epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev))
-            ok = 0;
-        if (!ok) {
-            if (fd >= 0)
-                close(fd);
-            c->state = FC_DONE;
-            pthread_mutex_lock(&th->mu);
-            th->st.failed++;
-            pthread_mutex_unlock(&th->mu);
-            continue;
-        }
-        c->fd = fd;
-        c->state = FC_CONNECTING;
-        th->in_flight++;
+    url_t *u = &f->urls[c->url];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int ok = fd >= 0;
+    const char *source = fleet_client_source(c);
+    if (ok && source) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        ok = inet_pton(AF_INET, source, &src.sin_addr) == 1 &&
+             !bind(fd, (struct sockaddr *)&src, sizeof src);
     }
+    int one = 1; /* the kernel's receipt time of what each recv brings */
+    if (ok)
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
+    if (ok && connect(fd, (struct sockaddr *)&u->addr, sizeof u->addr) && errno != EINPROGRESS)
+        ok = 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (ok && epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev))
+        ok = 0;
+    if (!ok) {
+        if (fd >= 0)
+            close(fd);
+        c->state = FC_IDLE;
+        pthread_mutex_lock(&th->mu);
+        finish(c, 1);
+        pthread_mutex_unlock(&th->mu);
+        return;
+    }
+    c->fd = fd;
+    c->state = FC_CONNECTING;
+    th->in_flight++;
+}
+
+/* Starts connections until FLEET_CONNECTS_IN_FLIGHT handshakes are under way: first those in the
+ * reconnect line that are due, then new ones. */
+static void connect_more(fleet_thread_t *th)
+{
+    int64_t now = th->again_head ? timefmt_mono_us() : 0;
+    while (th->again_head && th->in_flight < FLEET_CONNECTS_IN_FLIGHT &&
+           th->again_head->retry_at_us <= now) {
+        fclient_t *c = th->again_head;
+        th->again_head = c->again;
+        if (!th->again_head)
+            th->again_tail = NULL;
+        c->again = NULL;
+        open_conn(th, c);
+    }
+    while (th->next_connect < th->nclients && th->in_flight < FLEET_CONNECTS_IN_FLIGHT)
+        open_conn(th, &th->clients[th->next_connect++]);
 }
 
 int fleet_epoll_init(fleet_thread_t *th)
@@ -336,11 +380,11 @@ void *fleet_epoll_run(void *arg)
         int n = epoll_wait(th->ep, evs, 256, 50);
         for (int i = 0; i < n; i++) {
             fclient_t *c = evs[i].data.ptr;
-            if (c->state == FC_DONE)
+            if (gone(c))
                 continue;
             if (evs[i].events & (EPOLLOUT | EPOLLERR) && (c->state == FC_CONNECTING || c->out_len))
                 on_writable(c);
-            if (c->state != FC_DONE && c->state != FC_CONNECTING &&
+            if (!gone(c) && c->state != FC_CONNECTING &&
                 evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
                 on_readable(c);
         }

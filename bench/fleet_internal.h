@@ -36,9 +36,11 @@ typedef struct fclient {
     int url;         /* index into the URL list */
     int connected;
     int ever;
-    int64_t last_id;
-    uint8_t *seen; /* bitset over bench_seq, or NULL */
-    char *frag;    /* a message arriving in fragments */
+    int64_t last_id;       /* the last event id received (resume's since) */
+    int64_t retry_at_us;   /* with resume: not before this (monotonic) */
+    struct fclient *again; /* with resume: the next in its thread's reconnect line */
+    uint8_t *seen;         /* bitset over bench_seq, or NULL */
+    char *frag;            /* a message arriving in fragments */
     size_t frag_len;
     unsigned char *rest; /* bytes read but not yet a whole frame (or handshake) */
     size_t rest_len;
@@ -63,7 +65,8 @@ struct fleet_thread {
     struct lws_context *ctx; /* instead, with libwebsockets' client */
     fclient_t *clients;
     size_t nclients;
-    size_t next_connect; /* clients below this have been started */
+    size_t next_connect;                /* clients below this have been started */
+    fclient_t *again_head, *again_tail; /* with resume: clients to connect again, in order */
     int in_flight;
     uint64_t rng;
     unsigned char *rbuf; /* the own client's read buffer */

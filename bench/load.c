@@ -47,6 +47,7 @@ typedef struct load_options_t {
     int64_t drain_s;
     int64_t connect_timeout_s;
     int64_t replay_since;
+    int resume;
     const char *pids;
     int json;
     int demo;
@@ -215,6 +216,13 @@ static const config_option_t OPTIONS[] = {
      .min = -1,
      .max = INT64_MAX,
      .doc = "connect one more client with since=N and time its replay (-1: none)"},
+    {.flag = "resume",
+     .env = "ADW_BENCH_RESUME",
+     .type = CONFIG_BOOL,
+     .def = "0",
+     .offset = OPT(resume),
+     .doc = "a client whose connection ends (a gateway killed, say) opens it again with since = "
+            "the last id it received, as the dashboard does"},
     {.flag = "pids",
      .env = "ADW_BENCH_PIDS",
      .type = CONFIG_STRING,
@@ -479,6 +487,8 @@ static void print_report(const load_options_t *o, const report_t *r)
                "\"last_receipt_us\":{\"p50\":%.0f,\"p99\":%.0f},\"arrival_us\":{\"p50\":%.0f,"
                "\"p99\":%.0f},\"gateway_cpu_us_per_delivery\":%.3f,"
                "\"replay_ms\":%.1f,\"replayed\":%" PRId64 ",\"closed\":%zu,\"last_close_code\":%d,"
+               "\"reconnects\":%zu,\"failed_connects\":%zu,\"last_replayed_us\":%" PRId64
+               ",\"first_reconnect_us\":%" PRId64 ","
                "\"processes\":{",
                o->http ? (o->mixed ? "http+zmq" : "http") : "zmq",
                o->lws_client ? "libwebsockets" : "adw-bench", o->clients, r->fs.connected, o->batch,
@@ -490,7 +500,8 @@ static void print_report(const load_options_t *o, const report_t *r)
                hist_quantile(&r->first, 0.99), hist_quantile(&r->last, 0.5),
                hist_quantile(&r->last, 0.99), hist_quantile(&r->fs.arrival, 0.5),
                hist_quantile(&r->fs.arrival, 0.99), us_per_delivery, r->replay_ms,
-               r->fs.replayed_events, r->fs.closed, r->fs.last_close_code);
+               r->fs.replayed_events, r->fs.closed, r->fs.last_close_code, r->fs.reconnects,
+               r->fs.failed, r->fs.last_replayed_us, r->fs.first_reconnect_us);
         for (int i = 0; i < r->nprobes; i++) {
             const proc_probe_t *p = &r->probes[i];
             printf("%s\"%s\":{\"pid\":%d,\"peak_rss_kb\":%ld,\"rss_kb\":%ld,"
@@ -532,6 +543,9 @@ static void print_report(const load_options_t *o, const report_t *r)
     if (r->fs.closed)
         printf("  %-34s %zu (last code %d)\n", "connections closed by the server", r->fs.closed,
                r->fs.last_close_code);
+    if (o->resume)
+        printf("  %-34s %zu (%zu attempts failed)\n", "connections opened again", r->fs.reconnects,
+               r->fs.failed);
     if (o->replay_since >= 0)
         printf("  %-34s %" PRId64 " events in %.1f ms\n", "replay", r->fs.replayed_events,
                r->replay_ms);
@@ -595,6 +609,7 @@ int load_main(int argc, char **argv)
             .sources = o.sources,
             .threads = (int)o.threads,
             .lws = o.lws_client,
+            .resume = o.resume,
             .max_seq = (uint64_t)o.clients * (uint64_t)o.count / 8 < (512u << 20) ? o.count : 0};
         fleet = fleet_new(&fo, err, sizeof err);
         if (!fleet) {

@@ -50,6 +50,7 @@ typedef struct gateway_options_t {
     int64_t sub_silence_ms;
     int64_t db_threads;
     int64_t read_probe_ms;
+    int64_t max_replays;
     int64_t shutdown_timeout_ms;
     const char *log_level;
     const char *log_format;
@@ -202,6 +203,14 @@ static const config_option_t OPTIONS[] = {
      .min = 20,
      .max = 60000,
      .doc = "milliseconds between two looks at each standby (recovery, epoch, newest event id)"},
+    {.flag = "max-replays",
+     .env = "ADW_GATEWAY_MAX_REPLAYS",
+     .type = CONFIG_INT,
+     .def = "0",
+     .offset = OPT(max_replays),
+     .max = 1024,
+     .doc = "replay pages read from PostgreSQL at once or queued for the DB threads; more replays "
+            "wait their turn in order, never refused (0: twice db-threads)"},
     {.flag = "shutdown-timeout-ms",
      .env = "ADW_GATEWAY_SHUTDOWN_TIMEOUT_MS",
      .type = CONFIG_INT,
@@ -323,6 +332,8 @@ int main(int argc, char **argv)
                        .heartbeat_s = (int)opt.heartbeat_s,
                        .max_queue = (size_t)opt.max_queue,
                        .max_clients = (int)opt.max_clients,
+                       /* Twice the threads: each runs one page while its next one waits. */
+                       .max_replays = (int)(opt.max_replays ? opt.max_replays : 2 * opt.db_threads),
                        .metrics = metrics};
     server = ws_new(&wo, err, sizeof err);
     if (!server) {

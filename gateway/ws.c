@@ -164,8 +164,10 @@ static void drain(ws_server_t *s)
     publish_batch(s, batch, frames, &nb);
     if (s->inbox)
         lws_cancel_service(s->ctx);
-    if (s->pool)
+    if (s->pool) {
         dbpool_complete(s->pool);
+        replayer_pump(s->replayer);
+    }
     if (s->forward)
         forward_complete(s->forward);
 }
@@ -470,8 +472,11 @@ fail:
 
 int ws_attach(ws_server_t *s, sub_t *sub, dbpool_t *pool)
 {
-    replayer_options_t ro = {
-        .fanout = s->fanout, .pool = pool, .max_queue = s->o.max_queue, .metrics = s->o.metrics};
+    replayer_options_t ro = {.fanout = s->fanout,
+                             .pool = pool,
+                             .max_queue = s->o.max_queue,
+                             .max_active = s->o.max_replays > 0 ? (size_t)s->o.max_replays : 1,
+                             .metrics = s->o.metrics};
     s->replayer = replayer_new(&ro);
     if (!s->replayer)
         return -ENOMEM;

@@ -58,6 +58,7 @@ typedef struct ws_options_t {
     int heartbeat_s;           /* seconds between pings */
     size_t max_queue;          /* bytes of backlog per client */
     int max_clients;           /* WebSocket clients at once */
+    int max_replays;           /* replay pages read from PostgreSQL at once (replay.h) */
     metrics_t *metrics;        /* borrowed */
 } ws_options_t;
 
