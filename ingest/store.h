@@ -4,6 +4,9 @@
  * commits, the next batch gathers in the queue. Ids are assigned here, contiguous and
  * increasing in commit order.
  *
+ * Between batches (and on each new connection) the writer keeps the events table's partitions
+ * ahead of the next id, and every retain_every_ms applies the retention (partition.h).
+ *
  * The loop thread submits requests and collects them back once their outcome is known; an
  * eventfd (store_fd) becomes readable when completed requests are waiting.
  */
@@ -52,6 +55,9 @@ typedef struct store_options_t {
     int64_t reply_timeout_ms; /* longest wait for an answer; then the connection counts as lost
                                  (0: 15 s) */
     metrics_t *metrics;       /* registry for the store's series; may be NULL */
+    int64_t partition_events; /* ids per partition of events (0: PARTPLAN_EVENTS_DEFAULT) */
+    int64_t retention_s;      /* drop partitions whose newest event is older (0: keep all) */
+    int64_t retain_every_ms;  /* how often the retention looks (0: 60 s) */
 } store_options_t;
 
 typedef struct store_t store_t;
