@@ -102,13 +102,19 @@ static void rollback(partition_t *p, PGconn *conn)
         PQclear(pgwait_exec(conn, &p->o.wait, "ROLLBACK"));
 }
 
-/* "BEGIN; SET LOCAL lock_timeout": a lock the transaction waits for is given up well within
- * the bound on each answer (a gateway's long read never holds the writer for good). */
+/* "BEGIN; SET LOCAL lock_timeout": a lock the transaction waits for (a drop's ACCESS EXCLUSIVE
+ * behind a gateway's long read) is given up after PARTITION_LOCK_MS, or half the bound on each
+ * answer if less, and tried again later: neither the writer nor the reads queued behind the
+ * request wait longer. */
+#define PARTITION_LOCK_MS 1000
 static int begin(partition_t *p, PGconn *conn, char *err, size_t errlen)
 {
     char sql[96];
+    int64_t ms = p->o.wait.timeout_ms / 2;
     snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%" PRId64 "ms'",
-             p->o.wait.timeout_ms / 2 > 0 ? p->o.wait.timeout_ms / 2 : 1);
+             ms > PARTITION_LOCK_MS ? PARTITION_LOCK_MS
+             : ms > 0               ? ms
+                                    : 1);
     return exec_ok(p, conn, sql, "BEGIN", err, errlen);
 }
 

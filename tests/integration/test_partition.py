@@ -329,3 +329,29 @@ def test_retention_drops_under_load_while_clients_resume(make_ingest, make_gatew
     b = events(since=r["first_id"] - 1, limit=5)
     assert b["complete"] is True and "first_id" not in b
     assert metric(gw, "adw_gateway_replay_failures_total") == 0
+
+
+def test_a_long_read_delays_the_drop_not_the_writer(make_ingest, db):
+    """A read holding events (a gateway's long replay, a person's query) keeps the drop's lock
+    from being granted: the drop gives up after its lock timeout and is tried at the next check,
+    events keep being stored meanwhile, and the drop happens once the read ends."""
+    ing = make_ingest(ADW_INGEST_PARTITION_EVENTS=str(SIZE), ADW_INGEST_MAX_BATCH="100",
+                      ADW_INGEST_RETENTION="1s", ADW_INGEST_RETENTION_CHECK_MS="200")
+    post(ing, [ev("a", summary=f"a {i}") for i in range(1500)], batch=100)
+    reader = db.connect(autocommit=False)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM events")  # holds its lock until the transaction ends
+            assert cur.fetchone()[0] == 1500
+            ing.wait_log("lock timeout", timeout=30)
+            ids = post(ing, [ev("b", summary=f"b {i}") for i in range(50)], batch=10)
+            assert ids == list(range(1501, 1551))
+            assert db.scalar("SELECT value FROM adw_meta WHERE key = 'first_kept_id'") == "1"
+            assert len(partitions(db)) >= 3
+    finally:
+        reader.rollback()
+        reader.close()
+    adwtest.wait_for(lambda: db.scalar("SELECT value FROM adw_meta WHERE key = 'first_kept_id'")
+                     == "1001", 30, what="the drop once the read ended")
+    assert db.scalar("SELECT count(*) FROM events") == 550
+    assert db.scalar("SELECT count(*) FROM adw_runs WHERE adw_id = 'a'") == 1  # ids 1001-1500
