@@ -123,9 +123,9 @@ int partplan_parse_bound(const char *expr, int64_t *from, int64_t *to)
 int partplan_droppable(int64_t to, int64_t last_id, int64_t newest_us, int64_t now_us,
                        int64_t retention_s)
 {
-    if (retention_s <= 0 || last_id >= INT64_MAX || to > last_id + 1)
+    if (retention_s <= 0 || to > last_id)
         return 0;
     if (newest_us == 0)
-        return 1; /* empty, and below the next id: nothing to keep */
+        return 1; /* empty, and below the last id: nothing to keep */
     return newest_us < now_us - retention_s * 1000000;
 }

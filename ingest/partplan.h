@@ -32,9 +32,10 @@ int partplan_parse_bound(const char *expr, int64_t *from, int64_t *to);
 
 /* Whether the retention may drop a partition [from, to) whose newest event was received at
  * newest_us (0: the partition is empty), when the last committed id is last_id, the time is
- * now_us (same clock as newest_us) and retention_s > 0 seconds are kept: only a partition whose
- * every id is committed (to <= last_id + 1: it cannot hold the next id) and whose newest event
- * is older than the retention. Returns 1 or 0. */
+ * now_us (same clock as newest_us) and retention_s > 0 seconds are kept: only a partition wholly
+ * below the last committed id (to <= last_id: it holds neither the next id nor the last one, so
+ * max(id), where a starting writer and the gateways take up, always stays) and whose newest
+ * event is older than the retention. Returns 1 or 0. */
 int partplan_droppable(int64_t to, int64_t last_id, int64_t newest_us, int64_t now_us,
                        int64_t retention_s);
 

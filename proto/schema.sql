@@ -51,7 +51,8 @@ CREATE INDEX events_search ON events USING gin ((lower(
 -- inserts (proto/decisions.md, "Deduplication without a global unique index").
 -- With `ADW_INGEST_RETENTION` set, the writer drops (DETACH, then DROP) the oldest partitions
 -- whose newest event (the received_at of their highest id) is older than the retention, never
--- the one holding the next id, and in the same transaction sets adw_meta's first_kept_id and
+-- the one holding the newest event (nor the next id: max(id) always stays), and in the same
+-- transaction sets adw_meta's first_kept_id and
 -- deletes the runs whose last event was dropped (adw_runs.last_id < first_kept_id) with their
 -- rows in adw_steps, adw_agents, adw_tool_calls, adw_sessions and adw_approvals.
 -- A database migrated from version 6 or earlier keeps its old table as its first partition,

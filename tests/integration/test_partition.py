@@ -355,3 +355,19 @@ def test_a_long_read_delays_the_drop_not_the_writer(make_ingest, db):
                      == "1001", 30, what="the drop once the read ended")
     assert db.scalar("SELECT count(*) FROM events") == 550
     assert db.scalar("SELECT count(*) FROM adw_runs WHERE adw_id = 'a'") == 1  # ids 1001-1500
+
+
+def test_the_newest_event_always_stays(make_ingest, db):
+    """Ids 1 to 2000 end exactly at a partition boundary: the retention drops events_p1 but never
+    events_p1001, which holds the last id (the next id's partition is still empty), so that
+    max(id), where a restarted ingest and the gateways take up, stays."""
+    ing = make_ingest(ADW_INGEST_PARTITION_EVENTS=str(SIZE), ADW_INGEST_MAX_BATCH="100",
+                      ADW_INGEST_RETENTION="1s", ADW_INGEST_RETENTION_CHECK_MS="200")
+    assert post(ing, [ev("edge", summary=f"e {i}") for i in range(2000)], batch=100)[-1] == 2000
+    adwtest.wait_for(lambda: db.scalar("SELECT value FROM adw_meta WHERE key = 'first_kept_id'")
+                     == "1001", 30, what="events_p1 dropped")
+    time.sleep(2)  # ten more checks, with events_p1001's newest event well over 1 s old
+    assert [p[0] for p in partitions(db)][:2] == ["events_p1001", "events_p2001"]
+    assert db.scalar("SELECT max(id) FROM events") == 2000
+    ing.restart()
+    assert post(ing, [ev("edge")]) == [2001]

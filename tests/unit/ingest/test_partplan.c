@@ -117,13 +117,16 @@ static void test_droppable(void **state)
     /* Newest event younger than the retention, or exactly at it: kept. */
     assert_int_equal(partplan_droppable(1001, 1500, now - 4 * s, now, 5), 0);
     assert_int_equal(partplan_droppable(1001, 1500, now - 5 * s, now, 5), 0);
-    /* The partition the next id falls in is kept however old: last_id 1000 -> next 1001 is
-     * the next partition's, so [1, 1001) may go; last_id 999 -> next 1000 is its own. */
-    assert_int_equal(partplan_droppable(1001, 1000, now - 10 * s, now, 5), 1);
+    /* The partition of the last id (and so of the next one) is kept however old: with last_id
+     * 1000 the next id is the next partition's, yet [1, 1001) holds id 1000, which must stay
+     * for max(id) to be the last id; from last_id 1001 on it may go. */
     assert_int_equal(partplan_droppable(1001, 999, now - 10 * s, now, 5), 0);
-    /* Empty and wholly below the next id: nothing to keep. Above it: kept. */
+    assert_int_equal(partplan_droppable(1001, 1000, now - 10 * s, now, 5), 0);
+    assert_int_equal(partplan_droppable(1001, 1001, now - 10 * s, now, 5), 1);
+    /* Empty and wholly below the last id: nothing to keep. Above it: kept. */
     assert_int_equal(partplan_droppable(1001, 1500, 0, now, 5), 1);
     assert_int_equal(partplan_droppable(2001, 1500, 0, now, 5), 0);
+    assert_int_equal(partplan_droppable(1001, 0, 0, now, 5), 0); /* nothing stored yet */
     /* No retention: nothing is ever dropped. */
     assert_int_equal(partplan_droppable(1001, 1500, now - 10 * s, now, 0), 0);
 }
