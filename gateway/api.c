@@ -13,6 +13,7 @@
 #include "db.h"
 #include "frame.h"
 #include "jsonw.h"
+#include "kept.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -528,6 +529,15 @@ static void run_events(api_job_t *j, PGconn *conn)
             return;
         }
     }
+    int64_t first = 1; /* the first kept id, read after the page (kept.h) */
+    if (frames && kept_first_id(conn, &first, err, sizeof err)) {
+        log_warn("api: events: %s", err);
+        for (size_t i = 0; i < n; i++)
+            frame_unref(&frames[i]);
+        free(frames);
+        answer_error(j, 503, "database unavailable");
+        return;
+    }
     buf_reset(&j->body);
     int rc = buf_puts(&j->body, "{\"events\":[");
     for (size_t i = 0; i < n && !rc; i++) {
@@ -536,8 +546,10 @@ static void run_events(api_job_t *j, PGconn *conn)
         if (!rc)
             rc = buf_append(&j->body, frames[i]->payload, frames[i]->len);
     }
+    char kept[64];
+    kept_json(j->q.since, first, kept, sizeof kept);
     if (!rc)
-        rc = buf_printf(&j->body, "],\"next_since\":%" PRId64 "}", last);
+        rc = buf_printf(&j->body, "],\"next_since\":%" PRId64 "%s}", last, kept);
     for (size_t i = 0; i < n; i++)
         frame_unref(&frames[i]);
     free(frames);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "kept.h"
 #include "log.h"
 #include "replayq.h"
 #include "timefmt.h"
@@ -26,8 +27,10 @@ struct replay_t {
     fanout_client_t *c; /* NULL once cancelled */
     replay_t **slot;
     filter_t filter;
+    int64_t since; /* as the client asked */
     int64_t after; /* replayed up to here */
     int64_t upto;
+    int64_t gap_first; /* > 0: a page began below the first kept id, this one (kept.h) */
     int64_t count;
     int in_flight; /* a page is being read (it holds one of the replayer's slots) */
     int paused;    /* until the backlog drains */
@@ -128,6 +131,11 @@ static void page_run(dbjob_t *job, PGconn *conn)
                          .byte_budget = r->rp->o.max_queue / 4};
     r->rc = db_events_page(conn, &q, r->frames, REPLAY_PAGE, &r->n, &r->last, &r->more, r->err,
                            sizeof r->err);
+    /* Read after the page: a retention that dropped ids it started below is always seen. */
+    int64_t first = 1;
+    if (!r->rc && !(r->rc = kept_first_id(conn, &first, r->err, sizeof r->err)) &&
+        !kept_complete(r->after, first))
+        r->gap_first = first;
 }
 
 static void page_done(dbjob_t *job);
@@ -200,10 +208,11 @@ static void next_page(replay_t *r)
 {
     replayer_t *rp = r->rp;
     if (r->after >= r->upto) {
-        char msg[96];
+        char msg[160], kept[64];
+        kept_json(r->since, r->gap_first ? r->gap_first : 1, kept, sizeof kept);
         int n = snprintf(msg, sizeof msg,
-                         "{\"type\":\"replayed\",\"count\":%" PRId64 ",\"last_id\":%" PRId64 "}",
-                         r->count, r->upto);
+                         "{\"type\":\"replayed\",\"count\":%" PRId64 ",\"last_id\":%" PRId64 "%s}",
+                         r->count, r->upto, kept);
         frame_t *fr = frame_new_text(msg, (size_t)n);
         if (!fr) {
             replay_fail(r, "out of memory");
@@ -240,6 +249,7 @@ int replay_start(replayer_t *rp, fanout_client_t *c, const filter_t *filter, int
     r->rp = rp;
     r->c = c;
     r->slot = slot;
+    r->since = since;
     r->after = since;
     r->upto = fanout_replay_begin(rp->o.fanout, c, since);
     r->job.need = r->upto; /* a standby that reaches the end of the replay may serve it */

@@ -88,6 +88,16 @@ static void first_line(char *err, size_t errlen, const char *msg)
         *nl = '\0';
 }
 
+/* Whether constraint names a partition's unique index on event_id (events_p<N>_event_id, or
+ * events_event_id before the table was partitioned). */
+static int is_event_id_index(const char *constraint)
+{
+    static const char suffix[] = "_event_id";
+    size_t len = strlen(constraint);
+    return !strncmp(constraint, "events_", 7) && len > sizeof suffix &&
+           !strcmp(constraint + len - (sizeof suffix - 1), suffix);
+}
+
 /* What a failed statement's result r (NULL: none, the sending failed) says about the batch;
  * err gets the reason. */
 static batch_result_t classify(PGconn *conn, PGresult *r, char *err, size_t errlen)
@@ -98,7 +108,7 @@ static batch_result_t classify(PGconn *conn, PGresult *r, char *err, size_t errl
     if (PQstatus(conn) != CONNECTION_OK)
         return BATCH_NOT_COMMITTED;
     const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
-    if (state && !strcmp(state, "23505") && constraint && !strcmp(constraint, "events_event_id"))
+    if (state && !strcmp(state, "23505") && constraint && is_event_id_index(constraint))
         return BATCH_DUPLICATE;
     if (state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) || !strncmp(state, "54", 2)))
         return BATCH_DATA_ERROR;

@@ -26,7 +26,7 @@ typedef enum batch_result {
     BATCH_UNKNOWN,       /* the connection went before the COMMIT's answer: may be committed */
     BATCH_DATA_ERROR,    /* nothing committed: PostgreSQL refused the data (err says why) */
     BATCH_DUPLICATE,     /* nothing committed: an event_id of the batch is stored already (the
-                            attempt without the lookup hit the unique index) */
+                            attempt without the lookup hit a partition's unique index) */
 } batch_result_t;
 
 typedef struct batch_options_t {
@@ -54,11 +54,12 @@ int batch_prepare(const batch_t *b, PGconn *conn, char *err, size_t errlen);
  * the statements prepared) in one transaction. *last_id is the last committed id; the fresh
  * events get the ids after it, and an event whose event_id is stored already, or came earlier
  * in the batch, gets that event's id and is not fresh. With lookup, the stored event_ids are
- * looked up first (one more round trip); without, the unique index finds them and the result
- * is BATCH_DUPLICATE: the caller tries again with the lookup. The events ingest raises about
- * budgets (budget.h) go into the requests' raised lists, with the ids right after the events
- * that raised them. Returns BATCH_OK with *last_id
- * set to the new last id, or another result with err set (see batch_result_t). */
+ * looked up first (one more round trip); without, only a duplicate in the same partition is
+ * found (each partition's unique index; the result is then BATCH_DUPLICATE: the caller tries
+ * again with the lookup), so the writer looks up always (proto/decisions.md). The events ingest
+ * raises about budgets (budget.h) go into the requests' raised lists, with the ids right after the
+ * events that raised them. Returns BATCH_OK with *last_id set to the new last id, or another result
+ * with err set (see batch_result_t). */
 batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t nreqs, int lookup,
                             int64_t *last_id, char *err, size_t errlen);
 

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "partplan.h"
 #include "pipeline.h"
 #include "publish.h"
 #include "routes.h"
@@ -50,6 +51,9 @@ typedef struct ingest_options_t {
     int64_t shutdown_timeout_ms;
     int64_t db_timeout_ms;
     int64_t stall_s;
+    int64_t partition_events;
+    const char *retention;
+    int64_t retention_check_ms;
     const char *webhooks;
     const char *webhook_events;
     int64_t webhook_queue;
@@ -218,6 +222,30 @@ static const config_option_t OPTIONS[] = {
      .offset = OPT(stall_s),
      .max = 31536000,
      .doc = "a running run with no event for this many seconds gets a run_stalled event (0: off)"},
+    {.flag = "partition-events",
+     .env = "ADW_INGEST_PARTITION_EVENTS",
+     .type = CONFIG_INT,
+     .def = "4000000",
+     .offset = OPT(partition_events),
+     .min = PARTPLAN_EVENTS_MIN,
+     .max = INT64_C(1) << 40,
+     .doc = "event ids per partition of the events table (partitions are made ahead by the "
+            "writer)"},
+    {.flag = "retention",
+     .env = "ADW_INGEST_RETENTION",
+     .type = CONFIG_STRING,
+     .def = "0",
+     .offset = OPT(retention),
+     .doc = "drop whole partitions whose newest event is older than this: 30d, 12h, 90m, 3600s "
+            "or seconds (0: keep everything)"},
+    {.flag = "retention-check-ms",
+     .env = "ADW_INGEST_RETENTION_CHECK_MS",
+     .type = CONFIG_INT,
+     .def = "60000",
+     .offset = OPT(retention_check_ms),
+     .min = 100,
+     .max = 86400000,
+     .doc = "how often the writer looks for partitions the retention drops"},
     {.flag = "webhooks",
      .env = "ADW_INGEST_WEBHOOKS",
      .type = CONFIG_STRING,
@@ -381,6 +409,11 @@ int main(int argc, char **argv)
     int rc = config_start(&PROGRAM, &in.opt, argc, argv, &in.opt.log_level, &in.opt.log_format);
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
+    int64_t retention_s = 0;
+    if (partplan_parse_retention(in.opt.retention, &retention_s, err, sizeof err)) {
+        log_error("ADW_INGEST_RETENTION: %s", err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     in.sigfd = signals_block();
     if (in.sigfd < 0) {
@@ -462,7 +495,11 @@ int main(int argc, char **argv)
                           .reply_timeout_ms = in.opt.db_timeout_ms,
                           .metrics = in.metrics,
                           .run_budget_usd = run_budget,
-                          .enforce_budget = in.opt.enforce_budget};
+                          .enforce_budget = in.opt.enforce_budget,
+
+                          .partition_events = in.opt.partition_events,
+                          .retention_s = retention_s,
+                          .retain_every_ms = in.opt.retention_check_ms};
     publish_options_t po = {.zctx = in.zctx,
                             .endpoint = in.opt.pub,
                             .sndhwm = in.opt.pub_hwm,

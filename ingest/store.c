@@ -17,6 +17,8 @@
 #include "batch.h"
 #include "log.h"
 #include "migrate.h"
+#include "partition.h"
+#include "partplan.h"
 #include "pgwait.h"
 #include "stall.h"
 #include "timefmt.h"
@@ -54,6 +56,8 @@ struct store_t {
     pgwait_t wait; /* the bound on each answer from PostgreSQL */
     int64_t last_ping_ms;
     batch_t *batch;
+    partition_t *parts;
+    int64_t last_retain_ms; /* when the retention last looked (0: at once) */
 
     metric_t *m_state, *m_reconnects, *m_lookups;
     metric_t *m_unknown_stored, *m_unknown_not_stored; /* commits whose answer was lost */
@@ -382,6 +386,13 @@ static int connect_step(store_t *s)
     }
     atomic_store(&s->last_id, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
     PQclear(r);
+    if (partition_sync(s->parts, s->conn, atomic_load(&s->last_id), err, sizeof err)) {
+        set_error(s, err);
+        log_warn("store: %s", err);
+        disconnect(s);
+        return -1;
+    }
+    s->last_retain_ms = 0;
     if (batch_prepare(s->batch, s->conn, err, sizeof err)) {
         set_error(s, err);
         disconnect(s);
@@ -521,7 +532,8 @@ static void process(store_t *s, store_req_t **reqs, size_t nreqs)
     char err[256];
     int64_t t0 = timefmt_mono_us();
     int64_t last_id = atomic_load(&s->last_id);
-    batch_result_t res = batch_commit(s->batch, s->conn, reqs, nreqs, 0, &last_id, err, sizeof err);
+    /* Each partition's unique index sees only its own event_ids: look them up first. */
+    batch_result_t res = batch_commit(s->batch, s->conn, reqs, nreqs, 1, &last_id, err, sizeof err);
     if (res == BATCH_DUPLICATE) {
         metric_add(s->m_lookups, 1);
         res = batch_commit(s->batch, s->conn, reqs, nreqs, 1, &last_id, err, sizeof err);
@@ -747,6 +759,45 @@ static void scan_approvals(store_t *s, store_req_t *r)
     process(s, &r, 1);
 }
 
+/* A database failure between batches: logged and kept as the last error; a lost connection
+ * makes the writer connect again. */
+static void upkeep_failed(store_t *s, const char *err)
+{
+    log_warn("store: %s", err);
+    set_error(s, err);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        disconnect(s);
+        set_state(s, STORE_CONNECTING);
+    }
+}
+
+/* Creates the partitions the next batch needs (and one beyond) before it goes; nothing is sent
+ * when they exist. Returns 0, or -EIO when they could not be made (the batch would fail). */
+static int keep_partitions(store_t *s)
+{
+    char err[256];
+    if (partition_ensure(s->parts, s->conn, atomic_load(&s->last_id), err, sizeof err) == 0)
+        return 0;
+    upkeep_failed(s, err);
+    return -EIO;
+}
+
+static int retention_due(const store_t *s)
+{
+    return s->opts.retention_s > 0 &&
+           (!s->last_retain_ms || mono_ms() - s->last_retain_ms >= s->opts.retain_every_ms);
+}
+
+/* Applies the retention (partition_retain). */
+static void retain(store_t *s)
+{
+    char err[256];
+    s->last_retain_ms = mono_ms();
+    if (partition_retain(s->parts, s->conn, atomic_load(&s->last_id), timefmt_now_us(), err,
+                         sizeof err) < 0)
+        upkeep_failed(s, err);
+}
+
 static void *store_main(void *arg)
 {
     store_t *s = arg;
@@ -835,7 +886,10 @@ static void *store_main(void *arg)
                 complete_unavailable(s, batch[q], "database unavailable, retry later");
             continue;
         }
-        if (n == 1 && batch[0]->stall_s && !batch[0]->nevents) {
+        if (n && keep_partitions(s)) {
+            for (size_t q = 0; q < n; q++)
+                complete_unavailable(s, batch[q], "database unavailable, retry later");
+        } else if (n == 1 && batch[0]->stall_s && !batch[0]->nevents) {
             scan_stalls(s, batch[0]);
             s->last_ping_ms = mono_ms();
         } else if (n == 1 && batch[0]->approval_scan && !batch[0]->nevents) {
@@ -853,6 +907,11 @@ static void *store_main(void *arg)
             if (!ok)
                 lose_conn(s, PQerrorMessage(s->conn));
         }
+        /* Between batches, even under a steady load: the partitions ahead, then the
+         * retention when due (each a no-op without work). */
+        if (atomic_load(&s->state) == STORE_READY && s->conn && !keep_partitions(s) &&
+            retention_due(s))
+            retain(s);
     }
     drain_queue(s, "shutting down");
     disconnect(s);
@@ -871,6 +930,10 @@ store_t *store_new(const store_options_t *o)
         s->opts.max_batch_events = 2000;
     if (s->opts.reply_timeout_ms <= 0)
         s->opts.reply_timeout_ms = 15000;
+    if (s->opts.partition_events <= 0)
+        s->opts.partition_events = PARTPLAN_EVENTS_DEFAULT;
+    if (s->opts.retain_every_ms <= 0)
+        s->opts.retain_every_ms = 60000;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", o->conninfo ? o->conninfo : "");
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -912,6 +975,13 @@ store_t *store_new(const store_options_t *o)
                             "Commits whose answer was lost, resolved by reading the batch back");
     }
     if (!(s->batch = batch_new(&bo)))
+        goto fail;
+    partition_options_t pa = {.size = s->opts.partition_events,
+                              .batch_max = s->opts.max_batch_events,
+                              .retention_s = s->opts.retention_s,
+                              .wait = s->wait,
+                              .metrics = m};
+    if (!(s->parts = partition_new(&pa)))
         goto fail;
     if (pthread_create(&s->thread, NULL, store_main, s))
         goto fail;
@@ -960,6 +1030,7 @@ void store_destroy(store_t **sp)
     if (s->wakefd >= 0)
         close(s->wakefd);
     batch_destroy(&s->batch);
+    partition_destroy(&s->parts);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     free(s);

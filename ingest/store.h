@@ -4,6 +4,9 @@
  * commits, the next batch gathers in the queue. Ids are assigned here, contiguous and
  * increasing in commit order.
  *
+ * Between batches (and on each new connection) the writer keeps the events table's partitions
+ * ahead of the next id, and every retain_every_ms applies the retention (partition.h).
+ *
  * The loop thread submits requests and collects them back once their outcome is known; an
  * eventfd (store_fd) becomes readable when completed requests are waiting.
  *
@@ -86,6 +89,9 @@ typedef struct store_options_t {
     metrics_t *metrics;       /* registry for the store's series; may be NULL */
     double run_budget_usd;    /* a run's budget when its adw_start gives none (0: none) */
     int enforce_budget;       /* a PreToolUse hook of a run over its budget gets budget_denied */
+    int64_t partition_events; /* ids per partition of events (0: PARTPLAN_EVENTS_DEFAULT) */
+    int64_t retention_s;      /* drop partitions whose newest event is older (0: keep all) */
+    int64_t retain_every_ms;  /* how often the retention looks (0: 60 s) */
 } store_options_t;
 
 typedef struct store_t store_t;

@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 6; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 7; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -7,11 +7,11 @@ CREATE TABLE adw_schema_migrations (
 );
 
 CREATE TABLE adw_meta (
-    key text PRIMARY KEY,                     -- 'epoch': random integer < 2^53 naming this database
-    value text NOT NULL
-);
+    key text PRIMARY KEY,                     -- 'epoch': random integer < 2^53 naming this database;
+    value text NOT NULL                       -- 'first_kept_id': the first event id the retention
+);                                            -- kept (1 until it drops a partition)
 
--- One row per event.
+-- One row per event, partitioned by id range (see "Partitions" below).
 CREATE TABLE events (
     id bigint PRIMARY KEY,                    -- contiguous, increasing in commit order
     adw_id text NOT NULL,
@@ -26,9 +26,8 @@ CREATE TABLE events (
     doc jsonb NOT NULL,                       -- the event exactly as delivered (with id, received_at)
     agent_id text,                            -- the subagent it comes from; NULL: the main agent
     agent_type text                           -- that subagent's type, when given
-);
+) PARTITION BY RANGE (id);
 CREATE INDEX events_adw_id_id ON events (adw_id, id);
-CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX events_adw_id_agent_id ON events (adw_id, agent_id, id) WHERE agent_id IS NOT NULL;
 -- GET /api/search (the gateway): trigrams of each event's searched text, its summary, tool name
 -- and target (payload.tool_input's file_path, command, pattern, url, path, query), lower-cased.
@@ -42,6 +41,28 @@ CREATE INDEX events_search ON events USING gin ((lower(
     || ' ' || coalesce(doc->'payload'->'tool_input'->>'url', '')
     || ' ' || coalesce(doc->'payload'->'tool_input'->>'path', '')
     || ' ' || coalesce(doc->'payload'->'tool_input'->>'query', ''))) gin_trgm_ops);
+
+-- Partitions. adw-ingest, the only writer, creates them ahead: at start and between batches,
+-- each `ADW_INGEST_PARTITION_EVENTS` ids wide (default 4,000,000), named events_p<first id>, so
+-- that the ids of the next batch and one whole partition beyond always have one. There is no
+-- DEFAULT partition. Each partition has the indexes above (partitioned indexes) and a unique
+-- index of its own on event_id: a unique index over all partitions would have to hold the
+-- partition key, so the writer looks a batch's event_ids up in every partition before it
+-- inserts (proto/decisions.md, "Deduplication without a global unique index").
+-- With `ADW_INGEST_RETENTION` set, the writer drops (DETACH, then DROP) the oldest partitions
+-- whose newest event (the received_at of their highest id) is older than the retention, never
+-- the one holding the newest event (nor the next id: max(id) always stays), and in the same
+-- transaction sets adw_meta's first_kept_id and
+-- deletes the runs whose last event was dropped (adw_runs.last_id < first_kept_id) with their
+-- rows in adw_steps, adw_agents, adw_tool_calls, adw_sessions and adw_approvals.
+-- A database migrated from version 6 or earlier keeps its old table as its first partition,
+-- events_p1, ids 1 to its highest (its indexes named events_p1_*); the next one starts there.
+-- A new database with the default size and batch starts with these two:
+CREATE TABLE events_p1 PARTITION OF events FOR VALUES FROM (1) TO (4000001);
+CREATE UNIQUE INDEX events_p1_event_id ON events_p1 (event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE events_p4000001 PARTITION OF events FOR VALUES FROM (4000001) TO (8000001);
+CREATE UNIQUE INDEX events_p4000001_event_id ON events_p4000001 (event_id)
+    WHERE event_id IS NOT NULL;
 
 -- One row per run: its derived state, kept current in the same transaction as its events.
 CREATE TABLE adw_runs (
@@ -206,3 +227,5 @@ CREATE INDEX adw_approvals_adw_id ON adw_approvals (adw_id, requested_id);
 --       ORDER BY requested_id DESC;
 --   SELECT id, doc->>'summary' FROM events WHERE lower(coalesce(doc->>'summary', '') || ...)
 --       ILIKE '%auth.py%' ORDER BY id DESC LIMIT 50;   -- the index's expression, written whole
+--   SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i
+--       JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass;  -- partitions

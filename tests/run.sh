@@ -79,7 +79,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = integration ]; then
     # injection, descriptor limits, a 100,000-event export's memory) then run alone.
     ALONE=(test_soak.py test_faults.py test_fiu.py test_bench.py test_gateway_descriptors.py
            test_deploy.py test_export.py test_pg_death.py
-           test_storm.py)
+           test_storm.py test_partition.py)
     ignore=()
     for f in "${ALONE[@]}"; do ignore+=(--ignore="tests/integration/$f"); done
     ADW_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -p no:cacheprovider -q \

@@ -51,7 +51,8 @@ export class Api {
     return this.get(`/api/adws/${encodeURIComponent(adwId)}`, null, signal);
   }
 
-  // One page of events: -> {events, next_since}.
+  // One page of events: -> {events, next_since, complete, first_id} (complete false: events
+  // after `since` were dropped; first_id is the first one kept).
   async events(filters, since, limit, signal) {
     const body = await this.get(
       '/api/events',
@@ -68,6 +69,7 @@ export class Api {
     const events = Array.isArray(body && body.events) ? body.events : [];
     let next = Number(body && body.next_since);
     if (!Number.isFinite(next)) next = events.length ? events[events.length - 1].id : since;
-    return {events, next_since: next};
+    const complete = !(body && body.complete === false);
+    return {events, next_since: next, complete, first_id: complete ? 0 : Number(body.first_id)};
   }
 }

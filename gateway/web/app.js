@@ -129,14 +129,17 @@ conn.addEventListener('state', (e) => {
   renderConn();
 });
 
-// The database behind the gateway changed (ids started over): start every view afresh.
-conn.addEventListener('epoch', () => {
+// The database behind the gateway changed (ids started over), or a resume came back incomplete
+// (the retention dropped events it missed): start every view afresh.
+function restartViews() {
   detail.close();
   if (view) view.destroy();
   view = null;
   route = null;
   onRoute();
-});
+}
+conn.addEventListener('epoch', restartViews);
+conn.addEventListener('incomplete', restartViews);
 
 const search = new SearchBox(document.getElementById('search'), {api, navigate});
 const notifier = new Notifier(document.getElementById('notify'), {

@@ -12,7 +12,8 @@
 // State changes are dispatched as 'state' events: detail {state, retryAt, attempt, reason}
 // with state one of 'connecting' (first try), 'live', 'reconnecting' (retryAt: when the next
 // try starts, or null while trying), 'offline' (the browser reports no network).
-// An 'epoch' event says the database changed (ids started over): views must reload.
+// An 'epoch' event says the database changed (ids started over): views must reload. An
+// 'incomplete' event says a resume came back incomplete (older events were dropped): the same.
 
 export const BACKOFF_MIN_MS = 1000;
 export const BACKOFF_MAX_MS = 30000;
@@ -177,7 +178,10 @@ export class Connection extends EventTarget {
           this.sub.onSubscribed({reconnect: this.pendingReconnect, msg});
         break;
       case 'replayed':
-        if (this.acked === this.sent && this.sub && this.sub.onReplayed) this.sub.onReplayed(msg);
+        if (this.acked !== this.sent || !this.sub) break;
+        if (this.sub.onReplayed) this.sub.onReplayed(msg);
+        // Events after `since` were dropped by the retention: views reload from what is kept.
+        if (msg.complete === false) this.dispatchEvent(new CustomEvent('incomplete', {detail: msg}));
         break;
       case 'ping':
         this.send({action: 'pong'});

@@ -183,6 +183,9 @@ export class RunView {
         const page = await this.ctx.api.events(filters, since, PAGE_LIMIT, this.abort.signal);
         if (gen !== this.gen) return;
         for (const ev of page.events) this.queue.push(ev);
+        // Dropped by the retention: the resume starts from the first id kept.
+        if (!page.complete && page.first_id > 0)
+          this.cursor = Math.max(this.cursor, page.first_id - 1);
         loaded += page.events.length;
         const last = page.events.length ? page.events[page.events.length - 1].id : since;
         const next = Math.max(Number(page.next_since) || 0, last);

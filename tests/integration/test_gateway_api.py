@@ -120,7 +120,7 @@ def test_events_paging_filters_and_limits(ingest, gateway):
     got = c.get("/api/events?adw_id=p2&steps=build&limit=1000")[2]["events"]
     assert [x["id"] for x in got] == [i for n, i in enumerate(ids) if n % 3 == 0 and n % 2]
     got = c.get("/api/events?adw_id=p1,p2&types=system")[2]
-    assert got == {"events": [], "next_since": 0}
+    assert got == {"events": [], "next_since": 0, "complete": True}
     got = c.get("/api/events?event_types=TextBlock&limit=5")[2]["events"]
     assert len(got) == 5
     for bad in ("limit=0", "limit=1001", "limit=abc", "since=-1", "since=x",

@@ -148,7 +148,7 @@ def test_subscribe_with_since_replays_then_continues_live(ingest, gateway):
     assert wait_type(ws, "subscribed")["since"] == ids[9]
     got = ws.collect(timeout=20, until=lambda m: m.get("type") == "replayed" and "id" not in m)
     assert [m["id"] for m in got if is_event(m)] == ids[10:]
-    assert got[-1] == {"type": "replayed", "count": 20, "last_id": ids[-1]}
+    assert got[-1] == {"type": "replayed", "count": 20, "last_id": ids[-1], "complete": True}
     more = post(ingest, [ev(adw_id="r1"), ev(adw_id="r2"), ev(adw_id="r1")])
     assert [m["id"] for m in recv_events(ws, 2)] == [more[0], more[2]]
     # since beyond everything: nothing replayed, live continues.

@@ -209,12 +209,12 @@ def test_newer_schema_refuses_to_start(make_ingest, db):
     log = late.log_text()
     assert "schema is version 99" in log and "newer adw-ingest" in log
     # The data is left alone.
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 8  # 1-7 and 99
 
 
 def test_schema_created_and_reused(make_ingest, db):
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 6
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
     assert db.scalar("SELECT count(*) FROM adw_meta WHERE key = 'epoch'") == 1
     epoch = db.scalar("SELECT value FROM adw_meta WHERE key = 'epoch'")
     post(ing, ev())
@@ -222,7 +222,10 @@ def test_schema_created_and_reused(make_ingest, db):
     assert db.scalar("SELECT value FROM adw_meta WHERE key = 'epoch'") == epoch
     assert post(ing, ev()) == {"status": "broadcasted", "id": 2}
     idx = {r[0] for r in db.query("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")}
-    assert {"events_pkey", "events_adw_id_id", "events_event_id"} <= idx
+    assert {"events_pkey", "events_adw_id_id", "events_search"} <= idx
+    # event_id's unique index is each partition's own (a partitioned one would need the id).
+    idx = {r[0] for r in db.query("SELECT indexname FROM pg_indexes WHERE tablename = 'events_p1'")}
+    assert "events_p1_event_id" in idx
 
 
 # ---------------------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     conn.close()
 
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 6
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
     got = dict(db.query("SELECT adw_id, status FROM adw_runs"))
     assert got == {"old1": "running", "old2": "completed", "old3": "paused", "old4": "failed",
                    "old5": "running", "old6": "completed"}
@@ -253,7 +253,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     assert run_status(db, "old1") == "completed"
     # Restarted on a current schema, nothing is migrated again.
     ing.restart()
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 6
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 7
     assert run_status(db, "old1") == "completed"
 
 

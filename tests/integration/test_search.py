@@ -262,7 +262,8 @@ def search_text_sql():
 
 
 def test_the_gateway_query_uses_the_index(ingest, db):
-    """The gateway's expression is migration 4's: PostgreSQL answers it from events_search."""
+    """The gateway's expression is migration 4's: PostgreSQL answers it from events_search (the
+    index of each partition of events that is part of it)."""
     post(ingest, [ev("idx", summary=f"row {i}") for i in range(50)])
     assert db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == 1
     conn = db.connect()
@@ -272,6 +273,11 @@ def test_the_gateway_query_uses_the_index(ingest, db):
             cur.execute(f"EXPLAIN SELECT id FROM events WHERE {search_text_sql()}"
                         " ILIKE '%row 4%' ORDER BY id DESC LIMIT 51")
             plan = "\n".join(r[0] for r in cur.fetchall())
-            assert "events_search" in plan, plan
+            used = set(re.findall(r"Index Scan on (events_p\d+_\w+)", plan))
+            assert used, plan
+            for idx in used:
+                cur.execute("SELECT inhparent::regclass::text FROM pg_inherits"
+                            " WHERE inhrelid = %s::regclass", (idx,))
+                assert cur.fetchone()[0] == "events_search", plan
     finally:
         conn.close()
