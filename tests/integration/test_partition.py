@@ -160,9 +160,6 @@ def test_retention_drops_under_load_while_clients_resume(make_ingest, make_gatew
     ing = make_ingest(ADW_INGEST_PARTITION_EVENTS=str(SIZE), ADW_INGEST_MAX_BATCH=str(batch_max),
                       ADW_INGEST_RETENTION="3s", ADW_INGEST_RETENTION_CHECK_MS="200")
     gw = make_gateway(ing)
-    # Approvals (schema version 5 elsewhere) go with their run when the table exists.
-    db.query("CREATE TABLE IF NOT EXISTS adw_approvals (approval_id text PRIMARY KEY,"
-             " adw_id text NOT NULL)")
 
     # A client that follows from the start, then goes away after 100 events.
     sleeper = connect(gw)
@@ -182,7 +179,10 @@ def test_retention_drops_under_load_while_clients_resume(make_ingest, make_gatew
     old += [ev("old-4", summary=f"old-4 {i}") for i in range(400)]
     old_ids = post(ing, old, batch=100)
     assert old_ids == list(range(1, 2401))
-    db.query("INSERT INTO adw_approvals VALUES ('ap-old', 'old-0'), ('ap-straddle', 'straddle')")
+    # Approval rows of two old runs (as ingest's rollup writes them): they go with their run.
+    db.query("INSERT INTO adw_approvals (approval_id, adw_id, status, requested_id, requested_at,"
+             " expires_at) VALUES ('ap-old', 'old-0', 'expired', 2, now(), now()),"
+             " ('ap-straddle', 'straddle', 'expired', 500, now(), now())")
     assert db.scalar("SELECT count(*) FROM adw_sessions") == 4
     assert db.scalar("SELECT count(*) FROM adw_agents") == 4
     assert db.scalar("SELECT count(*) FROM adw_tool_calls") == 4

@@ -11,7 +11,7 @@
 #include "dbchoice.h"
 
 #define EPOCH 77
-#define RECHECK 20000
+#define RECHECK INT64_C(20000)
 
 static void test_usable(void **state)
 {
