@@ -26,6 +26,8 @@
 
 #define FANOUT_CLOSE_SLOW 4008
 #define FANOUT_REASON_MAX 120 /* a close reason fits a control frame (125 bytes with the code) */
+#define FANOUT_RING_INLINE 4  /* backlog slots inside the client: an idle one allocates none */
+#define FANOUT_RING_KEEP 256  /* a drained backlog larger than this is given back */
 
 typedef struct fanout_t fanout_t;
 
@@ -37,8 +39,10 @@ typedef struct fanout_client_t {
     void *user;                          /* handed to the wake callback (the connection) */
     int64_t cursor;                      /* events with an id at or below this are not queued */
     int64_t last_sent;                   /* the last event id taken with fanout_pop */
-    frame_t **ring;                      /* backlog, a ring of cap frame references */
+    frame_t **ring;                      /* backlog, a ring of cap frame references: small, or
+                                            allocated once more than FANOUT_RING_INLINE wait */
     size_t head, count, cap;
+    frame_t *small[FANOUT_RING_INLINE];
     size_t bytes;  /* payload bytes in the ring and in pend */
     int replaying; /* between fanout_replay_begin and fanout_replay_end */
     int64_t replay_upto;
