@@ -11,9 +11,10 @@
 #include "http1.h"
 #include "log.h"
 
-#define ADMIT_TOKEN_MAX 1024 /* longest token accepted */
-#define ADMIT_FD_RESERVE 64  /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
-#define ADMIT_ORIGIN_MAX 512 /* longest Origin header accepted, with its NUL */
+#define ADMIT_TOKEN_MAX 1024  /* longest token accepted */
+#define ADMIT_FD_RESERVE 64   /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
+#define ADMIT_HTTP_SPARE 1024 /* descriptors beyond the clients for HTTP and upgrades, at most */
+#define ADMIT_ORIGIN_MAX 512  /* longest Origin header accepted, with its NUL */
 
 int admit_read_args(ws_server_t *s, struct lws *wsi)
 {
@@ -315,9 +316,15 @@ int admit_take(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     return 0;
 }
 
+unsigned admit_http_spare(unsigned avail)
+{
+    unsigned spare = avail / 32;
+    return spare < 16 ? 16 : spare > ADMIT_HTTP_SPARE ? ADMIT_HTTP_SPARE : spare;
+}
+
 unsigned admit_fd_budget(ws_server_t *s)
 {
-    unsigned want = (unsigned)s->o.max_clients + 1024;
+    unsigned want = (unsigned)s->o.max_clients + ADMIT_HTTP_SPARE;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
         return want;
@@ -333,7 +340,7 @@ unsigned admit_fd_budget(ws_server_t *s)
                                                         : (unsigned)(cur / 2);
     if (want <= avail)
         return want;
-    unsigned spare = avail / 8 > 16 ? avail / 8 : 16; /* requests and upgrades being answered */
+    unsigned spare = admit_http_spare(avail); /* requests and upgrades being answered */
     int clients = avail > spare ? (int)(avail - spare) : 1;
     if (clients < s->o.max_clients) {
         log_warn("descriptor limit %llu: at most %d WebSocket clients (ADW_GATEWAY_MAX_CLIENTS "

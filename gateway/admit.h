@@ -55,6 +55,10 @@ void admit_forget(ws_server_t *s, struct lws *wsi);
 int admit_refuse(struct lws *wsi, int status, const char *msg, const char *hname,
                  const char *hvalue);
 
+/* The descriptors kept for HTTP requests and upgrades being answered when the limit leaves
+ * avail (pure): a thirty-second of it, at least 16 and at most 1,024. */
+unsigned admit_http_spare(unsigned avail);
+
 /* How many descriptors libwebsockets may use: max_clients plus room for HTTP, within the
  * process's descriptor limit (the soft limit raised toward the hard one first) less a reserve
  * for ZeroMQ, PostgreSQL and the rest. libwebsockets stops accepting at this count (its
