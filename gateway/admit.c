@@ -295,24 +295,43 @@ int admit_take(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     admit_record_t *r = &s->admitted;
     if (r->wsi && r->wsi == wsi) {
-        filter_move(&ss->qfilter, &r->filter);
         ss->scope = r->scope;
-        ss->has_since = r->has_since;
-        ss->since = r->since;
-        admit_forget(s, wsi);
         return 0;
     }
     /* No LWS_CALLBACK_HTTP_CONFIRM_UPGRADE came first. */
+    admit_forget(s, NULL);
     char err[200];
     const filter_list_t *scope;
+    filter_t f;
+    filter_init(&f);
+    int has_since = 0;
+    int64_t since = 0;
     if (admit_read_args(s, wsi) || admit_token(s, wsi, &scope) == TOKENS_REFUSED ||
-        admit_query_filter(s->args, s->nargs, &ss->qfilter, &ss->has_since, &ss->since, err,
-                           sizeof err))
+        admit_query_filter(s->args, s->nargs, &f, &has_since, &since, err, sizeof err))
         return -1;
+    f.scope = scope;
+    if (filter_check_scope(&f, err, sizeof err)) {
+        filter_free(&f);
+        return -1;
+    }
     ss->scope = scope;
-    ss->qfilter.scope = scope;
-    if (filter_check_scope(&ss->qfilter, err, sizeof err))
-        return -1;
+    r->wsi = wsi;
+    filter_move(&r->filter, &f);
+    r->scope = scope;
+    r->has_since = has_since;
+    r->since = since;
+    return 0;
+}
+
+int admit_claim(ws_server_t *s, struct lws *wsi, filter_t *filter, int *has_since, int64_t *since)
+{
+    admit_record_t *r = &s->admitted;
+    if (!r->wsi || r->wsi != wsi)
+        return -ENOENT;
+    filter_move(filter, &r->filter);
+    *has_since = r->has_since;
+    *since = r->since;
+    admit_forget(s, wsi);
     return 0;
 }
 

@@ -86,6 +86,8 @@ void fanout_remove(fanout_t *f, fanout_client_t *c)
     if (c->ring != c->small)
         free(c->ring);
     free(c->pend);
+    free(c->close_reason);
+    c->close_reason = NULL;
     c->ring = c->pend = NULL;
     c->cap = c->pcap = 0;
     filter_free(&c->filter);
@@ -286,11 +288,16 @@ void fanout_close(fanout_t *f, fanout_client_t *c, int code, const char *reason)
     if (c->close_code)
         return;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    c->close_reason = strndup(reason ? reason : "", FANOUT_REASON_MAX); /* only once closing */
     c->replaying = 0;
     drop_backlog(c);
     if (f->o.wake)
         f->o.wake(c->user);
+}
+
+const char *fanout_close_reason(const fanout_client_t *c)
+{
+    return c->close_reason ? c->close_reason : "";
 }
 
 int64_t fanout_replay_begin(fanout_t *f, fanout_client_t *c, int64_t since)

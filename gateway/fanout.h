@@ -48,8 +48,9 @@ typedef struct fanout_client_t {
     int64_t replay_upto;
     frame_t **pend; /* live events held while replaying */
     size_t npend, pcap;
-    int close_code; /* nonzero once the client must be closed */
-    char close_reason[FANOUT_REASON_MAX + 1];
+    int close_code;     /* nonzero once the client must be closed */
+    char *close_reason; /* with close_code: owned, at most FANOUT_REASON_MAX bytes; NULL when
+                           memory ran out (use fanout_close_reason) */
 } fanout_client_t;
 
 typedef struct fanout_options_t {
@@ -114,6 +115,9 @@ int fanout_pending(const fanout_client_t *c);
 /* Marks c for closing with code and reason (copied, truncated to FANOUT_REASON_MAX), drops its
  * backlog, and wakes it. A client already closing keeps its first code. */
 void fanout_close(fanout_t *f, fanout_client_t *c, int code, const char *reason);
+
+/* The reason given with c's close code (borrowed from c; "" when none). */
+const char *fanout_close_reason(const fanout_client_t *c);
 
 /* Starts a replay for c from since: returns the upper bound (the larger of since and the
  * position); events up to it come from fanout_replay_add, live ones after it are held. A replay

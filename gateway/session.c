@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admit.h"
 #include "adw_limits.h"
 #include "codec.h"
 #include "jsonw.h"
@@ -219,11 +220,17 @@ void session_open(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     ss->bad.at_us = ss->last_rx_us;
     buf_init(&ss->rx, ADW_CLIENT_FRAME_MAX + 1);
     fanout_add(s->fanout, &ss->fc, wsi);
-    filter_move(&ss->fc.filter, &ss->qfilter);
+    int has_since = 0;
+    int64_t since = 0;
+    if (admit_claim(s, wsi, &ss->fc.filter, &has_since, &since)) {
+        /* Never expected (admit.h): without its filter the client could see beyond its scope. */
+        fanout_close(s->fanout, &ss->fc, 1011, "admission lost");
+        return;
+    }
     metric_add(s->m_connections, 1);
     send_hello(s, ss);
-    if (ss->has_since)
-        replay_start(s->replayer, &ss->fc, &ss->fc.filter, ss->since, &ss->replay);
+    if (has_since)
+        replay_start(s->replayer, &ss->fc, &ss->fc.filter, since, &ss->replay);
     if (rxguard_attach(lws_get_socket_fd(wsi), ss)) /* frames sent along with the upgrade */
         session_unmasked(ss);
     if (s->shutting_down)
@@ -239,5 +246,4 @@ void session_close(ws_server_t *s, ws_session_t *ss)
         fanout_remove(s->fanout, &ss->fc);
     ss->is_ws = 0;
     buf_free(&ss->rx);
-    filter_free(&ss->qfilter);
 }

@@ -75,11 +75,12 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
             char peer[64] = "";
             lws_get_peer_simple(wsi, peer, sizeof peer);
             log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
-                      "closing client %s: %d %s", peer, c->close_code, c->close_reason);
+                      "closing client %s: %d %s", peer, c->close_code, fanout_close_reason(c));
             ss->close_logged = 1;
         }
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        const char *why = fanout_close_reason(c);
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                         strlen(why));
         return -1;
     }
     if (ss->ping_due) {
