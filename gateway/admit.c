@@ -11,9 +11,10 @@
 #include "http1.h"
 #include "log.h"
 
-#define ADMIT_TOKEN_MAX 1024 /* longest token accepted */
-#define ADMIT_FD_RESERVE 64  /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
-#define ADMIT_ORIGIN_MAX 512 /* longest Origin header accepted, with its NUL */
+#define ADMIT_TOKEN_MAX 1024  /* longest token accepted */
+#define ADMIT_FD_RESERVE 64   /* descriptors kept for ZeroMQ, PostgreSQL and the rest */
+#define ADMIT_HTTP_SPARE 1024 /* descriptors beyond the clients for HTTP and upgrades, at most */
+#define ADMIT_ORIGIN_MAX 512  /* longest Origin header accepted, with its NUL */
 
 int admit_read_args(ws_server_t *s, struct lws *wsi)
 {
@@ -294,30 +295,55 @@ int admit_take(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     admit_record_t *r = &s->admitted;
     if (r->wsi && r->wsi == wsi) {
-        filter_move(&ss->qfilter, &r->filter);
         ss->scope = r->scope;
-        ss->has_since = r->has_since;
-        ss->since = r->since;
-        admit_forget(s, wsi);
         return 0;
     }
     /* No LWS_CALLBACK_HTTP_CONFIRM_UPGRADE came first. */
+    admit_forget(s, NULL);
     char err[200];
     const filter_list_t *scope;
+    filter_t f;
+    filter_init(&f);
+    int has_since = 0;
+    int64_t since = 0;
     if (admit_read_args(s, wsi) || admit_token(s, wsi, &scope) == TOKENS_REFUSED ||
-        admit_query_filter(s->args, s->nargs, &ss->qfilter, &ss->has_since, &ss->since, err,
-                           sizeof err))
+        admit_query_filter(s->args, s->nargs, &f, &has_since, &since, err, sizeof err))
         return -1;
+    f.scope = scope;
+    if (filter_check_scope(&f, err, sizeof err)) {
+        filter_free(&f);
+        return -1;
+    }
     ss->scope = scope;
-    ss->qfilter.scope = scope;
-    if (filter_check_scope(&ss->qfilter, err, sizeof err))
-        return -1;
+    r->wsi = wsi;
+    filter_move(&r->filter, &f);
+    r->scope = scope;
+    r->has_since = has_since;
+    r->since = since;
     return 0;
+}
+
+int admit_claim(ws_server_t *s, struct lws *wsi, filter_t *filter, int *has_since, int64_t *since)
+{
+    admit_record_t *r = &s->admitted;
+    if (!r->wsi || r->wsi != wsi)
+        return -ENOENT;
+    filter_move(filter, &r->filter);
+    *has_since = r->has_since;
+    *since = r->since;
+    admit_forget(s, wsi);
+    return 0;
+}
+
+unsigned admit_http_spare(unsigned avail)
+{
+    unsigned spare = avail / 32;
+    return spare < 16 ? 16 : spare > ADMIT_HTTP_SPARE ? ADMIT_HTTP_SPARE : spare;
 }
 
 unsigned admit_fd_budget(ws_server_t *s)
 {
-    unsigned want = (unsigned)s->o.max_clients + 1024;
+    unsigned want = (unsigned)s->o.max_clients + ADMIT_HTTP_SPARE;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
         return want;
@@ -333,7 +359,7 @@ unsigned admit_fd_budget(ws_server_t *s)
                                                         : (unsigned)(cur / 2);
     if (want <= avail)
         return want;
-    unsigned spare = avail / 8 > 16 ? avail / 8 : 16; /* requests and upgrades being answered */
+    unsigned spare = admit_http_spare(avail); /* requests and upgrades being answered */
     int clients = avail > spare ? (int)(avail - spare) : 1;
     if (clients < s->o.max_clients) {
         log_warn("descriptor limit %llu: at most %d WebSocket clients (ADW_GATEWAY_MAX_CLIENTS "

@@ -36,12 +36,19 @@ int admit_origin_ok(ws_server_t *s, struct lws *wsi);
  * refusal (admit_refuse); -1 to hang up. */
 int admit_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade);
 
-/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: moves the decision admit_upgrade kept for wsi into
- * the new WebSocket session ss (its query filter, since and scope). An upgrade that did not
- * come through admit_upgrade (WebSocket over HTTP/2, which has no such callback) is checked
- * here instead: the token, the query's filter and since, the scope. Returns 0 to accept, -1 to
- * refuse (lws then drops the connection). */
+/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: gives the new WebSocket session ss the scope of the
+ * decision admit_upgrade kept for wsi; the rest of it (the query's filter and since) stays
+ * in s->admitted for admit_claim (the session has no room for it: lws runs ESTABLISHED for the
+ * same connection right after, with nothing of another connection between). An upgrade that
+ * did not come through admit_upgrade (WebSocket over HTTP/2, which has no such callback) is
+ * checked here instead and its decision kept likewise: the token, the query's filter and
+ * since, the scope. Returns 0 to accept, -1 to refuse (lws then drops the connection). */
 int admit_take(ws_server_t *s, struct lws *wsi, ws_session_t *ss);
+
+/* LWS_CALLBACK_ESTABLISHED: moves the query's filter kept for wsi into *filter (its old lists
+ * freed) and sets *has_since and *since, dropping the decision. Returns 0, or -ENOENT when
+ * nothing is kept for wsi (*filter untouched). */
+int admit_claim(ws_server_t *s, struct lws *wsi, filter_t *filter, int *has_since, int64_t *since);
 
 /* Drops the decision kept for wsi (NULL: whatever is kept), if any: the connection is gone
  * (LWS_CALLBACK_WSI_DESTROY) or the server is. */
@@ -54,6 +61,10 @@ void admit_forget(ws_server_t *s, struct lws *wsi);
  * more header. Returns 1 (the transaction is complete) or -1 to hang up. */
 int admit_refuse(struct lws *wsi, int status, const char *msg, const char *hname,
                  const char *hvalue);
+
+/* The descriptors kept for HTTP requests and upgrades being answered when the limit leaves
+ * avail (pure): a thirty-second of it, at least 16 and at most 1,024. */
+unsigned admit_http_spare(unsigned avail);
 
 /* How many descriptors libwebsockets may use: max_clients plus room for HTTP, within the
  * process's descriptor limit (the soft limit raised toward the hard one first) less a reserve

@@ -83,8 +83,11 @@ void fanout_remove(fanout_t *f, fanout_client_t *c)
     }
     c->prev = c->next = NULL;
     drop_backlog(c);
-    free(c->ring);
+    if (c->ring != c->small)
+        free(c->ring);
     free(c->pend);
+    free(c->close_reason);
+    c->close_reason = NULL;
     c->ring = c->pend = NULL;
     c->cap = c->pcap = 0;
     filter_free(&c->filter);
@@ -140,18 +143,25 @@ size_t fanout_count(const fanout_t *f)
     return f->nclients;
 }
 
-/* Appends to the ring, growing it. Returns 0 or -1 when out of memory (reference kept). */
+/* Appends to the ring, growing it: the inline slots first, then twice the size each time.
+ * Returns 0 or -1 when out of memory (reference kept). */
 static int ring_push(fanout_client_t *c, frame_t *frame)
 {
+    if (!c->cap) {
+        c->ring = c->small;
+        c->cap = FANOUT_RING_INLINE;
+        c->head = 0;
+    }
     if (c->count == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 16;
+        size_t ncap = c->cap * 2;
         // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers: sizeof *p is a pointer
         frame_t **r = malloc(ncap * sizeof *r);
         if (!r)
             return -1;
         for (size_t i = 0; i < c->count; i++)
             r[i] = c->ring[(c->head + i) % c->cap];
-        free(c->ring);
+        if (c->ring != c->small)
+            free(c->ring);
         c->ring = r;
         c->head = 0;
         c->cap = ncap;
@@ -254,6 +264,12 @@ frame_t *fanout_pop(fanout_client_t *c)
     c->bytes -= fr->len;
     if (fr->id)
         c->last_sent = fr->id;
+    if (!c->count && c->cap > FANOUT_RING_KEEP) { /* a burst's ring is not kept while idle */
+        free(c->ring);
+        c->ring = c->small;
+        c->cap = FANOUT_RING_INLINE;
+        c->head = 0;
+    }
     return fr;
 }
 
@@ -272,11 +288,16 @@ void fanout_close(fanout_t *f, fanout_client_t *c, int code, const char *reason)
     if (c->close_code)
         return;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    c->close_reason = strndup(reason ? reason : "", FANOUT_REASON_MAX); /* only once closing */
     c->replaying = 0;
     drop_backlog(c);
     if (f->o.wake)
         f->o.wake(c->user);
+}
+
+const char *fanout_close_reason(const fanout_client_t *c)
+{
+    return c->close_reason ? c->close_reason : "";
 }
 
 int64_t fanout_replay_begin(fanout_t *f, fanout_client_t *c, int64_t since)
@@ -314,4 +335,7 @@ void fanout_replay_end(fanout_t *f, fanout_client_t *c, frame_t *msg)
         c->bytes -= fr->len; /* moves from the held list to the ring */
         enqueue(f, c, fr, 0);
     }
+    free(c->pend); /* held only during a replay */
+    c->pend = NULL;
+    c->pcap = 0;
 }

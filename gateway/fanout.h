@@ -26,6 +26,8 @@
 
 #define FANOUT_CLOSE_SLOW 4008
 #define FANOUT_REASON_MAX 120 /* a close reason fits a control frame (125 bytes with the code) */
+#define FANOUT_RING_INLINE 4  /* backlog slots inside the client: an idle one allocates none */
+#define FANOUT_RING_KEEP 256  /* a drained backlog larger than this is given back */
 
 typedef struct fanout_t fanout_t;
 
@@ -37,15 +39,18 @@ typedef struct fanout_client_t {
     void *user;                          /* handed to the wake callback (the connection) */
     int64_t cursor;                      /* events with an id at or below this are not queued */
     int64_t last_sent;                   /* the last event id taken with fanout_pop */
-    frame_t **ring;                      /* backlog, a ring of cap frame references */
+    frame_t **ring;                      /* backlog, a ring of cap frame references: small, or
+                                            allocated once more than FANOUT_RING_INLINE wait */
     size_t head, count, cap;
+    frame_t *small[FANOUT_RING_INLINE];
     size_t bytes;  /* payload bytes in the ring and in pend */
     int replaying; /* between fanout_replay_begin and fanout_replay_end */
     int64_t replay_upto;
     frame_t **pend; /* live events held while replaying */
     size_t npend, pcap;
-    int close_code; /* nonzero once the client must be closed */
-    char close_reason[FANOUT_REASON_MAX + 1];
+    int close_code;     /* nonzero once the client must be closed */
+    char *close_reason; /* with close_code: owned, at most FANOUT_REASON_MAX bytes; NULL when
+                           memory ran out (use fanout_close_reason) */
 } fanout_client_t;
 
 typedef struct fanout_options_t {
@@ -110,6 +115,9 @@ int fanout_pending(const fanout_client_t *c);
 /* Marks c for closing with code and reason (copied, truncated to FANOUT_REASON_MAX), drops its
  * backlog, and wakes it. A client already closing keeps its first code. */
 void fanout_close(fanout_t *f, fanout_client_t *c, int code, const char *reason);
+
+/* The reason given with c's close code (borrowed from c; "" when none). */
+const char *fanout_close_reason(const fanout_client_t *c);
 
 /* Starts a replay for c from since: returns the upper bound (the larger of since and the
  * position); events up to it come from fanout_replay_add, live ones after it are held. A replay

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admit.h"
 #include "adw_limits.h"
 #include "codec.h"
 #include "jsonw.h"
@@ -155,11 +156,27 @@ static void handle_message(ws_server_t *s, ws_session_t *ss, const char *data, s
     json_decref(msg);
 }
 
+/* Handles the whole message data (len bytes, borrowed): 1007 for text that is not UTF-8, else
+ * the message. Returns 0, or -1 to close the connection (the close reason set). */
+static int take_message(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *data,
+                        size_t len)
+{
+    if (!ss->rx_binary && utf8_validate(data, len)) {
+        /* RFC 6455: a text message that is not UTF-8 fails the connection with 1007. */
+        static const char bad[] = "text message is not valid UTF-8";
+        lws_close_reason(wsi, WS_CLOSE_INVALID_UTF8, (unsigned char *)bad, sizeof bad - 1);
+        return -1;
+    }
+    handle_message(s, ss, data, len);
+    return 0;
+}
+
 int session_receive(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const void *in, size_t len)
 {
     ss->last_rx_us = timefmt_mono_us();
-    if (lws_is_first_fragment(wsi)) {
-        buf_reset(&ss->rx);
+    int first = lws_is_first_fragment(wsi);
+    if (first) {
+        buf_free(&ss->rx);
         ss->rx_binary = lws_frame_is_binary(wsi);
     }
     size_t remaining = lws_remaining_packet_payload(wsi);
@@ -169,23 +186,20 @@ int session_receive(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const voi
         lws_close_reason(wsi, WS_CLOSE_TOO_BIG, (unsigned char *)reason, sizeof reason - 1);
         return -1;
     }
+    int whole = !remaining && lws_is_final_fragment(wsi);
+    if (first && whole) /* the usual case: the message in one piece, taken where it lies */
+        return take_message(s, wsi, ss, len ? in : "", len);
+    /* lws hands a message over in pieces of at most the protocol's rx_buffer_size (ws.c) and
+     * a fragmented one frame by frame: they are put together here, within the limit above. */
     if (buf_append(&ss->rx, in, len)) {
         lws_close_reason(wsi, 1011, (unsigned char *)"out of memory", 13);
         return -1;
     }
-    if (!remaining && lws_is_final_fragment(wsi)) {
-        if (!ss->rx_binary && utf8_validate(ss->rx.data, ss->rx.len)) {
-            /* RFC 6455: a text message that is not UTF-8 fails the connection with 1007. */
-            static const char bad[] = "text message is not valid UTF-8";
-            lws_close_reason(wsi, WS_CLOSE_INVALID_UTF8, (unsigned char *)bad, sizeof bad - 1);
-            return -1;
-        }
-        handle_message(s, ss, ss->rx.data ? ss->rx.data : "", ss->rx.len);
-        buf_reset(&ss->rx);
-        if (ss->rx.cap > (size_t)4 * 4096) /* don't keep a big buffer per idle client */
-            buf_free(&ss->rx);
-    }
-    return 0;
+    if (!whole)
+        return 0;
+    int rc = take_message(s, wsi, ss, ss->rx.data ? ss->rx.data : "", ss->rx.len);
+    buf_free(&ss->rx); /* an idle client holds no receive buffer */
+    return rc;
 }
 
 void session_unmasked(void *user)
@@ -206,11 +220,17 @@ void session_open(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     ss->bad.at_us = ss->last_rx_us;
     buf_init(&ss->rx, ADW_CLIENT_FRAME_MAX + 1);
     fanout_add(s->fanout, &ss->fc, wsi);
-    filter_move(&ss->fc.filter, &ss->qfilter);
+    int has_since = 0;
+    int64_t since = 0;
+    if (admit_claim(s, wsi, &ss->fc.filter, &has_since, &since)) {
+        /* Never expected (admit.h): without its filter the client could see beyond its scope. */
+        fanout_close(s->fanout, &ss->fc, 1011, "admission lost");
+        return;
+    }
     metric_add(s->m_connections, 1);
     send_hello(s, ss);
-    if (ss->has_since)
-        replay_start(s->replayer, &ss->fc, &ss->fc.filter, ss->since, &ss->replay);
+    if (has_since)
+        replay_start(s->replayer, &ss->fc, &ss->fc.filter, since, &ss->replay);
     if (rxguard_attach(lws_get_socket_fd(wsi), ss)) /* frames sent along with the upgrade */
         session_unmasked(ss);
     if (s->shutting_down)
@@ -226,5 +246,4 @@ void session_close(ws_server_t *s, ws_session_t *ss)
         fanout_remove(s->fanout, &ss->fc);
     ss->is_ws = 0;
     buf_free(&ss->rx);
-    filter_free(&ss->qfilter);
 }

@@ -75,11 +75,12 @@ static int ws_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
             char peer[64] = "";
             lws_get_peer_simple(wsi, peer, sizeof peer);
             log_write(c->close_code == WS_CLOSE_GOING_AWAY ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
-                      "closing client %s: %d %s", peer, c->close_code, c->close_reason);
+                      "closing client %s: %d %s", peer, c->close_code, fanout_close_reason(c));
             ss->close_logged = 1;
         }
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        const char *why = fanout_close_reason(c);
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                         strlen(why));
         return -1;
     }
     if (ss->ping_due) {
@@ -178,13 +179,14 @@ static void on_tick(lws_sorted_usec_list_t *sul)
     drain(s);
     int64_t now = timefmt_mono_us();
     int64_t silent_max = 3 * (int64_t)s->o.heartbeat_s * 1000000;
-    char msg[96];
-    int mlen = 0;
-    if (now >= s->next_ping_us) {
+    frame_t *ping = NULL; /* one frame shared by every client's queue */
+    int beat = now >= s->next_ping_us;
+    if (beat) {
         s->next_ping_us = now + (int64_t)s->o.heartbeat_s * 1000000;
-        char ts[TIMEFMT_LEN];
+        char ts[TIMEFMT_LEN], msg[96];
         timefmt_format(timefmt_now_us(), ts);
-        mlen = snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"ts\":\"%s\"}", ts);
+        int mlen = snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"ts\":\"%s\"}", ts);
+        ping = frame_new_text(msg, (size_t)mlen);
     }
     for (fanout_client_t *c = fanout_clients(s->fanout), *next; c; c = next) {
         next = c->next;
@@ -200,12 +202,16 @@ static void on_tick(lws_sorted_usec_list_t *sul)
             }
             continue;
         }
-        if (mlen) {
-            session_send_text(s, ss, msg, (size_t)mlen);
+        if (beat) {
+            if (ping)
+                fanout_send(s->fanout, c, frame_ref(ping));
+            else
+                fanout_close(s->fanout, c, 1011, "out of memory");
             ss->ping_due = 1;
             lws_callback_on_writable(ss->wsi);
         }
     }
+    frame_unref(&ping);
     lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, WS_TICK_US);
 }
 
@@ -278,9 +284,16 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* rx_buffer_size: lws allocates this much (and LWS_PRE + 4) for every WebSocket connection when
+ * it is established and keeps it for the connection's life, and hands a client's message over
+ * in pieces of at most this size; session.c puts them together within ADW_CLIENT_FRAME_MAX.
+ * 4096 cost 4 KB of each idle client's 6.5; a control frame (125 bytes of payload at most)
+ * must fit whole, since lws answers a ping with what the buffer holds.
+ * tx_packet_size: lws writes at most this much per send() (the rest on later turns). */
+#define WS_RX_BUFFER 128
+_Static_assert(WS_RX_BUFFER >= 125, "a control frame's payload must fit lws's receive buffer");
 static const struct lws_protocols PROTOCOLS[] = {
-    /* tx_packet_size: lws writes at most this much per send() (the rest on later turns). */
-    {"adw-events", ws_callback, sizeof(ws_session_t), 4096, 0, NULL, WS_WRITE_MAX},
+    {"adw-events", ws_callback, sizeof(ws_session_t), WS_RX_BUFFER, 0, NULL, WS_WRITE_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -41,17 +41,16 @@ typedef struct session_allowance_t {
 } session_allowance_t;
 
 /* One of these per connection: lws allocates it zeroed, and again when HTTP turns WebSocket
- * (so nothing in it survives from LWS_CALLBACK_HTTP_CONFIRM_UPGRADE to the WebSocket side). */
+ * (so nothing in it survives from LWS_CALLBACK_HTTP_CONFIRM_UPGRADE to the WebSocket side).
+ * An idle client keeps it (and lws's own state) for its life: what it needs only for a moment
+ * (the query's filter until ESTABLISHED, a close reason) lives elsewhere. */
 typedef struct ws_session_t {
     struct lws *wsi;
     /* WebSocket */
     int is_ws;
     fanout_client_t fc;         /* registered with the fanout while is_ws */
-    filter_t qfilter;           /* the filter from the query string, until ESTABLISHED */
     const filter_list_t *scope; /* its read token's adw_id prefixes (NULL: every run) */
-    int has_since;
-    int64_t since;
-    buf_t rx; /* the client message being received */
+    buf_t rx;                   /* the client message being received, when it comes in pieces */
     int rx_binary;
     int64_t last_rx_us; /* when the client last sent anything */
     int ping_due;       /* a protocol ping is to be written */
@@ -75,9 +74,9 @@ typedef struct ws_session_t {
 } ws_session_t;
 
 /* What admission decided for an upgrade at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kept for the same
- * connection's LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION (admit.h). One of these per server: lws
- * runs both callbacks for a connection in one call, with nothing of another connection between
- * them, so at most one admission is ever waiting. */
+ * connection's LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION and LWS_CALLBACK_ESTABLISHED (admit.h). One
+ * of these per server: lws runs both callbacks for a connection in one call, with nothing of
+ * another connection between them, so at most one admission is ever waiting. */
 typedef struct admit_record_t {
     struct lws *wsi;            /* the connection it was decided for; NULL: none waiting */
     filter_t filter;            /* the query's filter, its scope set (owned) */

@@ -61,6 +61,10 @@ SCENARIOS = {
     "idle-10k": ("10,000 idle connections with heartbeats for 40 s: gateway memory", 1,
                  ["--clients", "10000", "--count", "0", "--duration", "40", "--threads", "2",
                   "--sources", "127.0.0.2-127.0.0.9", "--connect-timeout", "120"]),
+    "idle-19k": ("19,000 idle connections with heartbeats for 40 s from two client processes "
+                 "(this machine's descriptor limit is 20,000 a process): gateway memory", 1,
+                 ["--clients", "9500", "--count", "0", "--duration", "40", "--threads", "2",
+                  "--connect-timeout", "180"]),
     "replay-100k": ("replay of 100,000 missed events to one client while 100 others get "
                     "1,000 events/s", 1, None),
     "copy-ceiling": ("plain COPY of 100,000 comparable rows into the same table", 0, None),
@@ -84,6 +88,39 @@ def run_bench(args, ingest, gateways, pids, timeout=600):
     except ValueError:
         raise RuntimeError(f"adw-bench failed (rc {out.returncode}): {out.stderr[-2000:]}")
     res["exit_code"] = out.returncode
+    return res
+
+
+# Scenarios whose clients come from several adw-bench processes at once: name -> the --sources
+# of each process (the other arguments are the scenario's).
+SPLIT = {"idle-19k": ["127.0.0.2-127.0.0.5", "127.0.0.6-127.0.0.9"]}
+
+
+def run_split(name, args, ingest, gateways, pids):
+    """Runs one adw-bench per entry of SPLIT[name] at the same time; returns the first one's
+    result with the clients counted over all of them and each process's peak taken."""
+    argv = [str(BENCH), "--json", "--zmq", ingest.zmq_endpoint,
+            "--gateway", ",".join(g.ws_url for g in gateways),
+            "--pids", ",".join(f"{k}={v}" for k, v in pids.items())]
+    procs = [subprocess.Popen(argv + args + ["--sources", src], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for src in SPLIT[name]]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        line = out.strip().splitlines()[-1] if out.strip() else ""
+        try:
+            results.append(json.loads(line))
+        except ValueError:
+            raise RuntimeError(f"adw-bench failed (rc {p.returncode}): {err[-2000:]}")
+        results[-1]["exit_code"] = p.returncode
+    res = results[0]
+    for k in ("clients", "connected", "failed_connects", "closed", "lost", "duplicated"):
+        res[k] = sum(r.get(k, 0) for r in results)
+    for proc in res["processes"]:
+        for k in ("peak_rss_kb", "rss_kb", "rss_start_kb"):
+            res["processes"][proc][k] = max(r["processes"][proc].get(k, 0) for r in results
+                                            if proc in r["processes"])
+    res["exit_code"] = max(r["exit_code"] for r in results)
     return res
 
 
@@ -129,6 +166,8 @@ def one_run(name, pg, log_dir):
                               "--concurrency", "2", "--rate", "1000", "--count", "8000",
                               "--replay-since", "0", "--drain", "30"],
                              ingest, gws, pids)
+        if name in SPLIT:
+            return run_split(name, args, ingest, gws, pids)
         return run_bench(args, ingest, gws, pids)
     finally:
         for g in gws:
@@ -141,7 +180,8 @@ FIGURES = [("events_per_s", "events/s stored"), ("deliveries_per_s", "deliveries
            ("latency_us.p999", "p99.9 ms"), ("latency_us.max", "max ms"),
            ("gateway_cpu_us_per_delivery", "gw us/delivery"), ("lost", "lost"),
            ("duplicated", "dup"), ("replay_ms", "replay ms"), ("rows_per_s", "COPY rows/s"),
-           ("processes.gateway.peak_rss_kb", "gw peak RSS MB"),
+           ("connected", "connected"), ("processes.gateway.peak_rss_kb", "gw peak RSS MB"),
+           ("processes.gateway.rss_kb", "gw RSS at end MB"),
            ("processes.ingest.peak_rss_kb", "ingest peak RSS MB")]
 
 

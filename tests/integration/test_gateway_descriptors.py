@@ -1,7 +1,9 @@
 """adw-gateway with its file descriptors exhausted: a limit of 256 (prlimit) and 1,000 WebSocket
 connection attempts held open. The excess is refused (the connection closed, or HTTP 503), the
 gateway keeps running without spinning, the clients connected before keep receiving every event,
-and once the attempts go away new clients are served again."""
+and once the attempts go away new clients are served again. And the cap the descriptor limit
+sets on clients (the limit less 64 for the gateway, less a thirty-second, at least 16, for HTTP),
+crossed: 503 "too many clients"."""
 
 import os
 import socket
@@ -9,7 +11,7 @@ import time
 
 import adwtest
 import pytest
-from test_gateway_common import connect, ev, post, recv_events
+from test_gateway_common import connect, ev, metric, post, recv_events
 
 pytestmark = pytest.mark.needs_bin("adw-ingest", "adw-gateway")
 
@@ -128,3 +130,40 @@ def _try_connect(gw):
         return connect(gw, timeout=3)
     except Exception:
         return None
+
+
+CAP_LIMIT = 400  # descriptors: less 64 kept for the gateway, less 16 for HTTP: 320 clients
+
+
+def test_clients_capped_below_the_descriptor_limit_then_503(ingest, make_gateway):
+    """With the default ADW_GATEWAY_MAX_CLIENTS above what the descriptor limit allows, the
+    gateway lowers its cap (and says so), takes clients up to it, and answers the next upgrade
+    503 "too many clients" (a clear refusal, not a dropped connection) while every connected
+    client keeps receiving; a client leaving makes room for one more."""
+    gw = make_gateway(ingest, start=False)
+    gw.argv = ["prlimit", f"--nofile={CAP_LIMIT}:{CAP_LIMIT}", *gw.argv]
+    gw.start_ready()
+    cap = CAP_LIMIT - 64 - 16
+    assert f"descriptor limit {CAP_LIMIT}: at most {cap} WebSocket clients" in gw.log_text()
+    first = connect(gw)
+    held = [adwtest.RawWs(gw.ws_url) for _ in range(cap - 1)]
+    assert all(r.status == 101 for r in held)
+    over = adwtest.RawWs(gw.ws_url)
+    assert over.status == 503
+    body = over.conn.buf
+    while len(body) < int(over.headers["content-length"]):
+        body += over.conn.recv_some(5)
+    assert b"too many clients" in body
+    assert metric(gw, 'adw_gateway_rejected_total{reason="full"}') == 1
+    assert metric(gw, "adw_gateway_clients") == cap
+    sent = post(ingest, [ev()])
+    assert [m["id"] for m in recv_events(first, 1)] == sent
+    held.pop().close()
+    adwtest.wait_for(lambda: metric(gw, "adw_gateway_clients") == cap - 1, 10)
+    last = adwtest.RawWs(gw.ws_url)
+    assert last.status == 101
+    for r in held + [last]:
+        r.close()
+    first.close()
+    assert gw.alive()
+    assert gw.stop(20) == 0, gw.log_tail()

@@ -1,6 +1,7 @@
 /* Unit tests for the pure pieces of gateway/admit: the Origin policy (no Origin, the default of
  * http or https on localhost, same origin, "*", a configured list) and the query's filter and
- * since (keys, since's syntax, a refusal leaving the filter as it was). */
+ * since (keys, since's syntax, a refusal leaving the filter as it was), the descriptors kept for
+ * HTTP beside the clients. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,6 +128,16 @@ static void test_query_filter_refusals_leave_the_filter(void **state)
     filter_free(&f);
 }
 
+/* The descriptors kept for HTTP beside the clients: 19,000 clients fit a limit of 20,000. */
+static void test_http_spare_bounds(void **state)
+{
+    (void)state;
+    assert_int_equal(admit_http_spare(128), 16);    /* a limit of 256: 256 / 2 */
+    assert_int_equal(admit_http_spare(19936), 623); /* 20,000 less the reserve of 64 */
+    assert_true(19936 - admit_http_spare(19936) >= 19000);
+    assert_int_equal(admit_http_spare(1000000), 1024); /* at most what a large limit gets */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_origin_star_and_lists),
         cmocka_unit_test(test_query_filter_keys_and_since),
         cmocka_unit_test(test_query_filter_refusals_leave_the_filter),
+        cmocka_unit_test(test_http_spare_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
