@@ -8,9 +8,10 @@ publishes a stream over ZeroMQ. By default every client connects to gateway 1: t
 in maintenance (haproxy's `disabled`) and are made ready through haproxy's admin socket once
 gateway 1 holds them all; spread=True lets leastconn spread the clients over every gateway
 from the start instead. Once part of the stream is stored, gateway 1 is killed with SIGKILL;
-its clients open their connections again through haproxy with since = the last id they hold. Meanwhile a sampler records PostgreSQL's
-connections (pg_stat_activity), its work (pg_stat_database: xact_commit, tup_returned,
-tup_fetched), the CPU of its processes (/proc), and the surviving gateways' replay metrics.
+its clients open their connections again through haproxy with since = the last id they hold.
+Meanwhile a sampler records PostgreSQL's connections (pg_stat_activity), its work
+(pg_stat_database: xact_commit, tup_returned, tup_fetched), the CPU of its processes (/proc),
+and the surviving gateways' replay metrics.
 
 Not a test module itself (no test_ prefix)."""
 
@@ -210,11 +211,12 @@ class Storm:
         events at `rate`/s. Unless spread, waits until gateway 1 holds every client, then makes
         the others ready. Once kill_at events are stored (and the others are ready), kills
         gateway 1 with SIGKILL. Returns a dict: "victim_clients" (the connections haproxy had
-        on gateway 1 just before the kill), "per_gateway" (each gateway's then), the bench's JSON report ("bench"), the kill's wall clock
-        ("t_kill"), "recovery_s" (kill -> the last client's "replayed" message, from which it
-        has every event), "first_resume_s" (kill -> the first connection opened again), "rest"
-        ((sent, seconds or None) of REST reads on a survivor, one at a time, all along), the samples of PostgreSQL ("pg") and of the survivors' replay
-        metrics ("gw"), and their final metrics ("gw_final")."""
+        on gateway 1 just before the kill), "per_gateway" (each gateway's then), the bench's
+        JSON report ("bench"), the kill's wall clock ("t_kill"), "recovery_s" (kill -> the last
+        client's "replayed" message, from which it has every event), "first_resume_s" (kill ->
+        the first connection opened again), "rest" ((sent, seconds or None) of REST reads on a
+        survivor, one at a time, all along), the samples of PostgreSQL ("pg") and of the
+        survivors' replay metrics ("gw"), and their final metrics ("gw_final")."""
         argv = [str(adwtest.BIN_DIR / "adw-bench"), "--json", "--resume",
                 "--zmq", self.ingest.zmq_endpoint, "--gateway", self.front_url,
                 "--clients", str(clients), "--threads", str(threads), "--sources", sources,
@@ -297,8 +299,8 @@ class Storm:
         first = (rep["first_reconnect_us"] / 1e6 - t_kill if rep.get("first_reconnect_us")
                  else None)
         return {"bench": rep, "t_kill": t_kill, "victim_clients": held[victim][1],
-                "per_gateway": [held[i][1] for i in sorted(held)], "recovery_s": recovery, "first_resume_s": first,
-                "rest": rest, "pg": samples,
+                "per_gateway": [held[i][1] for i in sorted(held)], "recovery_s": recovery,
+                "first_resume_s": first, "rest": rest, "pg": samples,
                 "gw": gw_samples, "gw_final": [gateway_metrics(g) for g in survivors]}
 
     def close(self):
