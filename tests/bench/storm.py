@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """The recovery storm as a benchmark: 5,000 WebSocket clients (adw-bench --resume, 8 source
-addresses) over 3 gateways behind haproxy get a stream of events; one gateway is killed with
-SIGKILL and its clients resume with since through haproxy on the others. Release builds from
-build/; each run on a fresh stack (tests/integration/stormkit.py); loopback only.
+addresses) connect through haproxy to gateway 1 (the other 2 gateways in haproxy's maintenance
+until it holds them all) and get a stream of events; gateway 1 is killed with SIGKILL and all
+its clients resume with since through haproxy on the others. Release builds from build/; each
+run on a fresh stack (tests/integration/stormkit.py); loopback only.
 
     /usr/bin/python3 tests/bench/storm.py                        5,000 clients, 3 runs
+    /usr/bin/python3 tests/bench/storm.py --spread     leastconn spreads them over the 3 gateways
+                                                       from the start (1,666 on the killed one)
     /usr/bin/python3 tests/bench/storm.py --clients 1000 --runs 1
     /usr/bin/python3 tests/bench/storm.py --gateway-bin OLD/adw-gateway   compare a build
     /usr/bin/python3 tests/bench/storm.py --no-redispatch    haproxy as it was configured before
@@ -40,7 +43,8 @@ def one_run(pg, a, log_dir):
     if a.max_replays is not None:
         env["ADW_GATEWAY_MAX_REPLAYS"] = str(a.max_replays)
     storm = stormkit.Storm(pg, n_gateways=a.gateways, log_dir=log_dir, gateway_env=env,
-                           gateway_bin=a.gateway_bin, redispatch=a.redispatch)
+                           gateway_bin=a.gateway_bin, redispatch=a.redispatch,
+                           spread=a.spread)
     try:
         res = storm.run(clients=a.clients, count=a.count, rate=a.rate, kill_at=a.kill_at,
                         sources=a.sources, threads=a.threads, drain_s=a.drain,
@@ -66,7 +70,8 @@ def one_run(pg, a, log_dir):
         "rest_failed": sum(1 for s in window if s is None),
         "recovery_s": rec, "first_resume_s": res["first_resume_s"],
         "replay_phase_s": rec - res["first_resume_s"] if rec and res["first_resume_s"] else None,
-        "clients": a.clients, "connected": b["connected"],
+        "clients": a.clients, "victim_clients": res["victim_clients"],
+        "per_gateway": res["per_gateway"], "connected": b["connected"],
         "reconnects": b["reconnects"], "failed_connects": b["failed_connects"],
         "published": b["published"], "lost": b["lost"], "duplicated": b["duplicated"],
         "out_of_order": b["out_of_order"], "closed_by_server": b["closed"],
@@ -81,7 +86,7 @@ def one_run(pg, a, log_dir):
     }
 
 
-FIGURES = [("recovery_s", "s to every event"), ("first_resume_s", "s to first resume"),
+FIGURES = [("victim_clients", "on the killed gateway"), ("recovery_s", "s to every event"), ("first_resume_s", "s to first resume"),
            ("replay_phase_s", "first resume to every event s"), ("reconnects", "reconnects"),
            ("failed_connects", "failed attempts"), ("lost", "lost"), ("duplicated", "doubled"),
            ("replay_failures", "1011 closes"),
@@ -127,6 +132,9 @@ def main():
                     help="haproxy without option redispatch and observe layer4 (as "
                          "deploy/haproxy.cfg was): a killed gateway gets connections until two "
                          "health checks have failed")
+    ap.add_argument("--spread", action="store_true",
+                    help="let leastconn spread the clients over every gateway from the start "
+                         "(the killed one then holds 1/gateways of them)")
     ap.add_argument("--label", default="storm")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

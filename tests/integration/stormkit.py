@@ -2,19 +2,26 @@
 tests/bench/storm.py (5,000): PostgreSQL, one adw-ingest, a few adw-gateways behind a real
 haproxy (configured as deploy/haproxy.cfg: leastconn, health checks on /readyz every 2 s, down
 after 2 failures or at once on a refused connection, which is then tried on another gateway;
-redispatch=False leaves that last part out, as the file was before), and adw-bench --resume holding WebSocket clients through haproxy from several
-127.0.0.x source addresses while it publishes a stream over ZeroMQ. Once part of the stream is
-stored, one gateway is killed with SIGKILL; its clients open their connections again through
-haproxy with since = the last id they hold. Meanwhile a sampler records PostgreSQL's
-connections (pg_stat_activity), its work (pg_stat_database: xact_commit, tup_returned,
-tup_fetched), the CPU of its processes (/proc), and the surviving gateways' replay metrics.
+redispatch=False leaves that last part out, as the file was before), and adw-bench --resume
+holding WebSocket clients through haproxy from several 127.0.0.x source addresses while it
+publishes a stream over ZeroMQ. By default every client connects to gateway 1: the others start
+in maintenance (haproxy's `disabled`) and are made ready through haproxy's admin socket once
+gateway 1 holds them all; spread=True lets leastconn spread the clients over every gateway
+from the start instead. Once part of the stream is stored, gateway 1 is killed with SIGKILL;
+its clients open their connections again through haproxy with since = the last id they hold.
+Meanwhile a sampler records PostgreSQL's connections (pg_stat_activity), its work
+(pg_stat_database: xact_commit, tup_returned, tup_fetched), the CPU of its processes (/proc),
+and the surviving gateways' replay metrics.
 
 Not a test module itself (no test_ prefix)."""
 
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -25,6 +32,7 @@ import psycopg2
 
 HAPROXY_CFG = """global
     maxconn {maxconn}
+    stats socket {sock} mode 600 level admin
 
 defaults
     mode http
@@ -48,6 +56,31 @@ backend gateways
 """
 
 METRIC_RE = re.compile(r"^(adw_gateway_replay\w*)(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def haproxy_command(sock, cmd, timeout=5.0):
+    """Sends one command to haproxy's admin socket (a path); returns its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock))
+        s.sendall(cmd.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+def haproxy_servers(sock, backend="gateways"):
+    """{server name: (status, current sessions)} of backend's servers, from `show stat`."""
+    lines = haproxy_command(sock, "show stat").splitlines()
+    head = lines[0].lstrip("# ").split(",")
+    col = {k: i for i, k in enumerate(head)}
+    out = {}
+    for line in lines[1:]:
+        f = line.split(",")
+        if len(f) == len(head) and f[0] == backend and f[1] not in ("FRONTEND", "BACKEND"):
+            out[f[1]] = (f[col["status"]], int(f[col["scur"]] or 0))
+    return out
 
 
 def gateway_metrics(gw, timeout=2.0):
@@ -123,12 +156,17 @@ class PgProbe:
 
 class Storm:
     """The topology: ingest, n gateways (gateway_bin: another adw-gateway binary, such as an
-    older build, to compare), haproxy on a free port. front_url is the WebSocket URL through
-    haproxy. close() stops everything."""
+    older build, to compare), haproxy on a free port. Unless spread, every gateway but the
+    first starts in haproxy's maintenance, so that the first gets every client; run() makes them
+    ready before the kill. front_url is the WebSocket URL through haproxy. close() stops
+    everything."""
 
     def __init__(self, pg, n_gateways=3, log_dir=None, gateway_env=None, gateway_bin=None,
-                 maxconn=9000, redispatch=True):
+                 maxconn=9000, redispatch=True, spread=False):
         self.pg = pg
+        self.spread = spread
+        self.sock_dir = tempfile.mkdtemp(prefix="adw-storm-")  # a short path for the socket
+        self.sock = Path(self.sock_dir) / "haproxy.sock"
         self.ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         self.gws = []
         for _ in range(n_gateways):
@@ -138,7 +176,8 @@ class Storm:
                 g.argv[0] = str(gateway_bin)
             self.gws.append(g.start_ready())
         self.port = adwtest.free_port()
-        servers = "".join(f"    server gateway{i + 1} 127.0.0.1:{g.http_port} check\n"
+        servers = "".join(f"    server gateway{i + 1} 127.0.0.1:{g.http_port} check"
+                          f"{' disabled' if i and not spread else ''}\n"
                           for i, g in enumerate(self.gws))
         cfg = Path(self.ingest.log_path).parent / f"haproxy-{self.port}.cfg"
         # redispatch: a connection refused by a dead gateway is retried on another at once, and
@@ -147,21 +186,37 @@ class Storm:
                  "    default-server inter 2s fall 2 rise 2 observe layer4 error-limit 1 "
                  "on-error mark-down\n" if redispatch else "")
         cfg.write_text(HAPROXY_CFG.format(maxconn=maxconn, port=self.port, servers=servers,
-                                          extra=extra))
+                                          extra=extra, sock=self.sock))
         self.haproxy = adwtest.Proc(["haproxy", "-W", "-db", "-f", str(cfg)], name="haproxy",
                                     log_dir=log_dir).start()
         self.haproxy.wait_ready(f"http://127.0.0.1:{self.port}/readyz", timeout=20)
         self.front_url = f"ws://127.0.0.1:{self.port}/ws/events"
 
+    def servers(self):
+        """{gateway index: (haproxy's status, sessions)}."""
+        return {int(k[len("gateway"):]) - 1: v for k, v in haproxy_servers(self.sock).items()}
+
+    def make_ready(self, timeout=30):
+        """Takes every gateway out of haproxy's maintenance, healthy at once, and waits until
+        haproxy says each is UP."""
+        for i in range(1, len(self.gws) + 1):
+            haproxy_command(self.sock, f"set server gateways/gateway{i} state ready")
+            haproxy_command(self.sock, f"set server gateways/gateway{i} health up")
+        adwtest.wait_for(lambda: all(st.startswith("UP") for st, _ in self.servers().values()),
+                         timeout, what="every gateway UP in haproxy")
+
     def run(self, clients, count, rate, kill_at, sources="127.0.0.2-127.0.0.9", threads=2,
-            victim=0, drain_s=120, connect_timeout_s=120, sample_s=0.1):
+            drain_s=120, connect_timeout_s=120, sample_s=0.1):
         """Runs adw-bench --resume with `clients` clients through haproxy, publishing `count`
-        events at `rate`/s; once kill_at of them are stored, kills gateway `victim` with
-        SIGKILL. Returns a dict: the bench's JSON report ("bench"), the kill's wall clock
-        ("t_kill"), "recovery_s" (kill -> the last client's "replayed" message, from which it
-        has every event), "first_resume_s" (kill -> the first connection opened again), "rest"
-        ((sent, seconds or None) of REST reads on a survivor, one at a time, all along), the samples of PostgreSQL ("pg") and of the survivors' replay
-        metrics ("gw"), and their final metrics ("gw_final")."""
+        events at `rate`/s. Unless spread, waits until gateway 1 holds every client, then makes
+        the others ready. Once kill_at events are stored (and the others are ready), kills
+        gateway 1 with SIGKILL. Returns a dict: "victim_clients" (the connections haproxy had
+        on gateway 1 just before the kill), "per_gateway" (each gateway's then), the bench's
+        JSON report ("bench"), the kill's wall clock ("t_kill"), "recovery_s" (kill -> the last
+        client's "replayed" message, from which it has every event), "first_resume_s" (kill ->
+        the first connection opened again), "rest" ((sent, seconds or None) of REST reads on a
+        survivor, one at a time, all along), the samples of PostgreSQL ("pg") and of the
+        survivors' replay metrics ("gw"), and their final metrics ("gw_final")."""
         argv = [str(adwtest.BIN_DIR / "adw-bench"), "--json", "--resume",
                 "--zmq", self.ingest.zmq_endpoint, "--gateway", self.front_url,
                 "--clients", str(clients), "--threads", str(threads), "--sources", sources,
@@ -172,7 +227,8 @@ class Storm:
         probe = PgProbe(self.pg)
         samples, gw_samples = [], []
         stop = threading.Event()
-        survivors = [g for i, g in enumerate(self.gws) if i != victim]
+        victim = 0
+        survivors = self.gws[1:]
 
         def sampler():
             sp = PgProbe(self.pg)
@@ -208,11 +264,19 @@ class Storm:
         t_kill = None
         try:
             deadline = time.monotonic() + connect_timeout_s + count / rate + 60
+            if not self.spread:  # adw-bench publishes once every client is connected
+                while self.servers()[victim][1] < clients:
+                    if bench.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("adw-bench ended or stalled before every client was "
+                                           "on gateway 1: " + bench.stderr.read()[-2000:])
+                    time.sleep(0.05)
+                self.make_ready()
             while probe.max_id() < kill_at:
                 if bench.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("adw-bench ended or stalled before the kill: "
                                        + bench.stderr.read()[-2000:])
                 time.sleep(0.05)
+            held = self.servers()
             t_kill = time.time()
             self.gws[victim].kill9()
             out, err = bench.communicate(timeout=connect_timeout_s + count / rate + drain_s + 120)
@@ -234,12 +298,14 @@ class Storm:
         recovery = rep["last_replayed_us"] / 1e6 - t_kill if rep.get("last_replayed_us") else None
         first = (rep["first_reconnect_us"] / 1e6 - t_kill if rep.get("first_reconnect_us")
                  else None)
-        return {"bench": rep, "t_kill": t_kill, "recovery_s": recovery, "first_resume_s": first,
-                "rest": rest, "pg": samples,
+        return {"bench": rep, "t_kill": t_kill, "victim_clients": held[victim][1],
+                "per_gateway": [held[i][1] for i in sorted(held)], "recovery_s": recovery,
+                "first_resume_s": first, "rest": rest, "pg": samples,
                 "gw": gw_samples, "gw_final": [gateway_metrics(g) for g in survivors]}
 
     def close(self):
         self.haproxy.stop()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
         for g in self.gws:
             g.stop()
         self.ingest.stop()
