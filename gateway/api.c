@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "db.h"
+#include "dbjson.h"
 #include "frame.h"
 #include "jsonw.h"
 #include "kept.h"
@@ -166,50 +167,11 @@ static void pq_reason(char *err, size_t errlen, PGconn *conn)
         err[--n] = '\0';
 }
 
-static int undefined_table(const PGresult *r)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return state && !strcmp(state, "42P01");
-}
-
 /* Sets the job's answer to an error with msg. */
 static void answer_error(api_job_t *j, int status, const char *msg)
 {
-    buf_reset(&j->body);
     j->status = status;
-    if (buf_puts(&j->body, "{\"error\":") || jsonw_string(&j->body, msg, strlen(msg)) ||
-        buf_putc(&j->body, '}'))
-        buf_free(&j->body);
-}
-
-static json_t *ts_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    char t[TIMEFMT_LEN];
-    timefmt_format(strtoll(PQgetvalue(r, row, col), NULL, 10), t);
-    return json_string(t);
-}
-
-static json_t *int_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_integer(strtoll(PQgetvalue(r, row, col), NULL, 10));
-}
-
-static json_t *real_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_real(strtod(PQgetvalue(r, row, col), NULL));
-}
-
-static json_t *text_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_stringn(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+    dbjson_error(&j->body, msg);
 }
 
 #define US(col) "(extract(epoch from " col ") * 1000000)::bigint"
@@ -243,8 +205,8 @@ static json_t *stop_failure_json(const PGresult *r, int row, int col)
     if (PQgetisnull(r, row, col))
         return json_null();
     json_t *o = json_object();
-    if (o && (json_object_set_new(o, "reason", text_json(r, row, col)) ||
-              json_object_set_new(o, "id", int_json(r, row, col + 1)))) {
+    if (o && (json_object_set_new(o, "reason", dbjson_text(r, row, col)) ||
+              json_object_set_new(o, "id", dbjson_int(r, row, col + 1)))) {
         json_decref(o);
         return NULL;
     }
@@ -263,22 +225,22 @@ static json_t *run_json(const PGresult *r, int row)
         "first_ts", "last_ts"};
     int err = 0;
     for (int c = 0; c < 12; c++) {
-        json_t *v = c < 3     ? text_json(r, row, c)
-                    : c == 4  ? real_json(r, row, c)
-                    : c >= 10 ? ts_json(r, row, c)
-                              : int_json(r, row, c);
+        json_t *v = c < 3     ? dbjson_text(r, row, c)
+                    : c == 4  ? dbjson_real(r, row, c)
+                    : c >= 10 ? dbjson_ts(r, row, c)
+                              : dbjson_int(r, row, c);
         err |= json_object_set_new(o, names[c], v);
     }
     int64_t first = strtoll(PQgetvalue(r, row, 10), NULL, 10);
     int64_t last = strtoll(PQgetvalue(r, row, 11), NULL, 10);
     err |= json_object_set_new(o, "duration_ms", json_integer((last - first) / 1000));
-    err |= json_object_set_new(o, "first_id", int_json(r, row, 12));
-    err |= json_object_set_new(o, "last_id", int_json(r, row, 13));
-    err |= json_object_set_new(o, "updated_at", ts_json(r, row, 14));
+    err |= json_object_set_new(o, "first_id", dbjson_int(r, row, 12));
+    err |= json_object_set_new(o, "last_id", dbjson_int(r, row, 13));
+    err |= json_object_set_new(o, "updated_at", dbjson_ts(r, row, 14));
     err |= json_object_set_new(o, "stalled", json_boolean(!strcmp(PQgetvalue(r, row, 15), "t")));
     err |= json_object_set_new(o, "failed_steps", steps_array_json(r, row, 18));
     err |= json_object_set_new(o, "stop_failure", stop_failure_json(r, row, 16));
-    err |= json_object_set_new(o, "budget_usd", real_json(r, row, 19)); /* null: no budget */
+    err |= json_object_set_new(o, "budget_usd", dbjson_real(r, row, 19)); /* null: no budget */
     if (err) {
         json_decref(o);
         return NULL;
@@ -295,20 +257,20 @@ static json_t *step_json(const PGresult *r, int row)
     if (!o)
         return NULL;
     int err = 0;
-    err |= json_object_set_new(o, "step", text_json(r, row, 0));
-    err |= json_object_set_new(o, "status", text_json(r, row, 1));
-    err |= json_object_set_new(o, "event_count", int_json(r, row, 2));
-    err |= json_object_set_new(o, "cost_usd", real_json(r, row, 3));
-    err |= json_object_set_new(o, "tokens", int_json(r, row, 4));
-    err |= json_object_set_new(o, "first_ts", ts_json(r, row, 5));
-    err |= json_object_set_new(o, "last_ts", ts_json(r, row, 6));
+    err |= json_object_set_new(o, "step", dbjson_text(r, row, 0));
+    err |= json_object_set_new(o, "status", dbjson_text(r, row, 1));
+    err |= json_object_set_new(o, "event_count", dbjson_int(r, row, 2));
+    err |= json_object_set_new(o, "cost_usd", dbjson_real(r, row, 3));
+    err |= json_object_set_new(o, "tokens", dbjson_int(r, row, 4));
+    err |= json_object_set_new(o, "first_ts", dbjson_ts(r, row, 5));
+    err |= json_object_set_new(o, "last_ts", dbjson_ts(r, row, 6));
     int64_t first = strtoll(PQgetvalue(r, row, 5), NULL, 10);
     int64_t last = strtoll(PQgetvalue(r, row, 6), NULL, 10);
     err |= json_object_set_new(o, "duration_ms",
                                PQgetisnull(r, row, 7) ? json_integer((last - first) / 1000)
-                                                      : int_json(r, row, 7));
-    err |= json_object_set_new(o, "first_id", int_json(r, row, 8));
-    err |= json_object_set_new(o, "last_id", int_json(r, row, 9));
+                                                      : dbjson_int(r, row, 7));
+    err |= json_object_set_new(o, "first_id", dbjson_int(r, row, 8));
+    err |= json_object_set_new(o, "last_id", dbjson_int(r, row, 9));
     if (err) {
         json_decref(o);
         return NULL;
@@ -355,7 +317,7 @@ static void run_runs(api_job_t *j, PGconn *conn)
     buf_free(&st);
     buf_free(&sc);
     json_t *arr = json_array();
-    if (PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && !dbjson_undefined_table(r)) {
         char e[256];
         pq_reason(e, sizeof e, conn);
         log_warn("api: runs: %s", e);
@@ -390,14 +352,14 @@ static json_t *agent_json(const PGresult *r, int row)
     if (!o)
         return NULL;
     int err = 0;
-    err |= json_object_set_new(o, "agent_id", text_json(r, row, 0));
-    err |= json_object_set_new(o, "agent_type", text_json(r, row, 1));
-    err |= json_object_set_new(o, "status", text_json(r, row, 2));
-    err |= json_object_set_new(o, "event_count", int_json(r, row, 3));
-    err |= json_object_set_new(o, "cost_usd", real_json(r, row, 4));
-    err |= json_object_set_new(o, "tokens", int_json(r, row, 5));
-    err |= json_object_set_new(o, "first_ts", ts_json(r, row, 6));
-    err |= json_object_set_new(o, "last_ts", ts_json(r, row, 7));
+    err |= json_object_set_new(o, "agent_id", dbjson_text(r, row, 0));
+    err |= json_object_set_new(o, "agent_type", dbjson_text(r, row, 1));
+    err |= json_object_set_new(o, "status", dbjson_text(r, row, 2));
+    err |= json_object_set_new(o, "event_count", dbjson_int(r, row, 3));
+    err |= json_object_set_new(o, "cost_usd", dbjson_real(r, row, 4));
+    err |= json_object_set_new(o, "tokens", dbjson_int(r, row, 5));
+    err |= json_object_set_new(o, "first_ts", dbjson_ts(r, row, 6));
+    err |= json_object_set_new(o, "last_ts", dbjson_ts(r, row, 7));
     if (err) {
         json_decref(o);
         return NULL;
@@ -446,7 +408,7 @@ static void run_run(api_job_t *j, PGconn *conn)
     PGresult *r = filter_in_scope(j->q.filter.scope, j->q.adw_id)
                       ? db_exec(conn, sql, 1, params, DB_REPLY_TIMEOUT_MS)
                       : NULL;
-    if (r && PQresultStatus(r) != PGRES_TUPLES_OK && !undefined_table(r)) {
+    if (r && PQresultStatus(r) != PGRES_TUPLES_OK && !dbjson_undefined_table(r)) {
         char e[256];
         pq_reason(e, sizeof e, conn);
         log_warn("api: run: %s", e);
@@ -483,8 +445,8 @@ static void run_run(api_job_t *j, PGconn *conn)
                         " FROM adw_tool_calls WHERE adw_id = $1",
                         "tool calls")))
         goto fail;
-    nomem = nomem || json_object_set_new(run, "tool_calls", int_json(r, 0, 0)) ||
-            json_object_set_new(run, "tool_failures", int_json(r, 0, 1));
+    nomem = nomem || json_object_set_new(run, "tool_calls", dbjson_int(r, 0, 0)) ||
+            json_object_set_new(run, "tool_failures", dbjson_int(r, 0, 1));
     PQclear(r);
 
     int prc = nomem ? 0 : approvals_pending_counts(conn, run);

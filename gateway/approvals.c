@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "dbjson.h"
 #include "jsonw.h"
 #include "log.h"
 #include "timefmt.h"
@@ -34,46 +35,6 @@ int approvals_status_ok(const char *v)
     return 0;
 }
 
-static int undefined_table(const PGresult *r)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return state && !strcmp(state, "42P01");
-}
-
-static json_t *text_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_stringn(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
-}
-
-static json_t *int_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    return json_integer(strtoll(PQgetvalue(r, row, col), NULL, 10));
-}
-
-static json_t *ts_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    char t[TIMEFMT_LEN];
-    timefmt_format(strtoll(PQgetvalue(r, row, col), NULL, 10), t);
-    return json_string(t);
-}
-
-/* The jsonb text of column col as a value (null when NULL; the text as a string should it not
- * parse, which PostgreSQL's output always does). */
-static json_t *doc_json(const PGresult *r, int row, int col)
-{
-    if (PQgetisnull(r, row, col))
-        return json_null();
-    json_t *v = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
-                           JSON_DECODE_ANY, NULL);
-    return v ? v : text_json(r, row, col);
-}
-
 /* One approval object from row `row` of LIST_SQL; NULL when out of memory. */
 static json_t *row_json(const PGresult *r, int row)
 {
@@ -88,13 +49,13 @@ static json_t *row_json(const PGresult *r, int row)
     for (int c = 0; c < (int)(sizeof names / sizeof names[0]); c++) {
         json_t *v;
         if (c == 6)
-            v = doc_json(r, row, c);
+            v = dbjson_doc(r, row, c);
         else if (c == 9 || c == 12 || c == 17)
-            v = int_json(r, row, c);
+            v = dbjson_int(r, row, c);
         else if (c == 10 || c == 11 || c == 13)
-            v = ts_json(r, row, c);
+            v = dbjson_ts(r, row, c);
         else
-            v = text_json(r, row, c);
+            v = dbjson_text(r, row, c);
         err |= json_object_set_new(o, names[c], v);
     }
     if (err) {
@@ -102,15 +63,6 @@ static json_t *row_json(const PGresult *r, int row)
         return NULL;
     }
     return o;
-}
-
-/* Writes {"error":msg} to body. */
-static void error_body(buf_t *body, const char *msg)
-{
-    buf_reset(body);
-    if (buf_puts(body, "{\"error\":") || jsonw_string(body, msg, strlen(msg)) ||
-        buf_putc(body, '}'))
-        buf_free(body);
 }
 
 int approvals_run(PGconn *conn, const filter_list_t *status, const filter_t *f, int limit,
@@ -136,11 +88,11 @@ int approvals_run(PGconn *conn, const filter_list_t *status, const filter_t *f, 
     buf_free(&sc);
     if (nomem)
         return 500;
-    int missing = PQresultStatus(r) != PGRES_TUPLES_OK && undefined_table(r);
+    int missing = PQresultStatus(r) != PGRES_TUPLES_OK && dbjson_undefined_table(r);
     if (PQresultStatus(r) != PGRES_TUPLES_OK && !missing) {
         log_warn("api: approvals: %s", PQerrorMessage(conn));
         PQclear(r);
-        error_body(body, "database unavailable");
+        dbjson_error(body, "database unavailable");
         return 503;
     }
     json_t *arr = json_array();
@@ -189,7 +141,7 @@ int approvals_pending_counts(PGconn *conn, json_t *run)
                           1, params, DB_REPLY_TIMEOUT_MS);
     buf_free(&arr);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok && !undefined_table(r)) {
+    if (!ok && !dbjson_undefined_table(r)) {
         log_warn("api: pending approvals: %s", PQerrorMessage(conn));
         PQclear(r);
         return -EIO;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "tokspec.h"
 
 /* One of these per decide token. */
 typedef struct dentry_t {
@@ -26,25 +27,9 @@ static int alnum(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-static int prefix_char(char c)
-{
-    return alnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
-}
-
 static int name_char(char c)
 {
     return alnum(c) || c == '.' || c == '_' || c == '@' || c == '-';
-}
-
-/* The bounds of s[0..len) without surrounding blanks. */
-static void trim(const char **s, size_t *len)
-{
-    while (*len && (**s == ' ' || **s == '\t' || **s == '\r')) {
-        (*s)++;
-        (*len)--;
-    }
-    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r'))
-        (*len)--;
 }
 
 void decide_hash_name(const char *token, size_t len, char *out, size_t outlen)
@@ -74,10 +59,7 @@ static int add_prefix(dentry_t *de, const char *p, size_t len, size_t num, char 
         de->e.all = 1;
         return 0;
     }
-    int ok = len >= 1 && len <= FILTER_VALUE_MAX;
-    for (size_t i = 0; ok && i < len; i++)
-        ok = prefix_char(p[i]);
-    if (!ok) {
+    if (!tokspec_prefix_valid(p, len)) {
         snprintf(err, errlen,
                  WHAT " entry %zu: prefix \"%.*s\" must be * or 1 to %d characters of "
                       "[A-Za-z0-9._:-]",
@@ -94,31 +76,24 @@ static int add_prefix(dentry_t *de, const char *p, size_t len, size_t num, char 
     return 0;
 }
 
-/* Parses one entry e[0..len) ("[name:]token=p1,p2") into d. Returns 0 or -EINVAL/-ENOMEM
- * (reason in err; entry numbers count from 1). */
-static int add_entry(decide_t *d, const char *e, size_t len, size_t num, char *err, size_t errlen)
+/* Takes in one entry ("[name:]token=p1,p2") for the table ctx (a decide_t). Returns 0 or
+ * -EINVAL/-ENOMEM (reason in err). */
+static int add_entry(void *ctx, const tokspec_entry_t *en, char *err, size_t errlen)
 {
-    const char *eq = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (e[i] == '=')
-            eq = e + i;
-    if (!eq) {
-        snprintf(err, errlen, WHAT " entry %zu: want [name:]token=prefix[,prefix...]", num);
-        return -EINVAL;
-    }
+    decide_t *d = ctx;
+    size_t num = en->num;
     if (d->n == DECIDE_MAX) {
         snprintf(err, errlen, WHAT ": at most %d tokens", DECIDE_MAX);
         return -EINVAL;
     }
     dentry_t de = {0};
-    const char *tok = e;
-    size_t tl = (size_t)(eq - e);
-    trim(&tok, &tl);
+    const char *tok = en->token;
+    size_t tl = en->token_len;
     const char *colon = memchr(tok, ':', tl);
     if (colon) {
         const char *name = tok;
         size_t nl = (size_t)(colon - tok);
-        trim(&name, &nl);
+        tokspec_trim(&name, &nl);
         int ok = nl >= 1 && nl <= DECIDE_NAME_MAX;
         for (size_t i = 0; ok && i < nl; i++)
             ok = name_char(name[i]);
@@ -133,12 +108,9 @@ static int add_entry(decide_t *d, const char *e, size_t len, size_t num, char *e
         de.e.name[nl] = '\0';
         tl -= (size_t)(colon + 1 - tok);
         tok = colon + 1;
-        trim(&tok, &tl);
+        tokspec_trim(&tok, &tl);
     }
-    int bad = tl == 0 || tl > DECIDE_LEN_MAX;
-    for (size_t i = 0; i < tl; i++)
-        bad |= tok[i] <= ' ' || tok[i] == 0x7f || tok[i] == ',' || tok[i] == ';';
-    if (bad) {
+    if (!tokspec_token_valid(tok, tl, DECIDE_LEN_MAX)) {
         snprintf(err, errlen,
                  WHAT " entry %zu: a token is 1 to %d printable characters without spaces, "
                       "';' or ','",
@@ -150,18 +122,11 @@ static int add_entry(decide_t *d, const char *e, size_t len, size_t num, char *e
         goto fail;
     if (!de.e.name[0])
         decide_hash_name(tok, tl, de.e.name, sizeof de.e.name);
-    const char *p = eq + 1, *end = e + len;
-    while (p <= end) {
-        const char *q = p;
-        while (q < end && *q != ',')
-            q++;
-        const char *pre = p;
-        size_t pl = (size_t)(q - p);
-        trim(&pre, &pl);
+    const char *p = en->prefixes, *pre;
+    size_t pl;
+    while (tokspec_next_prefix(&p, en->end, &pre, &pl))
         if (pl && (rc = add_prefix(&de, pre, pl, num, err, errlen)))
             goto fail;
-        p = q + 1;
-    }
     rc = -EINVAL;
     if (!de.e.all && !de.e.scope.n) {
         snprintf(err, errlen,
@@ -201,72 +166,17 @@ fail:
     return rc;
 }
 
-/* Reads the file named by path into a new string (owned by the caller). NULL with a reason. */
-static char *read_spec_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, WHAT " file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = malloc(DECIDE_FILE_MAX + 1);
-    size_t n = text ? fread(text, 1, DECIDE_FILE_MAX + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!text || bad || n > DECIDE_FILE_MAX) {
-        snprintf(err, errlen, WHAT " file %s: %s", path,
-                 !text ? "out of memory"
-                 : bad ? "cannot read"
-                       : "larger than 64 KiB");
-        free(text);
-        return NULL;
-    }
-    text[n] = '\0';
-    return text;
-}
-
 decide_t *decide_new(const char *spec, char *err, size_t errlen)
 {
     decide_t *d = calloc(1, sizeof *d);
-    char *text = NULL;
     if (!d) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!spec || !*spec)
-        return d;
-    int from_file = spec[0] == '@';
-    text = from_file ? read_spec_file(spec + 1, err, errlen) : strdup(spec);
-    if (!text) {
-        if (!from_file)
-            snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    size_t num = 0;
-    for (char *p = text; *p;) {
-        size_t len = strcspn(p, ";\n");
-        const char *e = p;
-        p += len + (p[len] != '\0');
-        trim(&e, &len);
-        if (!len || *e == '#')
-            continue;
-        if (add_entry(d, e, len, ++num, err, errlen))
-            goto fail;
-    }
-    if (!d->n) {
-        snprintf(err, errlen, WHAT " names no token");
-        goto fail;
-    }
-    explicit_bzero(text, strlen(text));
-    free(text);
+    if (spec && *spec &&
+        tokspec_parse(spec, WHAT, "[name:]token=prefix[,prefix...]", add_entry, d, err, errlen))
+        decide_destroy(&d);
     return d;
-fail:
-    if (text) {
-        explicit_bzero(text, strlen(text));
-        free(text);
-    }
-    decide_destroy(&d);
-    return NULL;
 }
 
 void decide_destroy(decide_t **dp)

@@ -20,11 +20,12 @@
 #include <stddef.h>
 
 #include "filter.h"
+#include "tokspec.h"
 
-#define DECIDE_MAX 1024       /* entries */
-#define DECIDE_NAME_MAX 64    /* bytes of a name */
-#define DECIDE_LEN_MAX 1024   /* bytes of a token */
-#define DECIDE_FILE_MAX 65536 /* bytes of a decide-token file */
+#define DECIDE_MAX 1024                  /* entries */
+#define DECIDE_NAME_MAX 64               /* bytes of a name */
+#define DECIDE_LEN_MAX 1024              /* bytes of a token */
+#define DECIDE_FILE_MAX TOKSPEC_FILE_MAX /* bytes of a decide-token file */
 
 typedef struct decide_t decide_t;
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "tokspec.h"
 
 /* One of these per read token. */
 typedef struct scoped_t {
@@ -19,108 +20,62 @@ struct tokens_t {
     size_t n;
 };
 
-static int prefix_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == ':' || c == '-';
-}
+#define WHAT "ADW_GATEWAY_READ_TOKENS"
 
-static char *trimmed(const char *s, size_t len)
+/* Takes in one entry ("token=p1,p2") for the table ctx (a tokens_t). Returns 0 or -EINVAL
+ * (reason in err). */
+static int add_entry(void *ctx, const tokspec_entry_t *e, char *err, size_t errlen)
 {
-    while (len && (*s == ' ' || *s == '\t' || *s == '\r')) {
-        s++;
-        len--;
-    }
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
-        len--;
-    char *out = malloc(len + 1);
-    if (out) {
-        memcpy(out, s, len);
-        out[len] = '\0';
-    }
-    return out;
-}
-
-/* Parses one entry e[0..len) ("token=p1,p2") into t. Returns 0 or -EINVAL/-ENOMEM (reason in
- * err; entry numbers count from 1). */
-static int add_entry(tokens_t *t, const char *e, size_t len, size_t num, char *err, size_t errlen)
-{
-    const char *eq = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (e[i] == '=')
-            eq = e + i;
-    if (!eq) {
-        snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS entry %zu: want token=prefix[,prefix...]",
-                 num);
+    tokens_t *t = ctx;
+    if (t->n == TOKENS_MAX) {
+        snprintf(err, errlen, WHAT ": at most %d tokens", TOKENS_MAX);
         return -EINVAL;
     }
-    if (t->n == TOKENS_MAX) {
-        snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS: at most %d tokens", TOKENS_MAX);
+    if (!tokspec_token_valid(e->token, e->token_len, TOKENS_LEN_MAX)) {
+        snprintf(err, errlen,
+                 WHAT " entry %zu: a token is 1 to %d printable characters without spaces or "
+                      "commas",
+                 e->num, TOKENS_LEN_MAX);
         return -EINVAL;
     }
     scoped_t sc = {0};
-    sc.token = trimmed(e, (size_t)(eq - e));
+    sc.token = strndup(e->token, e->token_len);
     if (!sc.token)
         goto nomem;
-    size_t tl = strlen(sc.token);
-    int bad = tl == 0 || tl > TOKENS_LEN_MAX;
-    for (const char *c = sc.token; *c; c++)
-        bad |= *c <= ' ' || *c == 0x7f || *c == ',';
-    if (bad) {
-        snprintf(err, errlen,
-                 "ADW_GATEWAY_READ_TOKENS entry %zu: a token is 1 to %d printable characters "
-                 "without spaces or commas",
-                 num, TOKENS_LEN_MAX);
-        goto fail;
-    }
-    const char *p = eq + 1, *end = e + len;
-    while (p <= end) {
-        const char *q = p;
-        while (q < end && *q != ',')
-            q++;
-        char *pre = trimmed(p, (size_t)(q - p));
-        if (!pre)
-            goto nomem;
-        size_t pl = strlen(pre);
-        int ok = pl >= 1 && pl <= FILTER_VALUE_MAX;
-        for (size_t i = 0; ok && i < pl; i++)
-            ok = prefix_char(pre[i]);
-        if (!ok && pl) {
+    const char *p = e->prefixes, *pre;
+    size_t pl;
+    while (tokspec_next_prefix(&p, e->end, &pre, &pl)) {
+        if (!pl)
+            continue;
+        if (!tokspec_prefix_valid(pre, pl)) {
             snprintf(err, errlen,
-                     "ADW_GATEWAY_READ_TOKENS entry %zu: prefix \"%.64s\" must be 1 to %d "
-                     "characters of [A-Za-z0-9._:-]",
-                     num, pre, FILTER_VALUE_MAX);
-            free(pre);
+                     WHAT " entry %zu: prefix \"%.*s\" must be 1 to %d characters of "
+                          "[A-Za-z0-9._:-]",
+                     e->num, (int)(pl > 64 ? 64 : pl), pre, FILTER_VALUE_MAX);
             goto fail;
         }
-        if (!pl) {
-            free(pre);
-        } else {
-            char **v = realloc(sc.prefixes.v, (sc.prefixes.n + 1) * sizeof *v);
-            if (!v) {
-                free(pre);
-                goto nomem;
-            }
-            sc.prefixes.v = v;
-            sc.prefixes.v[sc.prefixes.n++] = pre;
-        }
-        p = q + 1;
+        char **v = realloc(sc.prefixes.v, (sc.prefixes.n + 1) * sizeof *v);
+        if (!v)
+            goto nomem;
+        sc.prefixes.v = v;
+        if (!(v[sc.prefixes.n] = strndup(pre, pl)))
+            goto nomem;
+        sc.prefixes.n++;
     }
     if (!sc.prefixes.n) {
         snprintf(err, errlen,
-                 "ADW_GATEWAY_READ_TOKENS entry %zu: a read token needs at least one adw_id prefix "
-                 "(ADW_GATEWAY_TOKEN reads everything)",
-                 num);
+                 WHAT " entry %zu: a read token needs at least one adw_id prefix "
+                      "(ADW_GATEWAY_TOKEN reads everything)",
+                 e->num);
         goto fail;
     }
     for (size_t i = 0; i < t->n; i++)
         if (!strcmp(t->v[i].token, sc.token)) {
-            snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS entry %zu: the same token twice", num);
+            snprintf(err, errlen, WHAT " entry %zu: the same token twice", e->num);
             goto fail;
         }
     if (t->full && !strcmp(t->full, sc.token)) {
-        snprintf(err, errlen,
-                 "ADW_GATEWAY_READ_TOKENS entry %zu: a read token equals ADW_GATEWAY_TOKEN", num);
+        snprintf(err, errlen, WHAT " entry %zu: a read token equals ADW_GATEWAY_TOKEN", e->num);
         goto fail;
     }
     scoped_t *nv = realloc(t->v, (t->n + 1) * sizeof *nv);
@@ -139,34 +94,9 @@ fail:
     return -EINVAL;
 }
 
-/* Reads the file named by path into a new string (owned by the caller). NULL with a reason. */
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = malloc(TOKENS_FILE_MAX + 1);
-    size_t n = text ? fread(text, 1, TOKENS_FILE_MAX + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!text || bad || n > TOKENS_FILE_MAX) {
-        snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS file %s: %s", path,
-                 !text ? "out of memory"
-                 : bad ? "cannot read"
-                       : "larger than 64 KiB");
-        free(text);
-        return NULL;
-    }
-    text[n] = '\0';
-    return text;
-}
-
 tokens_t *tokens_new(const char *full, const char *read_spec, char *err, size_t errlen)
 {
     tokens_t *t = calloc(1, sizeof *t);
-    char *text = NULL;
     if (!t)
         goto nomem;
     if (full && *full) {
@@ -178,39 +108,13 @@ tokens_t *tokens_new(const char *full, const char *read_spec, char *err, size_t 
         if (!t->full)
             goto nomem;
     }
-    if (!read_spec || !*read_spec)
-        return t;
-    int from_file = read_spec[0] == '@';
-    text = from_file ? read_file(read_spec + 1, err, errlen) : strdup(read_spec);
-    if (!text) {
-        if (!from_file)
-            goto nomem;
+    if (read_spec && *read_spec &&
+        tokspec_parse(read_spec, WHAT, "token=prefix[,prefix...]", add_entry, t, err, errlen))
         goto fail;
-    }
-    size_t num = 0;
-    for (char *p = text; *p;) {
-        size_t len = strcspn(p, ";\n");
-        char *e = p;
-        p += len + (p[len] != '\0');
-        while (len && (*e == ' ' || *e == '\t' || *e == '\r')) {
-            e++;
-            len--;
-        }
-        if (!len || *e == '#' || strspn(e, " \t\r") >= len)
-            continue;
-        if (add_entry(t, e, len, ++num, err, errlen))
-            goto fail;
-    }
-    if (!t->n) {
-        snprintf(err, errlen, "ADW_GATEWAY_READ_TOKENS names no token");
-        goto fail;
-    }
-    free(text);
     return t;
 nomem:
     snprintf(err, errlen, "out of memory");
 fail:
-    free(text);
     tokens_destroy(&t);
     return NULL;
 }

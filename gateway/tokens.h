@@ -18,10 +18,11 @@
 #include <stddef.h>
 
 #include "filter.h"
+#include "tokspec.h"
 
-#define TOKENS_MAX 1024       /* read tokens */
-#define TOKENS_LEN_MAX 1024   /* bytes of one token */
-#define TOKENS_FILE_MAX 65536 /* bytes of a read-token file */
+#define TOKENS_MAX 1024                  /* read tokens */
+#define TOKENS_LEN_MAX 1024              /* bytes of one token */
+#define TOKENS_FILE_MAX TOKSPEC_FILE_MAX /* bytes of a read-token file */
 
 typedef struct tokens_t tokens_t;
 

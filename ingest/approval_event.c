@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "hook.h"
+#include "sysevent.h"
 #include "timefmt.h"
 
 void approval_event_time(int64_t us, char *out)
@@ -32,29 +33,6 @@ int approval_event_id_valid(const char *s, size_t len)
 static int set_str(json_t *o, const char *key, const char *s)
 {
     return json_object_set_new(o, key, s ? json_string(s) : json_null());
-}
-
-/* Builds and validates {"type":"system","event":name,"adw_id","step","summary","payload"};
- * takes payload's reference whatever happens. */
-static int build(const char *name, const char *adw_id, const char *step, const char *summary,
-                 json_t *payload, int64_t received_us, adw_event_t *ev, char *err, size_t errlen)
-{
-    int rc = -ENOMEM;
-    json_t *doc = json_pack("{s:s, s:s, s:s}", "type", "system", "event", name, "adw_id",
-                            adw_id ? adw_id : "");
-    if (!doc || !payload)
-        goto fail;
-    if ((step && json_object_set_new(doc, "step", json_string(step))) ||
-        json_object_set_new(doc, "summary", json_string(summary)) ||
-        json_object_set(doc, "payload", payload))
-        goto fail;
-    rc = event_from_json(doc, received_us, ev, err, errlen);
-fail:
-    if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
-    json_decref(payload);
-    json_decref(doc);
-    return rc;
 }
 
 /* The one-line summary "<head><tail>", cut to the summary limit. */
@@ -97,8 +75,8 @@ int approval_event_requested(const approval_request_info_t *a, int64_t received_
     hook_line_t l;
     const char *summary =
         line(&l, a->summary && *a->summary ? a->summary : "approval requested", NULL);
-    return build("approval_requested", a->adw_id, a->step, summary, p, received_us, ev, err,
-                 errlen);
+    return sysevent_build("approval_requested", a->adw_id, a->step, summary, p, received_us, ev,
+                          err, errlen);
 }
 
 int approval_event_decided(const char *approval_id, const char *adw_id, const char *step, int allow,
@@ -118,7 +96,8 @@ int approval_event_decided(const char *approval_id, const char *adw_id, const ch
     snprintf(head, sizeof head, "%s by %.64s: ", allow ? "Allowed" : "Denied", decided_by);
     hook_line_t l;
     const char *summary = line(&l, head, tool_summary);
-    return build("approval_decided", adw_id, step, summary, p, received_us, ev, err, errlen);
+    return sysevent_build("approval_decided", adw_id, step, summary, p, received_us, ev, err,
+                          errlen);
 }
 
 int approval_event_expired(const char *approval_id, const char *adw_id, const char *step,
@@ -135,5 +114,6 @@ int approval_event_expired(const char *approval_id, const char *adw_id, const ch
     snprintf(head, sizeof head, "Approval expired (%.64s): ", reason);
     hook_line_t l;
     const char *summary = line(&l, head, tool_summary);
-    return build("approval_expired", adw_id, step, summary, p, received_us, ev, err, errlen);
+    return sysevent_build("approval_expired", adw_id, step, summary, p, received_us, ev, err,
+                          errlen);
 }

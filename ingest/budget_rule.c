@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "sysevent.h"
 
 int budget_parse_usd(const char *s, double *usd, char *err, size_t errlen)
 {
@@ -94,33 +95,6 @@ int budget_money(double usd, char *out, size_t outlen)
     return snprintf(out, outlen, "$%.2f", usd);
 }
 
-/* Validates doc (borrowed) as an event received at received_us into ev. */
-static int finish(json_t *doc, int64_t received_us, adw_event_t *ev, char *err, size_t errlen)
-{
-    if (!doc) {
-        set_err(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    int rc = event_from_json(doc, received_us, ev, err, errlen);
-    json_decref(doc);
-    return rc;
-}
-
-/* {"type":"system","event":name,"adw_id":A[,"step":S],"summary":summary,"payload":payload}
- * (payload's reference is taken), or NULL when out of memory. */
-static json_t *system_doc(const char *name, const char *adw_id, const char *step,
-                          const char *summary, json_t *payload)
-{
-    json_t *doc = json_pack("{s:s, s:s, s:s}", "type", "system", "event", name, "adw_id", adw_id);
-    if (!doc || (step && json_object_set_new(doc, "step", json_string(step))) ||
-        json_object_set_new(doc, "summary", json_string(summary)) || !payload ||
-        json_object_set_new(doc, "payload", payload)) {
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
-}
-
 int budget_event_build(unsigned kind, const char *adw_id, const char *step, const budget_run_t *r,
                        int64_t crossed_by_id, int64_t received_us, adw_event_t *ev, char *err,
                        size_t errlen)
@@ -134,9 +108,8 @@ int budget_event_build(unsigned kind, const char *adw_id, const char *step, cons
     json_t *payload =
         json_pack("{s:f, s:f, s:i, s:I}", "budget_usd", r->budget_usd, "spend_usd", spend,
                   "percent", percent, "crossed_by_id", (json_int_t)crossed_by_id);
-    json_t *doc = system_doc(kind == BUDGET_EXCEEDED ? "budget_exceeded" : "budget_warning", adw_id,
-                             step, summary, payload);
-    return finish(doc, received_us, ev, err, errlen);
+    return sysevent_build(kind == BUDGET_EXCEEDED ? "budget_exceeded" : "budget_warning", adw_id,
+                          step, summary, payload, received_us, ev, err, errlen);
 }
 
 int budget_is_pre_tool_use(const adw_event_t *e)
@@ -165,8 +138,8 @@ int budget_denied_build(const adw_event_t *hook, const budget_run_t *r, int64_t 
         json_pack("{s:o, s:o, s:f, s:f, s:I}", "tool_name", payload_string(hook, "tool_name"),
                   "tool_use_id", payload_string(hook, "tool_use_id"), "budget_usd", r->budget_usd,
                   "spend_usd", spend, "hook_event_id", (json_int_t)hook->id);
-    json_t *doc = system_doc("budget_denied", hook->adw_id, hook->step, summary, payload);
-    return finish(doc, received_us, ev, err, errlen);
+    return sysevent_build("budget_denied", hook->adw_id, hook->step, summary, payload, received_us,
+                          ev, err, errlen);
 }
 
 int budget_deny_reason(const char *adw_id, double budget_usd, double spend_usd, char *out,

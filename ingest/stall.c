@@ -1,10 +1,9 @@
 #include "stall.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "sysevent.h"
 
 int64_t stall_scan_period_ms(int64_t stall_s)
 {
@@ -33,20 +32,6 @@ int stall_event_build(const char *adw_id, const char *step, int64_t idle_s, int6
     stall_summary(idle_s, summary, sizeof summary);
     json_t *payload =
         json_pack("{s:I, s:I}", "idle_s", (json_int_t)idle_s, "last_id", (json_int_t)last_id);
-    json_t *doc = json_pack("{s:s, s:s, s:s}", "type", "system", "event", "run_stalled", "adw_id",
-                            adw_id ? adw_id : "");
-    int rc = -ENOMEM;
-    if (!payload || !doc)
-        goto fail;
-    if ((step && json_object_set_new(doc, "step", json_string(step))) ||
-        json_object_set_new(doc, "summary", json_string(summary)) ||
-        json_object_set(doc, "payload", payload))
-        goto fail;
-    rc = event_from_json(doc, received_us, ev, err, errlen);
-fail:
-    if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
-    json_decref(payload);
-    json_decref(doc);
-    return rc;
+    return sysevent_build("run_stalled", adw_id, step, summary, payload, received_us, ev, err,
+                          errlen);
 }

@@ -603,6 +603,49 @@ static int req_reserve(store_req_t *r, size_t n)
     return 0;
 }
 
+/* The failed query res (cleared here) of the scan r (store_submit), what ("stall scan") names
+ * it: logged and kept as the last error, r completed as unavailable, and a lost connection
+ * makes the writer connect again. */
+static void scan_failed(store_t *s, store_req_t *r, PGresult *res, const char *what)
+{
+    char err[256];
+    snprintf(err, sizeof err, "%s: %s", what, PQerrorMessage(s->conn));
+    PQclear(res);
+    log_warn("store: %s", err);
+    set_error(s, err);
+    complete_unavailable(s, r, "database unavailable, retry later");
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        disconnect(s);
+        set_state(s, STORE_CONNECTING);
+    }
+}
+
+/* The rows of the scan r's result res, with room reserved in r for an event each. Returns their
+ * number; 0 when there are none, or no memory now (the next scan tries): then res is cleared and
+ * r completed. */
+static int scan_reserve(store_t *s, store_req_t *r, PGresult *res)
+{
+    int rows = PQntuples(res);
+    if (rows == 0 || req_reserve(r, (size_t)rows)) {
+        PQclear(res);
+        finish_ok(s, &r, 1);
+        return 0;
+    }
+    return rows;
+}
+
+/* Commits the n events the scan r raised into r->events (none: r completes at once). */
+static void scan_commit(store_t *s, store_req_t *r, size_t n)
+{
+    r->nevents = n;
+    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
+    if (n == 0) {
+        finish_ok(s, &r, 1);
+        return;
+    }
+    process(s, &r, 1);
+}
+
 /* The runs a stall scan raises run_stalled for: running, not stalled, idle since before $1
  * (microseconds since the epoch, ingest's clock, as received_at), the longest idle first.
  * The partial index adw_runs_running_idle serves it. */
@@ -625,24 +668,12 @@ static void scan_stalls(store_t *s, store_req_t *r)
     const char *params[2] = {cutoff, limit};
     PGresult *res = exec1(s, STALL_SCAN_SQL, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char err[256];
-        snprintf(err, sizeof err, "stall scan: %s", PQerrorMessage(s->conn));
-        PQclear(res);
-        log_warn("store: %s", err);
-        set_error(s, err);
-        complete_unavailable(s, r, "database unavailable, retry later");
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-            disconnect(s);
-            set_state(s, STORE_CONNECTING);
-        }
+        scan_failed(s, r, res, "stall scan");
         return;
     }
-    int rows = PQntuples(res);
-    if (rows == 0 || req_reserve(r, (size_t)rows)) {
-        PQclear(res);
-        finish_ok(s, &r, 1); /* nothing to raise (or no memory now: the next scan tries) */
-        return;
-    }
+    int rows = scan_reserve(s, r, res);
+    if (rows == 0)
+        return; /* nothing to raise */
     size_t n = 0;
     for (int row = 0; row < rows; row++) {
         const char *adw_id = PQgetvalue(res, row, 0);
@@ -658,13 +689,7 @@ static void scan_stalls(store_t *s, store_req_t *r)
         n++;
     }
     PQclear(res);
-    r->nevents = n;
-    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
-    if (n == 0) {
-        finish_ok(s, &r, 1);
-        return;
-    }
-    process(s, &r, 1);
+    scan_commit(s, r, n);
 }
 
 /* The approvals an expire scan ends: pending, not held by this ingest ($1), the oldest first. */
@@ -713,25 +738,13 @@ static void scan_approvals(store_t *s, store_req_t *r)
     const char *params[2] = {r->held ? r->held : "{}", limit};
     PGresult *res = exec1(s, APPROVAL_SCAN_SQL, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char err[256];
-        snprintf(err, sizeof err, "approval scan: %s", PQerrorMessage(s->conn));
-        PQclear(res);
-        log_warn("store: %s", err);
-        set_error(s, err);
-        complete_unavailable(s, r, "database unavailable, retry later");
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-            disconnect(s);
-            set_state(s, STORE_CONNECTING);
-        }
+        scan_failed(s, r, res, "approval scan");
         return;
     }
     read_ended(s, r);
-    int rows = PQntuples(res);
-    if (rows == 0 || req_reserve(r, (size_t)rows)) {
-        PQclear(res);
-        finish_ok(s, &r, 1); /* nothing to end (or no memory now: the next scan tries) */
-        return;
-    }
+    int rows = scan_reserve(s, r, res);
+    if (rows == 0)
+        return; /* nothing to end */
     size_t n = 0;
     for (int row = 0; row < rows; row++) {
         const char *id = PQgetvalue(res, row, 0);
@@ -749,14 +762,8 @@ static void scan_approvals(store_t *s, store_req_t *r)
         n++;
     }
     PQclear(res);
-    r->nevents = n;
     r->approvals = 1;
-    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
-    if (n == 0) {
-        finish_ok(s, &r, 1);
-        return;
-    }
-    process(s, &r, 1);
+    scan_commit(s, r, n);
 }
 
 /* A database failure between batches: logged and kept as the last error; a lost connection
