@@ -105,6 +105,26 @@ def run_client(args, timeout):
     return res
 
 
+def ingest_commits(ingest):
+    """From ingest's /metrics: commits, events per commit, and ms per commit (the writer's)."""
+    try:
+        _, _, text = adwtest.http_get(ingest.base_url + "/metrics")
+    except OSError:
+        return None
+    m = {}
+    for line in text.splitlines():
+        for k in ("adw_ingest_batches_total", "adw_ingest_batch_size_sum",
+                  "adw_ingest_commit_seconds_sum"):
+            if line.startswith(k + " ") or line.startswith(k + "{"):
+                m[k] = m.get(k, 0.0) + float(line.rsplit(" ", 1)[1])
+    n = m.get("adw_ingest_batches_total")
+    if not n:
+        return None
+    return {"commits": int(n),
+            "events_per_commit": round(m.get("adw_ingest_batch_size_sum", 0) / n, 2),
+            "ms_per_commit": round(m.get("adw_ingest_commit_seconds_sum", 0) * 1000 / n, 3)}
+
+
 def run_adw(args, timeout, log_dir):
     pg = adwtest.PgCluster().start()
     ingest = gw = None
@@ -120,6 +140,7 @@ def run_adw(args, timeout, log_dir):
         res["server_cpu_s"] = {k: round(cpu1[k] - cpu0[k], 3) for k in cpu0
                                if cpu0[k] is not None and cpu1[k] is not None}
         res["stored"] = pg.scalar("SELECT count(*) FROM events")
+        res["ingest_commits"] = ingest_commits(ingest)
         res["postgres"] = settings
         return res
     finally:
