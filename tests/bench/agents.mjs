@@ -90,7 +90,10 @@ async function agentsMain() {
     let err = "";
     p.stderr.on("data", (d) => { err += d; });
     p.on("error", (e) => { lastErr = e.message; resolve(-1); });
-    p.on("close", (code) => { if (code) lastErr = err.trim().slice(-200); resolve(code ? 500 : 200); });
+    p.on("close", (code) => {
+      if (code) lastErr = err.trim().slice(-200);
+      resolve(code ? 500 : 200);
+    });
     p.stdin.end(body);
   });
 
@@ -156,14 +159,17 @@ async function main() {
     for (const x of r.lat) lat.push(x);
   }
   const s = Float64Array.from(lat).sort();
-  const pct = (p) => (s.length ? Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))] * 100) / 100
-                               : null);
+  const pct = (p) => {
+    if (!s.length) return null;
+    return Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))] * 100) / 100;
+  };
   const offered = opt.agents * (opt["min-rate"] + opt["max-rate"]) / 2;
   console.log(JSON.stringify({
     mode: opt.mode, agents: opt.agents, seconds: opt.seconds, offered_per_s: offered,
     answered: ok, refused, errors, last_error: lastErr || undefined,
     answers_per_s: ok / elapsed, elapsed_s: elapsed, client_cpu_s: cpu,
-    answer_ms: { p50: pct(0.5), p99: pct(0.99), p999: pct(0.999), max: s.length ? s[s.length - 1] : null },
+    answer_ms: { p50: pct(0.5), p99: pct(0.99), p999: pct(0.999),
+                 max: s.length ? s[s.length - 1] : null },
   }));
 }
 

@@ -2,8 +2,9 @@
 // clients on adw-gateway's /ws/events) and NATS (core publishes acknowledged with a flush,
 // subscribers on a wildcard subject). peers.py starts the servers and runs this script.
 //
-//   node client.mjs --backend adw --ingest http://127.0.0.1:P --gateway ws://127.0.0.1:G/ws/events \
-//        --clients 100 --events 2000 [--rate 200] [--publishers 8] [--sub-procs 2] [--warmup 200]
+//   node client.mjs --backend adw --ingest http://127.0.0.1:P \
+//        --gateway ws://127.0.0.1:G/ws/events --clients 100 --events 2000 [--rate 200] \
+//        [--publishers 8] [--sub-procs 2] [--warmup 200]
 //   node client.mjs --backend nats --nats nats://127.0.0.1:N --clients 100 --events 2000
 //
 // The main process runs the publishers; --sub-procs child processes (this script again, with

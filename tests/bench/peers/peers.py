@@ -24,7 +24,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -90,16 +89,27 @@ def pg_tree_cpu(pg):
     return total
 
 
+def machine_busy():
+    """(busy, total) jiffies of every CPU so far, from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
 def run_client(args, timeout):
     argv = ["node", str(HERE / "client.mjs")]
     for k, v in args.items():
         argv += [f"--{k}", str(v)]
+    m0 = machine_busy()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, cwd=HERE)
+    m1 = machine_busy()
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     try:
         res = json.loads(line)
     except ValueError:
         raise RuntimeError(f"client.mjs failed (rc {out.returncode}): {out.stderr[-2000:]}")
+    # The whole machine's share of busy time during the run: this client and the servers, and
+    # whatever else runs on it.
+    res["machine_busy"] = round((m1[0] - m0[0]) / max(1, m1[1] - m0[1]), 3)
     if out.stderr.strip():
         res["client_stderr"] = out.stderr.strip()[-500:]
     return res
@@ -223,6 +233,9 @@ def main():
     ap.add_argument("--sub-procs", type=int, default=2, help="subscriber processes (node)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per run, at most")
     ap.add_argument("--json-out", help="also append every run's JSON line to this file")
+    ap.add_argument("--sources", default="",
+                    help="local addresses the WebSocket clients connect from, e.g. "
+                         "127.0.0.2-127.0.0.9 (the nats client has no such option)")
     a = ap.parse_args()
     names = a.workloads or list(WORKLOADS)
     for n in names:
@@ -244,6 +257,8 @@ def main():
         for n in names:
             args = dict(TINY[n] if a.tiny else WORKLOADS[n][1])
             args.update({"publishers": 8, "timeout": a.timeout, "sub-procs": a.sub_procs})
+            if a.sources:
+                args["sources"] = a.sources
             for i in range(a.runs):
                 for b in BACKENDS:
                     print(f"== {n} {NAMES[b]} run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
