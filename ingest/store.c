@@ -394,6 +394,7 @@ static int connect_step(store_t *s)
     }
     s->last_retain_ms = 0;
     if (batch_prepare(s->batch, s->conn, err, sizeof err)) {
+        log_warn("store: %s", err);
         set_error(s, err);
         disconnect(s);
         return -1;
