@@ -139,8 +139,9 @@ def run_adw(args, timeout, log_dir):
     pg = adwtest.PgCluster().start()
     ingest = gw = None
     try:
-        settings = {k: pg.scalar(f"SHOW {k}") for k in ("fsync", "synchronous_commit",
-                                                         "wal_sync_method", "full_page_writes")}
+        settings = {k: pg.scalar(f"SHOW {k}") for k in (
+            "fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "commit_delay",
+            "commit_siblings", "wal_writer_flush_after", "shared_buffers")}
         ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         gw = adwtest.Gateway(pg, ingest, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         cpu0 = {"ingest": cpu_s(ingest.pid), "gateway": cpu_s(gw.pid), "postgres": pg_tree_cpu(pg)}
