@@ -467,23 +467,32 @@ static int send_statement(tx_t *t, int with_events)
         for (int c = 0; c < BATCH_EVENT_COLS; c++)
             if (pgbin_array_empty(&b->arrays[c], BATCH_EVENT_OIDS[c]))
                 return -1;
+    /* No agent, tool call or session in the batch: the lean statement, which PostgreSQL sets up
+     * with three fewer upserts. */
+    int lean = !b->agg.agents.used && !b->agg.tools.used && !b->agg.sessions.used;
+    const char *values[BATCH_NPARAMS];
+    int lengths[BATCH_NPARAMS], formats[BATCH_NPARAMS];
+    for (int c = 0; c < BATCH_EVENT_COLS; c++) {
+        values[c] = b->arrays[c].data;
+        lengths[c] = (int)b->arrays[c].len;
+        formats[c] = 1;
+    }
     for (int k = 0, at = BATCH_EVENT_COLS; k < BATCH_NKINDS; k++) {
         const upsert_col_t *cols = NULL;
         const rollup_map_t *m = batch_sql_kind(&b->agg, k, &cols);
         int n = upsert_encode(&b->arrays[at], m, cols);
         if (n < 0)
             return -1;
+        for (int c = at; c < at + n; c++) {
+            int sent = !lean || batch_sql_lean_kind(k);
+            values[c] = sent ? b->arrays[c].data : NULL;
+            lengths[c] = sent ? (int)b->arrays[c].len : 0;
+            formats[c] = 1;
+        }
         at += n;
     }
-    const char *values[BATCH_NPARAMS];
-    int lengths[BATCH_NPARAMS], formats[BATCH_NPARAMS];
-    for (int c = 0; c < BATCH_NPARAMS; c++) {
-        values[c] = b->arrays[c].data;
-        lengths[c] = (int)b->arrays[c].len;
-        formats[c] = 1;
-    }
-    return PQsendQueryPrepared(t->conn, BATCH_SQL_NAME, BATCH_NPARAMS, values, lengths, formats,
-                               0) == 1
+    return PQsendQueryPrepared(t->conn, lean ? BATCH_LEAN_NAME : BATCH_SQL_NAME, BATCH_NPARAMS,
+                               values, lengths, formats, 0) == 1
                ? 0
                : -1;
 }

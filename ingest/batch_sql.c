@@ -90,91 +90,97 @@ const rollup_map_t *batch_sql_kind(const rollup_t *agg, int k, const upsert_col_
  * $79..$82) and tool calls ($54..$62), and the sessions they file ($83..$85). Each parameter is
  * an array, one element per event, run, step, agent, tool call or session; a batch that went in
  * by COPY passes no events. Each row is written once: the batch's aggregates are one per key. */
+#define BATCH_SQL_HEAD \
+    "WITH rb AS (SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::bigint[]," \
+    " $18::float8[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[]," \
+    " $24::timestamptz[], $25::timestamptz[], $26::bigint[], $27::bigint[], $28::timestamptz[]," \
+    " $29::boolean[], $30::text[], $31::bigint[], $63::float8[], $64::bigint[], $65::bigint[]," \
+    " $66::bigint[], $67::bigint[], $68::bigint[], $69::float8[], $70::bigint[], $71::bigint[]," \
+    " $72::bigint[], $73::bigint[], $74::bigint[])" \
+    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts," \
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id," \
+    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens," \
+    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens," \
+    " rep_cache_read_tokens, rep_cache_creation_tokens))," \
+    " sb AS (SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::bigint[]," \
+    " $36::float8[], $37::bigint[], $38::timestamptz[], $39::timestamptz[], $40::bigint[]," \
+    " $41::bigint[], $42::bigint[], $75::float8[], $76::bigint[], $77::float8[], $78::bigint[])" \
+    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id," \
+    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens))," \
+    " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts," \
+    " received_at, event_id, doc, agent_id, agent_type) SELECT * FROM unnest($1::bigint[]," \
+    " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]," \
+    " $9::timestamptz[], $10::text[], $11::jsonb[], $12::text[], $13::text[]))," \
+    " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd," \
+    " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts," \
+    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id," \
+    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens," \
+    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens," \
+    " rep_cache_read_tokens, rep_cache_creation_tokens)" \
+    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok," \
+    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at, coalesce(stalled, false)," \
+    " stop_failure," \
+    " stop_failure_id, otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens," \
+    " otel_cache_read_tokens, otel_cache_creation_tokens, rep_cost_usd, rep_tokens," \
+    " rep_input_tokens, rep_output_tokens, rep_cache_read_tokens, rep_cache_creation_tokens" \
+    " FROM rb" \
+    " ON CONFLICT (adw_id) DO UPDATE SET" \
+    " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status)," \
+    " current_step = coalesce(excluded.current_step, r.current_step)," \
+    " event_count = r.event_count + excluded.event_count," \
+    " otel_cost_usd =" SAT_FLOAT("r", "otel_cost_usd") "," \
+    " otel_tokens =" SAT_BIGINT("r", "otel_tokens") "," \
+    " otel_input_tokens =" SAT_BIGINT("r", "otel_input_tokens") "," \
+    " otel_output_tokens =" SAT_BIGINT("r", "otel_output_tokens") "," \
+    " otel_cache_read_tokens =" SAT_BIGINT("r", "otel_cache_read_tokens") "," \
+    " otel_cache_creation_tokens =" SAT_BIGINT("r", "otel_cache_creation_tokens") "," \
+    " rep_cost_usd =" SAT_FLOAT("r", "rep_cost_usd") "," \
+    " rep_tokens =" SAT_BIGINT("r", "rep_tokens") "," \
+    " rep_input_tokens =" SAT_BIGINT("r", "rep_input_tokens") "," \
+    " rep_output_tokens =" SAT_BIGINT("r", "rep_output_tokens") "," \
+    " rep_cache_read_tokens =" SAT_BIGINT("r", "rep_cache_read_tokens") "," \
+    " rep_cache_creation_tokens =" SAT_BIGINT("r", "rep_cache_creation_tokens") "," \
+    " cost_usd =" SHOWN_FLOAT("r", "cost_usd") "," \
+    " tokens =" SHOWN_BIGINT("r", "tokens") "," \
+    " input_tokens =" SHOWN_BIGINT("r", "input_tokens") "," \
+    " output_tokens =" SHOWN_BIGINT("r", "output_tokens") "," \
+    " cache_read_tokens =" SHOWN_BIGINT("r", "cache_read_tokens") "," \
+    " cache_creation_tokens =" SHOWN_BIGINT("r", "cache_creation_tokens") "," \
+    " first_ts = least(r.first_ts, excluded.first_ts)," \
+    " last_ts = greatest(r.last_ts, excluded.last_ts)," \
+    " last_id = greatest(r.last_id, excluded.last_id)," \
+    " updated_at = excluded.updated_at," \
+    " stalled = coalesce((SELECT rb.stalled FROM rb WHERE rb.adw_id = excluded.adw_id)," \
+    " r.stalled)," \
+    " stop_failure = CASE WHEN excluded.stop_failure_id IS NULL THEN r.stop_failure" \
+    " ELSE excluded.stop_failure END," \
+    " stop_failure_id = coalesce(excluded.stop_failure_id, r.stop_failure_id))"
+
+/* The steps' upsert: the lean statement's last, the whole one's CTE su. */
+#define BATCH_SQL_STEPS \
+    " INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens," \
+    " first_ts, last_ts, duration_ms, first_id, last_id, otel_cost_usd, otel_tokens," \
+    " rep_cost_usd, rep_tokens)" \
+    " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts," \
+    " duration_ms, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens" \
+    " FROM sb" \
+    " ON CONFLICT (adw_id, step) DO UPDATE SET" \
+    " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id" \
+    " AND sb.step = excluded.step), s.status)," \
+    " event_count = s.event_count + excluded.event_count," \
+    " otel_cost_usd =" SAT_FLOAT("s", "otel_cost_usd") "," \
+    " otel_tokens =" SAT_BIGINT("s", "otel_tokens") "," \
+    " rep_cost_usd =" SAT_FLOAT("s", "rep_cost_usd") "," \
+    " rep_tokens =" SAT_BIGINT("s", "rep_tokens") "," \
+    " cost_usd =" SHOWN_FLOAT("s", "cost_usd") "," \
+    " tokens =" SHOWN_BIGINT("s", "tokens") "," \
+    " first_ts = least(s.first_ts, excluded.first_ts)," \
+    " last_ts = greatest(s.last_ts, excluded.last_ts)," \
+    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms)," \
+    " last_id = greatest(s.last_id, excluded.last_id)"
+
 static const char BATCH_SQL[] =
-    "WITH rb AS (SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::bigint[],"
-    " $18::float8[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[],"
-    " $24::timestamptz[], $25::timestamptz[], $26::bigint[], $27::bigint[], $28::timestamptz[],"
-    " $29::boolean[], $30::text[], $31::bigint[], $63::float8[], $64::bigint[], $65::bigint[],"
-    " $66::bigint[], $67::bigint[], $68::bigint[], $69::float8[], $70::bigint[], $71::bigint[],"
-    " $72::bigint[], $73::bigint[], $74::bigint[])"
-    " AS t(adw_id, status, current_step, n, cost, tokens, itok, otok, crtok, cctok, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
-    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
-    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
-    " rep_cache_read_tokens, rep_cache_creation_tokens)),"
-    " sb AS (SELECT * FROM unnest($32::text[], $33::text[], $34::text[], $35::bigint[],"
-    " $36::float8[], $37::bigint[], $38::timestamptz[], $39::timestamptz[], $40::bigint[],"
-    " $41::bigint[], $42::bigint[], $75::float8[], $76::bigint[], $77::float8[], $78::bigint[])"
-    " AS t(adw_id, step, status, n, cost, tokens, first_ts, last_ts, duration_ms, first_id,"
-    " last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens)),"
-    " ev AS (INSERT INTO events (id, adw_id, type, step, event_type, event, status, ts,"
-    " received_at, event_id, doc, agent_id, agent_type) SELECT * FROM unnest($1::bigint[],"
-    " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],"
-    " $9::timestamptz[], $10::text[], $11::jsonb[], $12::text[], $13::text[])),"
-    " ru AS (INSERT INTO adw_runs AS r (adw_id, status, current_step, event_count, cost_usd,"
-    " tokens, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, first_ts,"
-    " last_ts, first_id, last_id, updated_at, stalled, stop_failure, stop_failure_id,"
-    " otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens, otel_cache_read_tokens,"
-    " otel_cache_creation_tokens, rep_cost_usd, rep_tokens, rep_input_tokens, rep_output_tokens,"
-    " rep_cache_read_tokens, rep_cache_creation_tokens)"
-    " SELECT adw_id, coalesce(status, 'running'), current_step, n, cost, tokens, itok, otok,"
-    " crtok, cctok, first_ts, last_ts, first_id, last_id, updated_at, coalesce(stalled, false),"
-    " stop_failure,"
-    " stop_failure_id, otel_cost_usd, otel_tokens, otel_input_tokens, otel_output_tokens,"
-    " otel_cache_read_tokens, otel_cache_creation_tokens, rep_cost_usd, rep_tokens,"
-    " rep_input_tokens, rep_output_tokens, rep_cache_read_tokens, rep_cache_creation_tokens"
-    " FROM rb"
-    " ON CONFLICT (adw_id) DO UPDATE SET"
-    " status = coalesce((SELECT rb.status FROM rb WHERE rb.adw_id = excluded.adw_id), r.status),"
-    " current_step = coalesce(excluded.current_step, r.current_step),"
-    " event_count = r.event_count + excluded.event_count,"
-    " otel_cost_usd =" SAT_FLOAT("r", "otel_cost_usd") ","
-    " otel_tokens =" SAT_BIGINT("r", "otel_tokens") ","
-    " otel_input_tokens =" SAT_BIGINT("r", "otel_input_tokens") ","
-    " otel_output_tokens =" SAT_BIGINT("r", "otel_output_tokens") ","
-    " otel_cache_read_tokens =" SAT_BIGINT("r", "otel_cache_read_tokens") ","
-    " otel_cache_creation_tokens =" SAT_BIGINT("r", "otel_cache_creation_tokens") ","
-    " rep_cost_usd =" SAT_FLOAT("r", "rep_cost_usd") ","
-    " rep_tokens =" SAT_BIGINT("r", "rep_tokens") ","
-    " rep_input_tokens =" SAT_BIGINT("r", "rep_input_tokens") ","
-    " rep_output_tokens =" SAT_BIGINT("r", "rep_output_tokens") ","
-    " rep_cache_read_tokens =" SAT_BIGINT("r", "rep_cache_read_tokens") ","
-    " rep_cache_creation_tokens =" SAT_BIGINT("r", "rep_cache_creation_tokens") ","
-    " cost_usd =" SHOWN_FLOAT("r", "cost_usd") ","
-    " tokens =" SHOWN_BIGINT("r", "tokens") ","
-    " input_tokens =" SHOWN_BIGINT("r", "input_tokens") ","
-    " output_tokens =" SHOWN_BIGINT("r", "output_tokens") ","
-    " cache_read_tokens =" SHOWN_BIGINT("r", "cache_read_tokens") ","
-    " cache_creation_tokens =" SHOWN_BIGINT("r", "cache_creation_tokens") ","
-    " first_ts = least(r.first_ts, excluded.first_ts),"
-    " last_ts = greatest(r.last_ts, excluded.last_ts),"
-    " last_id = greatest(r.last_id, excluded.last_id),"
-    " updated_at = excluded.updated_at,"
-    " stalled = coalesce((SELECT rb.stalled FROM rb WHERE rb.adw_id = excluded.adw_id),"
-    " r.stalled),"
-    " stop_failure = CASE WHEN excluded.stop_failure_id IS NULL THEN r.stop_failure"
-    " ELSE excluded.stop_failure END,"
-    " stop_failure_id = coalesce(excluded.stop_failure_id, r.stop_failure_id)),"
-    " su AS (INSERT INTO adw_steps AS s (adw_id, step, status, event_count, cost_usd, tokens,"
-    " first_ts, last_ts, duration_ms, first_id, last_id, otel_cost_usd, otel_tokens,"
-    " rep_cost_usd, rep_tokens)"
-    " SELECT adw_id, step, coalesce(status, 'running'), n, cost, tokens, first_ts, last_ts,"
-    " duration_ms, first_id, last_id, otel_cost_usd, otel_tokens, rep_cost_usd, rep_tokens"
-    " FROM sb"
-    " ON CONFLICT (adw_id, step) DO UPDATE SET"
-    " status = coalesce((SELECT sb.status FROM sb WHERE sb.adw_id = excluded.adw_id"
-    " AND sb.step = excluded.step), s.status),"
-    " event_count = s.event_count + excluded.event_count,"
-    " otel_cost_usd =" SAT_FLOAT("s", "otel_cost_usd") ","
-    " otel_tokens =" SAT_BIGINT("s", "otel_tokens") ","
-    " rep_cost_usd =" SAT_FLOAT("s", "rep_cost_usd") ","
-    " rep_tokens =" SAT_BIGINT("s", "rep_tokens") ","
-    " cost_usd =" SHOWN_FLOAT("s", "cost_usd") ","
-    " tokens =" SHOWN_BIGINT("s", "tokens") ","
-    " first_ts = least(s.first_ts, excluded.first_ts),"
-    " last_ts = greatest(s.last_ts, excluded.last_ts),"
-    " duration_ms = coalesce(excluded.duration_ms, s.duration_ms),"
-    " last_id = greatest(s.last_id, excluded.last_id)),"
+    BATCH_SQL_HEAD ", su AS (" BATCH_SQL_STEPS "),"
     /* An agent's batch status is NULL or 'completed' (its SubagentStop): 'completed' stays. */
     " au AS (INSERT INTO adw_agents AS a (adw_id, agent_id, agent_type, status, event_count,"
     " cost_usd, tokens, first_ts, last_ts, first_id, last_id, otel_cost_usd, otel_tokens,"
@@ -217,17 +223,36 @@ static const char BATCH_SQL[] =
     " first_ts = least(c.first_ts, excluded.first_ts),"
     " last_ts = greatest(c.last_ts, excluded.last_ts),"
     " last_id = greatest(c.last_id, excluded.last_id)";
+/* The same without agents, tool calls and sessions: their CTEs would write nothing (one
+ * event of most kinds), yet PostgreSQL would set up each of them. */
+static const char BATCH_LEAN_SQL[] = BATCH_SQL_HEAD BATCH_SQL_STEPS;
 // clang-format on
+
+int batch_sql_lean_kind(int k)
+{
+    return k == 0 || k == 1 || k == 4 || k == 5; /* runs, steps and their sums of spend */
+}
 
 int batch_sql_prepare(PGconn *conn, const pgwait_t *wait, char *err, size_t errlen)
 {
-    static const struct {
+    /* The lean statement does not name the parameters of agents, tool calls and sessions: they
+     * are declared text, and sent NULL. */
+    Oid lean_types[BATCH_NPARAMS] = {0};
+    for (int k = 0, at = BATCH_EVENT_COLS; k < BATCH_NKINDS; k++) {
+        const upsert_col_t *cols = NULL;
+        rollup_t none = {0};
+        (void)batch_sql_kind(&none, k, &cols);
+        for (; *cols != UPSERT_END; cols++, at++)
+            lean_types[at] = batch_sql_lean_kind(k) ? 0 : PGBIN_OID_TEXT;
+    }
+    const struct {
         const char *name, *sql;
-        int nparams;
-    } stmts[] = {{BATCH_SQL_NAME, BATCH_SQL, BATCH_NPARAMS}};
+        const Oid *types;
+    } stmts[] = {{BATCH_SQL_NAME, BATCH_SQL, NULL}, {BATCH_LEAN_NAME, BATCH_LEAN_SQL, lean_types}};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         PGresult *r = pgwait_collect(
-            conn, PQsendPrepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL), wait);
+            conn, PQsendPrepare(conn, stmts[i].name, stmts[i].sql, BATCH_NPARAMS, stmts[i].types),
+            wait);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
         if (!ok) {

@@ -14,6 +14,9 @@
 
 /* The prepared statement's name. */
 #define BATCH_SQL_NAME "adw_batch"
+/* The same statement without agents, tool calls and sessions, for a batch that has none: the
+ * same parameters, those of the kinds it leaves out sent NULL (batch_sql_lean_kind). */
+#define BATCH_LEAN_NAME "adw_batch_lean"
 
 /* The events' columns, the statement's first parameters ($1..$13). */
 #define BATCH_EVENT_COLS 13
@@ -30,7 +33,10 @@ extern const uint32_t BATCH_EVENT_OIDS[BATCH_EVENT_COLS];
  * (borrowed from agg) and sets *cols to its columns (static, ended by UPSERT_END). */
 const rollup_map_t *batch_sql_kind(const rollup_t *agg, int k, const upsert_col_t **cols);
 
-/* Prepares the batch statement on a new connection conn (borrowed), each answer bounded by
+/* Whether the lean statement (BATCH_LEAN_NAME) writes kind k (0 <= k < BATCH_NKINDS). */
+int batch_sql_lean_kind(int k);
+
+/* Prepares the batch statements on a new connection conn (borrowed), each answer bounded by
  * wait. Returns 0, or -EIO with the reason in err. */
 int batch_sql_prepare(PGconn *conn, const pgwait_t *wait, char *err, size_t errlen);
 

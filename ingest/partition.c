@@ -167,6 +167,11 @@ int partition_sync(partition_t *p, PGconn *conn, int64_t last_id, char *err, siz
     return partition_ensure(p, conn, last_id, err, errlen);
 }
 
+int partition_one_holds(const partition_t *p, int64_t upto)
+{
+    return p->n > 0 && upto < p->parts[0].to;
+}
+
 int partition_ensure(partition_t *p, PGconn *conn, int64_t last_id, char *err, size_t errlen)
 {
     int64_t from, to;

@@ -44,6 +44,12 @@ int partition_sync(partition_t *p, PGconn *conn, int64_t last_id, char *err, siz
  * the failure stay). */
 int partition_ensure(partition_t *p, PGconn *conn, int64_t last_id, char *err, size_t errlen);
 
+/* Whether every stored id and every id up to upto (inclusive) lie in one partition, the lowest:
+ * then its unique index on event_id sees every stored event_id, and a batch whose ids end at
+ * upto needs no lookup of them beforehand (a duplicate fails its insert). Reads only what p
+ * knows (no query); 0 when p knows no partition. */
+int partition_one_holds(const partition_t *p, int64_t upto);
+
 /* The retention, when configured: drops, oldest first and in one transaction, the partitions
  * partplan_droppable allows at now_us (microseconds since the epoch) until the first that
  * must stay; then sets adw_meta's first_kept_id to that one's first id and deletes the runs

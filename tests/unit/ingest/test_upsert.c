@@ -101,12 +101,26 @@ static void test_layout_adds_up(void **state)
     assert_int_equal(cols[1], UPSERT_SESSION_RUN);
 }
 
+/* The lean statement writes the runs and steps (and their sums of spend), never an agent, a
+ * tool call or a session: a batch with one of those must take the whole statement. */
+static void test_lean_kinds(void **state)
+{
+    (void)state;
+    rollup_t agg = {0};
+    for (int k = 0; k < BATCH_NKINDS; k++) {
+        const upsert_col_t *cols = NULL;
+        const rollup_map_t *m = batch_sql_kind(&agg, k, &cols);
+        assert_int_equal(batch_sql_lean_kind(k), m == &agg.runs || m == &agg.steps);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_columns),
         cmocka_unit_test(test_encode_empty_map),
         cmocka_unit_test(test_layout_adds_up),
+        cmocka_unit_test(test_lean_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

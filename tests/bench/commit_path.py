@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""The commit path alone: one HTTP client posts single events to adw-ingest one at a time (each
+waits for its 200, so each is a commit of its own), against a fresh PostgreSQL cluster per run.
+Prints, per configuration, the time of each POST (p50, p99), PostgreSQL's CPU per commit (the
+cluster's processes, from /proc) and ingest's CPU per event; configurations run interleaved
+(A 1, B 1, A 2, ...), medians of the runs.
+
+    /usr/bin/python3 tests/bench/commit_path.py before=/tmp/before after=build-rel
+    /usr/bin/python3 tests/bench/commit_path.py --event-ids --events 1500 a=build-rel \\
+        delay=build-rel,commit_delay=200,commit_siblings=0 \\
+        small=build-rel,env:ADW_INGEST_PARTITION_EVENTS=1000
+
+A configuration is label=BUILD_DIR (its bin/adw-ingest), then PostgreSQL settings key=value
+and ingest's environment env:KEY=VALUE, comma-separated. --event-ids gives every event an
+event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded by --events.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(HERE / "peers"))
+import adwtest  # noqa: E402
+import peers  # noqa: E402
+
+WARMUP = 50
+
+
+def body(i, tag, event_ids):
+    f = f"/src/peers/module_{i % 50}.py"
+    e = {"type": "adw_event", "adw_id": "commit-1", "step": "build", "event_type": "ToolUseBlock",
+         "summary": f"Write {f}",
+         "payload": {"seq": i, "tool_name": "Write", "file_path": f, "duration_ms": 45,
+                     "input_tokens": 120, "output_tokens": 30, "cost_usd": 0.0012}}
+    if event_ids:
+        e["event_id"] = f"{tag}-{i}"
+    return json.dumps(e)
+
+
+def one_run(build, settings, env, n, event_ids, log_dir):
+    adwtest.BIN_DIR = Path(build).resolve() / "bin"
+    pg = adwtest.PgCluster(settings=settings).start()
+    ing = None
+    try:
+        ing = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn", **env)
+        h = ing.http()
+        for i in range(WARMUP):
+            h.post_json("/api/events", body(i, "w", event_ids))
+        c0, p0, i0 = peers.ingest_commits(ing), peers.pg_tree_cpu(pg), peers.cpu_s(ing.pid)
+        lat = []
+        for i in range(n):
+            t = time.monotonic()
+            st, _, _ = h.post_json("/api/events", body(i, "m", event_ids))
+            lat.append((time.monotonic() - t) * 1000)
+            assert st == 200, st
+        c1, p1, i1 = peers.ingest_commits(ing), peers.pg_tree_cpu(pg), peers.cpu_s(ing.pid)
+        commits = c1["commits"] - c0["commits"]
+        lat.sort()
+        return {"p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)],
+                "pg_cpu_ms_per_commit": (p1 - p0) * 1000 / commits,
+                "ingest_cpu_ms_per_event": (i1 - i0) * 1000 / n, "commits": commits}
+    finally:
+        if ing is not None:
+            ing.stop()
+        pg.destroy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("configs", nargs="+", help="label=BUILD_DIR[,pg_key=value][,env:KEY=VALUE]")
+    ap.add_argument("--events", type=int, default=1000, help="timed POSTs per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--event-ids", action="store_true", help="every event has an event_id")
+    ap.add_argument("--log-dir", default=None)
+    a = ap.parse_args()
+    log_dir = a.log_dir or adwtest.default_log_dir()
+    configs = []
+    for c in a.configs:
+        label, rest = c.split("=", 1)
+        parts = rest.split(",")
+        settings = dict(p.split("=", 1) for p in parts[1:] if not p.startswith("env:"))
+        env = dict(p[4:].split("=", 1) for p in parts[1:] if p.startswith("env:"))
+        configs.append((label, parts[0], settings, env))
+    res = {}
+    for run in range(a.runs):
+        for label, build, settings, env in configs:
+            r = one_run(build, settings, env, a.events, a.event_ids, log_dir)
+            res.setdefault(label, []).append(r)
+            print(json.dumps({"config": label, "run": run + 1, **r}), flush=True)
+    keys = ("p50_ms", "p99_ms", "pg_cpu_ms_per_commit", "ingest_cpu_ms_per_event")
+    print("\n| configuration | " + " | ".join(keys) + " |")
+    print("| --- |" + " --- |" * len(keys))
+    for label, rs in res.items():
+        cells = []
+        for k in keys:
+            xs = sorted(r[k] for r in rs)
+            cells.append(f"**{statistics.median(xs):.3f}** ({xs[0]:.3f}-{xs[-1]:.3f})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""The project beside NATS: the same node.js client (client.mjs) against a fresh stack of each,
+workload by workload, runs interleaved (project 1, NATS 1, project 2, ...), medians printed as
+a Markdown table, every run as a JSON line.
+
+    /usr/bin/python3 tests/bench/peers/peers.py                  every workload, 3 runs each
+    /usr/bin/python3 tests/bench/peers/peers.py latency --runs 5
+    /usr/bin/python3 tests/bench/peers/peers.py --tiny           a few clients and events, 1 run
+
+Needs `npm ci` in tests/bench/peers (ws, nats) and nats-server (deploy/install-deps.sh --bench
+installs both). The project side is PostgreSQL (a new cluster for every run, fsync and
+synchronous_commit on, as checked and printed), adw-ingest and one adw-gateway from
+ADW_BUILD_DIR/bin (default build/, a Release build); the NATS side is nats-server on a free
+port. Everything listens on 127.0.0.1 only. Exit code 1 when any run lost or duplicated a
+delivery, or failed.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent.parent
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+os.environ.setdefault("ADW_BUILD_DIR", str(REPO / "build"))
+import adwtest  # noqa: E402
+
+# name: (table rows it feeds, client.mjs arguments)
+WORKLOADS = {
+    "latency": ("100 clients, 200 events/s: p99 from publish to receipt",
+                {"clients": 100, "events": 2200, "rate": 200, "warmup": 200}),
+    "throughput": ("100 clients x 2,000 events, as fast as 8 publishers go",
+                   {"clients": 100, "events": 2000}),
+    "fanout": ("1,000 clients x 300 events", {"clients": 1000, "events": 300}),
+}
+TINY = {
+    "latency": {"clients": 4, "events": 60, "rate": 100, "warmup": 10},
+    "throughput": {"clients": 4, "events": 100},
+    "fanout": {"clients": 12, "events": 30},
+}
+BACKENDS = ("adw", "nats")
+NAMES = {"adw": "project", "nats": "NATS"}
+
+
+def nats_server_path():
+    for p in (os.environ.get("ADW_NATS_SERVER"), shutil.which("nats-server"),
+              "/usr/sbin/nats-server", "/usr/bin/nats-server"):
+        if p and os.access(p, os.X_OK):
+            return p
+    sys.exit("nats-server is missing: deploy/install-deps.sh --bench installs it")
+
+
+def check_node_modules():
+    for m in ("ws", "nats"):
+        if not (HERE / "node_modules" / m / "package.json").is_file():
+            sys.exit(f"node_modules/{m} is missing: run `npm ci` in {HERE}")
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of pid and its reaped children (from /proc), or None."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pg_tree_cpu(pg):
+    """CPU seconds of the cluster's postmaster and every backend it runs now."""
+    try:
+        pm = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    total = cpu_s(pm) or 0.0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pm:
+                    total += cpu_s(int(d.name)) or 0.0
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+def machine_busy():
+    """(busy, total) jiffies of every CPU so far, from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
+def run_client(args, timeout):
+    argv = ["node", str(HERE / "client.mjs")]
+    for k, v in args.items():
+        argv += [f"--{k}", str(v)]
+    m0 = machine_busy()
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, cwd=HERE)
+    m1 = machine_busy()
+    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    try:
+        res = json.loads(line)
+    except ValueError:
+        raise RuntimeError(f"client.mjs failed (rc {out.returncode}): {out.stderr[-2000:]}")
+    # The whole machine's share of busy time during the run: this client and the servers, and
+    # whatever else runs on it.
+    res["machine_busy"] = round((m1[0] - m0[0]) / max(1, m1[1] - m0[1]), 3)
+    if out.stderr.strip():
+        res["client_stderr"] = out.stderr.strip()[-500:]
+    return res
+
+
+def ingest_commits(ingest):
+    """From ingest's /metrics: commits, events per commit, and ms per commit (the writer's)."""
+    try:
+        _, _, text = adwtest.http_get(ingest.base_url + "/metrics")
+    except OSError:
+        return None
+    m = {}
+    for line in text.splitlines():
+        for k in ("adw_ingest_batches_total", "adw_ingest_batch_size_sum",
+                  "adw_ingest_commit_seconds_sum"):
+            if line.startswith(k + " ") or line.startswith(k + "{"):
+                m[k] = m.get(k, 0.0) + float(line.rsplit(" ", 1)[1])
+    n = m.get("adw_ingest_batches_total")
+    if not n:
+        return None
+    return {"commits": int(n),
+            "events_per_commit": round(m.get("adw_ingest_batch_size_sum", 0) / n, 2),
+            "ms_per_commit": round(m.get("adw_ingest_commit_seconds_sum", 0) * 1000 / n, 3)}
+
+
+def run_adw(args, timeout, log_dir):
+    pg = adwtest.PgCluster().start()
+    ingest = gw = None
+    try:
+        settings = {k: pg.scalar(f"SHOW {k}") for k in (
+            "fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "commit_delay",
+            "commit_siblings", "wal_writer_flush_after", "shared_buffers")}
+        ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
+        gw = adwtest.Gateway(pg, ingest, log_dir=log_dir, ADW_LOG_LEVEL="warn")
+        cpu0 = {"ingest": cpu_s(ingest.pid), "gateway": cpu_s(gw.pid), "postgres": pg_tree_cpu(pg)}
+        res = run_client(dict(args, backend="adw", ingest=ingest.base_url, gateway=gw.ws_url),
+                         timeout)
+        cpu1 = {"ingest": cpu_s(ingest.pid), "gateway": cpu_s(gw.pid), "postgres": pg_tree_cpu(pg)}
+        res["server_cpu_s"] = {k: round(cpu1[k] - cpu0[k], 3) for k in cpu0
+                               if cpu0[k] is not None and cpu1[k] is not None}
+        res["stored"] = pg.scalar("SELECT count(*) FROM events")
+        res["ingest_commits"] = ingest_commits(ingest)
+        res["postgres"] = settings
+        return res
+    finally:
+        for p in (gw, ingest):
+            if p is not None:
+                p.stop()
+        pg.destroy()
+
+
+def run_nats(args, timeout, log_dir):
+    port = adwtest.free_port()
+    srv = adwtest.Proc([nats_server_path(), "-a", adwtest.LOOPBACK, "-p", port],
+                       name="nats-server", log_dir=log_dir).start()
+    try:
+        adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="nats-server")
+        if not srv.alive():
+            raise RuntimeError(f"nats-server exited\n{srv.log_tail()}")
+        cpu0 = cpu_s(srv.pid)
+        res = run_client(dict(args, backend="nats", nats=f"nats://{adwtest.LOOPBACK}:{port}"),
+                         timeout)
+        res["server_cpu_s"] = {"nats-server": round(cpu_s(srv.pid) - cpu0, 3)}
+        return res
+    finally:
+        srv.stop()
+
+
+def _accepts(port):
+    try:
+        socket.create_connection((adwtest.LOOPBACK, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def span(xs, fmt):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return ""
+    return f"**{fmt(median(xs))}** ({fmt(xs[0])}-{fmt(xs[-1])})" if len(xs) > 1 else fmt(xs[0])
+
+
+def table(runs):
+    """The issue's table from the runs: {workload: {backend: [result, ...]}}."""
+    def num(v):
+        return f"{v:,.0f}"
+
+    def msf(v):
+        return f"{v:.2f} ms"
+
+    rows = []
+    if "latency" in runs:
+        rows.append(("100 clients, 200 events/s: p99 from publish to receipt", "latency",
+                     lambda r: r["latency_ms"]["p99"], msf))
+        rows.append(("the same: p50", "latency", lambda r: r["latency_ms"]["p50"], msf))
+    if "throughput" in runs:
+        rows.append(("100 clients x 2,000 events, as fast as 8 publishers go: publishes/s",
+                     "throughput", lambda r: r["publishes_per_s"], num))
+        rows.append(("the same: deliveries/s", "throughput",
+                     lambda r: r["deliveries_per_s"], num))
+    if "fanout" in runs:
+        rows.append(("1,000 clients x 300 events: deliveries/s", "fanout",
+                     lambda r: r["deliveries_per_s"], num))
+    out = ["| workload | project | NATS |", "| --- | --- | --- |"]
+    for title, w, get, fmt in rows:
+        cells = [span([get(r) for r in runs[w].get(b, [])], fmt) for b in BACKENDS]
+        out.append(f"| {title} | {cells[0]} | {cells[1]} |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("workloads", nargs="*", help=f"of {', '.join(WORKLOADS)} (default all)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tiny", action="store_true", help="a few clients and events, one run")
+    ap.add_argument("--sub-procs", type=int, default=2, help="subscriber processes (node)")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds per run, at most")
+    ap.add_argument("--json-out", help="also append every run's JSON line to this file")
+    ap.add_argument("--sources", default="",
+                    help="local addresses the WebSocket clients connect from, e.g. "
+                         "127.0.0.2-127.0.0.9 (the nats client has no such option)")
+    a = ap.parse_args()
+    names = a.workloads or list(WORKLOADS)
+    for n in names:
+        if n not in WORKLOADS:
+            ap.error(f"unknown workload {n} (one of {', '.join(WORKLOADS)})")
+    if a.tiny:
+        a.runs = 1
+    check_node_modules()
+    nats_server_path()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
+    results_dir = REPO / "tests" / "bench" / "results"
+    log_dir = results_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    jout = open(a.json_out, "a") if a.json_out else None
+    runs = {n: {b: [] for b in BACKENDS} for n in names}
+    bad = 0
+    try:
+        for n in names:
+            args = dict(TINY[n] if a.tiny else WORKLOADS[n][1])
+            args.update({"publishers": 8, "timeout": a.timeout, "sub-procs": a.sub_procs})
+            if a.sources:
+                args["sources"] = a.sources
+            for i in range(a.runs):
+                for b in BACKENDS:
+                    print(f"== {n} {NAMES[b]} run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
+                    try:
+                        res = (run_adw if b == "adw" else run_nats)(args, a.timeout, log_dir)
+                    except Exception as e:  # one failed run is reported, the rest go on
+                        print(f"   failed: {e}", file=sys.stderr)
+                        bad += 1
+                        continue
+                    res.update(workload=n, run=i + 1)
+                    line = json.dumps(res)
+                    print(line, flush=True)
+                    if jout:
+                        jout.write(line + "\n")
+                        jout.flush()
+                    if res["missing"] or res["duplicated"] or res["refused"]:
+                        print(f"   lost {res['missing']}, duplicated {res['duplicated']}, "
+                              f"refused {res['refused']}", file=sys.stderr)
+                        bad += 1
+                    if b == "adw" and res.get("stored", 0) < res["acked"]:
+                        print(f"   {res['stored']} rows for {res['acked']} answers",
+                              file=sys.stderr)
+                        bad += 1
+                    runs[n][b].append(res)
+    finally:
+        adwtest.kill_all()
+        if jout:
+            jout.close()
+    pgs = {json.dumps(r["postgres"], sort_keys=True)
+           for n in runs for r in runs[n]["adw"] if "postgres" in r}
+    print()
+    print(f"Medians of {a.runs} (lowest-highest), interleaved, each run on fresh servers.")
+    if a.tiny:
+        print("Tiny mode: the rows name the full workloads; these runs had "
+              + ", ".join(f"{n} {TINY[n]['clients']} clients x {TINY[n]['events']} events"
+                          for n in names) + ".")
+    for s in sorted(pgs):
+        print(f"Project side: PostgreSQL {s} (every answer after its commit)")
+    print()
+    print(table(runs))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
