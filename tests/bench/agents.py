@@ -28,59 +28,15 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 os.environ.setdefault("ADW_BUILD_DIR", str(REPO / "build"))
 import adwtest  # noqa: E402
+from procstat import cpu_s, ingest_commits, machine_busy, pg_tree_cpu  # noqa: E402
 
 MODES = ("close", "keepalive", "send", "send-http")
 
 
-def cpu_s(pid):
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
-def machine_busy():
-    """(busy, total) jiffies of every CPU so far, from /proc/stat."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(f) - f[3] - f[4], sum(f)
 
 
-def pg_cpu(pg):
-    """CPU seconds of the cluster's postmaster and its processes."""
-    try:
-        pm = int((pg.datadir / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    total = cpu_s(pm) or 0.0
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pm:
-                    total += cpu_s(int(d.name)) or 0.0
-            except (OSError, ValueError, IndexError):
-                pass
-    return total
-
-
-def ingest_commits(ingest):
-    """From ingest's /metrics: commits, events per commit, and ms per commit (the writer's)."""
-    try:
-        _, _, text = adwtest.http_get(ingest.base_url + "/metrics")
-    except OSError:
-        return None
-    m = {}
-    for line in text.splitlines():
-        for k in ("adw_ingest_batches_total", "adw_ingest_batch_size_sum",
-                  "adw_ingest_commit_seconds_sum"):
-            if line.startswith(k + " ") or line.startswith(k + "{"):
-                m[k] = m.get(k, 0.0) + float(line.rsplit(" ", 1)[1])
-    n = m.get("adw_ingest_batches_total")
-    if not n:
-        return None
-    return {"commits": int(n),
-            "events_per_commit": round(m.get("adw_ingest_batch_size_sum", 0) / n, 2),
-            "ms_per_commit": round(m.get("adw_ingest_commit_seconds_sum", 0) * 1000 / n, 3)}
 
 
 def one_run(mode, agents, seconds, procs, log_dir):
@@ -88,7 +44,7 @@ def one_run(mode, agents, seconds, procs, log_dir):
     ingest = None
     try:
         ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
-        c0, p0, m0 = cpu_s(ingest.pid), pg_cpu(pg), machine_busy()
+        c0, p0, m0 = cpu_s(ingest.pid), (pg_tree_cpu(pg) or 0.0), machine_busy()
         argv = ["node", str(HERE / "agents.mjs"), "--mode", mode, "--ingest", ingest.base_url,
                 "--zmq", ingest.zmq_endpoint, "--send", str(adwtest.binary("adw-send")),
                 "--agents", str(agents), "--seconds", str(seconds), "--procs", str(procs)]
@@ -100,7 +56,7 @@ def one_run(mode, agents, seconds, procs, log_dir):
         except ValueError:
             raise RuntimeError(f"agents.mjs failed (rc {out.returncode}): {out.stderr[-2000:]}")
         res["ingest_cpu_s"] = round(cpu_s(ingest.pid) - c0, 2)
-        res["postgres_cpu_s"] = round(pg_cpu(pg) - p0, 2)
+        res["postgres_cpu_s"] = round((pg_tree_cpu(pg) or 0.0) - p0, 2)
         m1 = machine_busy()
         res["machine_busy"] = round((m1[0] - m0[0]) / max(1, m1[1] - m0[1]), 3)
         status = Path(f"/proc/{ingest.pid}/status").read_text()
