@@ -4,63 +4,23 @@
 //   ADW_INGEST_URL    http://127.0.0.1:Q   ingest, holding PreToolUse hooks of Bash "rm -rf"
 //   ADW_DECIDE_TOKEN                       a decide token named alice covering team-* runs
 //   ADW_BROWSER_ARTIFACTS                  where screenshots go (default: ./artifacts)
-// Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded).
+// Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded); the setup is
+// harness.mjs's.
 
-import {after, before, test} from 'node:test';
+import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {chromium} from 'playwright-core';
+import {need, shot, until, useChromium} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const GATEWAY = need('ADW_GATEWAY_URL');
-const INGEST = need('ADW_INGEST_URL');
-const TOKEN = need('ADW_DECIDE_TOKEN');
-const ARTIFACTS = process.env.ADW_BROWSER_ARTIFACTS || path.join(HERE, 'artifacts');
-const CHROMIUM = process.env.ADW_CHROMIUM || '/usr/bin/chromium';
+const [GATEWAY, INGEST, TOKEN] = need('tests/integration/test_approvals_gateway.py',
+  'ADW_GATEWAY_URL', 'ADW_INGEST_URL', 'ADW_DECIDE_TOKEN');
 
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`${name} is not set (run through tests/integration/test_approvals_gateway.py)`);
-    process.exit(2);
-  }
-  return v.replace(/\/$/, '');
-}
-
-let browser;
-const errors = [];
-
-before(async () => {
-  fs.mkdirSync(ARTIFACTS, {recursive: true});
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-    timeout: 60000,
-  });
+// A fresh browser context (its own localStorage) for each page.
+const chrome = useChromium({
+  gateway: GATEWAY,
+  persistent: false,
+  viewport: {width: 1280, height: 800},
 });
-
-after(async () => {
-  if (browser) await browser.close();
-});
-
-// A fresh browser context (its own localStorage) and page on url.
-async function openPage(url) {
-  const context = await browser.newContext({viewport: {width: 1280, height: 800}});
-  const page = await context.newPage();
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${GATEWAY}/${url}`);
-  return {context, page};
-}
-
-async function shot(page, name) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({path: file, fullPage: false});
-  assert.ok(fs.statSync(file).size > 1000, `${file} is written`);
-}
+const {openPage} = chrome;
 
 // A PreToolUse hook body exactly as Claude Code sends it for a Bash call.
 function preToolUse(command) {
@@ -93,19 +53,21 @@ async function pendingIds(adwId) {
   return body.approvals.map((a) => a.approval_id);
 }
 
+// The ids of adwId's pending approvals once there are n of them.
 async function waitPending(adwId, n) {
-  for (let i = 0; i < 600; i++) {
-    const ids = await pendingIds(adwId);
-    if (ids.length >= n) return ids;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no pending approval for ${adwId}`);
+  return until(
+    async () => {
+      const ids = await pendingIds(adwId);
+      return ids.length >= n && ids;
+    },
+    {interval: 50, what: `a pending approval for ${adwId}`},
+  );
 }
 
 test('without a decide token: the approval shows, no buttons, a note', async () => {
   const held = holdHook('team-ui-0', 'rm -rf dist/');
   const [id] = await waitPending('team-ui-0', 1);
-  const {context, page} = await openPage('#/runs/team-ui-0');
+  const {page} = await openPage('#/runs/team-ui-0');
   const card = page.locator(`.approval[data-approval-id="${id}"]`);
   await card.waitFor({timeout: 30000});
   assert.equal(await card.getAttribute('data-state'), 'pending');
@@ -141,13 +103,13 @@ test('without a decide token: the approval shows, no buttons, a note', async () 
     timeout: 30000,
   });
   assert.equal(await badge.count(), 0);
-  await context.close();
+  await page.close();
 });
 
 test('with a decide token: countdown, Allow, the hook is allowed, the outcome live', async () => {
   const held = holdHook('team-ui-1', 'rm -rf build/');
   const [id] = await waitPending('team-ui-1', 1);
-  const {context, page} = await openPage('#/runs/team-ui-1');
+  const {page} = await openPage('#/runs/team-ui-1');
   const card = page.locator(`.approval[data-approval-id="${id}"]`);
   await card.waitFor({timeout: 30000});
   // the token, entered once, kept for the origin
@@ -186,6 +148,6 @@ test('with a decide token: countdown, Allow, the hook is allowed, the outcome li
   assert.equal(await card.locator('[data-field="label"]').textContent(), 'Allowed: ');
   assert.equal(await card.locator('button[data-decision]').count(), 0);
   await shot(page, 'approvals-allowed');
-  assert.deepEqual(errors, []);
-  await context.close();
+  assert.deepEqual(chrome.errors, []);
+  await page.close();
 });

@@ -6,91 +6,50 @@
 //                                          the gateway on the same port)
 //   ADW_TOKEN_GATEWAY_URL, ADW_GATEWAY_TOKEN  a gateway that requires this token (optional)
 //   ADW_BROWSER_ARTIFACTS                  where screenshots go (default: ./artifacts)
-// Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded).
+// Debian's /usr/bin/chromium, driven by playwright-core (no browser is downloaded); the setup
+// is harness.mjs's.
 //
 //   node tests/browser/dashboard.test.mjs
 
-import {after, afterEach, before, test} from 'node:test';
+import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {chromium} from 'playwright-core';
+import {
+  RUN_TAG,
+  agentEvent,
+  cssEsc,
+  gatewayControl,
+  ingestClient,
+  laneIds,
+  laneSteps,
+  need,
+  shot,
+  sleep,
+  subscribes,
+  systemEvent,
+  uid,
+  until,
+  useChromium,
+  waitRunLoaded,
+} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const GATEWAY = need('ADW_GATEWAY_URL');
-const INGEST = need('ADW_INGEST_URL');
+const [GATEWAY, INGEST] = need('tests/integration/test_dashboard.py', 'ADW_GATEWAY_URL',
+  'ADW_INGEST_URL');
 const CONTROL = process.env.ADW_CONTROL_URL || '';
-const ARTIFACTS = process.env.ADW_BROWSER_ARTIFACTS || path.join(HERE, 'artifacts');
-const CHROMIUM = process.env.ADW_CHROMIUM || '/usr/bin/chromium';
 const TOKEN_GATEWAY = (process.env.ADW_TOKEN_GATEWAY_URL || '').replace(/\/$/, '');
 const TOKEN = process.env.ADW_GATEWAY_TOKEN || '';
-const RUN_TAG = Date.now().toString(36);
 
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`${name} is not set (run through tests/integration/test_dashboard.py)`);
-    process.exit(2);
-  }
-  return v.replace(/\/$/, '');
-}
-
-let context;
-let userDir;
-
-before(async () => {
-  fs.mkdirSync(ARTIFACTS, {recursive: true});
-  userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'adw-chromium-'));
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    viewport: {width: 1280, height: 720},
-    timeout: 60000,
-  });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], {origin: GATEWAY});
+const chrome = useChromium({
+  gateway: GATEWAY,
+  args: ['--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  ready: ({context}) =>
+    context.grantPermissions(['clipboard-read', 'clipboard-write'], {origin: GATEWAY}),
 });
-
-// Pages a test opened are closed after it, passed or failed.
-const openPages = [];
-afterEach(async () => {
-  for (const p of openPages.splice(0)) await p.close().catch(() => {});
-});
-
-after(async () => {
-  if (context) await context.close();
-  if (userDir) fs.rmSync(userDir, {recursive: true, force: true});
-});
+const {openPage} = chrome;
+const {post, postInChunks} = ingestClient(INGEST);
+const control = gatewayControl(CONTROL);
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-let uidN = 0;
-function uid(what) {
-  uidN += 1;
-  return `${what}-${RUN_TAG}-${uidN}`;
-}
-
-// Posts one event or an array of them to ingest; returns the ids.
-async function post(events) {
-  const res = await fetch(`${INGEST}/api/events`, {
-    method: 'POST',
-    headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify(events),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, `ingest answered ${res.status}: ${JSON.stringify(body)}`);
-  return Array.isArray(events) ? body.ids : [body.id];
-}
 
 // Posts a Claude Code hook body to ingest's /api/hooks (as an HTTP hook does); returns the id.
 async function postHook(adwId, step, body) {
@@ -127,125 +86,12 @@ async function assertRestRunState(adwId, what) {
   console.log(`# ${what}: the REST run state checks ran`);
 }
 
-async function control(what) {
-  assert.ok(CONTROL, 'ADW_CONTROL_URL is needed for this test');
-  const res = await fetch(`${CONTROL}/gateway/${what}`, {method: 'POST'});
-  const body = await res.text();
-  assert.equal(res.status, 200, `control ${what}: ${res.status} ${body}`);
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-// Polls fn (sync or async) until it returns a truthy value; returns it. Generous by default:
-// the machine is shared and nothing here asserts on timing.
-async function until(fn, {timeout = 30000, interval = 100, what = 'condition'} = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      const w = typeof what === 'function' ? await what() : what;
-      throw new Error(`timed out after ${timeout} ms waiting for ${w} (last: ${last})`);
-    }
-    await sleep(interval);
-  }
-}
-
-// A page with every WebSocket frame it sends and receives recorded (parsed JSON).
-async function openPage(url, {viewport, colorScheme} = {}) {
-  const page = await context.newPage();
-  openPages.push(page);
-  if (viewport) await page.setViewportSize(viewport);
-  if (colorScheme) await page.emulateMedia({colorScheme});
-  const ws = {sockets: [], errors: []};
-  page.on('websocket', (sock) => {
-    const s = {url: sock.url(), sent: [], received: [], closed: false};
-    ws.sockets.push(s);
-    sock.on('framesent', (f) => s.sent.push(parse(f.payload)));
-    sock.on('framereceived', (f) => s.received.push(parse(f.payload)));
-    sock.on('close', () => {
-      s.closed = true;
-    });
-  });
-  page.on('pageerror', (e) => ws.errors.push(String(e)));
-  await page.goto(/^https?:/.test(url) ? url : `${GATEWAY}/${url}`);
-  return {page, ws};
-}
-
-function parse(payload) {
-  try {
-    return JSON.parse(String(payload));
-  } catch {
-    return {unparsed: String(payload)};
-  }
-}
-
-function subscribes(ws) {
-  return ws.sockets.flatMap((s) =>
-    s.sent.filter((m) => m.action === 'subscribe' || m.type === 'subscribe'),
-  );
-}
-
-async function waitRunLoaded(page, count) {
-  await page.waitForSelector('.run-page[data-history="done"][data-subscribed="yes"]', {
-    timeout: 60000,
-  });
-  if (count !== undefined) {
-    await page.waitForFunction(
-      (n) => document.querySelector('.run-page').dataset.rendered === String(n),
-      count,
-      {timeout: 120000, polling: 100},
-    );
-  }
-}
-
-async function laneSteps(page) {
-  return page.$$eval('.lane', (ls) => ls.map((l) => l.dataset.step));
-}
-
-async function laneIds(page, step) {
-  return page.$$eval(`.lane[data-step="${cssEsc(step)}"] .card`, (cs) =>
-    cs.map((c) => Number(c.dataset.eventId)),
-  );
-}
-
-function cssEsc(s) {
-  return s.replace(/["\\]/g, '\\$&');
-}
-
 function fmtCost(n) {
   return n === 0 ? '$0.00' : `$${n.toFixed(n < 1 ? 4 : 2)}`;
 }
 
 function fmtInt(n) {
   return new Intl.NumberFormat('en-US').format(n);
-}
-
-function agentEvent(adwId, step, eventType, summary, payload) {
-  const ev = {type: 'adw_event', adw_id: adwId, event_type: eventType, summary};
-  if (step !== null) ev.step = step;
-  if (payload) ev.payload = payload;
-  return ev;
-}
-
-function systemEvent(adwId, step, event, extra = {}) {
-  const ev = {type: 'system', adw_id: adwId, event, ...extra};
-  if (step !== null) ev.step = step;
-  return ev;
-}
-
-async function shot(page, name) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({path: file});
-  assert.ok(fs.statSync(file).size > 1000, `${file} is written`);
-  return file;
 }
 
 // ---- tests ------------------------------------------------------------------------------------
@@ -1662,12 +1508,6 @@ function timedEvent(adwId, step, ms, summary, payload) {
   return ev;
 }
 
-async function postInChunks(events, size = 500) {
-  const ids = [];
-  for (let i = 0; i < events.length; i += size) ids.push(...(await post(events.slice(i, i + size))));
-  return ids;
-}
-
 const replayBar = (page) => page.locator('.replay-bar');
 async function replayState(page) {
   return page.$eval('.replay-bar', (b) => ({
@@ -1812,14 +1652,14 @@ test('replay: events are fetched in pages as the playhead needs them; leaving re
   const evs = [];
   for (let i = 0; i < 2500; i++) evs.push(timedEvent(R, i < 1250 ? 'build' : 'test', i * 1000, `e ${i}`));
   const ids = await postInChunks(evs);
-  const page = await context.newPage();
-  openPages.push(page);
   const requests = [];
-  page.on('request', (r) => {
-    const u = new URL(r.url());
-    if (u.pathname === '/api/events') requests.push(u.searchParams);
+  const {page} = await openPage(`#/runs/${R}?replay=1`, {
+    init: (p) =>
+      p.on('request', (r) => {
+        const u = new URL(r.url());
+        if (u.pathname === '/api/events') requests.push(u.searchParams);
+      }),
   });
-  await page.goto(`${GATEWAY}/#/runs/${R}?replay=1`);
   await page.waitForSelector('.replay-bar[data-state="playing"]');
   await until(async () => (await replayState(page)).shown >= 1, {what: 'the first event'});
   await sleep(1500);
@@ -1871,13 +1711,8 @@ function recordNotifications() {
 }
 
 test('notifications: opt-in toggle; one per failed, stalled, over-budget or waiting run; click opens the run', async () => {
-  await context.grantPermissions(['notifications'], {origin: GATEWAY});
-  const page = await context.newPage();
-  openPages.push(page);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.addInitScript(recordNotifications);
-  await page.goto(`${GATEWAY}/#/`);
+  await chrome.context.grantPermissions(['notifications'], {origin: GATEWAY});
+  const {page, ws} = await openPage('#/', {init: (p) => p.addInitScript(recordNotifications)});
   const toggle = page.locator('.notify-toggle');
   await toggle.waitFor();
   assert.equal(await toggle.textContent(), 'Alerts off');
@@ -1924,7 +1759,7 @@ test('notifications: opt-in toggle; one per failed, stalled, over-budget or wait
   await page.waitForSelector('.notify-toggle[aria-pressed="true"][data-subscribed="yes"]');
   const [againId] = await post(systemEvent(C, null, 'run_stalled'));
   await until(async () => (await notes()).some((n) => n.tag === `adw-event-${againId}`), {what: 'the notification after a reload'});
-  assert.deepEqual(errors, []);
+  assert.deepEqual(ws.errors, []);
 });
 
 // ---- search and export (GET /api/search, GET /api/adws/{id}/events.{ndjson,csv}) ---------------
@@ -2053,9 +1888,9 @@ test('export buttons: NDJSON and CSV downloads hold the run\'s events (also thro
   assert.deepEqual(JSON.parse(rows[2][12]), rest[1].payload);
 
   if (TOKEN_GATEWAY) {
-    const p2 = await context.newPage();
-    openPages.push(p2);
-    await p2.goto(`${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/runs/${X}`);
+    const {page: p2} = await openPage(
+      `${TOKEN_GATEWAY}/?token=${encodeURIComponent(TOKEN)}#/runs/${X}`,
+    );
     await waitRunLoaded(p2, 3);
     const t = await download(p2, '.export-csv');
     assert.equal(t.name, `${X}-events.csv`);
