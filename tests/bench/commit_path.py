@@ -10,6 +10,10 @@ cluster's processes, from /proc) and ingest's CPU per event; configurations run 
         delay=build-rel,commit_delay=200,commit_siblings=0 \\
         small=build-rel,env:ADW_INGEST_PARTITION_EVENTS=1000
 
+    /usr/bin/python3 tests/bench/commit_path.py --server-times a=build-rel
+
+--server-times adds PostgreSQL's own time for the batch statement (its bind and execute, from
+log_min_duration_statement = 0), so that the commit splits into PostgreSQL's work and the rest.
 A configuration is label=BUILD_DIR (its bin/adw-ingest), then PostgreSQL settings key=value
 and ingest's environment env:KEY=VALUE, comma-separated. --event-ids gives every event an
 event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded by --events.
@@ -17,6 +21,7 @@ event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded 
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -43,8 +48,25 @@ def body(i, tag, event_ids):
     return json.dumps(e)
 
 
-def one_run(build, settings, env, n, event_ids, log_dir):
+def server_times(log_text):
+    """PostgreSQL's own time per batch statement, from log_min_duration_statement = 0: the bind
+    (with a custom plan, its planning) and the execute of each adw_batch* statement, in ms."""
+    parts = {"bind": [], "execute": []}
+    for m in re.finditer(r"duration: ([0-9.]+) ms  (bind|execute) adw_batch", log_text):
+        parts[m.group(2)].append(float(m.group(1)))
+    out = {}
+    for k, xs in parts.items():
+        xs.sort()
+        if xs:
+            out[f"pg_{k}_ms_p50"] = xs[len(xs) // 2]
+            out[f"pg_{k}_ms_p99"] = xs[int(len(xs) * 0.99)]
+    return out
+
+
+def one_run(build, settings, env, n, event_ids, log_dir, with_server_times=False):
     adwtest.BIN_DIR = Path(build).resolve() / "bin"
+    if with_server_times:
+        settings = dict(settings, log_min_duration_statement="0")
     pg = adwtest.PgCluster(settings=settings).start()
     ing = None
     try:
@@ -62,9 +84,12 @@ def one_run(build, settings, env, n, event_ids, log_dir):
         c1, p1, i1 = peers.ingest_commits(ing), peers.pg_tree_cpu(pg), peers.cpu_s(ing.pid)
         commits = c1["commits"] - c0["commits"]
         lat.sort()
-        return {"p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)],
-                "pg_cpu_ms_per_commit": (p1 - p0) * 1000 / commits,
-                "ingest_cpu_ms_per_event": (i1 - i0) * 1000 / n, "commits": commits}
+        res = {"p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)],
+               "pg_cpu_ms_per_commit": (p1 - p0) * 1000 / commits,
+               "ingest_cpu_ms_per_event": (i1 - i0) * 1000 / n, "commits": commits}
+        if with_server_times:
+            res.update(server_times(pg.logfile.read_text(errors="replace")))
+        return res
     finally:
         if ing is not None:
             ing.stop()
@@ -78,6 +103,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--event-ids", action="store_true", help="every event has an event_id")
     ap.add_argument("--log-dir", default=None)
+    ap.add_argument("--server-times", action="store_true",
+                    help="also PostgreSQL's own bind and execute time of each batch statement "
+                         "(log_min_duration_statement = 0; the logging costs a little)")
     a = ap.parse_args()
     log_dir = a.log_dir or adwtest.default_log_dir()
     configs = []
@@ -90,10 +118,12 @@ def main():
     res = {}
     for run in range(a.runs):
         for label, build, settings, env in configs:
-            r = one_run(build, settings, env, a.events, a.event_ids, log_dir)
+            r = one_run(build, settings, env, a.events, a.event_ids, log_dir, a.server_times)
             res.setdefault(label, []).append(r)
             print(json.dumps({"config": label, "run": run + 1, **r}), flush=True)
     keys = ("p50_ms", "p99_ms", "pg_cpu_ms_per_commit", "ingest_cpu_ms_per_event")
+    if a.server_times:
+        keys += ("pg_bind_ms_p50", "pg_execute_ms_p50", "pg_execute_ms_p99")
     print("\n| configuration | " + " | ".join(keys) + " |")
     print("| --- |" + " --- |" * len(keys))
     for label, rs in res.items():

@@ -539,3 +539,44 @@ def test_approval_events_leave_stalled_alone(make_ingest, db):
     later = db.scalar("SELECT coalesce(max(id), 0) FROM events WHERE event = 'run_stalled'")
     assert db.scalar("SELECT stalled FROM adw_runs WHERE adw_id = 'run-1'") is False or \
         later > int(hd["X-ADW-Event-Id"])
+
+
+def test_remembers_the_latest_ten_thousand_ended(make_ingest, db):
+    """At start ingest reads back the latest 10,000 ended approvals (proto/http.md): a decision
+    on one of them is a 409 naming its outcome; one ended before those is no longer known (404),
+    and nothing else changes for either."""
+    ing = start(make_ingest)
+    ing.stop()
+    total = 10_003  # three more than ingest remembers
+
+    def aid(i):
+        return f"{i:032x}"
+
+    db.query("INSERT INTO adw_approvals (approval_id, adw_id, step, tool_name, status,"
+             " requested_id, requested_at, expires_at, decided_id, decided_at, decision,"
+             " decided_by)"
+             " SELECT lpad(to_hex(i), 32, '0'), 'run-' || (i %% 50), 'build', 'Bash',"
+             " CASE WHEN i %% 3 = 0 THEN 'expired' WHEN i %% 2 = 0 THEN 'denied' ELSE 'allowed'"
+             " END, 10 * i, now() - interval '1 hour', now(), 10 * i + 1, now(),"
+             " CASE WHEN i %% 3 = 0 THEN NULL WHEN i %% 2 = 0 THEN 'deny' ELSE 'allow' END,"
+             " 'ops' FROM generate_series(1, %s) AS i", (total,))
+    ing = start(make_ingest)
+    # The expire scan runs on ingest's first tick after the start and reads them back.
+    adwtest.wait_for(lambda: decide(ing, aid(total), {"decision": "deny"})[0] == 409, 20,
+                     what="the ended approvals read back")
+    def status(i):  # as the rows were written
+        return "expired" if i % 3 == 0 else "denied" if i % 2 == 0 else "allowed"
+
+    # The newest and the 10,000th newest are remembered.
+    for i in (total, total - 9_999):
+        st, _, b = decide(ing, aid(i), {"decision": "deny"})
+        assert (st, b) == (409, {"error": f"approval {aid(i)} is already {status(i)}"}), i
+    # The three ended before those are not.
+    for i in (1, 2, 3):
+        st, _, b = decide(ing, aid(i), {"decision": "allow"})
+        assert (st, b) == (404, {"error": f"no approval {aid(i)}"}), i
+    for i in (1, 2, 3, total - 9_999, total):
+        assert row(db, aid(i))[:2] == (status(i), {"expired": None, "denied": "deny",
+                                                   "allowed": "allow"}[status(i)]), i
+    assert db.scalar("SELECT count(*) FROM adw_approvals WHERE status = 'pending'") == 0
+    assert db.scalar("SELECT count(*) FROM events WHERE event LIKE 'approval_%'") == 0

@@ -96,6 +96,66 @@ def test_env_example_documents_every_compose_variable():
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
 
 
+class StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML says keys are unique;
+    docker-compose and kubectl would silently keep the last)."""
+
+
+def _strict_mapping(loader, node, deep=False):
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise yaml.constructor.ConstructorError(None, None, f"keys given twice: {twice}",
+                                                node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def settings_known(program):
+    """The environment variables a program reads, as its --help lists them."""
+    out = subprocess.run([str(adwtest.BIN_DIR / program), "--help"], capture_output=True,
+                         text=True, timeout=30)
+    names = set(re.findall(r"\benv ([A-Z][A-Z0-9_]+)", out.stdout + out.stderr))
+    assert "DATABASE_URL" in names and "ADW_LOG_LEVEL" in names, out.stdout[:300]
+    return names
+
+
+def test_strict_yaml_refuses_a_key_given_twice():
+    with pytest.raises(yaml.constructor.ConstructorError, match="keys given twice"):
+        yaml.load("env:\n  A: 1\n  B: 2\n  A: 3\n", Loader=StrictLoader)
+
+
+@pytest.mark.needs_bin("adw-ingest", "adw-gateway")
+def test_deploy_files_set_only_settings_the_programs_read():
+    """docker-compose.yml and deploy/kubernetes/adw.yaml: no key twice in a mapping, and every
+    ADW_* or DATABASE_URL variable given to adw-ingest or adw-gateway is one it reads (a name
+    it does not know would be ignored without a word)."""
+    known = {p: settings_known(p) for p in ("adw-ingest", "adw-gateway")}
+    given = []  # (file, program, variable names)
+    compose = yaml.load((REPO / "docker-compose.yml").read_text(), Loader=StrictLoader)
+    for name, svc in compose["services"].items():
+        cmd = svc.get("command") or []
+        program = cmd[0] if isinstance(cmd, list) and cmd else str(cmd).split(" ")[0]
+        if program in known:
+            given.append((f"docker-compose.yml {name}", program, set(svc.get("environment", {}))))
+    docs = list(yaml.load_all((REPO / "deploy" / "kubernetes" / "adw.yaml").read_text(),
+                              Loader=StrictLoader))
+    for doc in docs:
+        if doc.get("kind") != "Deployment":
+            continue
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            program = c["command"][0]
+            if program in known:
+                given.append((f"adw.yaml {doc['metadata']['name']}", program,
+                              {e["name"] for e in c.get("env", [])}))
+    assert {p for _, p, _ in given} == set(known), given
+    for where, program, names in given:
+        ours = {n for n in names if n.startswith("ADW_") or n == "DATABASE_URL"}
+        assert ours <= known[program], f"{where}: {program} reads no {sorted(ours - known[program])}"
+
+
 def dockerfile_stages():
     stages, cur = [], None
     for line in (REPO / "deploy" / "Dockerfile").read_text().splitlines():

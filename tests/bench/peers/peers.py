@@ -6,6 +6,8 @@ a Markdown table, every run as a JSON line.
     /usr/bin/python3 tests/bench/peers/peers.py                  every workload, 3 runs each
     /usr/bin/python3 tests/bench/peers/peers.py latency --runs 5
     /usr/bin/python3 tests/bench/peers/peers.py --tiny           a few clients and events, 1 run
+    /usr/bin/python3 tests/bench/peers/peers.py latency --pg synchronous_commit=off
+                                    what the wait for the WAL's flush costs (not durable then)
 
 Needs `npm ci` in tests/bench/peers (ws, nats) and nats-server (deploy/install-deps.sh --bench
 installs both). The project side is PostgreSQL (a new cluster for every run, fsync and
@@ -94,8 +96,8 @@ def run_client(args, timeout):
 
 
 
-def run_adw(args, timeout, log_dir):
-    pg = adwtest.PgCluster().start()
+def run_adw(args, timeout, log_dir, pg_settings=None):
+    pg = adwtest.PgCluster(settings=pg_settings).start()
     ingest = gw = None
     try:
         settings = {k: pg.scalar(f"SHOW {k}") for k in (
@@ -193,6 +195,10 @@ def main():
     ap.add_argument("--sub-procs", type=int, default=2, help="subscriber processes (node)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per run, at most")
     ap.add_argument("--json-out", help="also append every run's JSON line to this file")
+    ap.add_argument("--pg", action="append", default=[], metavar="KEY=VALUE",
+                    help="a PostgreSQL setting for the project's clusters, to see what a setting "
+                         "changes (e.g. synchronous_commit=off: then answers no longer wait for "
+                         "the WAL on disk, and the figures are not the durable path's)")
     ap.add_argument("--sources", default="",
                     help="local addresses the WebSocket clients connect from, e.g. "
                          "127.0.0.2-127.0.0.9 (the nats client has no such option)")
@@ -203,6 +209,10 @@ def main():
             ap.error(f"unknown workload {n} (one of {', '.join(WORKLOADS)})")
     if a.tiny:
         a.runs = 1
+    try:
+        pg_settings = dict(kv.split("=", 1) for kv in a.pg)
+    except ValueError:
+        ap.error("--pg takes KEY=VALUE")
     check_node_modules()
     nats_server_path()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -223,7 +233,8 @@ def main():
                 for b in BACKENDS:
                     print(f"== {n} {NAMES[b]} run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
                     try:
-                        res = (run_adw if b == "adw" else run_nats)(args, a.timeout, log_dir)
+                        res = (run_adw(args, a.timeout, log_dir, pg_settings) if b == "adw"
+                               else run_nats(args, a.timeout, log_dir))
                     except Exception as e:  # one failed run is reported, the rest go on
                         print(f"   failed: {e}", file=sys.stderr)
                         bad += 1
