@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "dbjson.h"
 #include "frame.h"
 #include "log.h"
 #include "utf8.h"
@@ -156,12 +157,6 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
     return search_parse_words(q, s, err, errlen) ? 400 : 0;
 }
 
-static int undefined_table(const PGresult *r)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return state && !strcmp(state, "42P01");
-}
-
 /* The query for s's words: the SQL text depends on their number and on which the index serves
  * alone; every value is a parameter. A word the index cannot serve (no trigram: the index would
  * hand back every event to check again) is matched against the text with '' appended, which
@@ -214,7 +209,7 @@ int search_run(PGconn *conn, const search_query_t *s, const filter_t *f, buf_t *
     int rows = 0;
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         rows = PQntuples(r);
-    } else if (!undefined_table(r)) { /* no schema yet: nothing stored */
+    } else if (!dbjson_undefined_table(r)) { /* no schema yet: nothing stored */
         char e[256];
         snprintf(e, sizeof e, "%s", PQerrorMessage(conn));
         e[strcspn(e, "\n")] = '\0';
