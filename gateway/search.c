@@ -105,23 +105,6 @@ int search_parse_words(const char *q, search_query_t *s, char *err, size_t errle
     return 0;
 }
 
-/* Parses a decimal integer in [min, max] filling the whole string. */
-static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    if (!*s || strlen(s) > 19)
-        return -EINVAL;
-    int64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, filter_t *f,
                  char *err, size_t errlen)
 {
@@ -134,13 +117,13 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
         if (!strcmp(name, "q")) {
             q = v;
         } else if (!strcmp(name, "limit")) {
-            if (parse_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
+            if (api_param_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
                 snprintf(err, errlen, "limit must be an integer from 1 to %d", SEARCH_LIMIT_MAX);
                 return 400;
             }
             s->limit = (int)x;
         } else if (!strcmp(name, "before")) {
-            if (parse_int(v, 1, INT64_MAX, &x)) {
+            if (api_param_int(v, 1, INT64_MAX, &x)) {
                 snprintf(err, errlen, "before must be an event id (an integer >= 1)");
                 return 400;
             }
