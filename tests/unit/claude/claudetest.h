@@ -1,5 +1,6 @@
 /* claudetest: what the shared/claude unit tests read of the JSON they get back (a key's string,
- * a compact size, a truncation marker) and the long strings they feed in. Include after cmocka. */
+ * a compact size, a truncation marker) and the long strings and deep JSON they feed in. Include
+ * after cmocka. */
 #ifndef ADW_TEST_CLAUDETEST_H
 #define ADW_TEST_CLAUDETEST_H
 
@@ -36,6 +37,18 @@ static inline char *repeat(const char *unit, size_t n)
         memcpy(s + i * u, unit, u);
     s[u * n] = '\0';
     return s;
+}
+
+/* n arrays, each holding the next: JSON nested n deep (owned by the caller). */
+static inline json_t *nest(int n)
+{
+    json_t *j = json_array();
+    for (int i = 1; i < n; i++) {
+        json_t *outer = json_array();
+        json_array_append_new(outer, j);
+        j = outer;
+    }
+    return j;
 }
 
 /* Parses "…[truncated N bytes]" at the end of s; returns N, or -1. */

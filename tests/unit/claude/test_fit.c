@@ -26,18 +26,6 @@ static size_t wsize(const json_t *j)
     return n;
 }
 
-/* n arrays, each holding the next: JSON nested n deep. */
-static json_t *nest(int n)
-{
-    json_t *j = json_array();
-    for (int i = 1; i < n; i++) {
-        json_t *outer = json_array();
-        json_array_append_new(outer, j);
-        j = outer;
-    }
-    return j;
-}
-
 static void test_fit_common_length(void **state)
 {
     (void)state;

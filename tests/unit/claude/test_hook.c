@@ -452,12 +452,7 @@ static void test_summary_one_line(void **state)
 /* Notification with a message of n copies of unit; returns the event. */
 static json_t *notification_of(const char *unit, size_t n)
 {
-    size_t u = strlen(unit);
-    char *msg = malloc(u * n + 1);
-    assert_non_null(msg);
-    for (size_t i = 0; i < n; i++)
-        memcpy(msg + i * u, unit, u);
-    msg[u * n] = '\0';
+    char *msg = repeat(unit, n);
     json_t *hook = json_pack("{s:s,s:s,s:s}", "session_id", "s1", "hook_event_name", "Notification",
                              "message", msg);
     free(msg);
@@ -593,18 +588,6 @@ static void test_payload_passes_event_check(void **state)
     json_decref(ev);
     free(msg);
     json_decref(hook);
-}
-
-/* n arrays, each holding the next: JSON nested n deep. */
-static json_t *nest(int n)
-{
-    json_t *j = json_array();
-    for (int i = 1; i < n; i++) {
-        json_t *outer = json_array();
-        json_array_append_new(outer, j);
-        j = outer;
-    }
-    return j;
 }
 
 static void test_depth_limit(void **state)
