@@ -231,6 +231,18 @@ void admit_forget(ws_server_t *s, struct lws *wsi)
     *r = (admit_record_t){0};
 }
 
+/* Records wsi's admission in r (an empty record): f's lists move there (f is left empty), scope
+ * is borrowed from the tokens. */
+static void admit_keep(admit_record_t *r, struct lws *wsi, filter_t *f, const filter_list_t *scope,
+                       int has_since, int64_t since)
+{
+    r->wsi = wsi;
+    filter_move(&r->filter, f);
+    r->scope = scope;
+    r->has_since = has_since;
+    r->since = since;
+}
+
 int admit_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
 {
     char path[256];
@@ -282,12 +294,7 @@ int admit_upgrade(ws_server_t *s, struct lws *wsi, const char *upgrade)
         metric_add(s->m_rej_full, 1);
         return admit_refuse(wsi, 503, "too many clients", "retry-after:", "5");
     }
-    admit_record_t *r = &s->admitted;
-    r->wsi = wsi;
-    filter_move(&r->filter, &f);
-    r->scope = scope;
-    r->has_since = has_since;
-    r->since = since;
+    admit_keep(&s->admitted, wsi, &f, scope, has_since, since);
     return 0;
 }
 
@@ -315,11 +322,7 @@ int admit_take(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
         return -1;
     }
     ss->scope = scope;
-    r->wsi = wsi;
-    filter_move(&r->filter, &f);
-    r->scope = scope;
-    r->has_since = has_since;
-    r->since = since;
+    admit_keep(r, wsi, &f, scope, has_since, since);
     return 0;
 }
 

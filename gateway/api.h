@@ -77,6 +77,10 @@ typedef struct api_query_t {
 int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t *q, char *err,
               size_t errlen);
 
+/* Parses s (borrowed, a parameter's value) as a decimal integer in [min, max] (min >= 0) that
+ * fills the whole string, into *out. Returns 0, or -EINVAL (*out untouched) for anything else. */
+int api_param_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
 /* Frees what q holds. */
 void api_query_free(api_query_t *q);
 

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "db.h"
+#include "dbjson.h"
 #include "decide.h"
 #include "forward.h"
 #include "log.h"
@@ -201,8 +202,7 @@ static void lookup_run(dbjob_t *job, PGconn *conn)
     PGresult *r = db_exec(conn, "SELECT adw_id, status FROM adw_approvals WHERE approval_id = $1",
                           1, params, DB_REPLY_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (!(state && !strcmp(state, "42P01"))) { /* no table yet: no approval */
+        if (!dbjson_undefined_table(r)) { /* no table yet: no approval */
             log_warn("approval %s: %s", j->id, PQerrorMessage(conn));
             j->db_error = 1;
         }

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "dbjson.h"
 #include "log.h"
 #include "pgwait.h"
 
@@ -93,12 +94,6 @@ int db_ping(PGconn *conn, char *err, size_t errlen)
     return ok ? 0 : -EIO;
 }
 
-static int undefined_table(const PGresult *r)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return state && !strcmp(state, "42P01");
-}
-
 int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_t errlen)
 {
     *last_id = 0;
@@ -106,7 +101,7 @@ int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_
     PGresult *r =
         db_exec(conn, "SELECT coalesce(max(id), 0) FROM events", 0, NULL, DB_PING_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int empty = undefined_table(r);
+        int empty = dbjson_undefined_table(r);
         if (!empty)
             pq_reason(err, errlen, "cannot read the last event id", PQerrorMessage(conn));
         PQclear(r);
@@ -117,7 +112,7 @@ int db_position(PGconn *conn, int64_t *last_id, int64_t *epoch, char *err, size_
     r = db_exec(conn, "SELECT value FROM adw_meta WHERE key = 'epoch'", 0, NULL,
                 DB_PING_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int missing = undefined_table(r);
+        int missing = dbjson_undefined_table(r);
         if (!missing)
             pq_reason(err, errlen, "cannot read the epoch", PQerrorMessage(conn));
         PQclear(r);

@@ -1,6 +1,6 @@
 /* dbjson: the REST answers' pieces built from a query's result (api.c, approvals.c): a cell as
- * a JSON value, the error body, and whether the query met a database that has no such table yet.
- * Pure: no I/O.
+ * a JSON value, the error body, and whether the query met a database that has no such table yet
+ * (asked by every reader of PostgreSQL in the gateway). Pure: no I/O.
  */
 #ifndef ADW_GATEWAY_DBJSON_H
 #define ADW_GATEWAY_DBJSON_H
@@ -22,7 +22,8 @@ json_t *dbjson_ts(const PGresult *r, int row, int col);   /* RFC 3339 UTC, micro
 json_t *dbjson_doc(const PGresult *r, int row, int col);
 
 /* Returns 1 when the failed result r (borrowed) says a table does not exist (SQLSTATE 42P01:
- * a database that ingest has not created yet, or one older than the table), else 0. */
+ * a database that ingest has not created yet, or one older than the table), else 0 (also when
+ * r is NULL: no result at all). */
 int dbjson_undefined_table(const PGresult *r);
 
 /* Replaces what body holds with {"error":msg} (msg borrowed). Out of memory, body is freed

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "dbjson.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -110,8 +111,7 @@ static int look(dbroute_t *r, size_t i, PGconn *conn, int64_t began_us)
     char why[192] = "";
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (state && !strcmp(state, "42P01"))
+        if (dbjson_undefined_table(res))
             snprintf(why, sizeof why, "no ADW schema there (adw_meta, events)");
         else
             reason(why, sizeof why, "unreachable", PQerrorMessage(conn));

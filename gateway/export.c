@@ -9,6 +9,7 @@
 #include "adw_limits.h"
 #include "codec.h"
 #include "db.h"
+#include "dbjson.h"
 #include "frame.h"
 #include "jsonw.h"
 #include "log.h"
@@ -134,8 +135,7 @@ static int job_check_run(export_job_t *j, PGconn *conn)
                           DB_REPLY_TIMEOUT_MS);
     int st = 200;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (state && !strcmp(state, "42P01")) {
+        if (dbjson_undefined_table(r)) {
             st = 404; /* no schema yet: no run */
         } else {
             log_warn("export: run %s: %s", j->adw_id, PQerrorMessage(conn));

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "dbjson.h"
 #include "err.h"
 
 int kept_first_id(PGconn *conn, int64_t *first, char *err, size_t errlen)
@@ -14,8 +15,7 @@ int kept_first_id(PGconn *conn, int64_t *first, char *err, size_t errlen)
     PGresult *r = db_exec(conn, "SELECT value FROM adw_meta WHERE key = 'first_kept_id'", 0, NULL,
                           DB_PING_TIMEOUT_MS);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-        int missing = state && !strcmp(state, "42P01"); /* no adw_meta yet: nothing stored */
+        int missing = dbjson_undefined_table(r); /* no adw_meta yet: nothing stored */
         if (!missing) {
             const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn);
             set_err(err, errlen, "reading first_kept_id: %.*s", (int)strcspn(msg, "\n"), msg);

@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "dbjson.h"
 #include "frame.h"
 #include "log.h"
 #include "utf8.h"
@@ -104,23 +105,6 @@ int search_parse_words(const char *q, search_query_t *s, char *err, size_t errle
     return 0;
 }
 
-/* Parses a decimal integer in [min, max] filling the whole string. */
-static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    if (!*s || strlen(s) > 19)
-        return -EINVAL;
-    int64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, filter_t *f,
                  char *err, size_t errlen)
 {
@@ -133,13 +117,13 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
         if (!strcmp(name, "q")) {
             q = v;
         } else if (!strcmp(name, "limit")) {
-            if (parse_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
+            if (api_param_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
                 snprintf(err, errlen, "limit must be an integer from 1 to %d", SEARCH_LIMIT_MAX);
                 return 400;
             }
             s->limit = (int)x;
         } else if (!strcmp(name, "before")) {
-            if (parse_int(v, 1, INT64_MAX, &x)) {
+            if (api_param_int(v, 1, INT64_MAX, &x)) {
                 snprintf(err, errlen, "before must be an event id (an integer >= 1)");
                 return 400;
             }
@@ -154,12 +138,6 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
         return 400;
     }
     return search_parse_words(q, s, err, errlen) ? 400 : 0;
-}
-
-static int undefined_table(const PGresult *r)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return state && !strcmp(state, "42P01");
 }
 
 /* The query for s's words: the SQL text depends on their number and on which the index serves
@@ -214,7 +192,7 @@ int search_run(PGconn *conn, const search_query_t *s, const filter_t *f, buf_t *
     int rows = 0;
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         rows = PQntuples(r);
-    } else if (!undefined_table(r)) { /* no schema yet: nothing stored */
+    } else if (!dbjson_undefined_table(r)) { /* no schema yet: nothing stored */
         char e[256];
         snprintf(e, sizeof e, "%s", PQerrorMessage(conn));
         e[strcspn(e, "\n")] = '\0';

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "zparts.h"
 
 #define AUTH_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define AUTH_ZAP_MAX_PARTS 16 /* a request has 7 frames (more with several credentials) */
@@ -127,30 +128,13 @@ static int drain(loop_t *loop, void *arg)
     (void)loop;
     zap_t *a = arg;
     for (int n = 0; n < AUTH_BURST; n++) {
-        int events = 0;
-        size_t sz = sizeof events;
-        if (zmq_getsockopt(a->zap, ZMQ_EVENTS, &events, &sz) || !(events & ZMQ_POLLIN))
-            return 0;
         zmq_msg_t parts[AUTH_ZAP_MAX_PARTS];
-        size_t nparts = 0;
-        int more = 1;
-        while (more) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, a->zap, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
-                break;
-            }
-            more = zmq_msg_more(&m);
-            if (nparts < AUTH_ZAP_MAX_PARTS)
-                parts[nparts++] = m;
-            else
-                zmq_msg_close(&m);
-        }
-        if (nparts)
+        size_t nparts;
+        if (zparts_recv(a->zap, parts, AUTH_ZAP_MAX_PARTS, &nparts) == -EAGAIN)
+            return 0;
+        if (nparts) /* what came, even cut short or past the bound: handle checks its frames */
             handle(a, parts, nparts);
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&parts[i]);
+        zparts_close(parts, nparts);
     }
     return 1;
 }

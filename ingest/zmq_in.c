@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "log.h"
 #include "timefmt.h"
+#include "zparts.h"
 
 #define ZMQ_IN_MAX_PARTS 8       /* envelope frames plus the body */
 #define ZMQ_IN_BURST 256         /* requests read per turn before yielding to other work */
@@ -175,35 +176,16 @@ static int drain(loop_t *loop, void *arg)
     if (z->paused)
         return 0;
     for (int n = 0; n < ZMQ_IN_BURST; n++) {
-        int events = 0;
-        size_t sz = sizeof events;
-        if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) || !(events & ZMQ_POLLIN))
-            return 0;
         zmq_msg_t parts[ZMQ_IN_MAX_PARTS];
-        size_t nparts = 0;
-        int more = 1, ok = 1;
-        while (more) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, z->sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
-                ok = 0;
-                break;
-            }
-            more = zmq_msg_more(&m);
-            if (nparts < ZMQ_IN_MAX_PARTS)
-                parts[nparts++] = m;
-            else {
-                zmq_msg_close(&m);
-                ok = 0; /* too many frames: drop the whole message */
-            }
-        }
-        if (ok && nparts >= 2)
+        size_t nparts;
+        int rc = zparts_recv(z->sock, parts, ZMQ_IN_MAX_PARTS, &nparts);
+        if (rc == -EAGAIN)
+            return 0;
+        if (!rc && nparts >= 2) /* too many frames or cut short: drop the whole message */
             handle(z, parts, nparts);
         else if (nparts)
             log_debug("zmq_in: dropped a malformed message of %zu frames", nparts);
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&parts[i]);
+        zparts_close(parts, nparts);
     }
     return 1;
 }

@@ -13,19 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "api.h"
 #include "codec.h"
 #include "filter.h"
 #include "frame.h"
 #include "jsonw.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const filter_event_t PROBES[] = {
     {{"a1", "build", "TextBlock", "adw_event"}},

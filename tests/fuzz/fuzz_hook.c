@@ -13,49 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compact.h"
 #include "hook.h"
 #include "adw_limits.h"
 #include "jsonw.h"
-
-static int count_cb(const char *buffer, size_t size, void *data)
-{
-    (void)buffer;
-    *(size_t *)data += size;
-    return 0;
-}
-
-static bool has_real(const json_t *j)
-{
-    size_t i;
-    const char *key;
-    json_t *v;
-    if (json_is_real(j))
-        return true;
-    json_array_foreach((json_t *)j, i, v)
-    {
-        if (has_real(v))
-            return true;
-    }
-    json_object_foreach((json_t *)j, key, v)
-    {
-        if (has_real(v))
-            return true;
-    }
-    return false;
-}
-
-/* Bytes of j as compact JSON, as the contract counts them (jsonw_size). jansson's dump gives
- * the same count unless reals are in it (jsonw writes the shortest form that reads back). */
-static size_t compact_size(const json_t *j)
-{
-    size_t n = 0, dumped = 0;
-    if (jsonw_size(j, SIZE_MAX, &n) != 0)
-        abort();
-    if (!has_real(j) &&
-        (json_dump_callback(j, count_cb, &dumped, JSON_COMPACT) != 0 || dumped != n))
-        abort();
-    return n;
-}
 
 static void check_event(const json_t *ev, const json_t *hook)
 {

@@ -13,17 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "codec.h"
 #include "jsonw.h"
 #include "utf8.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Decode each scalar value and judge it by its value: the slow, obvious way. */
 static int ref_utf8_validate(const unsigned char *p, size_t len)

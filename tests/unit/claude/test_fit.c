@@ -16,18 +16,7 @@
 #include "adw_limits.h"
 #include "fit.h"
 #include "jsonw.h"
-
-#define MARK "\xe2\x80\xa6[truncated "
-
-/* Bytes of json_dumps(JSON_COMPACT); the same as jsonw_size() for everything but reals. */
-static size_t compact_size(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    assert_non_null(s);
-    size_t n = strlen(s);
-    free(s);
-    return n;
-}
+#include "claudetest.h"
 
 /* Bytes of j as the contract counts them. */
 static size_t wsize(const json_t *j)
@@ -35,45 +24,6 @@ static size_t wsize(const json_t *j)
     size_t n = 0;
     assert_int_equal(jsonw_size(j, SIZE_MAX, &n), 0);
     return n;
-}
-
-static const char *str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static char *repeat(const char *unit, size_t n)
-{
-    size_t u = strlen(unit);
-    char *s = malloc(u * n + 1);
-    assert_non_null(s);
-    for (size_t i = 0; i < n; i++)
-        memcpy(s + i * u, unit, u);
-    s[u * n] = '\0';
-    return s;
-}
-
-/* Parses "…[truncated N bytes]" at the end of s; returns N, or -1. */
-static long marker_bytes(const char *s)
-{
-    const char *m = strstr(s, MARK);
-    if (!m)
-        return -1;
-    char *end;
-    long n = strtol(m + strlen(MARK), &end, 10);
-    return strcmp(end, " bytes]") == 0 ? n : -1;
-}
-
-/* n arrays, each holding the next: JSON nested n deep. */
-static json_t *nest(int n)
-{
-    json_t *j = json_array();
-    for (int i = 1; i < n; i++) {
-        json_t *outer = json_array();
-        json_array_append_new(outer, j);
-        j = outer;
-    }
-    return j;
 }
 
 static void test_fit_common_length(void **state)

@@ -16,10 +16,9 @@
 #include "adw_limits.h"
 #include "event.h"
 #include "jsonw.h"
+#include "claudetest.h"
 
 #define SESSION_PREFIX "abc12345"
-#define MARK "\xe2\x80\xa6[truncated "
-
 static json_t *load_fixture(const char *name)
 {
     char path[512];
@@ -38,20 +37,6 @@ static json_t *parse(const char *text)
     if (!j)
         fail_msg("bad test JSON: %s: %s", text, jerr.text);
     return j;
-}
-
-static size_t compact_size(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    assert_non_null(s);
-    size_t n = strlen(s);
-    free(s);
-    return n;
-}
-
-static const char *str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
 }
 
 /* Invariants every event must hold, whatever the input. */
@@ -467,12 +452,7 @@ static void test_summary_one_line(void **state)
 /* Notification with a message of n copies of unit; returns the event. */
 static json_t *notification_of(const char *unit, size_t n)
 {
-    size_t u = strlen(unit);
-    char *msg = malloc(u * n + 1);
-    assert_non_null(msg);
-    for (size_t i = 0; i < n; i++)
-        memcpy(msg + i * u, unit, u);
-    msg[u * n] = '\0';
+    char *msg = repeat(unit, n);
     json_t *hook = json_pack("{s:s,s:s,s:s}", "session_id", "s1", "hook_event_name", "Notification",
                              "message", msg);
     free(msg);
@@ -524,28 +504,6 @@ static void test_summary_cap(void **state)
 }
 
 /* ---- payload size ------------------------------------------------------------------- */
-
-static char *repeat(const char *unit, size_t n)
-{
-    size_t u = strlen(unit);
-    char *s = malloc(u * n + 1);
-    assert_non_null(s);
-    for (size_t i = 0; i < n; i++)
-        memcpy(s + i * u, unit, u);
-    s[u * n] = '\0';
-    return s;
-}
-
-/* Parses "…[truncated N bytes]" at the end of s; returns N, or -1. */
-static long marker_bytes(const char *s)
-{
-    const char *m = strstr(s, MARK);
-    if (!m)
-        return -1;
-    char *end;
-    long n = strtol(m + strlen(MARK), &end, 10);
-    return strcmp(end, " bytes]") == 0 ? n : -1;
-}
 
 static void test_huge_tool_response(void **state)
 {
@@ -630,18 +588,6 @@ static void test_payload_passes_event_check(void **state)
     json_decref(ev);
     free(msg);
     json_decref(hook);
-}
-
-/* n arrays, each holding the next: JSON nested n deep. */
-static json_t *nest(int n)
-{
-    json_t *j = json_array();
-    for (int i = 1; i < n; i++) {
-        json_t *outer = json_array();
-        json_array_append_new(outer, j);
-        j = outer;
-    }
-    return j;
 }
 
 static void test_depth_limit(void **state)

@@ -14,13 +14,9 @@
 #include "adw_limits.h"
 #include "event.h"
 #include "otlp.h"
+#include "claudetest.h"
 
 #define SID "4f9c2a1e-7b3d-4c8e-9a51-2d6e8f0b1c37"
-
-static const char *str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
 
 static json_t *load(const char *name)
 {

@@ -15,23 +15,10 @@
 #include "hook.h"
 #include "adw_limits.h"
 #include "streamjson.h"
+#include "claudetest.h"
 
 #define SID "5f0c8a1e-2b7d-4c11-9e3a-0d6f1b2c3d4e"
 #define SID_PREFIX "5f0c8a1e"
-
-static const char *str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static size_t compact_size(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    assert_non_null(s);
-    size_t n = strlen(s);
-    free(s);
-    return n;
-}
 
 static void check_event(const json_t *ev)
 {
