@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 
+#include "api.h"
 #include "auth.h"
 #include "http1.h"
 #include "log.h"
@@ -164,8 +165,8 @@ int admit_origin_ok(ws_server_t *s, struct lws *wsi)
     return admit_origin_allowed(s->origins, origin, have_host ? hosthdr : NULL);
 }
 
-int admit_query_filter(const api_param_t *args, size_t n, filter_t *dst, int *has_since,
-                       int64_t *since, char *err, size_t errlen)
+int admit_query_filter(const param_t *args, size_t n, filter_t *dst, int *has_since, int64_t *since,
+                       char *err, size_t errlen)
 {
     filter_t f;
     filter_init(&f);

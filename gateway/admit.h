@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api.h"
+#include "param.h"
 #include "filter.h"
 #include "tokens.h"
 #include "ws_internal.h"
@@ -86,7 +86,7 @@ int admit_origin_allowed(const char *origins, const char *origin_hdr, const char
  * filter keys' comma-separated values (filter.h) and since, an event id >= 0. Unknown
  * parameters are ignored. Returns 0 with *dst's old lists replaced, *has_since and *since set;
  * or -EINVAL with the reason in err, *dst unchanged. */
-int admit_query_filter(const api_param_t *args, size_t n, filter_t *dst, int *has_since,
-                       int64_t *since, char *err, size_t errlen);
+int admit_query_filter(const param_t *args, size_t n, filter_t *dst, int *has_since, int64_t *since,
+                       char *err, size_t errlen);
 
 #endif

@@ -35,23 +35,7 @@ static int valid_adw_id(const char *s)
     return 1;
 }
 
-int api_param_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    if (!*s || strlen(s) > 19)
-        return -EINVAL;
-    int64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t *q, char *err,
+int api_parse(const char *path, const param_t *params, size_t n, api_query_t *q, char *err,
               size_t errlen)
 {
     memset(q, 0, sizeof *q);
@@ -82,13 +66,13 @@ int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t
         const char *name = params[i].name, *v = params[i].value;
         int64_t x;
         if (!strcmp(name, "limit") && q->kind != API_RUN) {
-            if (api_param_int(v, 1, API_LIMIT_MAX, &x)) {
+            if (param_int(v, 1, API_LIMIT_MAX, &x)) {
                 snprintf(err, errlen, "limit must be an integer from 1 to %d", API_LIMIT_MAX);
                 return 400;
             }
             q->limit = (int)x;
         } else if (!strcmp(name, "since") && q->kind == API_EVENTS) {
-            if (api_param_int(v, 0, INT64_MAX, &x)) {
+            if (param_int(v, 0, INT64_MAX, &x)) {
                 snprintf(err, errlen, "since must be an event id (an integer >= 0)");
                 return 400;
             }

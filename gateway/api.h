@@ -52,12 +52,6 @@ typedef enum api_kind {
     API_APPROVALS, /* /api/approvals (approvals.h) */
 } api_kind_t;
 
-/* One query parameter, already percent-decoded; both borrowed. */
-typedef struct api_param_t {
-    const char *name;
-    const char *value;
-} api_param_t;
-
 /* A parsed request. Plain data; api_query_free releases the filter and status list. */
 typedef struct api_query_t {
     api_kind_t kind;
@@ -74,12 +68,8 @@ typedef struct api_query_t {
 /* Parses path (borrowed, percent-decoded, without the query) and params[0..n) into q. Returns 0,
  * or an HTTP status (400 bad parameter, 404 unknown path or invalid adw_id) with the reason in
  * err; q needs api_query_free either way. Unknown parameters are ignored. */
-int api_parse(const char *path, const api_param_t *params, size_t n, api_query_t *q, char *err,
+int api_parse(const char *path, const param_t *params, size_t n, api_query_t *q, char *err,
               size_t errlen);
-
-/* Parses s (borrowed, a parameter's value) as a decimal integer in [min, max] (min >= 0) that
- * fills the whole string, into *out. Returns 0, or -EINVAL (*out untouched) for anything else. */
-int api_param_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Frees what q holds. */
 void api_query_free(api_query_t *q);

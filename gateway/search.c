@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "param.h"
 #include "db.h"
 #include "dbjson.h"
 #include "frame.h"
@@ -105,8 +105,8 @@ int search_parse_words(const char *q, search_query_t *s, char *err, size_t errle
     return 0;
 }
 
-int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, filter_t *f,
-                 char *err, size_t errlen)
+int search_parse(const param_t *params, size_t n, search_query_t *s, filter_t *f, char *err,
+                 size_t errlen)
 {
     memset(s, 0, sizeof *s);
     s->limit = SEARCH_LIMIT_DEFAULT;
@@ -117,13 +117,13 @@ int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, 
         if (!strcmp(name, "q")) {
             q = v;
         } else if (!strcmp(name, "limit")) {
-            if (api_param_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
+            if (param_int(v, 1, SEARCH_LIMIT_MAX, &x)) {
                 snprintf(err, errlen, "limit must be an integer from 1 to %d", SEARCH_LIMIT_MAX);
                 return 400;
             }
             s->limit = (int)x;
         } else if (!strcmp(name, "before")) {
-            if (api_param_int(v, 1, INT64_MAX, &x)) {
+            if (param_int(v, 1, INT64_MAX, &x)) {
                 snprintf(err, errlen, "before must be an event id (an integer >= 1)");
                 return 400;
             }

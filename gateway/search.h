@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "filter.h"
+#include "param.h"
 
 #define SEARCH_Q_MAX 256   /* bytes of q once trimmed */
 #define SEARCH_WORDS_MAX 8 /* words in q */
@@ -30,8 +31,6 @@
 #define SEARCH_TRIGRAM_RUN 3 /* word characters (letters, digits, non-ASCII) in a trigram */
 /* an ILIKE pattern: "%" + a word with every byte escaped + "%" + NUL */
 #define SEARCH_PATTERN_MAX (2 * SEARCH_Q_MAX + 3)
-
-struct api_param_t;
 
 /* A parsed search. Plain data. */
 typedef struct search_query_t {
@@ -57,8 +56,8 @@ int search_pattern(const char *word, size_t n, char *out, size_t outlen);
 /* Parses the parameters params[0..n) (percent-decoded, borrowed) of /api/search into s, and
  * adw_id into f's adw_id key. Returns 0, or 400 with the reason in err (f is left for the
  * caller to free either way). Unknown parameters are ignored. */
-int search_parse(const struct api_param_t *params, size_t n, search_query_t *s, filter_t *f,
-                 char *err, size_t errlen);
+int search_parse(const param_t *params, size_t n, search_query_t *s, filter_t *f, char *err,
+                 size_t errlen);
 
 /* Runs s on conn (a dbpool worker's), bounded by f's adw_id key and scope (borrowed), and
  * writes the answer's JSON body to body. Returns the HTTP status: 200, 503 (the query failed:

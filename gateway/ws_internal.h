@@ -105,7 +105,7 @@ struct ws_server_t {
     int shutting_down;
     unsigned char *wbuf; /* LWS_PRE + WS_WRITE_MAX, for HTTP bodies and coalesced messages */
     char argbuf[WS_ARGBUF];
-    api_param_t args[WS_ARGS_MAX]; /* the current request's query (admit_read_args) */
+    param_t args[WS_ARGS_MAX]; /* the current request's query (admit_read_args) */
     size_t nargs;
     admit_record_t admitted; /* the upgrade admitted and not yet taken (admit.h) */
     metric_t *m_deliveries, *m_messages, *m_connections, *m_hb_timeouts, *m_too_big;

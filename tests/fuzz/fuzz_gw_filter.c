@@ -147,7 +147,7 @@ static void fuzz_api(const char *data, size_t size)
     CHECK(copy);
     memcpy(copy, data, size);
     copy[size] = '\0';
-    api_param_t params[16];
+    param_t params[16];
     size_t n = 0;
     char *line = strchr(copy, '\n');
     if (line)

@@ -69,7 +69,7 @@ static void test_origin_star_and_lists(void **state)
 static void test_query_filter_keys_and_since(void **state)
 {
     (void)state;
-    api_param_t args[] = {{"adw_id", "r1,r2"},
+    param_t args[] = {{"adw_id", "r1,r2"},
                           {"token", "x"},
                           {"since", "42"},
                           {"steps", ""},
@@ -102,13 +102,13 @@ static void test_query_filter_refusals_leave_the_filter(void **state)
     const char *bad_since[] = {"-1", "", "1x", " 1", "+1", "99999999999999999999"};
     filter_t f;
     filter_init(&f);
-    api_param_t keep = {"steps", "build"};
+    param_t keep = {"steps", "build"};
     int has_since;
     int64_t since;
     char err[200];
     assert_int_equal(admit_query_filter(&keep, 1, &f, &has_since, &since, err, sizeof err), 0);
     for (size_t i = 0; i < sizeof bad_since / sizeof bad_since[0]; i++) {
-        api_param_t args[] = {{"adw_id", "r1"}, {"since", bad_since[i]}};
+        param_t args[] = {{"adw_id", "r1"}, {"since", bad_since[i]}};
         err[0] = '\0';
         assert_int_equal(admit_query_filter(args, 2, &f, &has_since, &since, err, sizeof err),
                          -EINVAL);
@@ -117,7 +117,7 @@ static void test_query_filter_refusals_leave_the_filter(void **state)
     char big[FILTER_VALUE_MAX + 2];
     memset(big, 'v', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    api_param_t toolong = {"adw_id", big};
+    param_t toolong = {"adw_id", big};
     err[0] = '\0';
     assert_int_equal(admit_query_filter(&toolong, 1, &f, &has_since, &since, err, sizeof err),
                      -EINVAL);

@@ -16,7 +16,7 @@
 #include "api.h"
 #include "webdir.h"
 
-static int parse(const char *path, const api_param_t *p, size_t n, api_query_t *q, char *err)
+static int parse(const char *path, const param_t *p, size_t n, api_query_t *q, char *err)
 {
     return api_parse(path, p, n, q, err, 200);
 }
@@ -65,9 +65,9 @@ static void test_params(void **state)
     (void)state;
     api_query_t q;
     char err[200];
-    api_param_t p[] = {{"since", "42"},        {"limit", "1000"},   {"adw_id", "a,b"},
-                       {"steps", "build"},     {"event_types", ""}, {"types", "system"},
-                       {"unknown", "ignored"}, {"status", "x"}};
+    param_t p[] = {{"since", "42"},        {"limit", "1000"},   {"adw_id", "a,b"},
+                   {"steps", "build"},     {"event_types", ""}, {"types", "system"},
+                   {"unknown", "ignored"}, {"status", "x"}};
     assert_int_equal(parse("/api/events", p, 8, &q, err), 0);
     assert_int_equal(q.since, 42);
     assert_int_equal(q.limit, 1000);
@@ -78,7 +78,12 @@ static void test_params(void **state)
     assert_int_equal(q.status.n, 0); /* not a parameter of /api/events */
     api_query_free(&q);
 
-    api_param_t s[] = {{"status", "running,failed"}, {"limit", "5"}};
+    param_t top = {"since", "9223372036854775807"}; /* INT64_MAX */
+    assert_int_equal(parse("/api/events", &top, 1, &q, err), 0);
+    assert_true(q.since == INT64_MAX);
+    api_query_free(&q);
+
+    param_t s[] = {{"status", "running,failed"}, {"limit", "5"}};
     assert_int_equal(parse("/api/adws", s, 2, &q, err), 0);
     assert_int_equal(q.status.n, 2);
     assert_string_equal(q.status.v[1], "failed");
@@ -96,11 +101,13 @@ static void test_params(void **state)
         {"/api/events", "since", "-1", "since"},
         {"/api/events", "since", "1.5", "since"},
         {"/api/events", "since", "99999999999999999999", "since"},
+        {"/api/events", "since", "9223372036854775808", "since"}, /* INT64_MAX + 1 */
+        {"/api/events", "since", "9999999999999999999", "since"},
         {"/api/events", "steps", "a,\xff", "UTF-8"},
         {"/api/adws", "status", "", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        api_param_t one = {bad[i].name, bad[i].value};
+        param_t one = {bad[i].name, bad[i].value};
         int st = parse(bad[i].path, &one, 1, &q, err);
         if (!bad[i].reason) {
             assert_int_equal(st, 0);

@@ -108,7 +108,7 @@ static void test_words(void **state)
     assert_int_equal(words("\xed\xa0\x80", err), -EINVAL); /* a surrogate */
 }
 
-static int parse(const api_param_t *p, size_t n, api_query_t *q, char *err)
+static int parse(const param_t *p, size_t n, api_query_t *q, char *err)
 {
     return api_parse("/api/search", p, n, q, err, 200);
 }
@@ -118,7 +118,7 @@ static void test_params(void **state)
     (void)state;
     api_query_t q;
     char err[200];
-    api_param_t p[4] = {
+    param_t p[4] = {
         {"q", "edit  src"}, {"adw_id", "r1,r2"}, {"limit", "200"}, {"before", "12345"}};
     assert_int_equal(parse(p, 4, &q, err), 0);
     assert_int_equal(q.kind, API_SEARCH);
@@ -143,23 +143,23 @@ static void test_params(void **state)
     static const char *const bad_limits[] = {
         "0", "201", "-1", "x", "", "1e2", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad_limits / sizeof bad_limits[0]; i++) {
-        api_param_t b[2] = {{"q", "a"}, {"limit", bad_limits[i]}};
+        param_t b[2] = {{"q", "a"}, {"limit", bad_limits[i]}};
         assert_int_equal(parse(b, 2, &q, err), 400);
         assert_non_null(strstr(err, "limit must be an integer from 1 to 200"));
         api_query_free(&q);
     }
     static const char *const bad_before[] = {"0", "-3", "x", ""};
     for (size_t i = 0; i < sizeof bad_before / sizeof bad_before[0]; i++) {
-        api_param_t b[2] = {{"q", "a"}, {"before", bad_before[i]}};
+        param_t b[2] = {{"q", "a"}, {"before", bad_before[i]}};
         assert_int_equal(parse(b, 2, &q, err), 400);
         assert_non_null(strstr(err, "before"));
         api_query_free(&q);
     }
-    api_param_t one[2] = {{"q", "a"}, {"limit", "1"}};
+    param_t one[2] = {{"q", "a"}, {"limit", "1"}};
     assert_int_equal(parse(one, 2, &q, err), 0);
     assert_int_equal(q.search.limit, 1);
     api_query_free(&q);
-    api_param_t nine[1] = {{"q", "1 2 3 4 5 6 7 8 9"}};
+    param_t nine[1] = {{"q", "1 2 3 4 5 6 7 8 9"}};
     assert_int_equal(parse(nine, 1, &q, err), 400);
     api_query_free(&q);
 }
