@@ -3,8 +3,10 @@
  * commits it (store__process, batch.h) and hands the requests back through the completed list
  * and its eventfd. Between batches it keeps the partitions ahead and applies the retention.
  *
- * Its other parts, sharing store_t through store_internal.h: the connection (store_conn.c),
- * the scans (store_scan.c) and a commit whose answer was lost (store_resolve.c).
+ * Its other parts, sharing store_t through store_internal.h, each calling only those below
+ * it: the scans (store_scan.c), the commit of a batch (store_commit.c), a commit whose answer
+ * was lost (store_resolve.c), the connection (store_conn.c), and the completion of requests
+ * with the state and the last error (store_done.c).
  */
 #include "store.h"
 
@@ -67,160 +69,11 @@ void store_req_destroy(store_req_t **rp)
     *rp = NULL;
 }
 
-const char *store_state_name(store_state_t st)
-{
-    switch (st) {
-    case STORE_CONNECTING:
-        return "connecting";
-    case STORE_STANDBY:
-        return "standby";
-    case STORE_READY:
-        return "ready";
-    case STORE_FATAL:
-        return "fatal";
-    }
-    return "unknown";
-}
-
-void store__set_error(store_t *s, const char *msg)
-{
-    pthread_mutex_lock(&s->mu);
-    /* Cut to fit, deliberately (the precision keeps -Wformat-truncation quiet in Release). */
-    snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)sizeof s->last_error - 1, msg);
-    pthread_mutex_unlock(&s->mu);
-}
-
 void store_last_error(store_t *s, char *out, size_t outlen)
 {
     pthread_mutex_lock(&s->mu);
     snprintf(out, outlen, "%s", s->last_error);
     pthread_mutex_unlock(&s->mu);
-}
-
-void store__set_state(store_t *s, store_state_t st)
-{
-    int old = atomic_exchange(&s->state, (int)st);
-    if (old != (int)st) {
-        log_info("store: %s -> %s", store_state_name((store_state_t)old), store_state_name(st));
-        metric_set(s->m_state, st);
-    }
-}
-
-/* ---- completion ---- */
-
-/* Hands n requests back to the loop thread at once: one lock, one wake-up. */
-static void complete_all(store_t *s, store_req_t **reqs, size_t n)
-{
-    int64_t events = 0;
-    for (size_t i = 0; i < n; i++) {
-        events += (int64_t)reqs[i]->nevents;
-        reqs[i]->next = i + 1 < n ? reqs[i + 1] : NULL;
-    }
-    atomic_fetch_sub(&s->pending, events);
-    pthread_mutex_lock(&s->mu);
-    if (s->d_tail)
-        s->d_tail->next = reqs[0];
-    else
-        s->d_head = reqs[0];
-    s->d_tail = reqs[n - 1];
-    pthread_mutex_unlock(&s->mu);
-    uint64_t one = 1;
-    /* EAGAIN means the counter is full: the loop is woken already. */
-    while (write(s->evfd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
-static void complete(store_t *s, store_req_t *r)
-{
-    complete_all(s, &r, 1);
-}
-
-void store__complete_unavailable(store_t *s, store_req_t *r, const char *why)
-{
-    r->status = STORE_STATUS_UNAVAILABLE;
-    snprintf(r->err, sizeof r->err, "%s", why);
-    complete(s, r);
-}
-
-/* Completes every queued request as unavailable (called while not READY). */
-void store__drain_queue(store_t *s, const char *why)
-{
-    pthread_mutex_lock(&s->mu);
-    store_req_t *r = s->q_head;
-    s->q_head = s->q_tail = NULL;
-    pthread_mutex_unlock(&s->mu);
-    while (r) {
-        store_req_t *next = r->next;
-        store__complete_unavailable(s, r, why);
-        r = next;
-    }
-}
-
-void store__finish_ok(store_t *s, store_req_t **reqs, size_t nreqs)
-{
-    for (size_t q = 0; q < nreqs; q++)
-        reqs[q]->status = STORE_STATUS_OK;
-    complete_all(s, reqs, nreqs);
-}
-
-/* Commits reqs, isolating a request PostgreSQL refuses so the others still commit. */
-// NOLINTNEXTLINE(misc-no-recursion): one level at most, the retry is one request at a time
-void store__process(store_t *s, store_req_t **reqs, size_t nreqs)
-{
-    char err[256];
-    int64_t t0 = timefmt_mono_us();
-    int64_t last_id = atomic_load(&s->last_id);
-    /* Each partition's unique index sees only its own event_ids: look them up first, unless
-     * every stored event and every id this batch may take (each event and the at most 3 its
-     * budget raises) lie in one partition, whose index then finds a duplicate by itself. */
-    size_t total = 0;
-    for (size_t q = 0; q < nreqs; q++)
-        total += reqs[q]->nevents;
-    int lookup = !partition_one_holds(s->parts, last_id + 4 * (int64_t)total);
-    batch_result_t res =
-        batch_commit(s->batch, s->conn, reqs, nreqs, lookup, &last_id, err, sizeof err);
-    if (res == BATCH_DUPLICATE) {
-        metric_add(s->m_lookups, 1);
-        res = batch_commit(s->batch, s->conn, reqs, nreqs, 1, &last_id, err, sizeof err);
-    }
-    switch (res) {
-    case BATCH_OK:
-        atomic_store(&s->last_id, last_id);
-        store__finish_ok(s, reqs, nreqs);
-        return;
-    case BATCH_DUPLICATE: /* cannot happen after the lookup; treated as a refusal */
-    case BATCH_DATA_ERROR:
-        if (nreqs > 1) {
-            for (size_t q = 0; q < nreqs; q++)
-                store__process(s, &reqs[q], 1);
-            return;
-        }
-        log_warn("store: PostgreSQL refused a request: %s", err);
-        reqs[0]->status = STORE_STATUS_REJECTED;
-        snprintf(reqs[0]->err, sizeof reqs[0]->err, "refused by the database: %.130s", err);
-        complete(s, reqs[0]);
-        return;
-    case BATCH_UNKNOWN:
-        log_warn("store: %s", err);
-        store__set_error(s, err);
-        store__set_state(s, STORE_CONNECTING);
-        store__resolve_unknown(s, reqs, nreqs, t0 + s->opts.reply_timeout_ms * 1000);
-        return;
-    case BATCH_SEND_FAILED:
-        /* Cannot tell what was sent: start afresh (a new connection takes the lock again). */
-        store__disconnect(s);
-        /* fall through */
-    case BATCH_NOT_COMMITTED:
-        log_warn("store: transaction failed: %s", err);
-        store__set_error(s, err);
-        for (size_t q = 0; q < nreqs; q++)
-            store__complete_unavailable(s, reqs[q], "database unavailable, retry later");
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-            store__disconnect(s);
-            store__set_state(s, STORE_CONNECTING);
-        }
-        return;
-    }
 }
 
 /* A database failure between batches: logged and kept as the last error; a lost connection

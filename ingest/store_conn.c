@@ -1,7 +1,9 @@
 /* store_conn: the writer's connection to PostgreSQL, from its opening (the writer advisory
  * lock, the migrations, the epoch and last id, the partitions and the prepared statements) to
  * its loss: the idle connection's socket is watched, and a termination notice or the end of
- * the connection makes the store CONNECTING at once. Writer thread only.
+ * the connection makes the store CONNECTING at once. The statements the store's files send on
+ * it (store__exec0, store__exec1, each answer's wait bounded) and the clock its ping is timed
+ * by are here too. Writer thread only.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,8 +20,24 @@
 #include "migrate.h"
 #include "partition.h"
 #include "store_internal.h"
+#include "timefmt.h"
 
 #define STORE_LOCK_KEY "7161046289740080" /* pg advisory lock: one writer */
+
+int64_t store__mono_ms(void)
+{
+    return timefmt_mono_us() / 1000;
+}
+
+PGresult *store__exec0(store_t *s, const char *sql)
+{
+    return pgwait_exec(s->conn, &s->wait, sql);
+}
+
+PGresult *store__exec1(store_t *s, const char *sql, int nparams, const char *const *params)
+{
+    return pgwait_exec_params(s->conn, &s->wait, sql, nparams, params);
+}
 
 void store__disconnect(store_t *s)
 {

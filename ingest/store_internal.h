@@ -1,7 +1,8 @@
 /* store_internal: what the files of the store share among themselves: the writer's state
  * (store_t) and the helpers each of them calls. Private to the store's files (store.c,
- * store_conn.c, store_scan.c, store_resolve.c): only they include it; everyone else sees
- * store.h.
+ * store_scan.c, store_commit.c, store_resolve.c, store_conn.c, store_done.c): only they include
+ * it; everyone else sees store.h. Each file calls only those below it, in that order; the
+ * declarations stand grouped by the file that defines them, the bottom one first.
  *
  * Threads: the store__ functions run on the writer thread (store_main in store.c).
  */
@@ -19,7 +20,6 @@
 #include "partition.h"
 #include "pgwait.h"
 #include "store.h"
-#include "timefmt.h"
 
 /* The store: one of these per store_new. */
 struct store_t {
@@ -56,32 +56,17 @@ struct store_t {
     metric_t *m_unknown_stored, *m_unknown_not_stored; /* commits whose answer was lost */
 };
 
-/* The monotonic clock in milliseconds. */
-static inline int64_t store__mono_ms(void)
-{
-    return timefmt_mono_us() / 1000;
-}
-
-/* PQexec and PQexecParams with every wait bounded (pgwait.h: each answer may take
- * opts.reply_timeout_ms; past that the connection counts as lost). */
-static inline PGresult *store__exec0(store_t *s, const char *sql)
-{
-    return pgwait_exec(s->conn, &s->wait, sql);
-}
-
-static inline PGresult *store__exec1(store_t *s, const char *sql, int nparams,
-                                     const char *const *params)
-{
-    return pgwait_exec_params(s->conn, &s->wait, sql, nparams, params);
-}
-
-/* ---- store.c: state and completion ---- */
+/* ---- store_done.c: completion, state and the last error ---- */
 
 /* Keeps msg (cut to fit) as the last error, for store_last_error. */
 void store__set_error(store_t *s, const char *msg);
 
 /* Sets the state, logging a change and setting the state gauge. */
 void store__set_state(store_t *s, store_state_t st);
+
+/* Hands r back to the loop thread with the status and reason it carries. The store no longer
+ * owns r. */
+void store__complete(store_t *s, store_req_t *r);
 
 /* Hands r back to the loop thread as STORE_STATUS_UNAVAILABLE with why as its reason. The store
  * no longer owns r. */
@@ -94,12 +79,15 @@ void store__drain_queue(store_t *s, const char *why);
  * owns them. */
 void store__finish_ok(store_t *s, store_req_t **reqs, size_t nreqs);
 
-/* Commits reqs in one transaction, isolating a request PostgreSQL refuses so the others still
- * commit; each request completes (OK, rejected or unavailable). A commit whose answer was lost
- * goes to store__resolve_unknown; a lost connection makes the store CONNECTING. */
-void store__process(store_t *s, store_req_t **reqs, size_t nreqs);
-
 /* ---- store_conn.c: the connection ---- */
+
+/* The monotonic clock in milliseconds. */
+int64_t store__mono_ms(void);
+
+/* PQexec and PQexecParams on s->conn with every wait bounded (pgwait.h: each answer may take
+ * opts.reply_timeout_ms; past that the connection counts as lost). */
+PGresult *store__exec0(store_t *s, const char *sql);
+PGresult *store__exec1(store_t *s, const char *sql, int nparams, const char *const *params);
 
 /* Closes the connection, if any. */
 void store__disconnect(store_t *s);
@@ -128,6 +116,13 @@ int store__connect_step(store_t *s);
 /* Finds out whether the batch reqs (sent at deadline_us minus the reply timeout) committed,
  * answers its requests, and leaves the connection closed. */
 void store__resolve_unknown(store_t *s, store_req_t **reqs, size_t nreqs, int64_t deadline_us);
+
+/* ---- store_commit.c: the commit of a batch ---- */
+
+/* Commits reqs in one transaction, isolating a request PostgreSQL refuses so the others still
+ * commit; each request completes (OK, rejected or unavailable). A commit whose answer was lost
+ * goes to store__resolve_unknown; a lost connection makes the store CONNECTING. */
+void store__process(store_t *s, store_req_t **reqs, size_t nreqs);
 
 /* ---- store_scan.c: the scans the writer runs as submissions of their own ---- */
 

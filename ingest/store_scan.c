@@ -78,7 +78,7 @@ static int scan_reserve(store_t *s, store_req_t *r, PGresult *res)
 static void scan_commit(store_t *s, store_req_t *r, size_t n)
 {
     r->nevents = n;
-    atomic_fetch_add(&s->pending, (int64_t)n); /* complete_all takes them off again */
+    atomic_fetch_add(&s->pending, (int64_t)n); /* store_done.c: complete_all takes them off */
     if (n == 0) {
         store__finish_ok(s, &r, 1);
         return;
