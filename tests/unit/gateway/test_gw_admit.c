@@ -70,10 +70,10 @@ static void test_query_filter_keys_and_since(void **state)
 {
     (void)state;
     param_t args[] = {{"adw_id", "r1,r2"},
-                          {"token", "x"},
-                          {"since", "42"},
-                          {"steps", ""},
-                          {"types", "adw_event"}};
+                      {"token", "x"},
+                      {"since", "42"},
+                      {"steps", ""},
+                      {"types", "adw_event"}};
     filter_t f;
     filter_init(&f);
     int has_since = -1;

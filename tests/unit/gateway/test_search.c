@@ -118,8 +118,7 @@ static void test_params(void **state)
     (void)state;
     api_query_t q;
     char err[200];
-    param_t p[4] = {
-        {"q", "edit  src"}, {"adw_id", "r1,r2"}, {"limit", "200"}, {"before", "12345"}};
+    param_t p[4] = {{"q", "edit  src"}, {"adw_id", "r1,r2"}, {"limit", "200"}, {"before", "12345"}};
     assert_int_equal(parse(p, 4, &q, err), 0);
     assert_int_equal(q.kind, API_SEARCH);
     assert_int_equal(q.search.nwords, 2);
