@@ -15,7 +15,7 @@
 #include "param.h"
 #include "filter.h"
 #include "tokens.h"
-#include "ws_internal.h"
+#include "wsstate.h"
 
 /* Decodes the request's query parameters into s->args (they stay valid until the next call).
  * Returns 0, or -E2BIG when there are too many or they are too long. */

@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "ws_internal.h"
+#include "wsstate.h"
 
 #define APPROVE_PATH "/api/approvals/"
 #define APPROVE_BODY_MAX 4096

@@ -9,7 +9,7 @@
 #ifndef ADW_GATEWAY_ROUTES_H
 #define ADW_GATEWAY_ROUTES_H
 
-#include "ws_internal.h"
+#include "wsstate.h"
 
 /* Prepares a response for the HTTP writeable callback: status, ctype (static), body (taken:
  * malloc'd, or NULL) of len bytes, plus ss->extra_header when set. */

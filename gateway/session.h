@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ws_internal.h"
+#include "wsstate.h"
 
 #define SESSION_BAD_BURST 30 /* client messages answered with an error, at once, before 1008 */
 #define SESSION_BAD_PER_S 1  /* ... and the rate at which that allowance comes back */

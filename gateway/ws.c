@@ -19,7 +19,7 @@
 #include "timefmt.h"
 #include "tls.h"
 #include "webdir.h"
-#include "ws_internal.h"
+#include "wsstate.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
 _Static_assert(10 <= FRAME_HEADROOM, "frames need room for the longest frame header");

@@ -29,38 +29,11 @@
 #include <stdint.h>
 
 #include "dbpool.h"
-#include "metrics.h"
 #include "sub.h"
-
-#define WS_CLOSE_HEARTBEAT 4000
-#define WS_CLOSE_TOO_BIG 1009
-#define WS_CLOSE_INVALID_UTF8 1007 /* a text message that is not UTF-8 */
-#define WS_CLOSE_GOING_AWAY 1001
-#define WS_CLOSE_DB_REPLACED 1012 /* the database was replaced while replaying: reconnect */
-#define WS_CLOSE_PROTOCOL 1002    /* a client frame that is not masked (RFC 6455 5.1) */
-#define WS_CLOSE_POLICY 1008      /* too many bad client messages in too short a time */
+#include "wsopts.h"
+#include "wsproto.h"
 
 typedef struct ws_server_t ws_server_t;
-
-typedef struct ws_options_t {
-    const char *listen;        /* host:port (copied) */
-    const char *token;         /* full access on /ws/events and the API (NULL or "": none) */
-    const char *read_tokens;   /* scoped read tokens, tokens.h's syntax (NULL or "": none) */
-    const char *decide_tokens; /* decide tokens, decide.h's syntax (NULL or "": none) */
-    const char *ingest_url;    /* where decisions go (forward.h; NULL: http://127.0.0.1:8000) */
-    const char *ingest_token;  /* ingest's bearer token for them (NULL or "": none) */
-    const char *tls_cert;      /* PEM certificate chain file (NULL or "": plain HTTP) */
-    const char *tls_key;       /* PEM private key file, with tls_cert */
-    const char *origins;       /* comma-separated browser origins allowed for WebSocket; NULL or "":
-                                  same origin and http or https on localhost or 127.0.0.1, any port;
-                                  "*": any. Same-origin requests are always allowed. */
-    const char *web_dir;       /* directory served at / (NULL: none) */
-    int heartbeat_s;           /* seconds between pings */
-    size_t max_queue;          /* bytes of backlog per client */
-    int max_clients;           /* WebSocket clients at once */
-    int max_replays;           /* replay pages read from PostgreSQL at once (replay.h) */
-    metrics_t *metrics;        /* borrowed */
-} ws_options_t;
 
 /* Binds the listener and creates the loop. Returns NULL with a one-line reason in err (the
  * address in use, a bad address, no resources). Nothing is served until ws_attach. */

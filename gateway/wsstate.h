@@ -1,12 +1,12 @@
-/* ws_internal: the state the gateway's network side shares between its files: ws.c (the server,
+/* wsstate: the state the gateway's network side shares between its files: ws.c (the server,
  * the protocol callback, the loop's own work), admit.c (upgrade admission), routes.c (plain
  * HTTP) and session.c (a WebSocket client's messages). Only those files include it; everyone
  * else sees ws.h.
  *
  * Threads: everything here belongs to the loop thread (the one that calls ws_service).
  */
-#ifndef ADW_GATEWAY_WS_INTERNAL_H
-#define ADW_GATEWAY_WS_INTERNAL_H
+#ifndef ADW_GATEWAY_WSSTATE_H
+#define ADW_GATEWAY_WSSTATE_H
 
 #include <libwebsockets.h>
 #include <limits.h>
@@ -25,7 +25,8 @@
 #include "replay.h"
 #include "sub.h"
 #include "tokens.h"
-#include "ws.h"
+#include "wsopts.h"
+#include "wsproto.h"
 
 #define WS_PATH "/ws/events"
 #define WS_WRITE_MAX 65536 /* bytes of queued messages written at once to a client */
@@ -86,6 +87,7 @@ typedef struct admit_record_t {
 } admit_record_t;
 
 /* One of these per gateway: the lws context's user. */
+typedef struct ws_server_t ws_server_t;
 struct ws_server_t {
     ws_options_t o;
     tokens_t *tokens;
