@@ -16,7 +16,7 @@
 #include "decide.h"
 #include "forward.h"
 #include "log.h"
-#include "routes.h"
+#include "respond.h"
 
 #define APPROVE_WAIT_S (DB_STATEMENT_TIMEOUT_MS / 1000 + FORWARD_TIMEOUT_MS / 1000 + 10)
 #define APPROVE_AUTH_MAX (DECIDE_LEN_MAX + 16) /* bytes of an Authorization header kept */
@@ -80,7 +80,7 @@ static void answer(approve_t *a, int status, const char *msg)
     struct lws *wsi = a->wsi;
     ws_session_t *ss = a->ss;
     approve_destroy(&ss->approve);
-    routes_respond_error(wsi, ss, status, msg);
+    respond_error(wsi, ss, status, msg);
 }
 
 /* The Bearer token of the Authorization header, copied into h; *tok NULL when there is none. */
@@ -232,7 +232,7 @@ static void forwarded(void *user, int status, char *body, size_t len, const char
     struct lws *wsi = a->wsi;
     ws_session_t *ss = a->ss;
     approve_destroy(&ss->approve);
-    routes_respond(wsi, ss, status, "application/json", body, len);
+    respond_prepare(wsi, ss, status, "application/json", body, len);
 }
 
 static void lookup_done(dbjob_t *job)

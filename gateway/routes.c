@@ -7,87 +7,28 @@
 #include "admit.h"
 #include "approve.h"
 #include "db.h"
+#include "respond.h"
 #include "webdir.h"
 
-#define ROUTES_HTTP_CHUNK 32768 /* bytes of a response body per write */
-
-void routes_respond(struct lws *wsi, ws_session_t *ss, int status, const char *ctype, char *body,
-                    size_t len)
-{
-    free(ss->body);
-    ss->responding = 1;
-    ss->headers_sent = 0;
-    ss->status = status;
-    ss->ctype = ctype;
-    ss->body = body;
-    ss->len = body ? len : 0;
-    ss->off = 0;
-    lws_callback_on_writable(wsi);
-}
-
-void routes_respond_error(struct lws *wsi, ws_session_t *ss, int status, const char *msg)
-{
-    size_t len = 0;
-    char *body = api_error_body(msg, &len);
-    routes_respond(wsi, ss, body ? status : 500, "application/json", body, len);
-}
-
-static void respond_text(struct lws *wsi, ws_session_t *ss, int status, const char *ctype,
-                         const char *text)
+static void serve_text(struct lws *wsi, ws_session_t *ss, int status, const char *ctype,
+                       const char *text)
 {
     char *body = strdup(text);
-    routes_respond(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
+    respond_prepare(wsi, ss, status, ctype, body, body ? strlen(text) : 0);
 }
 
 int routes_writeable(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
 {
     if (ss->export)
         return export_writeable(ss->export, s->wbuf);
-    if (!ss->responding)
-        return 0;
-    if (!ss->headers_sent) {
-        unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                           *end = buf + sizeof buf - 1;
-        if (lws_add_http_common_headers(wsi, (unsigned)ss->status, ss->ctype, ss->len, &p, end) ||
-            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                        (const unsigned char *)"no-store", 8, &p, end) ||
-            (ss->extra_header &&
-             lws_add_http_header_by_name(wsi, (const unsigned char *)ss->extra_header,
-                                         (const unsigned char *)ss->extra_value,
-                                         (int)strlen(ss->extra_value), &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        ss->headers_sent = 1;
-        if (ss->len && !ss->head) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    } else {
-        size_t n = ss->len - ss->off;
-        if (n > ROUTES_HTTP_CHUNK)
-            n = ROUTES_HTTP_CHUNK;
-        memcpy(s->wbuf + LWS_PRE, ss->body + ss->off, n);
-        int final = ss->off + n == ss->len;
-        if (lws_write(wsi, s->wbuf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-            (int)n)
-            return -1;
-        ss->off += n;
-        if (!final) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    }
-    ss->responding = 0;
-    free(ss->body);
-    ss->body = NULL;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return respond_write(s, wsi, ss);
 }
 
 static void api_reply(void *user, int status, char *body, size_t len)
 {
     ws_session_t *ss = user;
     ss->job = NULL;
-    routes_respond(ss->wsi, ss, status, "application/json", body, len);
+    respond_prepare(ss->wsi, ss, status, "application/json", body, len);
 }
 
 static void serve_readyz(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
@@ -96,7 +37,7 @@ static void serve_readyz(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
     int db = s->sub && sub_db_ok(s->sub);
     int init = fanout_initialized(s->fanout);
     if (receiving && db && init && !s->shutting_down) {
-        respond_text(wsi, ss, 200, "application/json", "{\"status\":\"ready\"}");
+        serve_text(wsi, ss, 200, "application/json", "{\"status\":\"ready\"}");
         return;
     }
     char msg[256];
@@ -104,7 +45,7 @@ static void serve_readyz(ws_server_t *s, struct lws *wsi, ws_session_t *ss)
              receiving ? "" : " no messages from ingest;", db ? "" : " database unreachable;",
              init ? "" : " position unknown;");
     msg[strlen(msg) - 1] = '\0';
-    routes_respond_error(wsi, ss, 503, msg);
+    respond_error(wsi, ss, 503, msg);
 }
 
 /* The REST API (api.h): the token, the query, its scope; the query goes to the database
@@ -115,7 +56,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     if (admit_token(s, wsi, &scope) == TOKENS_REFUSED) {
         ss->extra_header = "www-authenticate:";
         ss->extra_value = "Bearer";
-        routes_respond_error(wsi, ss, 401, "missing or wrong token");
+        respond_error(wsi, ss, 401, "missing or wrong token");
         return;
     }
     if (export_match(path)) {
@@ -123,7 +64,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         if (!ss->export) {
             ss->extra_header = "retry-after:";
             ss->extra_value = "1";
-            routes_respond_error(wsi, ss, 503, "too busy; try again");
+            respond_error(wsi, ss, 503, "too busy; try again");
         }
         return;
     }
@@ -135,7 +76,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
         st = 403;
     if (st) {
         api_query_free(&q);
-        routes_respond_error(wsi, ss, st, err);
+        respond_error(wsi, ss, st, err);
         return;
     }
     ss->job = s->shutting_down ? NULL : api_submit(s->pool, &q, api_reply, ss);
@@ -143,7 +84,7 @@ static void serve_api(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const c
     if (!ss->job) {
         ss->extra_header = "retry-after:";
         ss->extra_value = "1";
-        routes_respond_error(wsi, ss, 503, "too busy; try again");
+        respond_error(wsi, ss, 503, "too busy; try again");
         return;
     }
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, DB_STATEMENT_TIMEOUT_MS / 1000 + 10);
@@ -172,11 +113,11 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (admit_read_args(s, wsi)) {
-        routes_respond_error(wsi, ss, 414, "query string too long");
+        respond_error(wsi, ss, 414, "query string too long");
         return 0;
     }
     if (!strcmp(path, "/healthz")) {
-        respond_text(wsi, ss, 200, "application/json", "{\"status\":\"ok\"}");
+        serve_text(wsi, ss, 200, "application/json", "{\"status\":\"ok\"}");
     } else if (!strcmp(path, "/readyz")) {
         serve_readyz(s, wsi, ss);
     } else if (!strcmp(path, "/metrics")) {
@@ -184,22 +125,22 @@ int routes_serve(ws_server_t *s, struct lws *wsi, ws_session_t *ss, const char *
         buf_init(&b, 0);
         if (metrics_render(s->o.metrics, &b)) {
             buf_free(&b);
-            routes_respond_error(wsi, ss, 500, "out of memory");
+            respond_error(wsi, ss, 500, "out of memory");
         } else {
             size_t len = 0;
             char *body = buf_steal(&b, &len);
-            routes_respond(wsi, ss, 200, "text/plain; version=0.0.4", body, len);
+            respond_prepare(wsi, ss, 200, "text/plain; version=0.0.4", body, len);
         }
     } else if (!strcmp(path, WS_PATH)) {
         ss->extra_header = "upgrade:";
         ss->extra_value = "websocket";
-        routes_respond_error(wsi, ss, 426, "this endpoint speaks WebSocket only");
+        respond_error(wsi, ss, 426, "this endpoint speaks WebSocket only");
     } else if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api")) {
         serve_api(s, wsi, ss, path);
     } else {
         char file[PATH_MAX];
         if (!s->have_web || webdir_resolve(s->web_root, path, file, sizeof file)) {
-            routes_respond_error(wsi, ss, 404, "not found");
+            respond_error(wsi, ss, 404, "not found");
             return 0;
         }
         int n = lws_serve_http_file(wsi, file, webdir_mime(file), NULL, 0);

@@ -1,8 +1,8 @@
 /* routes: the gateway's plain HTTP side (ws.h's contract): /healthz, /readyz, /metrics, the
  * REST API under /api (api.h, run on the database workers), POST /api/approvals/{id}
  * (approve.h), the dashboard's static files
- * (webdir.h) and 426 on /ws/events without an upgrade; each response is written from the HTTP
- * writeable callback, headers first, then the body in chunks, one write per callback.
+ * (webdir.h) and 426 on /ws/events without an upgrade; each response is prepared and written
+ * from the HTTP writeable callback by respond.h, a download by export.h.
  *
  * Threads: the loop thread only.
  */
@@ -10,14 +10,6 @@
 #define ADW_GATEWAY_ROUTES_H
 
 #include "wsstate.h"
-
-/* Prepares a response for the HTTP writeable callback: status, ctype (static), body (taken:
- * malloc'd, or NULL) of len bytes, plus ss->extra_header when set. */
-void routes_respond(struct lws *wsi, ws_session_t *ss, int status, const char *ctype, char *body,
-                    size_t len);
-
-/* The same with the body {"error":msg} (msg borrowed). */
-void routes_respond_error(struct lws *wsi, ws_session_t *ss, int status, const char *msg);
 
 /* LWS_CALLBACK_HTTP: answers the request for path (borrowed) on wsi, with ss its session:
  * prepares the response and asks for a writeable callback, submits an API query (its reply
