@@ -1,4 +1,4 @@
-/* respond: a plain HTTP response of the gateway, prepared on a session (ws_internal.h) and
+/* respond: a plain HTTP response of the gateway, prepared on a session (wsstate.h) and
  * written from the HTTP writeable callback: headers first (with cache-control: no-store and
  * ss->extra_header when set), then the body in chunks of at most RESPOND_CHUNK bytes, one write
  * per callback. Used by routes.c and approve.c.
@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "ws_internal.h"
+#include "wsstate.h"
 
 #define RESPOND_CHUNK 32768 /* bytes of a response body per write */
 

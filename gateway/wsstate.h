@@ -1,7 +1,7 @@
 /* wsstate: the state the gateway's network side shares between its files: ws.c (the server,
  * the protocol callback, the loop's own work), admit.c (upgrade admission), routes.c (plain
- * HTTP) and session.c (a WebSocket client's messages). Only those files include it; everyone
- * else sees ws.h.
+ * HTTP), respond.c (writing a response), approve.c (a decision's request) and session.c (a
+ * WebSocket client's messages). Only those files include it; everyone else sees ws.h.
  *
  * Threads: everything here belongs to the loop thread (the one that calls ws_service).
  */
