@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fleet_internal.h"
+#include "fleet_epoll.h"
+#include "fleet_query.h"
 #include "timefmt.h"
 
 #define FLEET_RBUF (FLEET_MSG_MAX + (256 << 10)) /* a thread's read buffer */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fleet_internal.h"
+#include "fleet_lws.h"
 #include "timefmt.h"
 
 static int lwsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

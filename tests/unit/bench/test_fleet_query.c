@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "fleet.h"
+#include "fleet_query.h"
 
 static void expect(const char *query, int64_t since, const char *want)
 {

@@ -1,13 +1,14 @@
-/* fleet_internal: what the fleet's common part (fleet.c) shares with its two kinds of client,
- * adw-bench's own over epoll (fleet_epoll.c) and libwebsockets' (fleet_lws.c). Not a public API:
- * load.c and main.c use fleet.h.
+/* fleet_client: what the fleet's common part (fleet.c) shares with its two kinds of client,
+ * adw-bench's own over epoll (fleet_epoll.c) and libwebsockets' (fleet_lws.c): the fleet's
+ * state and what each client does with a message (fleet_client.c). Not a public API: load.c and
+ * main.c use fleet.h.
  *
  * A fleet is threads; each thread holds its share of the clients and one lock that guards its
  * statistics and its clients' records (stats, seen, first, last), which fleet_stats and the other
  * readers take from the outside.
  */
-#ifndef ADW_FLEET_INTERNAL_H
-#define ADW_FLEET_INTERNAL_H
+#ifndef ADW_FLEET_CLIENT_H
+#define ADW_FLEET_CLIENT_H
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fleet.h"
+#include "fleet_types.h"
 #include "wsclient.h"
 
 #define FLEET_CONNECTS_IN_FLIGHT 256 /* handshakes under way per thread */
@@ -88,7 +89,7 @@ struct fleet_t {
     _Atomic int stop;
 };
 
-/* fleet.c: what both kinds of client use. */
+/* fleet_client.c: what both kinds of client use. */
 
 /* The JSON pong a client answers the gateway's JSON ping with, and its length. */
 #define FLEET_PONG "{\"action\":\"pong\"}"
@@ -109,31 +110,5 @@ const char *fleet_client_query(const fclient_t *c);
 
 /* The local address c binds (borrowed from the fleet), or NULL when the kernel chooses. */
 const char *fleet_client_source(const fclient_t *c);
-
-/* fleet_epoll.c: the own client. */
-
-/* Prepares thread th for the own client (epoll set, read buffer). Returns 0 or -1. */
-int fleet_epoll_init(fleet_thread_t *th);
-
-/* The thread body: connects th's clients and serves them until the fleet stops. */
-void *fleet_epoll_run(void *th);
-
-/* Closes th's sockets and epoll set and frees what fleet_epoll_init and the connections took;
- * for a thread that has stopped or never started (fields never set are ignored). */
-void fleet_epoll_fini(fleet_thread_t *th);
-
-/* fleet_lws.c: libwebsockets' client. */
-
-/* Prepares thread th for libwebsockets' client (its context). Returns 0 or -1. */
-int fleet_lws_init(fleet_thread_t *th);
-
-/* The thread body: connects th's clients and serves them until the fleet stops. */
-void *fleet_lws_run(void *th);
-
-/* Wakes th's service loop so that it sees the fleet stopping; from any thread. */
-void fleet_lws_wake(fleet_thread_t *th);
-
-/* Destroys th's context (closing its connections); for a stopped or never started thread. */
-void fleet_lws_fini(fleet_thread_t *th);
 
 #endif
