@@ -140,18 +140,7 @@ static const config_option_t OPTIONS[] = {
      .max = 1 << 30,
      .bytes = 1,
      .doc = "largest stdin for --json and --hook, in bytes"},
-    {.flag = "log-level",
-     .env = "ADW_LOG_LEVEL",
-     .type = CONFIG_STRING,
-     .def = "warn",
-     .offset = OPT(log_level),
-     .doc = "debug, info (one line per send), warn or error"},
-    {.flag = "log-format",
-     .env = "ADW_LOG_FORMAT",
-     .type = CONFIG_STRING,
-     .def = "text",
-     .offset = OPT(log_format),
-     .doc = "text or json"},
+    CONFIG_LOG_OPTIONS(send_options_t, "warn"),
 };
 
 static const config_program_t PROGRAM = {
