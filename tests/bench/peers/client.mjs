@@ -82,6 +82,9 @@ async function subMain() {
   let deliveries = 0, dups = 0, foreign = 0, firstUs = 0, lastUs = 0;
   const lat = new Float64Array(n * events);
   let nlat = 0;
+  // Per event: its first and its last receipt in this process (µs after its send).
+  const first = new Float64Array(events).fill(Infinity);
+  const last = new Float64Array(events).fill(-1);
   const total = n * events;
   let reported = false;
   const closers = [];
@@ -94,7 +97,9 @@ async function subMain() {
     const cpu = process.cpuUsage();
     process.send({ type: "stats", deliveries, dups, foreign, complete, firstUs, lastUs,
                    cpu_s: (cpu.user + cpu.system) / 1e6,
-                   lat: Array.from(lat.subarray(0, nlat)) }, () => {
+                   lat: Array.from(lat.subarray(0, nlat)),
+                   first: Array.from(first, (v) => (v === Infinity ? -1 : v)),
+                   last: Array.from(last) }, () => {
       for (const close of closers) { try { close(); } catch { /* closing anyway */ } }
       setTimeout(() => process.exit(0), 200);
     });
@@ -110,7 +115,12 @@ async function subMain() {
     deliveries++;
     if (!firstUs) firstUs = t;
     lastUs = t;
-    if (seq >= opt.warmup) lat[nlat++] = t - readNum(buf, TUS);
+    if (seq >= opt.warmup) {
+      const d = t - readNum(buf, TUS);
+      lat[nlat++] = d;
+      if (d < first[seq]) first[seq] = d;
+      if (d > last[seq]) last[seq] = d;
+    }
     if (deliveries === total) report();
   }
 
@@ -181,7 +191,9 @@ async function adwPublisher(k, next, stats) {
     req.end(body);
   });
   for (let seq; (seq = await next(k)) >= 0;) {
+    const t0 = nowUs();
     const [status, text] = await post(eventBody(seq, k));
+    if (seq >= opt.warmup) stats.ack.push(nowUs() - t0);
     if (status === 200 && text.includes('"id":')) stats.acked++;
     else { stats.refused++; if (stats.refused < 4) console.error(`POST: ${status} ${text}`); }
     stats.lastAckUs = nowUs();
@@ -195,7 +207,9 @@ async function natsPublisher(k, next, stats) {
   const enc = new TextEncoder();
   for (let seq; (seq = await next(k)) >= 0;) {
     nc.publish(`${SUBJECT}.peers-${k}`, enc.encode(eventBody(seq, k)));
+    const t0 = nowUs();
     await nc.flush(); // acknowledged: the server has taken the PUB when its PONG comes back
+    if (seq >= opt.warmup) stats.ack.push(nowUs() - t0);
     stats.acked++;
     stats.lastAckUs = nowUs();
   }
@@ -240,7 +254,7 @@ async function main() {
   const connectS = (Date.now() - t0Connect) / 1000;
 
   // Events are handed out in order; with --rate, event i waits for its time.
-  const stats = { acked: 0, refused: 0, lastAckUs: 0 };
+  const stats = { acked: 0, refused: 0, lastAckUs: 0, ack: [] };
   let nextSeq = 0;
   const startUs = nowUs();
   const next = async () => {
@@ -264,18 +278,34 @@ async function main() {
   for (const s of subs) s.child.kill("SIGKILL");
 
   let deliveries = 0, dups = 0, foreign = 0, complete = 0, lastUs = 0;
+  const ms = (v) => (v === null ? null : Math.round(v) / 1000);
   const own = process.cpuUsage();
   let subCpu = 0;
   const lats = [];
+  const firstOf = new Float64Array(opt.events).fill(Infinity);
+  const lastOf = new Float64Array(opt.events).fill(-1);
   for (const s of subs) {
     if (!s.stats) continue;
     subCpu += s.stats.cpu_s;
     deliveries += s.stats.deliveries; dups += s.stats.dups; foreign += s.stats.foreign;
     complete += s.stats.complete; lastUs = Math.max(lastUs, s.stats.lastUs);
     for (const x of s.stats.lat) lats.push(x);
+    s.stats.first.forEach((v, i) => { if (v >= 0 && v < firstOf[i]) firstOf[i] = v; });
+    s.stats.last.forEach((v, i) => { if (v > lastOf[i]) lastOf[i] = v; });
   }
+  // Where a delivery's time goes: the acknowledgement, the first receipt of an event and the
+  // spread from its first receipt to its last (the fan-out).
+  const firsts = [], spreads = [];
+  for (let i = opt.warmup; i < opt.events; i++) {
+    if (firstOf[i] === Infinity || lastOf[i] < 0) continue;
+    firsts.push(firstOf[i]);
+    spreads.push(lastOf[i] - firstOf[i]);
+  }
+  const pcts = (a) => {
+    const v = Float64Array.from(a).sort();
+    return { p50: ms(percentile(v, 0.5)), p99: ms(percentile(v, 0.99)) };
+  };
   const sorted = Float64Array.from(lats).sort();
-  const ms = (v) => (v === null ? null : Math.round(v) / 1000);
   const expected = opt.clients * opt.events;
   const result = {
     backend: opt.backend, clients: opt.clients, events: opt.events, rate: opt.rate,
@@ -291,6 +321,7 @@ async function main() {
     latency_ms: { p50: ms(percentile(sorted, 0.5)), p99: ms(percentile(sorted, 0.99)),
                   p999: ms(percentile(sorted, 0.999)),
                   max: ms(sorted.length ? sorted[sorted.length - 1] : null) },
+    ack_ms: pcts(stats.ack), first_receipt_ms: pcts(firsts), fanout_spread_ms: pcts(spreads),
   };
   console.log(JSON.stringify(result));
   process.exit(0);
