@@ -25,6 +25,7 @@ struct batch_t {
     batch_options_t o;
     buf_t arrays[BATCH_NPARAMS]; /* a batch's parameters: events', then aggregates' columns */
     buf_t copy;                  /* a large batch's events as a binary COPY stream */
+    buf_t older_keys;            /* the event_ids the check of older partitions sends */
     rollup_t agg;                /* what the batch adds to runs, steps, agents, tool calls */
     budget_t *budget;            /* the runs' budgets and spend, and what they raise */
     approval_rollup_t approvals; /* what its approval events write to adw_approvals */
@@ -40,6 +41,8 @@ typedef struct tx_t {
     size_t nfresh;   /* events this batch stores */
     int64_t next;    /* the last id assigned */
     int use_copy;    /* the events go in by COPY */
+    int64_t older;   /* check the event_ids below this id in the pipeline (0: no check) */
+    int older_sent;  /* the check is in the pipeline */
     int budget_sent; /* the budget columns' statement is in the pipeline */
     int nappr;       /* statements sent for adw_approvals (approval_rollup.h) */
     char *err;
@@ -72,6 +75,7 @@ void batch_destroy(batch_t **bp)
     for (int i = 0; i < BATCH_NPARAMS; i++)
         buf_free(&b->arrays[i]);
     buf_free(&b->copy);
+    buf_free(&b->older_keys);
     rollup_free(&b->agg);
     budget_destroy(&b->budget);
     approval_rollup_free(&b->approvals);
@@ -89,7 +93,8 @@ static void first_line(char *err, size_t errlen, const char *msg)
 }
 
 /* Whether constraint names a partition's unique index on event_id (events_p<N>_event_id, or
- * events_event_id before the table was partitioned). */
+ * events_event_id before the table was partitioned), or is the name the check of the older
+ * partitions raises with (events_older_event_id, BATCH_OLDER_NAME). */
 static int is_event_id_index(const char *constraint)
 {
     static const char suffix[] = "_event_id";
@@ -201,6 +206,7 @@ static batch_result_t find_duplicates(tx_t *t)
     if (!nkeys)
         return BATCH_OK;
     arr_close(keys);
+    metric_add(t->b->o.lookups, 1);
     const char *params[1] = {keys->data};
     PGresult *r = pgwait_exec_params(
         t->conn, &t->b->o.wait, "SELECT event_id, id FROM events WHERE event_id = ANY($1::text[])",
@@ -497,6 +503,28 @@ static int send_statement(tx_t *t, int with_events)
                : -1;
 }
 
+/* Sends the check that none of the fresh events' event_ids is stored below t->older (the
+ * partitions the one the batch goes to does not see). Returns 1 when sent, 0 when there is
+ * nothing to check, -1 when the sending failed. */
+static int send_older_check(tx_t *t)
+{
+    if (t->older <= 0)
+        return 0;
+    buf_t *keys = &t->b->older_keys;
+    buf_reset(keys);
+    for (size_t q = 0; q < t->nreqs; q++)
+        for (size_t i = 0; i < t->reqs[q]->nevents; i++)
+            if (t->reqs[q]->fresh[i] && t->reqs[q]->events[i].event_id)
+                arr_text(keys, t->reqs[q]->events[i].event_id);
+    if (!keys->len)
+        return 0;
+    arr_close(keys);
+    char below[24];
+    snprintf(below, sizeof below, "%" PRId64, t->older);
+    const char *params[2] = {below, keys->data};
+    return PQsendQueryPrepared(t->conn, BATCH_OLDER_NAME, 2, params, NULL, NULL, 0) == 1 ? 1 : -1;
+}
+
 /* A large batch: BEGIN and the COPY in one round trip, the rows in a second. The transaction
  * block stays open for send_pipeline's statement and COMMIT. */
 static batch_result_t send_copy(tx_t *t)
@@ -526,13 +554,15 @@ static batch_result_t send_copy(tx_t *t)
     return res;
 }
 
-/* Sends, in pipeline mode, the batch statement (with the events' arrays, or after a COPY
- * without), the budget columns' statement when they change, the approvals' statements when
+/* Sends, in pipeline mode, the check of the partitions below the batch's when it has one, the
+ * batch statement (with the events' arrays, or after a COPY without), the budget columns'
+ * statement when they change, the approvals' statements when
  * the batch has some, COMMIT after a COPY, then Sync, which commits the implicit transaction of
  * the statements before it (or rolls it back when one failed). */
 static batch_result_t send_pipeline(tx_t *t)
 {
-    if (PQenterPipelineMode(t->conn) != 1 || send_statement(t, !t->use_copy) ||
+    if (PQenterPipelineMode(t->conn) != 1 || (t->older_sent = send_older_check(t)) < 0 ||
+        send_statement(t, !t->use_copy) ||
         (t->budget_sent = budget_send(t->b->budget, t->conn)) < 0 ||
         (t->nappr = approval_rollup_send(&t->b->approvals, t->conn)) < 0 ||
         (t->use_copy && PQsendQueryParams(t->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1) ||
@@ -591,7 +621,7 @@ static void encode_frames_again(store_req_t **reqs, size_t nreqs)
  * BATCH_UNKNOWN when the connection went before the COMMIT's answer. */
 static batch_result_t read_outcome(tx_t *t)
 {
-    int nq = (t->use_copy ? 2 : 1) + (t->budget_sent > 0) + t->nappr, synced = 0;
+    int nq = (t->use_copy ? 2 : 1) + t->older_sent + (t->budget_sent > 0) + t->nappr, synced = 0;
     batch_result_t res = BATCH_OK;
     for (int guard = 0; guard < 4 * nq + 4 && !synced; guard++) {
         PGresult *r = pgwait_result(t->conn, &t->b->o.wait);
@@ -636,14 +666,15 @@ static void count_commit(const tx_t *t, int64_t t0)
     metric_observe(o->commit_latency, (double)(timefmt_mono_us() - t0) / 1e6);
 }
 
-batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t nreqs, int lookup,
-                            int64_t *last_id, char *err, size_t errlen)
+batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t nreqs,
+                            int64_t dedup, int64_t *last_id, char *err, size_t errlen)
 {
     tx_t t = {.b = b,
               .conn = conn,
               .reqs = reqs,
               .nreqs = nreqs,
               .next = *last_id,
+              .older = dedup > 0 ? dedup : 0,
               .err = err,
               .errlen = errlen};
     batch_result_t res = BATCH_NOT_COMMITTED;
@@ -654,7 +685,7 @@ batch_result_t batch_commit(batch_t *b, PGconn *conn, store_req_t **reqs, size_t
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (lookup && (res = find_duplicates(&t)) != BATCH_OK)
+    if (dedup == BATCH_LOOKUP && (res = find_duplicates(&t)) != BATCH_OK)
         goto fail;
     if ((res = refile_sessions(&t)) != BATCH_OK)
         goto fail;

@@ -226,6 +226,10 @@ static const char BATCH_SQL[] =
 /* The same without agents, tool calls and sessions: their CTEs would write nothing (one
  * event of most kinds), yet PostgreSQL would set up each of them. */
 static const char BATCH_LEAN_SQL[] = BATCH_SQL_HEAD BATCH_SQL_STEPS;
+/* The partitions below $1 only (pruned when the plan starts), by their unique indexes. */
+static const char BATCH_OLDER_SQL[] =
+    "SELECT adw_event_id_taken(event_id, id) FROM events"
+    " WHERE id < $1::bigint AND event_id = ANY($2::text[]) LIMIT 1";
 // clang-format on
 
 int batch_sql_lean_kind(int k)
@@ -248,10 +252,14 @@ int batch_sql_prepare(PGconn *conn, const pgwait_t *wait, char *err, size_t errl
     const struct {
         const char *name, *sql;
         const Oid *types;
-    } stmts[] = {{BATCH_SQL_NAME, BATCH_SQL, NULL}, {BATCH_LEAN_NAME, BATCH_LEAN_SQL, lean_types}};
+        int nparams;
+    } stmts[] = {{BATCH_SQL_NAME, BATCH_SQL, NULL, BATCH_NPARAMS},
+                 {BATCH_LEAN_NAME, BATCH_LEAN_SQL, lean_types, BATCH_NPARAMS},
+                 {BATCH_OLDER_NAME, BATCH_OLDER_SQL, NULL, 2}};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         PGresult *r = pgwait_collect(
-            conn, PQsendPrepare(conn, stmts[i].name, stmts[i].sql, BATCH_NPARAMS, stmts[i].types),
+            conn,
+            PQsendPrepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, stmts[i].types),
             wait);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);

@@ -18,6 +18,12 @@
  * same parameters, those of the kinds it leaves out sent NULL (batch_sql_lean_kind). */
 #define BATCH_LEAN_NAME "adw_batch_lean"
 
+/* The check, sent first in a batch's pipeline, that none of its event_ids ($2, a text[]) is
+ * stored below id $1, the first of the partition its ids go to (whose own unique index sees
+ * the rest): on one that is, adw_event_id_taken fails the transaction with unique_violation
+ * naming events_older_event_id. No rows otherwise. */
+#define BATCH_OLDER_NAME "adw_older_event_ids"
+
 /* The events' columns, the statement's first parameters ($1..$13). */
 #define BATCH_EVENT_COLS 13
 /* The aggregates' kinds, after the events' columns, in the statement's parameter order. */

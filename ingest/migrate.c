@@ -257,6 +257,18 @@ static const char *const MIGRATIONS[] = {
     "        ON CONFLICT (key) DO NOTHING;\n"
     "END\n"
     "$$;\n",
+    /* 8: what the writer's check of the partitions below the one a batch goes to calls on an
+     * event_id stored there (batch_sql.h, BATCH_OLDER_NAME): it fails the batch's transaction
+     * as that partition's unique index would, with unique_violation naming
+     * events_older_event_id, and the writer commits the batch again after a lookup
+     * (proto/decisions.md, "Deduplication without a global unique index"). */
+    "CREATE FUNCTION adw_event_id_taken(eid text, stored_id bigint) RETURNS void\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    RAISE unique_violation USING CONSTRAINT = 'events_older_event_id',\n"
+    "        MESSAGE = format('event_id %s is stored already, as event %s', eid, stored_id);\n"
+    "END\n"
+    "$$;\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

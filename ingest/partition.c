@@ -167,9 +167,12 @@ int partition_sync(partition_t *p, PGconn *conn, int64_t last_id, char *err, siz
     return partition_ensure(p, conn, last_id, err, errlen);
 }
 
-int partition_one_holds(const partition_t *p, int64_t upto)
+int64_t partition_dedup_floor(const partition_t *p, int64_t from, int64_t upto)
 {
-    return p->n > 0 && upto < p->parts[0].to;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->parts[i].from <= from && upto < p->parts[i].to)
+            return i ? p->parts[i].from : 0;
+    return -1;
 }
 
 int partition_ensure(partition_t *p, PGconn *conn, int64_t last_id, char *err, size_t errlen)

@@ -44,11 +44,14 @@ int partition_sync(partition_t *p, PGconn *conn, int64_t last_id, char *err, siz
  * the failure stay). */
 int partition_ensure(partition_t *p, PGconn *conn, int64_t last_id, char *err, size_t errlen);
 
-/* Whether every stored id and every id up to upto (inclusive) lie in one partition, the lowest:
- * then its unique index on event_id sees every stored event_id, and a batch whose ids end at
- * upto needs no lookup of them beforehand (a duplicate fails its insert). Reads only what p
- * knows (no query); 0 when p knows no partition. */
-int partition_one_holds(const partition_t *p, int64_t upto);
+/* Where a batch taking the ids from..upto (inclusive, from <= upto, from above every stored id)
+ * must look for its event_ids stored before: 0 when one partition, the lowest, holds those ids
+ * (it then holds every stored id too, and its unique index on event_id finds a duplicate: no
+ * lookup needed); the first id of the partition that holds them when it is not the lowest
+ * (its unique index finds a duplicate stored in it, and only the ids below need a look; none
+ * is stored above it); -1 when no one partition holds them (or p knows none): look everywhere.
+ * Reads only what p knows (no query). */
+int64_t partition_dedup_floor(const partition_t *p, int64_t from, int64_t upto);
 
 /* The retention, when configured: drops, oldest first and in one transaction, the partitions
  * partplan_droppable allows at now_us (microseconds since the epoch) until the first that

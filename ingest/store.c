@@ -282,6 +282,8 @@ store_t *store_new(const store_options_t *o)
                                    "0 connecting, 1 standby, 2 ready, 3 fatal");
         s->m_lookups = metrics_counter(m, "adw_ingest_duplicate_retries_total", NULL,
                                        "Transactions run again to answer a retried event_id");
+        bo.lookups = metrics_counter(m, "adw_ingest_event_id_lookups_total", NULL,
+                                     "Round trips spent looking event_ids up before a commit");
         s->m_reconnects = metrics_counter(m, "adw_ingest_db_connects_total", NULL,
                                           "Connections made to PostgreSQL");
         s->m_unknown_stored =

@@ -20,18 +20,19 @@ void store__process(store_t *s, store_req_t **reqs, size_t nreqs)
     char err[256];
     int64_t t0 = timefmt_mono_us();
     int64_t last_id = atomic_load(&s->last_id);
-    /* Each partition's unique index sees only its own event_ids: look them up first, unless
-     * every stored event and every id this batch may take (each event and the at most 3 its
-     * budget raises) lie in one partition, whose index then finds a duplicate by itself. */
+    /* Each partition's unique index sees only its own event_ids. When every id this batch may
+     * take (each event and the at most 3 its budget raises) lies in one partition, that
+     * partition's index finds a duplicate stored in it, and a check in the batch's pipeline one
+     * stored below it; else the event_ids are looked up first. */
     size_t total = 0;
     for (size_t q = 0; q < nreqs; q++)
         total += reqs[q]->nevents;
-    int lookup = !partition_one_holds(s->parts, last_id + 4 * (int64_t)total);
-    batch_result_t res =
-        batch_commit(s->batch, s->conn, reqs, nreqs, lookup, &last_id, err, sizeof err);
-    if (res == BATCH_DUPLICATE) {
+    int64_t dedup = partition_dedup_floor(s->parts, last_id + 1, last_id + 4 * (int64_t)total);
+    batch_result_t res = batch_commit(s->batch, s->conn, reqs, nreqs,
+                                      dedup < 0 ? BATCH_LOOKUP : dedup, &last_id, err, sizeof err);
+    if (res == BATCH_DUPLICATE && dedup >= 0) {
         metric_add(s->m_lookups, 1);
-        res = batch_commit(s->batch, s->conn, reqs, nreqs, 1, &last_id, err, sizeof err);
+        res = batch_commit(s->batch, s->conn, reqs, nreqs, BATCH_LOOKUP, &last_id, err, sizeof err);
     }
     switch (res) {
     case BATCH_OK:

@@ -1,4 +1,4 @@
--- The PostgreSQL schema adw-ingest creates and migrates (version 7; ingest/migrate.c applies it).
+-- The PostgreSQL schema adw-ingest creates and migrates (version 8; ingest/migrate.c applies it).
 -- Users may query these tables directly. adw-ingest is their only writer.
 
 CREATE TABLE adw_schema_migrations (
@@ -47,8 +47,9 @@ CREATE INDEX events_search ON events USING gin ((lower(
 -- that the ids of the next batch and one whole partition beyond always have one. There is no
 -- DEFAULT partition. Each partition has the indexes above (partitioned indexes) and a unique
 -- index of its own on event_id: a unique index over all partitions would have to hold the
--- partition key, so the writer looks a batch's event_ids up in every partition before it
--- inserts (proto/decisions.md, "Deduplication without a global unique index").
+-- partition key, so the writer checks a batch's event_ids against the partitions below the one
+-- its ids go to, in the batch's own transaction, and commits again after looking them up when
+-- one is stored (proto/decisions.md, "Deduplication without a global unique index").
 -- With `ADW_INGEST_RETENTION` set, the writer drops (DETACH, then DROP) the oldest partitions
 -- whose newest event (the received_at of their highest id) is older than the retention, never
 -- the one holding the newest event (nor the next id: max(id) always stays), and in the same
@@ -63,6 +64,15 @@ CREATE UNIQUE INDEX events_p1_event_id ON events_p1 (event_id) WHERE event_id IS
 CREATE TABLE events_p4000001 PARTITION OF events FOR VALUES FROM (4000001) TO (8000001);
 CREATE UNIQUE INDEX events_p4000001_event_id ON events_p4000001 (event_id)
     WHERE event_id IS NOT NULL;
+-- What that check calls on an event_id stored in a partition below (version 8): fails the
+-- transaction as the partition's unique index would, naming events_older_event_id.
+CREATE FUNCTION adw_event_id_taken(eid text, stored_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE unique_violation USING CONSTRAINT = 'events_older_event_id',
+        MESSAGE = format('event_id %s is stored already, as event %s', eid, stored_id);
+END
+$$;
 
 -- One row per run: its derived state, kept current in the same transaction as its events.
 CREATE TABLE adw_runs (

@@ -209,12 +209,12 @@ def test_newer_schema_refuses_to_start(make_ingest, db):
     log = late.log_text()
     assert "schema is version 99" in log and "newer adw-ingest" in log
     # The data is left alone.
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 8  # 1-7 and 99
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 9  # 1-8 and 99
 
 
 def test_schema_created_and_reused(make_ingest, db):
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 8
     assert db.scalar("SELECT count(*) FROM adw_meta WHERE key = 'epoch'") == 1
     epoch = db.scalar("SELECT value FROM adw_meta WHERE key = 'epoch'")
     post(ing, ev())

@@ -494,7 +494,7 @@ def test_a_version_2_database_keeps_its_totals(make_ingest, db):
     conn.close()
 
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 8
     run = run_spend(db, "old-1")
     assert run["cost_usd"] == pytest.approx(1.25) == run["rep_cost_usd"]
     assert (run["tokens"], run["input_tokens"], run["output_tokens"], run["cache_read_tokens"],
@@ -525,4 +525,4 @@ def test_a_version_2_database_keeps_its_totals(make_ingest, db):
     assert (run["input_tokens"], run["output_tokens"], run["cache_read_tokens"]) == (80, 40, 0)
     assert run["rep_cache_read_tokens"] == 7
     ing.restart()
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 8

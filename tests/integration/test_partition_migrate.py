@@ -45,7 +45,7 @@ def test_a_version_1_database_is_partitioned_in_place(make_ingest, make_gateway,
     zmq0 = db.scalar("SELECT id FROM events WHERE event_id = 'v1-zmq-0'")
 
     ing = make_ingest(ADW_INGEST_PARTITION_EVENTS=str(SIZE), ADW_INGEST_MAX_BATCH=str(BATCH))
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 8
     assert db.scalar("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass") == "p"
     # The old table is the first partition, the same file: attached, not copied.
     parts = check_partitions(db, total, BATCH)
@@ -109,5 +109,5 @@ def test_a_version_1_database_is_partitioned_in_place(make_ingest, make_gateway,
     parts = partitions(db)
     ing.restart()
     assert partitions(db) == parts
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 8
     assert db.scalar("SELECT count(*) FROM events") == total + 2500

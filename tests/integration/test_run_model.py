@@ -233,7 +233,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     conn.close()
 
     ing = make_ingest()
-    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT max(version) FROM adw_schema_migrations") == 8
     got = dict(db.query("SELECT adw_id, status FROM adw_runs"))
     assert got == {"old1": "running", "old2": "completed", "old3": "paused", "old4": "failed",
                    "old5": "running", "old6": "completed"}
@@ -253,7 +253,7 @@ def test_rows_of_the_old_rule_migrated(make_ingest, db):
     assert run_status(db, "old1") == "completed"
     # Restarted on a current schema, nothing is migrated again.
     ing.restart()
-    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 7
+    assert db.scalar("SELECT count(*) FROM adw_schema_migrations") == 8
     assert run_status(db, "old1") == "completed"
 
 
@@ -515,8 +515,8 @@ def test_stalled_decided_by_the_last_event(ingest, db):
 
 
 def test_schema_sql_shows_the_migrated_schema(ingest, db):
-    """proto/schema.sql, applied to an empty schema, gives the same tables, columns and indexes
-    as the migrations."""
+    """proto/schema.sql, applied to an empty schema, gives the same tables, columns, indexes and
+    functions as the migrations."""
     conn = db.connect()
     try:
         with conn.cursor() as cur:
@@ -536,8 +536,18 @@ def test_schema_sql_shows_the_migrated_schema(ingest, db):
                             (f"{schema}.", schema))
                 return cur.fetchall()
 
+            def functions(schema):  # the project's own, not pg_trgm's
+                cur.execute("SELECT p.proname, pg_get_function_identity_arguments(p.oid),"
+                            " p.prosrc FROM pg_proc p"
+                            " JOIN pg_namespace n ON n.oid = p.pronamespace"
+                            " WHERE n.nspname = %s AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+                            " WHERE d.objid = p.oid AND d.deptype = 'e') ORDER BY 1, 2",
+                            (schema,))
+                return cur.fetchall()
+
             assert columns("shown") == columns("public")
             assert indexes("shown") == indexes("public")
+            assert functions("public") and functions("shown") == functions("public")
             cur.execute("DROP SCHEMA shown CASCADE")
     finally:
         conn.close()
