@@ -42,6 +42,27 @@
 #include <jansson.h>
 
 #define CLIENT_ZMQ_DEFAULT "tcp://127.0.0.1:5555"
+
+/* The transport's rows of a program's option table (config.h): --http (http_doc says which
+ * URLs the program takes), --zmq, --token, --curve-server and --curve-cert, with their
+ * environment variables, into the const char * fields of opts_t named http, zmq, token,
+ * curve_server and curve_cert. */
+// clang-format off
+#define CLIENT_CONFIG_OPTIONS(opts_t, http_doc)                                                    \
+    {.flag = "http", .env = "ADW_INGEST_URL", .type = CONFIG_STRING,                               \
+     .offset = offsetof(opts_t, http), .doc = (http_doc)},                                         \
+    {.flag = "zmq", .env = "ADW_INGEST_ZMQ", .type = CONFIG_STRING,                                \
+     .offset = offsetof(opts_t, zmq),                                                              \
+     .doc = "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},                 \
+    {.flag = "token", .env = "ADW_INGEST_TOKEN", .type = CONFIG_STRING,                            \
+     .offset = offsetof(opts_t, token), .doc = "bearer token for HTTP"},                           \
+    {.flag = "curve-server", .env = "ADW_CURVE_SERVER", .type = CONFIG_STRING,                     \
+     .offset = offsetof(opts_t, curve_server),                                                     \
+     .doc = "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},              \
+    {.flag = "curve-cert", .env = "ADW_CURVE_CERT", .type = CONFIG_STRING,                         \
+     .offset = offsetof(opts_t, curve_cert),                                                       \
+     .doc = "ZeroMQ with CURVE: our certificate (PATH, its secret half read from PATH_secret)"}
+// clang-format on
 #define CLIENT_TIMEOUT_MS_DEFAULT 2000
 #define CLIENT_EVENT_ID_LEN 32 /* hex digits of a generated event_id */
 #define CLIENT_ERR_LEN 256     /* bytes of a reason, NUL included */
