@@ -172,6 +172,13 @@ def table(runs):
         rows.append(("100 clients, 200 events/s: p99 from publish to receipt", "latency",
                      lambda r: r["latency_ms"]["p99"], msf))
         rows.append(("the same: p50", "latency", lambda r: r["latency_ms"]["p50"], msf))
+        # Where a delivery's time goes: the publisher's acknowledgement, an event's first
+        # receipt by any client, and the spread from its first receipt to its last.
+        for key, what in (("ack_ms", "acknowledgement"), ("first_receipt_ms", "first receipt"),
+                          ("fanout_spread_ms", "first to last receipt")):
+            for q in ("p50", "p99"):
+                rows.append((f"the same: {what}, {q}", "latency",
+                             lambda r, key=key, q=q: r[key][q], msf))
     if "throughput" in runs:
         rows.append(("100 clients x 2,000 events, as fast as 8 publishers go: publishes/s",
                      "throughput", lambda r: r["publishes_per_s"], num))
