@@ -16,6 +16,8 @@
 
 #include "buf.h"
 #include "err.h"
+#include "http1_chunked.h"
+#include "http1_query.h"
 #include "jsonw.h"
 #include "listen.h"
 #include "log.h"

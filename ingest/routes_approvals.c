@@ -11,6 +11,7 @@
 #include "approvals.h"
 #include "buf.h"
 #include "codec.h"
+#include "http1_query.h"
 #include "routes_check.h"
 
 /* X-ADW-Decided-By: 1..64 of [A-Za-z0-9._:@-] into ss->decided_by ("" when absent). Returns

@@ -16,6 +16,7 @@
 #include "event.h"
 #include "hook.h"
 #include "hook_answer.h"
+#include "http1_query.h"
 #include "routes_approvals.h"
 #include "routes_check.h"
 #include "timefmt.h"

@@ -14,6 +14,7 @@
 #include "client_wire.h"
 #include "codec.h"
 #include "http1.h"
+#include "http1_chunked.h"
 #include "jsonw.h"
 #include "timefmt.h"
 

@@ -4,37 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http1_internal.h"
+
 /* ---- characters ---- */
-
-/* tchar of RFC 9110: the characters of a method, a header name, a token. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* Field-value octets: VCHAR, obs-text, SP, HTAB. */
-static int is_field_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static unsigned char ascii_lower(unsigned char c)
 {
@@ -62,15 +34,6 @@ int http1_str_eq_nocase(http1_str_t s, const char *lit)
     return eq_nocase(s.p, s.len, lit, strlen(lit));
 }
 
-static int set_error(http1_error_t *err, int status, const char *reason)
-{
-    if (err) {
-        err->status = status;
-        snprintf(err->reason, sizeof err->reason, "%s", reason);
-    }
-    return -EBADMSG;
-}
-
 /* ---- heads ---- */
 
 /* Scans data for the end of a head, from *scanned on, refusing bare CR, bare LF and control
@@ -85,21 +48,21 @@ static int scan_head(const char *data, size_t len, size_t head_max, size_t *scan
     for (; i < lim; i++) {
         unsigned char c = (unsigned char)data[i];
         if (i > 0 && data[i - 1] == '\r' && c != '\n')
-            return set_error(err, 400, "CR not followed by LF in head");
+            return http1__set_error(err, 400, "CR not followed by LF in head");
         if (c == '\n') {
             if (i == 0 || data[i - 1] != '\r')
-                return set_error(err, 400, "bare LF in head");
+                return http1__set_error(err, 400, "bare LF in head");
             if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') {
                 *head_len = i + 1;
                 return 1;
             }
         } else if (c != '\r' && c != '\t' && (c < 0x20 || c == 0x7f)) {
-            return set_error(err, 400, "control character in head");
+            return http1__set_error(err, 400, "control character in head");
         }
     }
     *scanned = i;
     if (len >= head_max)
-        return set_error(err, 431, "head too large");
+        return http1__set_error(err, 431, "head too large");
     return 0;
 }
 
@@ -134,26 +97,26 @@ static int parse_header_lines(const char *data, size_t pos, size_t head_len, htt
         size_t le = line_end(data, pos, end);
         size_t k = pos;
 
-        if (is_ows((unsigned char)data[pos]))
-            return set_error(err, 400, "obsolete line folding in header");
-        while (k < le && is_tchar((unsigned char)data[k]))
+        if (http1__is_ows((unsigned char)data[pos]))
+            return http1__set_error(err, 400, "obsolete line folding in header");
+        while (k < le && http1__is_tchar((unsigned char)data[k]))
             k++;
         if (k == le)
-            return set_error(err, 400, "header line without colon");
+            return http1__set_error(err, 400, "header line without colon");
         if (data[k] != ':') {
-            if (is_ows((unsigned char)data[k]))
-                return set_error(err, 400, "whitespace between header name and colon");
-            return set_error(err, 400, "invalid character in header name");
+            if (http1__is_ows((unsigned char)data[k]))
+                return http1__set_error(err, 400, "whitespace between header name and colon");
+            return http1__set_error(err, 400, "invalid character in header name");
         }
         if (k == pos)
-            return set_error(err, 400, "empty header name");
+            return http1__set_error(err, 400, "empty header name");
         if (h->count == HTTP1_HEADERS_MAX)
-            return set_error(err, 431, "too many headers");
+            return http1__set_error(err, 431, "too many headers");
 
         size_t vs = k + 1, ve = le;
-        while (vs < ve && is_ows((unsigned char)data[vs]))
+        while (vs < ve && http1__is_ows((unsigned char)data[vs]))
             vs++;
-        while (ve > vs && is_ows((unsigned char)data[ve - 1]))
+        while (ve > vs && http1__is_ows((unsigned char)data[ve - 1]))
             ve--;
         http1_header_t *hd = &h->items[h->count++];
         hd->name = (http1_str_t){data + pos, k - pos};
@@ -185,10 +148,10 @@ static void scan_connection(http1_str_t v, int *close, int *keep)
 {
     size_t i = 0;
     while (i < v.len) {
-        while (i < v.len && (is_ows((unsigned char)v.p[i]) || v.p[i] == ','))
+        while (i < v.len && (http1__is_ows((unsigned char)v.p[i]) || v.p[i] == ','))
             i++;
         size_t s = i;
-        while (i < v.len && v.p[i] != ',' && !is_ows((unsigned char)v.p[i]))
+        while (i < v.len && v.p[i] != ',' && !http1__is_ows((unsigned char)v.p[i]))
             i++;
         if (eq_nocase(v.p + s, i - s, "close", 5))
             *close = 1;
@@ -220,11 +183,11 @@ static int derive_framing(const http1_headers_t *h, int version_minor, framing_t
         const http1_header_t *hd = &h->items[i];
         if (http1_str_eq_nocase(hd->name, "content-length")) {
             if (cl_seen)
-                return set_error(err, 400, "more than one Content-Length");
+                return http1__set_error(err, 400, "more than one Content-Length");
             cl_seen = 1;
             f->content_length = parse_content_length(hd->value);
             if (f->content_length < 0)
-                return set_error(err, 400, "invalid Content-Length");
+                return http1__set_error(err, 400, "invalid Content-Length");
         } else if (http1_str_eq_nocase(hd->name, "transfer-encoding")) {
             te_count++;
             te = &hd->value;
@@ -239,21 +202,15 @@ static int derive_framing(const http1_headers_t *h, int version_minor, framing_t
     }
     if (te_count) {
         if (cl_seen)
-            return set_error(err, 400, "both Content-Length and Transfer-Encoding");
+            return http1__set_error(err, 400, "both Content-Length and Transfer-Encoding");
         if (version_minor == 0)
-            return set_error(err, 400, "Transfer-Encoding in HTTP/1.0");
+            return http1__set_error(err, 400, "Transfer-Encoding in HTTP/1.0");
         if (te_count > 1 || !http1_str_eq_nocase(*te, "chunked"))
-            return set_error(err, 501, "Transfer-Encoding other than chunked");
+            return http1__set_error(err, 501, "Transfer-Encoding other than chunked");
         f->chunked = 1;
     }
     f->keep_alive = version_minor == 1 ? !close : (keep && !close);
     return 0;
-}
-
-/* A raw byte of a request-target: printable ASCII but '#'. */
-static int is_target_char(unsigned char c)
-{
-    return c > 0x20 && c < 0x7f && c != '#';
 }
 
 /* Request-target: origin-form, or "*" for OPTIONS; printable ASCII without '#', every '%'
@@ -262,19 +219,19 @@ static int check_target(http1_str_t method, http1_str_t t, http1_error_t *err)
 {
     if (http1_str_eq(t, "*")) {
         if (!http1_str_eq(method, "OPTIONS"))
-            return set_error(err, 400, "asterisk target with a method other than OPTIONS");
+            return http1__set_error(err, 400, "asterisk target with a method other than OPTIONS");
         return 0;
     }
     if (t.p[0] != '/')
-        return set_error(err, 400, "request target not in origin-form");
+        return http1__set_error(err, 400, "request target not in origin-form");
     for (size_t i = 0; i < t.len; i++) {
         unsigned char c = (unsigned char)t.p[i];
-        if (!is_target_char(c))
-            return set_error(err, 400, "invalid character in request target");
+        if (!http1__is_target_char(c))
+            return http1__set_error(err, 400, "invalid character in request target");
         if (c == '%') {
-            if (i + 2 >= t.len || hex_value((unsigned char)t.p[i + 1]) < 0 ||
-                hex_value((unsigned char)t.p[i + 2]) < 0)
-                return set_error(err, 400, "invalid percent-escape in request target");
+            if (i + 2 >= t.len || http1__hex_value((unsigned char)t.p[i + 1]) < 0 ||
+                http1__hex_value((unsigned char)t.p[i + 2]) < 0)
+                return http1__set_error(err, 400, "invalid percent-escape in request target");
         }
     }
     return 0;
@@ -302,23 +259,23 @@ int http1_parse_request(http1_request_t *req, const char *data, size_t len, size
     size_t e = line_end(data, 0, head_len);
     size_t i = 0, j;
     if (e == 0)
-        return set_error(err, 400, "empty request line");
-    while (i < e && is_tchar((unsigned char)data[i]))
+        return http1__set_error(err, 400, "empty request line");
+    while (i < e && http1__is_tchar((unsigned char)data[i]))
         i++;
     if (i == 0 || i == e || data[i] != ' ')
-        return set_error(err, 400, "invalid method");
+        return http1__set_error(err, 400, "invalid method");
     j = i + 1;
     while (j < e && data[j] != ' ')
         j++;
     if (j == i + 1)
-        return set_error(err, 400, "empty request target");
+        return http1__set_error(err, 400, "empty request target");
     if (j == e)
-        return set_error(err, 400, "request line without version");
+        return http1__set_error(err, 400, "request line without version");
     int minor = parse_version(data + j + 1, e - j - 1);
     if (minor == -1)
-        return set_error(err, 400, "malformed HTTP version");
+        return http1__set_error(err, 400, "malformed HTTP version");
     if (minor == -2)
-        return set_error(err, 505, "HTTP version not supported");
+        return http1__set_error(err, 505, "HTTP version not supported");
 
     req->head_len = head_len;
     req->method = (http1_str_t){data, i};
@@ -344,9 +301,9 @@ int http1_parse_request(http1_request_t *req, const char *data, size_t len, size
     if (rc)
         return rc;
     if (f.host_count > 1)
-        return set_error(err, 400, "more than one Host");
+        return http1__set_error(err, 400, "more than one Host");
     if (minor == 1 && f.host_count == 0)
-        return set_error(err, 400, "missing Host");
+        return http1__set_error(err, 400, "missing Host");
     req->content_length = f.content_length;
     req->chunked = f.chunked;
     req->keep_alive = f.keep_alive;
@@ -376,22 +333,22 @@ int http1_parse_response(http1_response_t *res, const char *data, size_t len, si
      * missing when the reason is empty. */
     size_t e = line_end(data, 0, head_len);
     if (e < 12 || data[8] != ' ')
-        return set_error(err, 400, "malformed status line");
+        return http1__set_error(err, 400, "malformed status line");
     int minor = parse_version(data, 8);
     if (minor == -1)
-        return set_error(err, 400, "malformed HTTP version");
+        return http1__set_error(err, 400, "malformed HTTP version");
     if (minor == -2)
-        return set_error(err, 505, "HTTP version not supported");
+        return http1__set_error(err, 505, "HTTP version not supported");
     int status = 0;
     for (size_t i = 9; i < 12; i++) {
         if (data[i] < '0' || data[i] > '9')
-            return set_error(err, 400, "malformed status code");
+            return http1__set_error(err, 400, "malformed status code");
         status = status * 10 + (data[i] - '0');
     }
     if (status < 100 || status > 599)
-        return set_error(err, 400, "status code out of range");
+        return http1__set_error(err, 400, "status code out of range");
     if (e > 12 && data[12] != ' ')
-        return set_error(err, 400, "malformed status line");
+        return http1__set_error(err, 400, "malformed status line");
 
     res->head_len = head_len;
     res->version_minor = minor;
@@ -430,333 +387,6 @@ const http1_str_t *http1_header_get(const http1_headers_t *h, const char *name)
 {
     size_t pos = 0;
     return http1_header_next(h, name, &pos);
-}
-
-/* ---- chunked bodies ---- */
-
-enum {
-    CH_SIZE_FIRST, /* the first hex digit of a chunk-size */
-    CH_SIZE,       /* more hex digits, or what ends them */
-    CH_SIZE_WS,    /* whitespace after the size: only ';' may follow */
-    CH_EXT,        /* chunk extensions, ignored up to CR */
-    CH_SIZE_LF,
-    CH_DATA,
-    CH_DATA_CR,
-    CH_DATA_LF,
-    CH_TRAILER_START, /* start of a trailer line, or the final CRLF */
-    CH_TRAILER_NAME,
-    CH_TRAILER_VALUE,
-    CH_TRAILER_LF,
-    CH_FINAL_LF,
-    CH_DONE,
-    CH_ERROR,
-};
-
-void http1_chunked_init(http1_chunked_t *c, size_t trailer_max)
-{
-    memset(c, 0, sizeof *c);
-    c->state = CH_SIZE_FIRST;
-    c->trailer_max = trailer_max ? trailer_max : HTTP1_HEAD_MAX_DEFAULT;
-}
-
-int http1_chunked_done(const http1_chunked_t *c)
-{
-    return c->state == CH_DONE;
-}
-
-static int chunk_error(http1_chunked_t *c, http1_error_t *err, int status, const char *reason)
-{
-    c->state = CH_ERROR;
-    return set_error(err, status, reason);
-}
-
-/* Takes one byte of a chunk-size line, the CRLFs around data, or the trailers. Returns -EAGAIN
- * to go on, or an error (the decoder is then spent). */
-static int chunked_byte(http1_chunked_t *c, unsigned char ch, const buf_t *out, http1_error_t *err)
-{
-    if (c->state >= CH_TRAILER_START && c->state <= CH_FINAL_LF &&
-        ++c->trailer_len > c->trailer_max)
-        return chunk_error(c, err, 431, "trailers too large");
-    if (c->state <= CH_EXT && ++c->line_len > HTTP1_CHUNK_LINE_MAX)
-        return chunk_error(c, err, 400, "chunk-size line too long");
-
-    switch (c->state) {
-    case CH_SIZE_FIRST:
-    case CH_SIZE: {
-        int d = hex_value(ch);
-        if (d >= 0) {
-            if (c->remaining > (uint64_t)(INT64_MAX - d) / 16)
-                return chunk_error(c, err, 400, "chunk size overflows");
-            c->remaining = c->remaining * 16 + (uint64_t)d;
-            c->state = CH_SIZE;
-        } else if (c->state == CH_SIZE_FIRST) {
-            return chunk_error(c, err, 400, "chunk size is not hex");
-        } else if (ch == '\r') {
-            c->state = CH_SIZE_LF;
-        } else if (ch == ';') {
-            c->state = CH_EXT;
-        } else if (is_ows(ch)) {
-            c->state = CH_SIZE_WS;
-        } else {
-            return chunk_error(c, err, 400, "invalid character after chunk size");
-        }
-        return -EAGAIN;
-    }
-    case CH_SIZE_WS:
-        if (ch == ';')
-            c->state = CH_EXT;
-        else if (!is_ows(ch))
-            return chunk_error(c, err, 400, "invalid character after chunk size");
-        return -EAGAIN;
-    case CH_EXT:
-        if (ch == '\r')
-            c->state = CH_SIZE_LF;
-        else if (!is_field_char(ch))
-            return chunk_error(c, err, 400, "control character in chunk extension");
-        return -EAGAIN;
-    case CH_SIZE_LF:
-        if (ch != '\n')
-            return chunk_error(c, err, 400, "chunk-size line not ended by CRLF");
-        c->line_len = 0;
-        if (c->remaining == 0) {
-            c->state = CH_TRAILER_START;
-        } else if (out->max &&
-                   (out->len > out->max || c->remaining > (uint64_t)(out->max - out->len))) {
-            chunk_error(c, err, 413, "body too large");
-            return -E2BIG;
-        } else {
-            c->state = CH_DATA;
-        }
-        return -EAGAIN;
-    case CH_DATA_CR:
-        if (ch != '\r')
-            return chunk_error(c, err, 400, "chunk data not followed by CRLF");
-        c->state = CH_DATA_LF;
-        return -EAGAIN;
-    case CH_DATA_LF:
-        if (ch != '\n')
-            return chunk_error(c, err, 400, "chunk data not followed by CRLF");
-        c->state = CH_SIZE_FIRST;
-        return -EAGAIN;
-    case CH_TRAILER_START:
-        if (ch == '\r')
-            c->state = CH_FINAL_LF;
-        else if (ch == '\n')
-            return chunk_error(c, err, 400, "bare LF in trailers");
-        else if (is_ows(ch))
-            return chunk_error(c, err, 400, "obsolete line folding in trailer");
-        else if (is_tchar(ch))
-            c->state = CH_TRAILER_NAME;
-        else
-            return chunk_error(c, err, 400, "invalid character in trailer name");
-        return -EAGAIN;
-    case CH_TRAILER_NAME:
-        if (ch == ':')
-            c->state = CH_TRAILER_VALUE;
-        else if (is_ows(ch))
-            return chunk_error(c, err, 400, "whitespace between trailer name and colon");
-        else if (ch == '\r')
-            return chunk_error(c, err, 400, "trailer line without colon");
-        else if (!is_tchar(ch))
-            return chunk_error(c, err, 400, "invalid character in trailer name");
-        return -EAGAIN;
-    case CH_TRAILER_VALUE:
-        if (ch == '\r')
-            c->state = CH_TRAILER_LF;
-        else if (!is_field_char(ch))
-            return chunk_error(c, err, 400, "control character in trailer");
-        return -EAGAIN;
-    case CH_TRAILER_LF:
-        if (ch != '\n')
-            return chunk_error(c, err, 400, "trailer line not ended by CRLF");
-        c->state = CH_TRAILER_START;
-        return -EAGAIN;
-    case CH_FINAL_LF:
-        if (ch != '\n')
-            return chunk_error(c, err, 400, "chunked body not ended by CRLF");
-        c->state = CH_DONE;
-        return -EAGAIN;
-    default:
-        return chunk_error(c, err, 400, "chunked body already refused");
-    }
-}
-
-int http1_chunked_feed(http1_chunked_t *c, const char *data, size_t len, size_t *consumed,
-                       buf_t *out, http1_error_t *err)
-{
-    size_t i = 0;
-    int rc = -EAGAIN;
-
-    if (c->state == CH_ERROR)
-        rc = set_error(err, 400, "chunked body already refused");
-    while (rc == -EAGAIN && c->state != CH_DONE && i < len) {
-        if (c->state == CH_DATA) {
-            size_t n = len - i;
-            if ((uint64_t)n > c->remaining)
-                n = (size_t)c->remaining;
-            rc = buf_append(out, data + i, n);
-            if (rc == -E2BIG) {
-                chunk_error(c, err, 413, "body too large");
-                break;
-            }
-            if (rc) {
-                chunk_error(c, err, 500, "out of memory");
-                break;
-            }
-            rc = -EAGAIN;
-            c->remaining -= n;
-            i += n;
-            if (c->remaining == 0)
-                c->state = CH_DATA_CR;
-            continue;
-        }
-        rc = chunked_byte(c, (unsigned char)data[i], out, err);
-        if (rc == -EAGAIN)
-            i++;
-    }
-    if (rc == -EAGAIN && c->state == CH_DONE)
-        rc = 0;
-    if (consumed)
-        *consumed = i;
-    return rc;
-}
-
-/* ---- query strings and paths ---- */
-
-/* Decodes the next byte of s[*i..len): returns 1 with *out, 0 at the end, -EINVAL on a
- * malformed or %00 escape or a raw byte a request-target cannot hold. */
-static int pct_next(const char *s, size_t len, size_t *i, int plus_is_space, unsigned char *out)
-{
-    if (*i >= len)
-        return 0;
-    unsigned char c = (unsigned char)s[*i];
-    if (c == '%') {
-        if (len - *i < 3)
-            return -EINVAL;
-        int hi = hex_value((unsigned char)s[*i + 1]), lo = hex_value((unsigned char)s[*i + 2]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return -EINVAL;
-        *out = (unsigned char)(hi * 16 + lo);
-        *i += 3;
-        return 1;
-    }
-    if (!is_target_char(c))
-        return -EINVAL;
-    *out = (plus_is_space && c == '+') ? ' ' : c;
-    *i += 1;
-    return 1;
-}
-
-/* Decodes s[0..len) into out (NUL-terminated). With out == NULL it writes nothing (validation
- * with size SIZE_MAX). Returns 0, -EINVAL or -ENOSPC (a malformed escape anywhere wins over
- * truncation). */
-static int decode_into(const char *s, size_t len, int plus_is_space, char *out, size_t size,
-                       size_t *out_len)
-{
-    size_t i = 0, n = 0;
-    unsigned char ch;
-    int rc;
-    while ((rc = pct_next(s, len, &i, plus_is_space, &ch)) > 0) {
-        if (out && n + 1 < size)
-            out[n] = (char)ch;
-        n++;
-    }
-    if (rc < 0)
-        return rc;
-    if (n >= size) {
-        if (out && size)
-            out[size - 1] = '\0';
-        return -ENOSPC;
-    }
-    if (out)
-        out[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return 0;
-}
-
-void http1_query_iter_init(http1_query_iter_t *it, http1_str_t query)
-{
-    it->query = query;
-    it->pos = 0;
-}
-
-/* Moves past the next non-empty pair; returns 1 with its key and value ranges, or 0. */
-static int next_pair(http1_query_iter_t *it, http1_str_t *k, http1_str_t *v)
-{
-    const char *q = it->query.p;
-    size_t len = it->query.len;
-
-    while (it->pos < len) {
-        size_t s = it->pos;
-        const char *amp = memchr(q + s, '&', len - s);
-        size_t e = amp ? (size_t)(amp - q) : len;
-        it->pos = amp ? e + 1 : len;
-        if (e == s)
-            continue;
-        const char *eq = memchr(q + s, '=', e - s);
-        if (eq) {
-            *k = (http1_str_t){q + s, (size_t)(eq - (q + s))};
-            *v = (http1_str_t){eq + 1, (size_t)(q + e - (eq + 1))};
-        } else {
-            *k = (http1_str_t){q + s, e - s};
-            *v = (http1_str_t){q + e, 0};
-        }
-        return 1;
-    }
-    return 0;
-}
-
-int http1_query_next(http1_query_iter_t *it, char *key, size_t key_size, size_t *key_len, char *val,
-                     size_t val_size, size_t *val_len)
-{
-    http1_str_t k, v;
-    if (!next_pair(it, &k, &v))
-        return -ENOENT;
-    int rk = decode_into(k.p, k.len, 1, key, key_size, key_len);
-    int rv = decode_into(v.p, v.len, 1, val, val_size, val_len);
-    if (rk == -EINVAL || rv == -EINVAL)
-        return -EINVAL;
-    return rk ? rk : rv;
-}
-
-/* Returns 1 when the decoded k equals key, 0 when not, -EINVAL on a malformed escape in k. */
-static int key_matches(http1_str_t k, const char *key)
-{
-    size_t i = 0, n = 0, klen = strlen(key);
-    int match = 1, rc;
-    unsigned char ch;
-    while ((rc = pct_next(k.p, k.len, &i, 1, &ch)) > 0) {
-        if (n >= klen || (unsigned char)key[n] != ch)
-            match = 0;
-        n++;
-    }
-    if (rc < 0)
-        return rc;
-    return match && n == klen;
-}
-
-int http1_query_get(http1_str_t query, const char *key, char *val, size_t val_size, size_t *val_len)
-{
-    http1_query_iter_t it;
-    http1_str_t k, v;
-    http1_query_iter_init(&it, query);
-    while (next_pair(&it, &k, &v)) {
-        int m = key_matches(k, key);
-        if (m < 0)
-            return m;
-        if (m)
-            return decode_into(v.p, v.len, 1, val, val_size, val_len);
-        int rc = decode_into(v.p, v.len, 1, NULL, SIZE_MAX, NULL);
-        if (rc)
-            return rc;
-    }
-    return -ENOENT;
-}
-
-int http1_path_decode(http1_str_t path, char *out, size_t out_size, size_t *out_len)
-{
-    return decode_into(path.p, path.len, 0, out, out_size, out_len);
 }
 
 /* ---- the response writer ---- */
@@ -803,7 +433,7 @@ static int field_value_ok(const char *s)
     if (!*s)
         return 0;
     for (; *s; s++)
-        if (!is_field_char((unsigned char)*s))
+        if (!http1__is_field_char((unsigned char)*s))
             return 0;
     return 1;
 }
@@ -813,12 +443,12 @@ static int header_lines_ok(const char *s)
 {
     while (*s) {
         const char *p = s;
-        while (is_tchar((unsigned char)*p))
+        while (http1__is_tchar((unsigned char)*p))
             p++;
         if (p == s || *p != ':')
             return 0;
         p++;
-        while (*p && is_field_char((unsigned char)*p))
+        while (*p && http1__is_field_char((unsigned char)*p))
             p++;
         if (p[0] != '\r' || p[1] != '\n')
             return 0;

@@ -4,7 +4,8 @@
  * the socket and keeps the bytes received so far in one buffer; the parsers answer "need more",
  * "complete" or "error" and point into that buffer. Anything the framing rules of RFC 9112 leave
  * ambiguous (request smuggling material) is refused, each rule with its own reason text and the
- * status a server answers with.
+ * status a server answers with. A chunked body is decoded by http1_chunked.h, a request-target's
+ * query and path by http1_query.h.
  */
 #ifndef ADW_HTTP1_H
 #define ADW_HTTP1_H
@@ -72,15 +73,6 @@ typedef struct http1_response_t {
     size_t scanned;         /* the parser's progress between calls */
 } http1_response_t;
 
-/* Incremental decoder of a chunked body. One of these per body; plain data, no resources. */
-typedef struct http1_chunked_t {
-    int state;          /* internal */
-    uint64_t remaining; /* bytes left in the current chunk */
-    size_t line_len;    /* bytes of the current chunk-size or trailer line so far */
-    size_t trailer_len; /* bytes of trailer section so far */
-    size_t trailer_max; /* bound on the trailer section */
-} http1_chunked_t;
-
 /* Resets a request before the first call for a new message. http1_parse_request also resets
  * the progress itself after answering "complete" or "error", so a connection can reuse one
  * struct for pipelined requests; call this when the buffer is replaced (a new connection). */
@@ -122,54 +114,6 @@ int http1_str_eq(http1_str_t s, const char *lit);
 
 /* Returns 1 when s equals lit ignoring ASCII case, else 0. */
 int http1_str_eq_nocase(http1_str_t s, const char *lit);
-
-/* Prepares a chunked-body decoder. trailer_max bounds the trailer section (0:
- * HTTP1_HEAD_MAX_DEFAULT), normally the head limit. */
-void http1_chunked_init(http1_chunked_t *c, size_t trailer_max);
-
-/* Feeds the next len bytes of a chunked body; the decoded data is appended to out, whose max
- * bounds the body. *consumed says how many bytes of data were used, also on error.
- * Returns 0 when the last chunk and the trailers are done (bytes after *consumed belong to the
- * next message; further calls consume nothing and return 0), -EAGAIN when every byte was used
- * and more are needed, -EBADMSG on a malformed body (err->status 400; 431 when the trailers pass
- * trailer_max), -E2BIG when the body would pass out->max (err->status 413, said as soon as a
- * chunk-size announces it), -ENOMEM (err->status 500). After an error the decoder is spent.
- * data is borrowed; out is the caller's. */
-int http1_chunked_feed(http1_chunked_t *c, const char *data, size_t len, size_t *consumed,
-                       buf_t *out, http1_error_t *err);
-
-/* Returns 1 when the decoder has seen the end of the body, else 0. */
-int http1_chunked_done(const http1_chunked_t *c);
-
-/* Walks the key=value pairs of a query string (the part after '?'). Plain data. */
-typedef struct http1_query_iter_t {
-    http1_str_t query; /* borrowed */
-    size_t pos;
-} http1_query_iter_t;
-
-/* Starts iterating over query (its bytes stay the caller's and must outlive the iterator). */
-void http1_query_iter_init(http1_query_iter_t *it, http1_str_t query);
-
-/* Decodes the next pair into key and val: pairs split on '&', key and value on the first '=',
- * '+' is a space, %XX a byte; empty pairs are skipped, a pair without '=' has an empty value.
- * Both outputs are NUL-terminated; their lengths go to *key_len and *val_len (either may be
- * NULL). Returns 0 with a pair, -ENOENT at the end, -EINVAL on a malformed or %00 escape or a
- * raw byte that a request-target cannot hold (controls, space, '#', non-ASCII), -ENOSPC when a
- * key or value (plus its NUL) does not fit its buffer. On an error the iterator has still moved
- * past the pair. The buffers are the caller's. */
-int http1_query_next(http1_query_iter_t *it, char *key, size_t key_size, size_t *key_len, char *val,
-                     size_t val_size, size_t *val_len);
-
-/* Decodes into val the value of the first pair whose decoded key equals key. Returns 0, -ENOENT
- * when no pair has that key, or the errors of http1_query_next for the pairs up to the match. */
-int http1_query_get(http1_str_t query, const char *key, char *val, size_t val_size,
-                    size_t *val_len);
-
-/* Percent-decodes a path into out (NUL-terminated, length to *out_len when not NULL); '+' stays
- * itself, %2F becomes '/'. Returns 0, -EINVAL on a malformed or %00 escape or a raw byte that
- * a request-target cannot hold, -ENOSPC when the result plus its NUL does not fit out_size. out
- * is the caller's. */
-int http1_path_decode(http1_str_t path, char *out, size_t out_size, size_t *out_len);
 
 /* Returns the standard reason phrase of status ("OK", "Payload Too Large"), or "" for a status
  * the project does not use. The project's one status-text table: every status line written

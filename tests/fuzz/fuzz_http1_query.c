@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http1.h"
+#include "http1_query.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

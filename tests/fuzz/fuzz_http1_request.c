@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "http1.h"
+#include "http1_chunked.h"
+#include "http1_query.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "http1.h"
+#include "http1_chunked.h"
+#include "http1_query.h"
 
 /* ---- helpers ---- */
 
