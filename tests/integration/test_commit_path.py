@@ -108,3 +108,29 @@ def test_duplicates_found_with_and_without_the_lookup(make_ingest, db):
     ids = send(ing, [ev("c1", event_id="a-1")] + [ev("c1", event_id=f"s-{i}") for i in range(5)])
     assert ids == [2] + list(range(last + 1, last + 6))
     assert (retries(ing), lookups(ing)) == (r1, l1 + 1)  # found by the lookup, no retry
+
+
+def test_the_check_takes_event_ids_of_any_text(make_ingest, db):
+    """The check of the partitions below sends the batch's event_ids as one text[] literal:
+    quotes, backslashes, braces, commas, spaces, the word NULL and non-ASCII must each stay
+    the one string it is, neither matching another stored id nor missing its own."""
+    ing = make_ingest(ADW_INGEST_PARTITION_EVENTS=str(SIZE), ADW_INGEST_MAX_BATCH="100")
+    odd = ['q"uote', "back\\slash", "{brace,comma}", "NULL", " spaced ", "é-ü", '\\"{},']
+    stored = send(ing, [ev("odd", event_id=e) for e in odd])
+    assert stored == list(range(1, len(odd) + 1))
+    post(ing, [ev("fill") for _ in range(SIZE)], batch=100)
+    last = db.scalar("SELECT max(id) FROM events")
+    assert last > SIZE  # the ids now go to the second partition
+    r0, l0 = retries(ing), lookups(ing)
+
+    # Near misses of the stored ids are new: no retry, no lookup.
+    near = ['q"uote ', "back\\\\slash", "{brace}", "null", "spaced", "é-u", '"{},']
+    ids = send(ing, [ev("odd", event_id=e) for e in near])
+    assert ids == list(range(last + 1, last + 1 + len(near)))
+    assert (retries(ing), lookups(ing)) == (r0, l0)
+
+    # The stored ones, sent again past the first partition: each answered with its first id.
+    ids = send(ing, [ev("odd", event_id=e) for e in reversed(odd)])
+    assert ids == list(reversed(stored))
+    assert (retries(ing), lookups(ing)) == (r0 + 1, l0 + 1)
+    assert db.scalar("SELECT count(*) FROM events WHERE adw_id = 'odd'") == len(odd) + len(near)
