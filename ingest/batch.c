@@ -503,9 +503,9 @@ static int send_statement(tx_t *t, int with_events)
                : -1;
 }
 
-/* Sends the check that none of the fresh events' event_ids is stored below t->older (the
- * partitions the one the batch goes to does not see). Returns 1 when sent, 0 when there is
- * nothing to check, -1 when the sending failed. */
+/* Sends the check that none of the fresh events' event_ids is stored below t->older, in the
+ * partitions whose unique indexes the batch's own partition does not see (BATCH_OLDER_NAME).
+ * Returns 1 when sent, 0 when there is nothing to check, -1 when the sending failed. */
 static int send_older_check(tx_t *t)
 {
     if (t->older <= 0)
@@ -556,9 +556,9 @@ static batch_result_t send_copy(tx_t *t)
 
 /* Sends, in pipeline mode, the check of the partitions below the batch's when it has one, the
  * batch statement (with the events' arrays, or after a COPY without), the budget columns'
- * statement when they change, the approvals' statements when
- * the batch has some, COMMIT after a COPY, then Sync, which commits the implicit transaction of
- * the statements before it (or rolls it back when one failed). */
+ * statement when they change, the approvals' statements when the batch has some, COMMIT after
+ * a COPY, then Sync, which commits the implicit transaction of the statements before it (or
+ * rolls it back when one failed). */
 static batch_result_t send_pipeline(tx_t *t)
 {
     if (PQenterPipelineMode(t->conn) != 1 || (t->older_sent = send_older_check(t)) < 0 ||
