@@ -15,7 +15,8 @@ cluster's processes, from /proc) and ingest's CPU per event; configurations run 
 --server-times adds PostgreSQL's own time for the batch statement (its bind and execute, from
 log_min_duration_statement = 0), so that the commit splits into PostgreSQL's work and the rest.
 A configuration is label=BUILD_DIR (its bin/adw-ingest), then PostgreSQL settings key=value
-and ingest's environment env:KEY=VALUE, comma-separated. --event-ids gives every event an
+and ingest's environment env:KEY=VALUE, comma-separated; via=socket connects ingest to
+PostgreSQL through its Unix socket instead of loopback TCP. --event-ids gives every event an
 event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded by --events.
 """
 
@@ -67,10 +68,15 @@ def one_run(build, settings, env, n, event_ids, log_dir, with_server_times=False
     adwtest.BIN_DIR = Path(build).resolve() / "bin"
     if with_server_times:
         settings = dict(settings, log_min_duration_statement="0")
+    settings = dict(settings)
+    via = settings.pop("via", "tcp")
     pg = adwtest.PgCluster(settings=settings).start()
     ing = None
     try:
-        ing = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn", **env)
+        # via=socket: ingest reaches PostgreSQL through its Unix socket instead of loopback TCP.
+        url = (f"postgresql://postgres@/{pg.dbname}?host={pg.sockdir}&port={pg.port}"
+               if via == "socket" else pg)
+        ing = adwtest.Ingest(url, log_dir=log_dir, ADW_LOG_LEVEL="warn", **env)
         h = ing.http()
         for i in range(WARMUP):
             h.post_json("/api/events", body(i, "w", event_ids))

@@ -8,6 +8,8 @@ a Markdown table, every run as a JSON line.
     /usr/bin/python3 tests/bench/peers/peers.py --tiny           a few clients and events, 1 run
     /usr/bin/python3 tests/bench/peers/peers.py latency --pg synchronous_commit=off
                                     what the wait for the WAL's flush costs (not durable then)
+    /usr/bin/python3 tests/bench/peers/peers.py latency --pg-socket
+                                    PostgreSQL through its Unix socket, as on one machine
 
 Needs `npm ci` in tests/bench/peers (ws, nats) and nats-server (deploy/install-deps.sh --bench
 installs both). The project side is PostgreSQL (a new cluster for every run, fsync and
@@ -96,15 +98,17 @@ def run_client(args, timeout):
 
 
 
-def run_adw(args, timeout, log_dir, pg_settings=None):
+def run_adw(args, timeout, log_dir, pg_settings=None, pg_socket=False):
     pg = adwtest.PgCluster(settings=pg_settings).start()
     ingest = gw = None
     try:
         settings = {k: pg.scalar(f"SHOW {k}") for k in (
             "fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "commit_delay",
             "commit_siblings", "wal_writer_flush_after", "shared_buffers")}
-        ingest = adwtest.Ingest(pg, log_dir=log_dir, ADW_LOG_LEVEL="warn")
-        gw = adwtest.Gateway(pg, ingest, log_dir=log_dir, ADW_LOG_LEVEL="warn")
+        url = (f"postgresql://postgres@/{pg.dbname}?host={pg.sockdir}&port={pg.port}"
+               if pg_socket else pg)
+        ingest = adwtest.Ingest(url, log_dir=log_dir, ADW_LOG_LEVEL="warn")
+        gw = adwtest.Gateway(url, ingest, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         cpu0 = {"ingest": cpu_s(ingest.pid), "gateway": cpu_s(gw.pid), "postgres": pg_tree_cpu(pg)}
         res = run_client(dict(args, backend="adw", ingest=ingest.base_url, gateway=gw.ws_url),
                          timeout)
@@ -206,6 +210,9 @@ def main():
                     help="a PostgreSQL setting for the project's clusters, to see what a setting "
                          "changes (e.g. synchronous_commit=off: then answers no longer wait for "
                          "the WAL on disk, and the figures are not the durable path's)")
+    ap.add_argument("--pg-socket", action="store_true",
+                    help="the project's ingest and gateway reach PostgreSQL through its Unix "
+                         "socket (as on one machine) instead of loopback TCP")
     ap.add_argument("--sources", default="",
                     help="local addresses the WebSocket clients connect from, e.g. "
                          "127.0.0.2-127.0.0.9 (the nats client has no such option)")
@@ -240,7 +247,7 @@ def main():
                 for b in BACKENDS:
                     print(f"== {n} {NAMES[b]} run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
                     try:
-                        res = (run_adw(args, a.timeout, log_dir, pg_settings) if b == "adw"
+                        res = (run_adw(args, a.timeout, log_dir, pg_settings, a.pg_socket) if b == "adw"
                                else run_nats(args, a.timeout, log_dir))
                     except Exception as e:  # one failed run is reported, the rest go on
                         print(f"   failed: {e}", file=sys.stderr)
