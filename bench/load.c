@@ -31,12 +31,8 @@ typedef struct load_options_t {
     const char *sources;
     int64_t threads;
     int lws_client;
-    const char *http;
-    const char *zmq;
+    client_flags_t net; /* --http, --zmq, --token, --curve-server, --curve-cert */
     int mixed;
-    const char *token;
-    const char *curve_server;
-    const char *curve_cert;
     int64_t batch;
     int64_t concurrency;
     int64_t rate;
@@ -108,7 +104,8 @@ static const config_option_t OPTIONS[] = {
      .doc =
          "WebSocket clients are libwebsockets' client instead of adw-bench's own (a cross-check; "
          "about ten times the CPU per message)"},
-    CLIENT_CONFIG_OPTIONS(load_options_t, "publish over HTTP to this ingest URL (default: ZeroMQ)"),
+    CLIENT_CONFIG_OPTIONS(load_options_t, net,
+                          "publish over HTTP to this ingest URL (default: ZeroMQ)"),
     {.flag = "mixed",
      .env = "ADW_BENCH_MIXED",
      .type = CONFIG_BOOL,
@@ -347,11 +344,11 @@ static void *pub_main(void *arg)
     shared_pub_t *sp = pt->sp;
     const load_options_t *o = sp->o;
     char err[CLIENT_ERR_LEN];
-    client_options_t co = {.http_url = pt->zmq ? NULL : o->http,
-                           .zmq_endpoint = o->zmq,
-                           .token = o->token,
-                           .curve_server = o->curve_server,
-                           .curve_cert = o->curve_cert};
+    client_options_t co = {.http_url = pt->zmq ? NULL : o->net.http,
+                           .zmq_endpoint = o->net.zmq,
+                           .token = o->net.token,
+                           .curve_server = o->net.curve_server,
+                           .curve_cert = o->net.curve_cert};
     client_t *c = client_new(&co, NULL, err, sizeof err);
     if (!c) {
         pthread_mutex_lock(&sp->mu);
@@ -465,7 +462,7 @@ static void print_report(const load_options_t *o, const report_t *r)
                "\"reconnects\":%zu,\"failed_connects\":%zu,\"last_replayed_us\":%" PRId64
                ",\"first_reconnect_us\":%" PRId64 ","
                "\"processes\":{",
-               o->http ? (o->mixed ? "http+zmq" : "http") : "zmq",
+               o->net.http ? (o->mixed ? "http+zmq" : "http") : "zmq",
                o->lws_client ? "libwebsockets" : "adw-bench", o->clients, r->fs.connected, o->batch,
                o->concurrency, o->rate, r->acked, r->acked_zmq, r->failed, r->retries, r->publish_s,
                r->events_per_s, r->fs.deliveries, r->deliveries_per_s, r->expected, r->lost,
@@ -490,8 +487,8 @@ static void print_report(const load_options_t *o, const report_t *r)
     }
     printf("adw-bench: %s, batch %" PRId64 ", concurrency %" PRId64 ", rate %s, %" PRId64
            " clients (%zu connected)\n",
-           o->http ? (o->mixed ? "HTTP and ZeroMQ" : "HTTP") : "ZeroMQ", o->batch, o->concurrency,
-           o->rate ? "fixed" : "max", o->clients, r->fs.connected);
+           o->net.http ? (o->mixed ? "HTTP and ZeroMQ" : "HTTP") : "ZeroMQ", o->batch,
+           o->concurrency, o->rate ? "fixed" : "max", o->clients, r->fs.connected);
     printf("  %-34s %" PRId64 " acknowledged (%" PRId64 " over ZeroMQ), %" PRId64
            " failed, %" PRId64 " retries\n",
            "published", r->acked, r->acked_zmq, r->failed, r->retries);
@@ -558,8 +555,8 @@ int load_main(int argc, char **argv)
     int rc = config_start(&PROGRAM, &o, argc, argv, &o.log_level, NULL);
     if (rc)
         return rc == CONFIG_EXIT ? 0 : 2;
-    if (o.http && !*o.http)
-        o.http = NULL;
+    if (o.net.http && !*o.net.http)
+        o.net.http = NULL;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -635,7 +632,7 @@ int load_main(int argc, char **argv)
     if (o.count > 0 && pts && sp.acked_bits) {
         for (int i = 0; i < o.concurrency; i++) {
             pts[i].sp = &sp;
-            pts[i].zmq = !o.http || (o.mixed && i % 2);
+            pts[i].zmq = !o.net.http || (o.mixed && i % 2);
             if (!pthread_create(&pts[i].tid, NULL, pub_main, &pts[i]))
                 started++;
         }

@@ -15,11 +15,7 @@
 
 typedef struct bench_options_t {
     int demo;
-    const char *http;
-    const char *zmq;
-    const char *token;
-    const char *curve_server;
-    const char *curve_cert;
+    client_flags_t net; /* --http, --zmq, --token, --curve-server, --curve-cert */
     int64_t runs;
     int64_t concurrency;
     const char *speed;
@@ -37,7 +33,8 @@ static const config_option_t OPTIONS[] = {
      .def = "0",
      .offset = OPT(demo),
      .doc = "play simulated ADW runs at a watchable pace"},
-    CLIENT_CONFIG_OPTIONS(bench_options_t, "send over HTTP to this ingest URL (http://host:port)"),
+    CLIENT_CONFIG_OPTIONS(bench_options_t, net,
+                          "send over HTTP to this ingest URL (http://host:port)"),
     {.flag = "runs",
      .env = "ADW_DEMO_RUNS",
      .type = CONFIG_INT,
@@ -132,13 +129,13 @@ static int demo_cli(int argc, char **argv)
         fprintf(stderr, "adw-bench: give --http or --zmq, not both\n");
         return 64;
     }
-    int use_http = given_http || (!given_zmq && opt.http && *opt.http);
+    int use_http = given_http || (!given_zmq && opt.net.http && *opt.net.http);
     demo_options_t d = {
-        .http_url = use_http ? opt.http : NULL,
-        .zmq_endpoint = use_http ? NULL : opt.zmq,
-        .token = opt.token,
-        .curve_server = opt.curve_server,
-        .curve_cert = opt.curve_cert,
+        .http_url = use_http ? opt.net.http : NULL,
+        .zmq_endpoint = use_http ? NULL : opt.net.zmq,
+        .token = opt.net.token,
+        .curve_server = opt.net.curve_server,
+        .curve_cert = opt.net.curve_cert,
         .runs = opt.runs,
         .concurrency = opt.concurrency,
         .speed = speed,

@@ -71,8 +71,9 @@ static const config_option_t OPTIONS[] = {
      .def = "0",
      .offset = OPT(tee),
      .doc = "--stream-json: copy every input line to stdout"},
-    CLIENT_CONFIG_OPTIONS(send_options_t, "send over HTTP to this ingest URL (http://host:port or "
-                                          "https://host:port)"),
+    CLIENT_CONFIG_OPTIONS(send_options_t, net,
+                          "send over HTTP to this ingest URL (http://host:port or "
+                          "https://host:port)"),
     {.flag = "ca-file",
      .env = "ADW_CA_FILE",
      .type = CONFIG_STRING,
@@ -176,16 +177,16 @@ int send_opts_check(const send_options_t *o, int argc, char **argv, char *err, s
 
 int send_opts_client(const send_options_t *o, int argc, char **argv, client_options_t *co)
 {
-    *co = (client_options_t){.token = o->token,
+    *co = (client_options_t){.token = o->net.token,
                              .ca_file = o->ca_file,
-                             .curve_server = o->curve_server,
-                             .curve_cert = o->curve_cert,
+                             .curve_server = o->net.curve_server,
+                             .curve_cert = o->net.curve_cert,
                              .spool_max = (size_t)o->spool_max};
     int want_http = flag_given(argc, argv, "http"), want_zmq = flag_given(argc, argv, "zmq");
-    if (want_zmq || (!want_http && !(o->http && *o->http)))
-        co->zmq_endpoint = o->zmq;
+    if (want_zmq || (!want_http && !(o->net.http && *o->net.http)))
+        co->zmq_endpoint = o->net.zmq;
     else
-        co->http_url = o->http;
+        co->http_url = o->net.http;
     if (!o->spool || !*o->spool)
         return 1;
     if (strcmp(o->spool, "off") != 0)

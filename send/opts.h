@@ -30,12 +30,8 @@ typedef struct send_options_t {
     int hook;
     int stream_json;
     int tee;
-    const char *http;
-    const char *zmq;
-    const char *token;
+    client_flags_t net; /* --http, --zmq, --token, --curve-server, --curve-cert */
     const char *ca_file;
-    const char *curve_server;
-    const char *curve_cert;
     const char *make_cert;
     int64_t timeout_ms;
     const char *spool;
@@ -62,8 +58,8 @@ const config_program_t *send_opts_program(void);
  * (without the program's name). */
 int send_opts_check(const send_options_t *o, int argc, char **argv, char *err, size_t errlen);
 
-/* Fills *co from o: ZeroMQ (o->zmq) when --zmq is on the command line or no HTTP URL is set,
- * else HTTP (o->http); the token, CA file, CURVE files and spool bound; spool_dir is NULL for
+/* Fills *co from o: ZeroMQ (o->net.zmq) when --zmq is on the command line or no HTTP URL is set,
+ * else HTTP (o->net.http); the token, CA file, CURVE files and spool bound; spool_dir is NULL for
  * --spool off and when the spool is unset, else o->spool. co borrows o's strings. Returns 1
  * when the spool is unset (the caller puts the default directory in co->spool_dir), else 0. */
 int send_opts_client(const send_options_t *o, int argc, char **argv, client_options_t *co);

@@ -43,24 +43,33 @@
 
 #define CLIENT_ZMQ_DEFAULT "tcp://127.0.0.1:5555"
 
+/* What a program's command line says of the transport (CLIENT_CONFIG_OPTIONS fills it); each
+ * string is borrowed from the command line or the environment, NULL when not given. */
+typedef struct client_flags_t {
+    const char *http;         /* --http: ingest's URL */
+    const char *zmq;          /* --zmq: ingest's ZeroMQ endpoint */
+    const char *token;        /* --token: the bearer token for HTTP */
+    const char *curve_server; /* --curve-server: ingest's public certificate file */
+    const char *curve_cert;   /* --curve-cert: our certificate */
+} client_flags_t;
+
 /* The transport's rows of a program's option table (config.h): --http (http_doc says which
  * URLs the program takes), --zmq, --token, --curve-server and --curve-cert, with their
- * environment variables, into the const char * fields of opts_t named http, zmq, token,
- * curve_server and curve_cert. */
+ * environment variables, into opts_t's client_flags_t member. */
 // clang-format off
-#define CLIENT_CONFIG_OPTIONS(opts_t, http_doc)                                                    \
+#define CLIENT_CONFIG_OPTIONS(opts_t, member, http_doc)                                                    \
     {.flag = "http", .env = "ADW_INGEST_URL", .type = CONFIG_STRING,                               \
-     .offset = offsetof(opts_t, http), .doc = (http_doc)},                                         \
+     .offset = offsetof(opts_t, member.http), .doc = (http_doc)},                                         \
     {.flag = "zmq", .env = "ADW_INGEST_ZMQ", .type = CONFIG_STRING,                                \
-     .offset = offsetof(opts_t, zmq),                                                              \
+     .offset = offsetof(opts_t, member.zmq),                                                              \
      .doc = "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},                 \
     {.flag = "token", .env = "ADW_INGEST_TOKEN", .type = CONFIG_STRING,                            \
-     .offset = offsetof(opts_t, token), .doc = "bearer token for HTTP"},                           \
+     .offset = offsetof(opts_t, member.token), .doc = "bearer token for HTTP"},                           \
     {.flag = "curve-server", .env = "ADW_CURVE_SERVER", .type = CONFIG_STRING,                     \
-     .offset = offsetof(opts_t, curve_server),                                                     \
+     .offset = offsetof(opts_t, member.curve_server),                                                     \
      .doc = "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},              \
     {.flag = "curve-cert", .env = "ADW_CURVE_CERT", .type = CONFIG_STRING,                         \
-     .offset = offsetof(opts_t, curve_cert),                                                       \
+     .offset = offsetof(opts_t, member.curve_cert),                                                       \
      .doc = "ZeroMQ with CURVE: our certificate (PATH, its secret half read from PATH_secret)"}
 // clang-format on
 #define CLIENT_TIMEOUT_MS_DEFAULT 2000
