@@ -189,23 +189,31 @@ static void arr_close(buf_t *b)
     buf_putc(b, '}');
 }
 
+/* Writes into keys the text[] literal of the batch's event_ids (only the fresh events' with
+ * fresh_only). Returns how many it holds; with none, keys is left empty. */
+static size_t event_id_keys(const tx_t *t, buf_t *keys, int fresh_only)
+{
+    buf_reset(keys);
+    size_t n = 0;
+    for (size_t q = 0; q < t->nreqs; q++)
+        for (size_t i = 0; i < t->reqs[q]->nevents; i++)
+            if ((!fresh_only || t->reqs[q]->fresh[i]) && t->reqs[q]->events[i].event_id) {
+                arr_text(keys, t->reqs[q]->events[i].event_id);
+                n++;
+            }
+    if (n)
+        arr_close(keys);
+    return n;
+}
+
 /* Looks up which event_ids of the batch are stored already; marks those events not fresh with
  * their stored ids. One writer (the advisory lock): what is stored cannot change under us, so
  * the lookup needs no transaction of its own. */
 static batch_result_t find_duplicates(tx_t *t)
 {
     buf_t *keys = &t->b->arrays[0];
-    buf_reset(keys);
-    size_t nkeys = 0;
-    for (size_t q = 0; q < t->nreqs; q++)
-        for (size_t i = 0; i < t->reqs[q]->nevents; i++)
-            if (t->reqs[q]->events[i].event_id) {
-                arr_text(keys, t->reqs[q]->events[i].event_id);
-                nkeys++;
-            }
-    if (!nkeys)
+    if (!event_id_keys(t, keys, 0))
         return BATCH_OK;
-    arr_close(keys);
     metric_add(t->b->o.lookups, 1);
     const char *params[1] = {keys->data};
     PGresult *r = pgwait_exec_params(
@@ -511,14 +519,8 @@ static int send_older_check(tx_t *t)
     if (t->older <= 0)
         return 0;
     buf_t *keys = &t->b->older_keys;
-    buf_reset(keys);
-    for (size_t q = 0; q < t->nreqs; q++)
-        for (size_t i = 0; i < t->reqs[q]->nevents; i++)
-            if (t->reqs[q]->fresh[i] && t->reqs[q]->events[i].event_id)
-                arr_text(keys, t->reqs[q]->events[i].event_id);
-    if (!keys->len)
+    if (!event_id_keys(t, keys, 1))
         return 0;
-    arr_close(keys);
     char below[24];
     snprintf(below, sizeof below, "%" PRId64, t->older);
     const char *params[2] = {below, keys->data};
