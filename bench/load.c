@@ -104,8 +104,7 @@ static const config_option_t OPTIONS[] = {
      .doc =
          "WebSocket clients are libwebsockets' client instead of adw-bench's own (a cross-check; "
          "about ten times the CPU per message)"},
-    CLIENT_CONFIG_OPTIONS(load_options_t, net,
-                          "publish over HTTP to this ingest URL (default: ZeroMQ)"),
+    CLIENT_CONFIG_OPTIONS(OPT(net), "publish over HTTP to this ingest URL (default: ZeroMQ)"),
     {.flag = "mixed",
      .env = "ADW_BENCH_MIXED",
      .type = CONFIG_BOOL,

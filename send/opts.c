@@ -71,9 +71,8 @@ static const config_option_t OPTIONS[] = {
      .def = "0",
      .offset = OPT(tee),
      .doc = "--stream-json: copy every input line to stdout"},
-    CLIENT_CONFIG_OPTIONS(send_options_t, net,
-                          "send over HTTP to this ingest URL (http://host:port or "
-                          "https://host:port)"),
+    CLIENT_CONFIG_OPTIONS(OPT(net), "send over HTTP to this ingest URL (http://host:port or "
+                                    "https://host:port)"),
     {.flag = "ca-file",
      .env = "ADW_CA_FILE",
      .type = CONFIG_STRING,

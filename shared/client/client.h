@@ -55,21 +55,22 @@ typedef struct client_flags_t {
 
 /* The transport's rows of a program's option table (config.h): --http (http_doc says which
  * URLs the program takes), --zmq, --token, --curve-server and --curve-cert, with their
- * environment variables, into opts_t's client_flags_t member. */
+ * environment variables, into the client_flags_t at byte offset base of the options struct
+ * (offsetof(opts_t, its member)). */
 // clang-format off
-#define CLIENT_CONFIG_OPTIONS(opts_t, member, http_doc)                                                    \
+#define CLIENT_CONFIG_OPTIONS(base, http_doc)                                                      \
     {.flag = "http", .env = "ADW_INGEST_URL", .type = CONFIG_STRING,                               \
-     .offset = offsetof(opts_t, member.http), .doc = (http_doc)},                                         \
+     .offset = (base) + offsetof(client_flags_t, http), .doc = (http_doc)},                        \
     {.flag = "zmq", .env = "ADW_INGEST_ZMQ", .type = CONFIG_STRING,                                \
-     .offset = offsetof(opts_t, member.zmq),                                                              \
+     .offset = (base) + offsetof(client_flags_t, zmq),                                             \
      .doc = "send over ZeroMQ to this endpoint (default " CLIENT_ZMQ_DEFAULT ")"},                 \
     {.flag = "token", .env = "ADW_INGEST_TOKEN", .type = CONFIG_STRING,                            \
-     .offset = offsetof(opts_t, member.token), .doc = "bearer token for HTTP"},                           \
+     .offset = (base) + offsetof(client_flags_t, token), .doc = "bearer token for HTTP"},          \
     {.flag = "curve-server", .env = "ADW_CURVE_SERVER", .type = CONFIG_STRING,                     \
-     .offset = offsetof(opts_t, member.curve_server),                                                     \
+     .offset = (base) + offsetof(client_flags_t, curve_server),                                    \
      .doc = "ZeroMQ with CURVE: ingest's public certificate file (unset: no CURVE)"},              \
     {.flag = "curve-cert", .env = "ADW_CURVE_CERT", .type = CONFIG_STRING,                         \
-     .offset = offsetof(opts_t, member.curve_cert),                                                       \
+     .offset = (base) + offsetof(client_flags_t, curve_cert),                                      \
      .doc = "ZeroMQ with CURVE: our certificate (PATH, its secret half read from PATH_secret)"}
 // clang-format on
 #define CLIENT_TIMEOUT_MS_DEFAULT 2000
