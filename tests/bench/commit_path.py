@@ -11,12 +11,15 @@ cluster's processes, from /proc) and ingest's CPU per event; configurations run 
         small=build-rel,env:ADW_INGEST_PARTITION_EVENTS=1000
 
     /usr/bin/python3 tests/bench/commit_path.py --server-times a=build-rel
+    /usr/bin/python3 tests/bench/commit_path.py --server-times a=build-rel \
+        nosearch=build-rel,drop=events_search
 
 --server-times adds PostgreSQL's own time for the batch statement (its bind and execute, from
 log_min_duration_statement = 0), so that the commit splits into PostgreSQL's work and the rest.
 A configuration is label=BUILD_DIR (its bin/adw-ingest), then PostgreSQL settings key=value
 and ingest's environment env:KEY=VALUE, comma-separated; via=socket connects ingest to
-PostgreSQL through its Unix socket instead of loopback TCP. --event-ids gives every event an
+PostgreSQL through its Unix socket instead of loopback TCP; drop=INDEX[+INDEX...] drops those
+indexes once ingest has migrated the schema (an experiment: what an index costs a commit). --event-ids gives every event an
 event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded by --events.
 """
 
@@ -70,6 +73,7 @@ def one_run(build, settings, env, n, event_ids, log_dir, with_server_times=False
         settings = dict(settings, log_min_duration_statement="0")
     settings = dict(settings)
     via = settings.pop("via", "tcp")
+    drops = [d for d in settings.pop("drop", "").split("+") if d]
     pg = adwtest.PgCluster(settings=settings).start()
     ing = None
     try:
@@ -77,6 +81,8 @@ def one_run(build, settings, env, n, event_ids, log_dir, with_server_times=False
         url = (f"postgresql://postgres@/{pg.dbname}?host={pg.sockdir}&port={pg.port}"
                if via == "socket" else pg)
         ing = adwtest.Ingest(url, log_dir=log_dir, ADW_LOG_LEVEL="warn", **env)
+        for d in drops:
+            pg.query(f"DROP INDEX {d}")
         h = ing.http()
         for i in range(WARMUP):
             h.post_json("/api/events", body(i, "w", event_ids))
