@@ -3,9 +3,9 @@
 # Installs only what is missing; safe to run again. Needs root (or sudo).
 #   deploy/install-deps.sh           build and run dependencies
 #   deploy/install-deps.sh --test    also the test, fuzz and browser tooling
-#   deploy/install-deps.sh --bench   also what tests/bench needs: nats-server (the peer
-#                                    compared with), node and npm (then `npm ci` in
-#                                    tests/bench/peers), the Python modules of the harness
+#   deploy/install-deps.sh --bench   also what tests/bench needs: nats-server and mosquitto
+#                                    (the peers compared with), node and npm (then `npm ci`
+#                                    in tests/bench/peers), the Python modules of the harness
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git ca-certificates
@@ -14,9 +14,10 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm clang-format clang-tidy cppcheck
            python3-websockets python3-zmq python3-msgpack python3-psycopg2 python3-yaml python3-pytest
            python3-pytest-xdist
-           haproxy docker-compose fiu-utils chromium procps iproute2 util-linux nats-server)
+           haproxy docker-compose fiu-utils chromium procps iproute2 util-linux nats-server
+           mosquitto)
 bench_pkgs=(python3-websockets python3-zmq python3-msgpack python3-psycopg2 procps util-linux
-            nats-server)
+            nats-server mosquitto)
 
 want=("${pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

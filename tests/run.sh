@@ -22,8 +22,9 @@ record() { # name, exit code
 
 step "dependencies"
 deploy/install-deps.sh --test || { echo "cannot install dependencies"; exit 1; }
-# The peer comparison's node client (ws, nats), which test_bench_peers.py runs in its tiny mode.
-[ -f tests/bench/peers/node_modules/nats/package.json ] ||
+# The peer comparison's node client (ws, nats, mqtt), which test_bench_peers.py runs in its tiny
+# mode.
+[ -f tests/bench/peers/node_modules/mqtt/package.json ] ||
     (cd tests/bench/peers && npm ci --no-audit --no-fund --loglevel=error) ||
     { echo "npm ci in tests/bench/peers failed"; exit 1; }
 

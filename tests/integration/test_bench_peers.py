@@ -1,10 +1,10 @@
 """The peer comparison harness (tests/bench/peers) works: in its tiny mode (a few clients, a
-few events, one run per workload) against both servers, every client on both sides receives
-every event exactly once, every publish is acknowledged, and the project's side stored every
-event it acknowledged, with PostgreSQL's fsync and synchronous_commit on.
+few events, one run per workload) against the three servers, every client on every side
+receives every event exactly once, every publish is acknowledged, and the project's side stored
+every event it acknowledged, with PostgreSQL's fsync and synchronous_commit on.
 
-Needs node, `npm ci` in tests/bench/peers (ws, nats: installed here when missing) and Debian's
-nats-server (deploy/install-deps.sh --test and --bench install both).
+Needs node, `npm ci` in tests/bench/peers (ws, nats, mqtt: installed here when missing) and
+Debian's nats-server and mosquitto (deploy/install-deps.sh --test and --bench install them).
 """
 
 import json
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.needs_bin("adw-ingest", "adw-gateway")
 def _installed():
     try:
         lock = json.loads((PEERS / "package-lock.json").read_text())
-        for m in ("ws", "nats"):
+        for m in ("ws", "nats", "mqtt"):
             want = lock["packages"][f"node_modules/{m}"]["version"]
             have = json.loads((PEERS / "node_modules" / m / "package.json").read_text())
             if have.get("version") != want:
@@ -45,7 +45,7 @@ def _npm_ci():
         pytest.fail(f"npm ci in tests/bench/peers failed ({r.returncode}):\n{r.stderr}")
 
 
-def test_tiny_mode_delivers_every_event_once_on_both_sides(tmp_path):
+def test_tiny_mode_delivers_every_event_once_on_every_side(tmp_path):
     _npm_ci()
     out = tmp_path / "runs.jsonl"
     r = subprocess.run([sys.executable, str(PEERS / "peers.py"), "--tiny", "--timeout", "60",
@@ -56,7 +56,7 @@ def test_tiny_mode_delivers_every_event_once_on_both_sides(tmp_path):
     runs = [json.loads(line) for line in out.read_text().splitlines()]
     seen = {(x["workload"], x["backend"]) for x in runs}
     assert seen == {(w, b) for w in ("latency", "throughput", "fanout")
-                    for b in ("adw", "nats")}, seen
+                    for b in ("adw", "nats", "mqtt")}, seen
     for x in runs:
         what = f"{x['workload']} on {x['backend']}"
         assert x["acked"] == x["events"] and x["refused"] == 0, what
@@ -68,5 +68,6 @@ def test_tiny_mode_delivers_every_event_once_on_both_sides(tmp_path):
             assert x["stored"] == x["events"], what
             assert x["postgres"]["fsync"] == "on", what
             assert x["postgres"]["synchronous_commit"] == "on", what
+    assert "| workload | project | NATS | Mosquitto |" in r.stdout
     assert "| 1,000 clients x 300 events: deliveries/s |" in r.stdout
     assert '"fsync": "on"' in r.stdout and '"synchronous_commit": "on"' in r.stdout

@@ -1,19 +1,23 @@
-// One load client, two backends: the project (POST /api/events to adw-ingest, WebSocket
-// clients on adw-gateway's /ws/events) and NATS (core publishes acknowledged with a flush,
-// subscribers on a wildcard subject). peers.py starts the servers and runs this script.
+// One load client, three backends: the project (POST /api/events to adw-ingest, WebSocket
+// clients on adw-gateway's /ws/events), NATS (core publishes acknowledged with a flush,
+// subscribers on a wildcard subject) and Mosquitto (MQTT 3.1.1 publishes at QoS 1, acknowledged
+// by the broker's PUBACK; subscribers on a wildcard topic at QoS 0). peers.py starts the servers
+// and runs this script.
 //
 //   node client.mjs --backend adw --ingest http://127.0.0.1:P \
 //        --gateway ws://127.0.0.1:G/ws/events --clients 100 --events 2000 [--rate 200] \
 //        [--publishers 8] [--sub-procs 2] [--warmup 200]
 //   node client.mjs --backend nats --nats nats://127.0.0.1:N --clients 100 --events 2000
+//   node client.mjs --backend mqtt --mqtt mqtt://127.0.0.1:M --clients 100 --events 2000
 //
 // The main process runs the publishers; --sub-procs child processes (this script again, with
 // --role sub) hold the subscribers. Publisher k sends events k, k+P, k+2P, ... one at a time,
 // each waiting for its acknowledgement (project: the 200 after the commit; NATS: the PONG of a
-// flush after the PUB); with --rate, event i is sent no earlier than i/rate seconds after the
-// start. Each event carries its number and its send time (CLOCK_MONOTONIC, shared by the
-// processes) in its payload; every subscriber marks each number it gets, so that a missing or
-// duplicated delivery is counted. Prints one JSON line. Bounded: --timeout seconds in all.
+// flush after the PUB; Mosquitto: the PUBACK of the PUBLISH); with --rate, event i is sent no
+// earlier than i/rate seconds after the start. Each event carries its number and its send time
+// (CLOCK_MONOTONIC, shared by the processes) in its payload; every subscriber marks each number
+// it gets, so that a missing or duplicated delivery is counted. Prints one JSON line. Bounded:
+// --timeout seconds in all.
 
 import { fork } from "node:child_process";
 import http from "node:http";
@@ -21,7 +25,8 @@ import { fileURLToPath } from "node:url";
 
 const argv = process.argv.slice(2);
 const opt = {
-  role: "main", backend: "adw", ingest: "", gateway: "", nats: "", clients: 10, events: 100,
+  role: "main", backend: "adw", ingest: "", gateway: "", nats: "", mqtt: "", clients: 10,
+  events: 100,
   rate: 0, publishers: 8, "sub-procs": 2, warmup: 0, timeout: 120, sources: "", offset: 0,
 };
 for (let i = 0; i < argv.length; i++) {
@@ -33,6 +38,7 @@ for (let i = 0; i < argv.length; i++) {
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const SUBJECT = "adw.events";
+const TOPIC = "adw/events";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // An event as the project stores it: an adw_event with adw_id, step, event_type, summary and a
@@ -148,6 +154,21 @@ async function subMain() {
       for (let j = c; j < Math.min(n, c + 50); j++) batch.push(open(j));
       await Promise.all(batch);
     }
+  } else if (opt.backend === "mqtt") {
+    const { default: mqtt } = await import("mqtt");
+    const open = async (c) => {
+      const mc = await mqtt.connectAsync(opt.mqtt, {
+        protocolVersion: 4, reconnectPeriod: 0, clean: true,
+        clientId: `sub-${process.pid}-${opt.offset + c}` });
+      mc.on("message", (topic, payload) => onEvent(c, payload));
+      await mc.subscribeAsync(`${TOPIC}/#`, { qos: 0 }); // the broker holds it at its SUBACK
+      closers.push(() => mc.end(true));
+    };
+    for (let c = 0; c < n; c += 50) {
+      const batch = [];
+      for (let j = c; j < Math.min(n, c + 50); j++) batch.push(open(j));
+      await Promise.all(batch);
+    }
   } else {
     const { connect } = await import("nats");
     const open = async (c) => {
@@ -216,6 +237,22 @@ async function natsPublisher(k, next, stats) {
   await nc.close();
 }
 
+async function mqttPublisher(k, next, stats) {
+  const { default: mqtt } = await import("mqtt");
+  const mc = await mqtt.connectAsync(opt.mqtt, { protocolVersion: 4, reconnectPeriod: 0,
+                                                 clean: true, clientId: `pub-${process.pid}-${k}` });
+  for (let seq; (seq = await next(k)) >= 0;) {
+    const t0 = nowUs();
+    // acknowledged: the broker has taken the PUBLISH (and queued it to its subscribers) when
+    // its PUBACK comes back; nothing is persisted (persistence false)
+    await mc.publishAsync(`${TOPIC}/peers-${k}`, eventBody(seq, k), { qos: 1 });
+    if (seq >= opt.warmup) stats.ack.push(nowUs() - t0);
+    stats.acked++;
+    stats.lastAckUs = nowUs();
+  }
+  await mc.endAsync();
+}
+
 function percentile(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
@@ -266,7 +303,8 @@ async function main() {
     }
     return seq;
   };
-  const pub = opt.backend === "adw" ? adwPublisher : natsPublisher;
+  const pub = { adw: adwPublisher, nats: natsPublisher, mqtt: mqttPublisher }[opt.backend];
+  if (!pub) throw new Error(`unknown backend ${opt.backend}`);
   await Promise.all(Array.from({ length: opt.publishers }, (_, k) => pub(k, next, stats)));
   const pubS = (stats.lastAckUs - startUs) / 1e6;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""The project beside NATS: the same node.js client (client.mjs) against a fresh stack of each,
-workload by workload, runs interleaved (project 1, NATS 1, project 2, ...), medians printed as
-a Markdown table, every run as a JSON line.
+"""The project beside NATS and Mosquitto: the same node.js client (client.mjs) against a fresh
+stack of each, workload by workload, runs interleaved (project 1, NATS 1, Mosquitto 1, project
+2, ...), medians printed as a Markdown table, every run as a JSON line.
 
     /usr/bin/python3 tests/bench/peers/peers.py                  every workload, 3 runs each
     /usr/bin/python3 tests/bench/peers/peers.py latency --runs 5
@@ -11,11 +11,12 @@ a Markdown table, every run as a JSON line.
     /usr/bin/python3 tests/bench/peers/peers.py latency --pg-socket
                                     PostgreSQL through its Unix socket, as on one machine
 
-Needs `npm ci` in tests/bench/peers (ws, nats) and nats-server (deploy/install-deps.sh --bench
-installs both). The project side is PostgreSQL (a new cluster for every run, fsync and
-synchronous_commit on, as checked and printed), adw-ingest and one adw-gateway from
-ADW_BUILD_DIR/bin (default build/, a Release build); the NATS side is nats-server on a free
-port. Everything listens on 127.0.0.1 only. Exit code 1 when any run lost or duplicated a
+Needs `npm ci` in tests/bench/peers (ws, nats, mqtt), nats-server and mosquitto
+(deploy/install-deps.sh --bench installs them). The project side is PostgreSQL (a new cluster
+for every run, fsync and synchronous_commit on, as checked and printed), adw-ingest and one
+adw-gateway from ADW_BUILD_DIR/bin (default build/, a Release build); the NATS side is
+nats-server on a free port; the Mosquitto side is mosquitto on a free port, persistence off.
+Everything listens on 127.0.0.1 only. Exit code 1 when any run lost or duplicated a
 delivery, or failed.
 """
 
@@ -52,20 +53,27 @@ TINY = {
     "throughput": {"clients": 4, "events": 100},
     "fanout": {"clients": 12, "events": 30},
 }
-BACKENDS = ("adw", "nats")
-NAMES = {"adw": "project", "nats": "NATS"}
+BACKENDS = ("adw", "nats", "mqtt")
+NAMES = {"adw": "project", "nats": "NATS", "mqtt": "Mosquitto"}
+
+
+def _server_path(env, name):
+    for p in (os.environ.get(env), shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if p and os.access(p, os.X_OK):
+            return p
+    sys.exit(f"{name} is missing: deploy/install-deps.sh --bench installs it")
 
 
 def nats_server_path():
-    for p in (os.environ.get("ADW_NATS_SERVER"), shutil.which("nats-server"),
-              "/usr/sbin/nats-server", "/usr/bin/nats-server"):
-        if p and os.access(p, os.X_OK):
-            return p
-    sys.exit("nats-server is missing: deploy/install-deps.sh --bench installs it")
+    return _server_path("ADW_NATS_SERVER", "nats-server")
+
+
+def mosquitto_path():
+    return _server_path("ADW_MOSQUITTO", "mosquitto")
 
 
 def check_node_modules():
-    for m in ("ws", "nats"):
+    for m in ("ws", "nats", "mqtt"):
         if not (HERE / "node_modules" / m / "package.json").is_file():
             sys.exit(f"node_modules/{m} is missing: run `npm ci` in {HERE}")
 
@@ -143,6 +151,31 @@ def run_nats(args, timeout, log_dir):
         srv.stop()
 
 
+def run_mqtt(args, timeout, log_dir):
+    port = adwtest.free_port()
+    conf = Path(log_dir) / f"mosquitto-{port}.conf"
+    # Mosquitto 2.0 as a broker alone: this listener only, no accounts, nothing persisted, no
+    # cap on a client's queue (as NATS's core subscribers have none short of its slow-consumer
+    # limit), errors and warnings to its log.
+    conf.write_text(f"listener {port} {adwtest.LOOPBACK}\nallow_anonymous true\n"
+                    "persistence false\nmax_queued_messages 0\nlog_dest stderr\n"
+                    "log_type error\nlog_type warning\n")
+    srv = adwtest.Proc([mosquitto_path(), "-c", str(conf)], name="mosquitto",
+                       log_dir=log_dir).start()
+    try:
+        adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="mosquitto")
+        if not srv.alive():
+            raise RuntimeError(f"mosquitto exited\n{srv.log_tail()}")
+        cpu0 = cpu_s(srv.pid)
+        res = run_client(dict(args, backend="mqtt", mqtt=f"mqtt://{adwtest.LOOPBACK}:{port}"),
+                         timeout)
+        res["server_cpu_s"] = {"mosquitto": round(cpu_s(srv.pid) - cpu0, 3)}
+        return res
+    finally:
+        srv.stop()
+        conf.unlink(missing_ok=True)
+
+
 def _accepts(port):
     try:
         socket.create_connection((adwtest.LOOPBACK, port), timeout=1).close()
@@ -191,10 +224,11 @@ def table(runs):
     if "fanout" in runs:
         rows.append(("1,000 clients x 300 events: deliveries/s", "fanout",
                      lambda r: r["deliveries_per_s"], num))
-    out = ["| workload | project | NATS |", "| --- | --- | --- |"]
+    out = ["| workload | " + " | ".join(NAMES[b] for b in BACKENDS) + " |",
+           "| --- |" + " --- |" * len(BACKENDS)]
     for title, w, get, fmt in rows:
         cells = [span([get(r) for r in runs[w].get(b, [])], fmt) for b in BACKENDS]
-        out.append(f"| {title} | {cells[0]} | {cells[1]} |")
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -215,7 +249,7 @@ def main():
                          "socket (as on one machine) instead of loopback TCP")
     ap.add_argument("--sources", default="",
                     help="local addresses the WebSocket clients connect from, e.g. "
-                         "127.0.0.2-127.0.0.9 (the nats client has no such option)")
+                         "127.0.0.2-127.0.0.9 (the nats and mqtt clients have no such option)")
     a = ap.parse_args()
     names = a.workloads or list(WORKLOADS)
     for n in names:
@@ -229,6 +263,7 @@ def main():
         ap.error("--pg takes KEY=VALUE")
     check_node_modules()
     nats_server_path()
+    mosquitto_path()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
     results_dir = REPO / "tests" / "bench" / "results"
@@ -247,8 +282,9 @@ def main():
                 for b in BACKENDS:
                     print(f"== {n} {NAMES[b]} run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
                     try:
-                        res = (run_adw(args, a.timeout, log_dir, pg_settings, a.pg_socket) if b == "adw"
-                               else run_nats(args, a.timeout, log_dir))
+                        res = (run_adw(args, a.timeout, log_dir, pg_settings, a.pg_socket)
+                               if b == "adw" else run_nats(args, a.timeout, log_dir)
+                               if b == "nats" else run_mqtt(args, a.timeout, log_dir))
                     except Exception as e:  # one failed run is reported, the rest go on
                         print(f"   failed: {e}", file=sys.stderr)
                         bad += 1
