@@ -10,6 +10,8 @@ stack of each, workload by workload, runs interleaved (project 1, NATS 1, Mosqui
                                     what the wait for the WAL's flush costs (not durable then)
     /usr/bin/python3 tests/bench/peers/peers.py latency --pg-socket
                                     PostgreSQL through its Unix socket, as on one machine
+    /usr/bin/python3 tests/bench/peers/peers.py throughput --events 12000
+                                    the saturated workload six times longer
 
 Needs `npm ci` in tests/bench/peers (ws, nats, mqtt), nats-server and mosquitto
 (deploy/install-deps.sh --bench installs them). The project side is PostgreSQL (a new cluster
@@ -247,6 +249,9 @@ def main():
     ap.add_argument("--pg-socket", action="store_true",
                     help="the project's ingest and gateway reach PostgreSQL through its Unix "
                          "socket (as on one machine) instead of loopback TCP")
+    ap.add_argument("--events", type=int, default=0,
+                    help="events per run instead of the workload's own (e.g. throughput "
+                         "--events 12000: the saturated rate past its first seconds)")
     ap.add_argument("--sources", default="",
                     help="local addresses the WebSocket clients connect from, e.g. "
                          "127.0.0.2-127.0.0.9 (the nats and mqtt clients have no such option)")
@@ -276,6 +281,8 @@ def main():
         for n in names:
             args = dict(TINY[n] if a.tiny else WORKLOADS[n][1])
             args.update({"publishers": 8, "timeout": a.timeout, "sub-procs": a.sub_procs})
+            if a.events:
+                args["events"] = a.events + args.get("warmup", 0)
             if a.sources:
                 args["sources"] = a.sources
             for i in range(a.runs):
@@ -316,6 +323,9 @@ def main():
         print("Tiny mode: the rows name the full workloads; these runs had "
               + ", ".join(f"{n} {TINY[n]['clients']} clients x {TINY[n]['events']} events"
                           for n in names) + ".")
+    if a.events and not a.tiny:
+        print(f"--events {a.events}: the rows name the workloads' own counts; these runs timed "
+              f"{a.events} events each.")
     for s in sorted(pgs):
         print(f"Project side: PostgreSQL {s} (every answer after its commit)")
     print()
