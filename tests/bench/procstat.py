@@ -36,6 +36,38 @@ def pg_tree_cpu(pg):
     return total
 
 
+def pg_pids(pg):
+    """The cluster's postmaster and every process it runs now."""
+    try:
+        pm = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    out = [pm]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pm:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def pin(pids, cpus):
+    """Binds every thread of each process in pids to cpus (a set of CPU numbers); threads and
+    processes they start later inherit it."""
+    for pid in pids:
+        try:
+            tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
 def machine_busy():
     """(busy, total) jiffies of every CPU so far, from /proc/stat."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -40,7 +40,7 @@ os.environ.setdefault("ADW_BUILD_DIR", str(REPO / "build"))
 import adwtest  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
-from procstat import cpu_s, ingest_commits, machine_busy, pg_tree_cpu  # noqa: E402
+from procstat import cpu_s, ingest_commits, machine_busy, pg_pids, pg_tree_cpu, pin  # noqa: E402
 
 # name: (table rows it feeds, client.mjs arguments)
 WORKLOADS = {
@@ -86,8 +86,19 @@ def check_node_modules():
 
 
 
+# --pin: the servers' CPUs and the client's (None: wherever the kernel runs them).
+PIN = None
+
+
+def pin_servers(pids):
+    if PIN:
+        pin(pids, PIN[0])
+
+
 def run_client(args, timeout):
     argv = ["node", str(HERE / "client.mjs")]
+    if PIN:
+        argv = ["taskset", "-c", ",".join(map(str, sorted(PIN[1])))] + argv
     for k, v in args.items():
         argv += [f"--{k}", str(v)]
     m0 = machine_busy()
@@ -119,6 +130,7 @@ def run_adw(args, timeout, log_dir, pg_settings=None, pg_socket=False):
                if pg_socket else pg)
         ingest = adwtest.Ingest(url, log_dir=log_dir, ADW_LOG_LEVEL="warn")
         gw = adwtest.Gateway(url, ingest, log_dir=log_dir, ADW_LOG_LEVEL="warn")
+        pin_servers(pg_pids(pg) + [ingest.pid, gw.pid])
         cpu0 = {"ingest": cpu_s(ingest.pid), "gateway": cpu_s(gw.pid), "postgres": pg_tree_cpu(pg)}
         res = run_client(dict(args, backend="adw", ingest=ingest.base_url, gateway=gw.ws_url),
                          timeout)
@@ -144,6 +156,7 @@ def run_nats(args, timeout, log_dir):
         adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="nats-server")
         if not srv.alive():
             raise RuntimeError(f"nats-server exited\n{srv.log_tail()}")
+        pin_servers([srv.pid])
         cpu0 = cpu_s(srv.pid)
         res = run_client(dict(args, backend="nats", nats=f"nats://{adwtest.LOOPBACK}:{port}"),
                          timeout)
@@ -168,6 +181,7 @@ def run_mqtt(args, timeout, log_dir):
         adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="mosquitto")
         if not srv.alive():
             raise RuntimeError(f"mosquitto exited\n{srv.log_tail()}")
+        pin_servers([srv.pid])
         cpu0 = cpu_s(srv.pid)
         res = run_client(dict(args, backend="mqtt", mqtt=f"mqtt://{adwtest.LOOPBACK}:{port}"),
                          timeout)
@@ -249,6 +263,9 @@ def main():
     ap.add_argument("--pg-socket", action="store_true",
                     help="the project's ingest and gateway reach PostgreSQL through its Unix "
                          "socket (as on one machine) instead of loopback TCP")
+    ap.add_argument("--pin", metavar="SERVER_CPUS:CLIENT_CPUS",
+                    help="bind every side's servers to some CPUs and the node client to the "
+                         "others, e.g. 0:1 (as if the clients ran on another machine)")
     ap.add_argument("--events", type=int, default=0,
                     help="events per run instead of the workload's own (e.g. throughput "
                          "--events 12000: the saturated rate past its first seconds)")
@@ -256,6 +273,14 @@ def main():
                     help="local addresses the WebSocket clients connect from, e.g. "
                          "127.0.0.2-127.0.0.9 (the nats and mqtt clients have no such option)")
     a = ap.parse_args()
+    global PIN
+    if a.pin:
+        try:
+            PIN = tuple({int(c) for c in part.split(",")} for part in a.pin.split(":"))
+        except ValueError:
+            ap.error("--pin takes SERVER_CPUS:CLIENT_CPUS, e.g. 0:1 or 0:1,2")
+        if len(PIN) != 2:
+            ap.error("--pin takes SERVER_CPUS:CLIENT_CPUS, e.g. 0:1 or 0:1,2")
     names = a.workloads or list(WORKLOADS)
     for n in names:
         if n not in WORKLOADS:
