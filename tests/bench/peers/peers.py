@@ -12,6 +12,8 @@ stack of each, workload by workload, runs interleaved (project 1, NATS 1, Mosqui
                                     PostgreSQL through its Unix socket, as on one machine
     /usr/bin/python3 tests/bench/peers/peers.py throughput --events 12000
                                     the saturated workload six times longer
+    /usr/bin/python3 tests/bench/peers/peers.py latency --pin 0:1
+                                    every side's servers on CPU 0, the node client on CPU 1
 
 Needs `npm ci` in tests/bench/peers (ws, nats, mqtt), nats-server and mosquitto
 (deploy/install-deps.sh --bench installs them). The project side is PostgreSQL (a new cluster
