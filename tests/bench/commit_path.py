@@ -19,8 +19,9 @@ log_min_duration_statement = 0), so that the commit splits into PostgreSQL's wor
 A configuration is label=BUILD_DIR (its bin/adw-ingest), then PostgreSQL settings key=value
 and ingest's environment env:KEY=VALUE, comma-separated; via=socket connects ingest to
 PostgreSQL through its Unix socket instead of loopback TCP; drop=INDEX[+INDEX...] drops those
-indexes once ingest has migrated the schema (an experiment: what an index costs a commit). --event-ids gives every event an
-event_id (as adw-send --event-id and OTLP records have). Loopback only; bounded by --events.
+indexes once ingest has migrated the schema (an experiment: what an index costs a commit).
+--event-ids gives every event an event_id (as adw-send --event-id and OTLP records have).
+Loopback only; bounded by --events.
 """
 
 import argparse

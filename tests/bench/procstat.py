@@ -19,23 +19,6 @@ def cpu_s(pid):
         return None
 
 
-def pg_tree_cpu(pg):
-    """CPU seconds of the cluster's postmaster and every backend it runs now."""
-    try:
-        pm = int((pg.datadir / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    total = cpu_s(pm) or 0.0
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pm:
-                    total += cpu_s(int(d.name)) or 0.0
-            except (OSError, ValueError, IndexError):
-                pass
-    return total
-
-
 def pg_pids(pg):
     """The cluster's postmaster and every process it runs now."""
     try:
@@ -51,6 +34,12 @@ def pg_pids(pg):
             except (OSError, ValueError, IndexError):
                 pass
     return out
+
+
+def pg_tree_cpu(pg):
+    """CPU seconds of the cluster's postmaster and every backend it runs now."""
+    pids = pg_pids(pg)
+    return sum(cpu_s(p) or 0.0 for p in pids) if pids else None
 
 
 def pin(pids, cpus):

@@ -82,12 +82,6 @@ def check_node_modules():
             sys.exit(f"node_modules/{m} is missing: run `npm ci` in {HERE}")
 
 
-
-
-
-
-
-
 # --pin: the servers' CPUs and the client's (None: wherever the kernel runs them).
 PIN = None
 
@@ -119,8 +113,6 @@ def run_client(args, timeout):
     return res
 
 
-
-
 def run_adw(args, timeout, log_dir, pg_settings=None, pg_socket=False):
     pg = adwtest.PgCluster(settings=pg_settings).start()
     ingest = gw = None
@@ -150,22 +142,28 @@ def run_adw(args, timeout, log_dir, pg_settings=None, pg_socket=False):
         pg.destroy()
 
 
-def run_nats(args, timeout, log_dir):
-    port = adwtest.free_port()
-    srv = adwtest.Proc([nats_server_path(), "-a", adwtest.LOOPBACK, "-p", port],
-                       name="nats-server", log_dir=log_dir).start()
+def run_broker(args, timeout, log_dir, name, argv, port, backend, url):
+    """One run against a broker: starts argv (name, listening on port), runs the client with
+    --backend backend --backend url, and adds the broker's CPU seconds to the result."""
+    srv = adwtest.Proc(argv, name=name, log_dir=log_dir).start()
     try:
-        adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="nats-server")
+        adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what=name)
         if not srv.alive():
-            raise RuntimeError(f"nats-server exited\n{srv.log_tail()}")
+            raise RuntimeError(f"{name} exited\n{srv.log_tail()}")
         pin_servers([srv.pid])
         cpu0 = cpu_s(srv.pid)
-        res = run_client(dict(args, backend="nats", nats=f"nats://{adwtest.LOOPBACK}:{port}"),
-                         timeout)
-        res["server_cpu_s"] = {"nats-server": round(cpu_s(srv.pid) - cpu0, 3)}
+        res = run_client(dict(args, backend=backend, **{backend: url}), timeout)
+        res["server_cpu_s"] = {name: round(cpu_s(srv.pid) - cpu0, 3)}
         return res
     finally:
         srv.stop()
+
+
+def run_nats(args, timeout, log_dir):
+    port = adwtest.free_port()
+    return run_broker(args, timeout, log_dir, "nats-server",
+                      [nats_server_path(), "-a", adwtest.LOOPBACK, "-p", port], port, "nats",
+                      f"nats://{adwtest.LOOPBACK}:{port}")
 
 
 def run_mqtt(args, timeout, log_dir):
@@ -177,20 +175,11 @@ def run_mqtt(args, timeout, log_dir):
     conf.write_text(f"listener {port} {adwtest.LOOPBACK}\nallow_anonymous true\n"
                     "persistence false\nmax_queued_messages 0\nlog_dest stderr\n"
                     "log_type error\nlog_type warning\n")
-    srv = adwtest.Proc([mosquitto_path(), "-c", str(conf)], name="mosquitto",
-                       log_dir=log_dir).start()
     try:
-        adwtest.wait_for(lambda: _accepts(port) or not srv.alive(), 15, what="mosquitto")
-        if not srv.alive():
-            raise RuntimeError(f"mosquitto exited\n{srv.log_tail()}")
-        pin_servers([srv.pid])
-        cpu0 = cpu_s(srv.pid)
-        res = run_client(dict(args, backend="mqtt", mqtt=f"mqtt://{adwtest.LOOPBACK}:{port}"),
-                         timeout)
-        res["server_cpu_s"] = {"mosquitto": round(cpu_s(srv.pid) - cpu0, 3)}
-        return res
+        return run_broker(args, timeout, log_dir, "mosquitto",
+                          [mosquitto_path(), "-c", str(conf)], port, "mqtt",
+                          f"mqtt://{adwtest.LOOPBACK}:{port}")
     finally:
-        srv.stop()
         conf.unlink(missing_ok=True)
 
 
